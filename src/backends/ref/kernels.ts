@@ -1,0 +1,514 @@
+// The `ref` backend: every kernel in plain TypeScript over TypedArrays. It is the oracle the faster backends
+// are tested against, so clarity beats speed here — but loops are ordered so small models train usefully.
+// Accumulations use JS numbers (float64) even for float32 storage.
+
+import type { AttentionArgs, Backend, BinaryOp, KernelTable, UnaryOp } from '../../core/backend.js';
+import { type DType, type Shape, type TypedArray, arrayFor, broadcastStrides, sizeOf, stridesOf } from '../../core/dtype.js';
+
+type F = Float32Array | Float64Array;
+const A = (s: object) => s as TypedArray;
+const Fl = (s: object) => s as F;
+const I = (s: object) => s as Int32Array;
+const alloc = (dtype: DType, n: number) => arrayFor(dtype, n) as F;
+
+export const refBackend: Backend = {
+  name: 'ref',
+  upload: (data) => data,
+  download: async (s) => A(s).slice(),
+  downloadSync: (s) => A(s).slice(),
+  supports: () => true,
+};
+
+/** Calls fn(outIndex, aIndex, bIndex) for every element of outShape with broadcast strides. */
+function forEachBroadcast(outShape: Shape, sa: number[], sb: number[], fn: (o: number, ia: number, ib: number) => void): void {
+  const n = sizeOf(outShape);
+  const rank = outShape.length;
+  if (rank === 0) { if (n === 1) fn(0, 0, 0); return; }
+  const last = rank - 1;
+  const inner = outShape[last]!;
+  const idx = new Array<number>(rank).fill(0);
+  let ia = 0, ib = 0;
+  for (let o = 0; o < n; o += inner) {
+    const sal = sa[last]!, sbl = sb[last]!;
+    for (let j = 0; j < inner; j++) fn(o + j, ia + j * sal, ib + j * sbl);
+    // advance the multi-index over the outer dims
+    for (let d = last - 1; d >= 0; d--) {
+      idx[d]!++;
+      ia += sa[d]!; ib += sb[d]!;
+      if (idx[d]! < outShape[d]!) break;
+      ia -= sa[d]! * outShape[d]!; ib -= sb[d]! * outShape[d]!;
+      idx[d] = 0;
+    }
+  }
+}
+
+const binaryFns: Record<BinaryOp, (x: number, y: number) => number> = {
+  add: (x, y) => x + y,
+  sub: (x, y) => x - y,
+  mul: (x, y) => x * y,
+  div: (x, y) => x / y,
+};
+
+const unaryFns: Record<UnaryOp, (x: number) => number> = {
+  neg: (x) => -x,
+  exp: Math.exp,
+  log: Math.log,
+  sqrt: Math.sqrt,
+  rsqrt: (x) => 1 / Math.sqrt(x),
+  tanh: Math.tanh,
+  sigmoid: (x) => 1 / (1 + Math.exp(-x)),
+  silu: (x) => x / (1 + Math.exp(-x)),
+  square: (x) => x * x,
+  abs: Math.abs,
+  sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : 0),
+};
+
+function matmulInto(out: F, a: F, aOff: number, b: F, bOff: number, oOff: number, M: number, N: number, K: number,
+                    transA: boolean, transB: boolean): void {
+  // Element (i, p) of op(A) and (p, j) of op(B), with row-major storage.
+  const lda = transA ? M : K, ldb = transB ? K : N;
+  if (!transB) {
+    // i-p-j order: streams rows of B and C (cache friendly).
+    const row = new Float64Array(N);
+    for (let i = 0; i < M; i++) {
+      row.fill(0);
+      for (let p = 0; p < K; p++) {
+        const av = transA ? a[aOff + p * lda + i]! : a[aOff + i * lda + p]!;
+        if (av === 0) continue;
+        const bRow = bOff + p * ldb;
+        for (let j = 0; j < N; j++) row[j]! += av * b[bRow + j]!;
+      }
+      const o = oOff + i * N;
+      for (let j = 0; j < N; j++) out[o + j] = row[j]!;
+    }
+  } else {
+    // A·Bᵀ: dot products of rows.
+    const aRow = new Float64Array(K);
+    for (let i = 0; i < M; i++) {
+      for (let p = 0; p < K; p++) aRow[p] = transA ? a[aOff + p * lda + i]! : a[aOff + i * lda + p]!;
+      const o = oOff + i * N;
+      for (let j = 0; j < N; j++) {
+        const bRow = bOff + j * ldb;
+        let s = 0;
+        for (let p = 0; p < K; p++) s += aRow[p]! * b[bRow + p]!;
+        out[o + j] = s;
+      }
+    }
+  }
+}
+
+function checkTargets(t: Int32Array, V: number, ignoreIndex: number): void {
+  for (let n = 0; n < t.length; n++) {
+    const y = t[n]!;
+    if (y !== ignoreIndex && (y < 0 || y >= V)) {
+      throw new RangeError(`cross-entropy: target ${y} at row ${n} is outside [0, ${V}) (vocab size ${V}) and is not ` +
+        `ignoreIndex (${ignoreIndex}); fix the labels or mark the position with ${ignoreIndex}`);
+    }
+  }
+}
+
+export const refKernels: KernelTable = {
+  fill(dtype, size, value) {
+    const a = arrayFor(dtype, size);
+    if (value !== 0) a.fill(value);
+    return a;
+  },
+
+  cast(a, to) {
+    const src = A(a);
+    const out = arrayFor(to, src.length);
+    if (to === 'int32') for (let i = 0; i < src.length; i++) out[i] = Math.trunc(src[i]!);
+    else (out as F).set(src);
+    return out;
+  },
+
+  binary(op, a, aShape, b, bShape, outShape, dtype) {
+    const x = A(a), y = A(b);
+    const out = arrayFor(dtype, sizeOf(outShape));
+    const f = binaryFns[op];
+    if (x.length === out.length && y.length === out.length) {
+      for (let i = 0; i < out.length; i++) out[i] = f(x[i]!, y[i]!);
+    } else if (y.length === 1 && x.length === out.length) {
+      const v = y[0]!;
+      for (let i = 0; i < out.length; i++) out[i] = f(x[i]!, v);
+    } else {
+      forEachBroadcast(outShape, broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape),
+        (o, ia, ib) => { out[o] = f(x[ia]!, y[ib]!); });
+    }
+    return out;
+  },
+
+  unary(op, a, dtype) {
+    const x = A(a);
+    const out = arrayFor(dtype, x.length);
+    const f = unaryFns[op];
+    for (let i = 0; i < x.length; i++) out[i] = f(x[i]!);
+    return out;
+  },
+
+  siluBackward(x, g, dtype) {
+    const xs = Fl(x), gs = Fl(g);
+    const out = alloc(dtype, xs.length);
+    for (let i = 0; i < xs.length; i++) {
+      const s = 1 / (1 + Math.exp(-xs[i]!));
+      out[i] = gs[i]! * s * (1 + xs[i]! * (1 - s));
+    }
+    return out;
+  },
+
+  sum(a, shape, axes, dtype) {
+    const x = A(a);
+    const outShape = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    const acc = new Float64Array(sizeOf(outShape));
+    const so = broadcastStrides(outShape, shape);
+    forEachBroadcast(shape, stridesOf(shape), so, (_o, ia, ib) => { acc[ib]! += x[ia]!; });
+    const out = arrayFor(dtype, acc.length);
+    (out as F).set(acc);
+    return out;
+  },
+
+  max(a, shape, axis, dtype) {
+    const x = A(a);
+    const outer = sizeOf(shape.slice(0, axis)), D = shape[axis]!, inner = sizeOf(shape.slice(axis + 1));
+    const values = arrayFor(dtype, outer * inner), indices = new Int32Array(outer * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) {
+        let best = -Infinity, bi = 0;
+        for (let d = 0; d < D; d++) {
+          const v = x[(o * D + d) * inner + i]!;
+          if (v > best || Number.isNaN(v)) { best = v; bi = d; if (Number.isNaN(v)) break; }
+        }
+        values[o * inner + i] = best; indices[o * inner + i] = bi;
+      }
+    }
+    return { values, indices };
+  },
+
+  maxBackward(g, indices, shape, axis, dtype) {
+    const gs = Fl(g), idx = I(indices);
+    const outer = sizeOf(shape.slice(0, axis)), D = shape[axis]!, inner = sizeOf(shape.slice(axis + 1));
+    const out = alloc(dtype, sizeOf(shape));
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) out[(o * D + idx[o * inner + i]!) * inner + i] = gs[o * inner + i]!;
+    }
+    return out;
+  },
+
+  expand(a, aShape, outShape, dtype) {
+    const x = A(a);
+    const out = arrayFor(dtype, sizeOf(outShape));
+    forEachBroadcast(outShape, broadcastStrides(aShape, outShape), broadcastStrides([], outShape), (o, ia) => { out[o] = x[ia]!; });
+    return out;
+  },
+
+  matmul(a, aShape, b, bShape, transA, transB, outShape, dtype) {
+    const x = Fl(a), y = Fl(b);
+    const r = outShape.length;
+    const M = outShape[r - 2]!, N = outShape[r - 1]!;
+    const K = transA ? aShape[aShape.length - 2]! : aShape[aShape.length - 1]!;
+    const out = alloc(dtype, sizeOf(outShape));
+    const batchShape = outShape.slice(0, -2);
+    const sa = broadcastStrides(aShape.slice(0, -2), batchShape).map((s) => s * M * K);
+    const sb = broadcastStrides(bShape.slice(0, -2), batchShape).map((s) => s * K * N);
+    forEachBroadcast(batchShape, sa, sb, (o, ia, ib) => matmulInto(out, x, ia, y, ib, o * M * N, M, N, K, transA, transB));
+    return out;
+  },
+
+  permute(a, shape, perm, dtype) {
+    const x = A(a);
+    const outShape = perm.map((p) => shape[p]!);
+    const st = stridesOf(shape);
+    const out = arrayFor(dtype, x.length);
+    forEachBroadcast(outShape, perm.map((p) => st[p]!), outShape.map(() => 0), (o, ia) => { out[o] = x[ia]!; });
+    return out;
+  },
+
+  slice(a, shape, starts, ends, dtype) {
+    const x = A(a);
+    const outShape = shape.map((_, i) => ends[i]! - starts[i]!);
+    const st = stridesOf(shape);
+    const base = starts.reduce((p, s, i) => p + s * st[i]!, 0);
+    const out = arrayFor(dtype, sizeOf(outShape));
+    forEachBroadcast(outShape, st, outShape.map(() => 0), (o, ia) => { out[o] = x[base + ia]!; });
+    return out;
+  },
+
+  pad(a, aShape, outShape, starts, dtype) {
+    const x = A(a);
+    const st = stridesOf(outShape);
+    const base = starts.reduce((p, s, i) => p + s * st[i]!, 0);
+    const out = arrayFor(dtype, sizeOf(outShape));
+    forEachBroadcast(aShape, stridesOf(aShape), st, (_o, ia, io) => { out[base + io] = x[ia]!; });
+    return out;
+  },
+
+  embedding(w, V, C, ids, N, dtype) {
+    const ws = Fl(w), is = I(ids);
+    const out = alloc(dtype, N * C);
+    for (let n = 0; n < N; n++) {
+      const id = is[n]!;
+      if (id < 0 || id >= V) {
+        throw new RangeError(`embedding: token id ${id} at position ${n} is outside the vocabulary [0, ${V}); ` +
+          `check the tokenizer's vocab size against the model's vocab_size (${V})`);
+      }
+      out.set(ws.subarray(id * C, id * C + C), n * C);
+    }
+    return out;
+  },
+
+  embeddingBackward(g, ids, N, V, C, dtype) {
+    const gs = Fl(g), is = I(ids);
+    const out = alloc(dtype, V * C);
+    for (let n = 0; n < N; n++) {
+      const o = is[n]! * C;
+      for (let c = 0; c < C; c++) out[o + c]! += gs[n * C + c]!;
+    }
+    return out;
+  },
+
+  softmax(a, rows, cols, log, dtype) {
+    const x = Fl(a);
+    const out = alloc(dtype, rows * cols);
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      let m = -Infinity;
+      for (let j = 0; j < cols; j++) m = Math.max(m, x[o + j]!);
+      let s = 0;
+      for (let j = 0; j < cols; j++) s += Math.exp(x[o + j]! - m);
+      if (log) {
+        const l = m + Math.log(s);
+        for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! - l;
+      } else {
+        for (let j = 0; j < cols; j++) out[o + j] = Math.exp(x[o + j]! - m) / s;
+      }
+    }
+    return out;
+  },
+
+  softmaxBackward(y, g, rows, cols, log, dtype) {
+    const ys = Fl(y), gs = Fl(g);
+    const out = alloc(dtype, rows * cols);
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      if (log) {
+        // dx = g − softmax · Σg
+        let s = 0;
+        for (let j = 0; j < cols; j++) s += gs[o + j]!;
+        for (let j = 0; j < cols; j++) out[o + j] = gs[o + j]! - Math.exp(ys[o + j]!) * s;
+      } else {
+        // dx = y · (g − Σ g·y)
+        let s = 0;
+        for (let j = 0; j < cols; j++) s += gs[o + j]! * ys[o + j]!;
+        for (let j = 0; j < cols; j++) out[o + j] = ys[o + j]! * (gs[o + j]! - s);
+      }
+    }
+    return out;
+  },
+
+  logsumexp(a, rows, cols, dtype) {
+    const x = Fl(a);
+    const out = alloc(dtype, rows);
+    for (let r = 0; r < rows; r++) out[r] = rowLse(x, r * cols, cols);
+    return out;
+  },
+
+  rmsNorm(x, w, rows, C, eps, dtype) {
+    const xs = Fl(x), ws = Fl(w);
+    const y = alloc(dtype, rows * C), rstd = alloc(dtype, rows);
+    for (let r = 0; r < rows; r++) {
+      const o = r * C;
+      let ss = 0;
+      for (let c = 0; c < C; c++) ss += xs[o + c]! * xs[o + c]!;
+      const rs = 1 / Math.sqrt(ss / C + eps);
+      rstd[r] = rs;
+      for (let c = 0; c < C; c++) y[o + c] = ws[c]! * (xs[o + c]! * rs);
+    }
+    return { y, rstd };
+  },
+
+  rmsNormBackward(x, w, rstd, g, rows, C, dtype) {
+    const xs = Fl(x), ws = Fl(w), rs = Fl(rstd), gs = Fl(g);
+    const dx = alloc(dtype, rows * C);
+    const dw = new Float64Array(C);
+    for (let r = 0; r < rows; r++) {
+      const o = r * C, s = rs[r]!;
+      // xhat = x·s; dxhat = g·w; dx = s·(dxhat − xhat·mean(dxhat·xhat))
+      let dot = 0;
+      for (let c = 0; c < C; c++) {
+        const xh = xs[o + c]! * s;
+        dw[c]! += gs[o + c]! * xh;
+        dot += gs[o + c]! * ws[c]! * xh;
+      }
+      dot /= C;
+      for (let c = 0; c < C; c++) dx[o + c] = s * (gs[o + c]! * ws[c]! - xs[o + c]! * s * dot);
+    }
+    const dwOut = alloc(dtype, C);
+    dwOut.set(dw);
+    return { dx, dw: dwOut };
+  },
+
+  rope(x, B, T, H, HD, positions, invFreq, scaling, inverse, dtype) {
+    const xs = Fl(x), pos = I(positions);
+    const half = HD / 2;
+    const out = alloc(dtype, xs.length);
+    const cos = new Float64Array(half), sin = new Float64Array(half);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        const p = pos[b * T + t]!;
+        for (let j = 0; j < half; j++) {
+          // HF computes the angle and cos/sin in float32; the fixture in float64. Compute in float64.
+          const ang = p * invFreq[j]!;
+          cos[j] = Math.cos(ang) * scaling;
+          sin[j] = (inverse ? -Math.sin(ang) : Math.sin(ang)) * scaling;
+        }
+        for (let h = 0; h < H; h++) {
+          const o = ((b * T + t) * H + h) * HD;
+          for (let j = 0; j < half; j++) {
+            // rotate_half: (x1, x2) → (−x2, x1); out = x·cos + rotate_half(x)·sin. The transpose is sin → −sin.
+            const x1 = xs[o + j]!, x2 = xs[o + j + half]!;
+            out[o + j] = x1 * cos[j]! - x2 * sin[j]!;
+            out[o + j + half] = x2 * cos[j]! + x1 * sin[j]!;
+          }
+        }
+      }
+    }
+    return out;
+  },
+
+  attention(q, k, v, args, dtype) {
+    const { B, T, S, NH, HD } = args;
+    const qs = Fl(q), ks = Fl(k), vs = Fl(v);
+    const out = alloc(dtype, B * T * NH * HD);
+    const lse = alloc(dtype, B * NH * T);
+    const p = new Float64Array(S);
+    const acc = new Float64Array(HD);
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < NH; h++) {
+        for (let t = 0; t < T; t++) {
+          const qo = ((b * T + t) * NH + h) * HD;
+          const m = attnScores(qs, ks, qo, b, h, t, args, p);
+          const oo = qo;
+          if (m === -Infinity) { lse[(b * NH + h) * T + t] = -Infinity; continue; } // no key: output 0
+          let s = 0;
+          for (let j = 0; j < S; j++) { const e = p[j] === -Infinity ? 0 : Math.exp(p[j]! - m); p[j] = e; s += e; }
+          acc.fill(0);
+          const kvh = Math.floor(h / (NH / args.NKV));
+          for (let j = 0; j < S; j++) {
+            if (p[j] === 0) continue;
+            const w = p[j]! / s, vo = ((b * S + j) * args.NKV + kvh) * HD;
+            for (let d = 0; d < HD; d++) acc[d]! += w * vs[vo + d]!;
+          }
+          for (let d = 0; d < HD; d++) out[oo + d] = acc[d]!;
+          lse[(b * NH + h) * T + t] = m + Math.log(s);
+        }
+      }
+    }
+    return { out, lse };
+  },
+
+  attentionBackward(q, k, v, out, lse, g, args, dtype) {
+    const { B, T, S, NH, NKV, HD, scale } = args;
+    const qs = Fl(q), ks = Fl(k), vs = Fl(v), os = Fl(out), ls = Fl(lse), gs = Fl(g);
+    const dq = alloc(dtype, qs.length);
+    const dk = new Float64Array(ks.length), dv = new Float64Array(vs.length);
+    const p = new Float64Array(S);
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < NH; h++) {
+        const kvh = Math.floor(h / (NH / NKV));
+        for (let t = 0; t < T; t++) {
+          const l = ls[(b * NH + h) * T + t]!;
+          if (l === -Infinity) continue;
+          const qo = ((b * T + t) * NH + h) * HD;
+          attnScores(qs, ks, qo, b, h, t, args, p);
+          // D = dO · O  (= Σ_j P_ij dP_ij)
+          let D = 0;
+          for (let d = 0; d < HD; d++) D += gs[qo + d]! * os[qo + d]!;
+          for (let j = 0; j < S; j++) {
+            if (p[j] === -Infinity) continue;
+            const P = Math.exp(p[j]! - l);
+            const ko = ((b * S + j) * NKV + kvh) * HD;
+            let dP = 0;
+            for (let d = 0; d < HD; d++) { dP += gs[qo + d]! * vs[ko + d]!; dv[ko + d]! += P * gs[qo + d]!; }
+            const dS = P * (dP - D) * scale;
+            for (let d = 0; d < HD; d++) { dq[qo + d]! += dS * ks[ko + d]!; dk[ko + d]! += dS * qs[qo + d]!; }
+          }
+        }
+      }
+    }
+    const dkOut = alloc(dtype, dk.length), dvOut = alloc(dtype, dv.length);
+    dkOut.set(dk); dvOut.set(dv);
+    return { dq, dk: dkOut, dv: dvOut };
+  },
+
+  crossEntropy(logits, targets, args, dtype) {
+    const { N, V, ignoreIndex, labelSmoothing: eps, zLoss } = args;
+    const z = Fl(logits), t = I(targets);
+    checkTargets(t, V, ignoreIndex);
+    const loss = alloc(dtype, N), lse = alloc(dtype, N);
+    for (let n = 0; n < N; n++) {
+      const o = n * V;
+      const l = rowLse(z, o, V);
+      lse[n] = l;
+      const y = t[n]!;
+      if (y === ignoreIndex) { loss[n] = 0; continue; }
+      let v = (1 - eps) * (l - z[o + y]!);
+      if (eps !== 0) {
+        let s = 0;
+        for (let j = 0; j < V; j++) s += z[o + j]!;
+        v += eps * (l - s / V);
+      }
+      if (zLoss !== 0) v += zLoss * l * l;
+      loss[n] = v;
+    }
+    return { loss, lse };
+  },
+
+  crossEntropyBackward(logits, lse, targets, g, args, dtype) {
+    const { N, V, ignoreIndex, labelSmoothing: eps, zLoss } = args;
+    const z = Fl(logits), ls = Fl(lse), t = I(targets), gs = Fl(g);
+    const out = alloc(dtype, N * V);
+    for (let n = 0; n < N; n++) {
+      const y = t[n]!;
+      if (y === ignoreIndex) continue;
+      const o = n * V, l = ls[n]!, gn = gs[n]!;
+      const pScale = 1 + 2 * zLoss * l; // softmax coefficient: CE term + z-loss term
+      for (let j = 0; j < V; j++) out[o + j] = gn * (pScale * Math.exp(z[o + j]! - l) - eps / V);
+      out[o + y]! -= gn * (1 - eps);
+    }
+    return out;
+  },
+
+  addInPlace(dst, src) {
+    const d = Fl(dst), s = Fl(src);
+    for (let i = 0; i < d.length; i++) d[i]! += s[i]!;
+  },
+};
+
+function rowLse(x: F, o: number, n: number): number {
+  let m = -Infinity;
+  for (let j = 0; j < n; j++) m = Math.max(m, x[o + j]!);
+  if (m === -Infinity) return -Infinity;
+  let s = 0;
+  for (let j = 0; j < n; j++) s += Math.exp(x[o + j]! - m);
+  return m + Math.log(s);
+}
+
+/** Fills p[j] with the scaled score of key j (−Infinity where masked) and returns the max score. */
+function attnScores(qs: F, ks: F, qo: number, b: number, h: number, t: number, args: AttentionArgs, p: Float64Array): number {
+  const { S, NH, NKV, HD, scale, causal, qOffset } = args;
+  const mask = args.keyMask ? I(args.keyMask) : null;
+  const kvh = Math.floor(h / (NH / NKV));
+  const qpos = qOffset + t;
+  let m = -Infinity;
+  for (let j = 0; j < S; j++) {
+    if ((causal && j > qpos) || (mask && mask[b * S + j] === 0)) { p[j] = -Infinity; continue; }
+    const ko = ((b * S + j) * NKV + kvh) * HD;
+    let s = 0;
+    for (let d = 0; d < HD; d++) s += qs[qo + d]! * ks[ko + d]!;
+    s *= scale;
+    p[j] = s;
+    if (s > m) m = s;
+  }
+  return m;
+}
+

@@ -1,0 +1,134 @@
+// The Backend interface and the kernel registry (tfjs-style: kernels keyed by backend and name).
+// `ref` implements every kernel in plain TypeScript and is the oracle; faster backends may implement a subset.
+// Storage is opaque here: `ref` stores TypedArrays, a GPU backend stores buffer handles. Reads are async.
+
+import type { DType, Shape, TypedArray } from './dtype.js';
+
+/** A backend's buffer. Only the backend that made it knows what is inside. */
+export type Storage = object;
+
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
+export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'sigmoid' | 'silu' | 'square' | 'abs' | 'sign';
+
+export interface AttentionArgs {
+  B: number; T: number; S: number; NH: number; NKV: number; HD: number;
+  scale: number;
+  causal: boolean;
+  /** Absolute position of query row 0 (KV cache: the number of cached positions). */
+  qOffset: number;
+  /** [B, S] int32, 0 = padded key (never attended), or null. */
+  keyMask: Storage | null;
+}
+
+export interface CrossEntropyArgs {
+  N: number; V: number;
+  ignoreIndex: number;
+  labelSmoothing: number;
+  zLoss: number;
+}
+
+/** Every kernel a backend can provide. Shapes are passed explicitly; outputs are fresh storages. */
+export interface KernelTable {
+  fill(dtype: DType, size: number, value: number): Storage;
+  cast(a: Storage, to: DType): Storage;
+  binary(op: BinaryOp, a: Storage, aShape: Shape, b: Storage, bShape: Shape, outShape: Shape, dtype: DType): Storage;
+  unary(op: UnaryOp, a: Storage, dtype: DType): Storage;
+  /** d silu(x) / dx · g */
+  siluBackward(x: Storage, g: Storage, dtype: DType): Storage;
+  /** Sum over `axes` (kept as size-1 dims in the result's layout). */
+  sum(a: Storage, shape: Shape, axes: readonly number[], dtype: DType): Storage;
+  /** Max along one axis: values and the index of the first maximum. */
+  max(a: Storage, shape: Shape, axis: number, dtype: DType): { values: Storage; indices: Storage };
+  /** Scatter g (reduced shape) to the positions in `indices` along `axis` of a zero tensor of `shape`. */
+  maxBackward(g: Storage, indices: Storage, shape: Shape, axis: number, dtype: DType): Storage;
+  expand(a: Storage, aShape: Shape, outShape: Shape, dtype: DType): Storage;
+  /** C[..., M, N] = op(A)[..., M, K] · op(B)[..., K, N], batch dims broadcast. */
+  matmul(a: Storage, aShape: Shape, b: Storage, bShape: Shape, transA: boolean, transB: boolean, outShape: Shape, dtype: DType): Storage;
+  permute(a: Storage, shape: Shape, perm: readonly number[], dtype: DType): Storage;
+  /** Copies the box [starts, ends) out of `a`. */
+  slice(a: Storage, shape: Shape, starts: readonly number[], ends: readonly number[], dtype: DType): Storage;
+  /** Writes `a` (the box's shape) into a zero tensor of `outShape` at `starts` (slice's backward, concat's forward). */
+  pad(a: Storage, aShape: Shape, outShape: Shape, starts: readonly number[], dtype: DType): Storage;
+  /** out[n, :] = w[ids[n], :]; w [V, C], ids [N] → [N, C] */
+  embedding(w: Storage, V: number, C: number, ids: Storage, N: number, dtype: DType): Storage;
+  /** dW[V, C] = scatter-add of g[N, C] at ids[N] */
+  embeddingBackward(g: Storage, ids: Storage, N: number, V: number, C: number, dtype: DType): Storage;
+  /** Row-wise (last axis, `cols` wide) softmax or log-softmax, max-subtracted. */
+  softmax(a: Storage, rows: number, cols: number, log: boolean, dtype: DType): Storage;
+  /** Given y = softmax (or log-softmax) output and g = dL/dy, returns dL/dx. */
+  softmaxBackward(y: Storage, g: Storage, rows: number, cols: number, log: boolean, dtype: DType): Storage;
+  /** Row-wise log-sum-exp over the last axis, max-subtracted: [rows]. */
+  logsumexp(a: Storage, rows: number, cols: number, dtype: DType): Storage;
+  /** y = x · rsqrt(mean(x²) + eps) · w over rows of C; also returns rstd [rows] for the backward. */
+  rmsNorm(x: Storage, w: Storage, rows: number, C: number, eps: number, dtype: DType): { y: Storage; rstd: Storage };
+  rmsNormBackward(x: Storage, w: Storage, rstd: Storage, g: Storage, rows: number, C: number, dtype: DType): { dx: Storage; dw: Storage };
+  /**
+   * RoPE in HF's rotate_half convention on x [B, T, H, HD]: out = x·cos + rotate_half(x)·sin with angle
+   * positions[b, t] · invFreq[j] (positions [B, T] int32). inverse = true applies the transpose (the backward).
+   */
+  rope(x: Storage, B: number, T: number, H: number, HD: number, positions: Storage, invFreq: Float64Array,
+       attentionScaling: number, inverse: boolean, dtype: DType): Storage;
+  /** Causal scaled-dot-product attention, q [B,T,NH,HD], k/v [B,S,NKV,HD] → out [B,T,NH,HD], lse [B,NH,T]. */
+  attention(q: Storage, k: Storage, v: Storage, args: AttentionArgs, dtype: DType): { out: Storage; lse: Storage };
+  attentionBackward(q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, g: Storage, args: AttentionArgs,
+                    dtype: DType): { dq: Storage; dk: Storage; dv: Storage };
+  /**
+   * Per-row cross-entropy of logits [N, V] against targets [N] (int32): loss[n] = (1-ε)·(lse − z_t) +
+   * ε·(lse − mean z) + zLoss·lse², 0 where target = ignoreIndex. Throws on a target outside [0, V).
+   */
+  crossEntropy(logits: Storage, targets: Storage, args: CrossEntropyArgs, dtype: DType): { loss: Storage; lse: Storage };
+  /** dlogits[n, :] = g[n] · (p − (1-ε)·onehot − ε/V + 2·zLoss·lse·p), 0 on ignored rows. */
+  crossEntropyBackward(logits: Storage, lse: Storage, targets: Storage, g: Storage, args: CrossEntropyArgs, dtype: DType): Storage;
+  /** dst += src (same size), in place: gradient accumulation. */
+  addInPlace(dst: Storage, src: Storage, dtype: DType): void;
+}
+
+export type KernelName = keyof KernelTable;
+
+export interface Backend {
+  readonly name: string;
+  /** Moves host data into a storage of this backend (may keep a reference to `data`). */
+  upload(data: TypedArray): Storage;
+  /** A copy of the storage's contents on the host. */
+  download(s: Storage, dtype: DType, size: number): Promise<TypedArray>;
+  /** Synchronous read, only for CPU backends (undefined elsewhere). */
+  downloadSync?(s: Storage, dtype: DType, size: number): TypedArray;
+  /** Which dtypes this backend stores. */
+  supports(dtype: DType): boolean;
+}
+
+const backends = new Map<string, Backend>();
+const kernels = new Map<string, Partial<KernelTable>>();
+let current: string | null = null;
+
+export function registerBackend(backend: Backend, table: Partial<KernelTable>): void {
+  backends.set(backend.name, backend);
+  kernels.set(backend.name, table);
+  if (current === null) current = backend.name;
+}
+
+export function getBackend(name?: string): Backend {
+  const n = name ?? current;
+  const b = n === null ? undefined : backends.get(n);
+  if (!b) {
+    throw new Error(`backend '${n}' is not registered (registered: ${[...backends.keys()].join(', ') || 'none'}); ` +
+      `import 'llamatrain' (which registers 'ref') before creating tensors`);
+  }
+  return b;
+}
+
+export function setBackend(name: string): void {
+  getBackend(name);
+  current = name;
+}
+
+export function backendNames(): string[] {
+  return [...backends.keys()];
+}
+
+/** The kernel `name` of `backend`; throws a clear error when the backend does not implement it. */
+export function kernel<K extends KernelName>(backend: Backend, name: K): KernelTable[K] {
+  const k = kernels.get(backend.name)?.[name];
+  if (!k) throw new Error(`backend '${backend.name}' has no kernel '${name}'`);
+  return k;
+}

@@ -1,0 +1,5 @@
+export * from './dtype.js';
+export * from './backend.js';
+export * from './tensor.js';
+export * from './ops.js';
+export { RNG } from './rng.js';

@@ -1,0 +1,227 @@
+// Tensor and the eager autograd tape. An op computes its output now; when grad mode is on and an input
+// requires grad, it records a Node holding its inputs and a backward rule. backward() walks the tape in
+// reverse topological order and accumulates into the leaves' `.grad` (PyTorch semantics).
+
+import { type Backend, type Storage, getBackend, kernel } from './backend.js';
+import { type DType, type Shape, type TypedArray, arrayFor, dtypeOf, isFloat, sizeOf, shapeStr } from './dtype.js';
+
+export interface GradNode {
+  readonly name: string;
+  readonly inputs: readonly Tensor[];
+  /** Maps the output's gradient to one gradient per input (null where none is needed). */
+  backward(grad: Tensor): (Tensor | null)[];
+}
+
+let gradEnabled = true;
+
+/** Runs `fn` without recording the tape (inference, optimizer updates). Synchronous functions only. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    const r = fn();
+    if (r instanceof Promise) throw new Error('noGrad(fn): fn must be synchronous (an awaited section would leave grad mode off)');
+    return r;
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly backend: Backend;
+  /** The backend buffer; shared between views made by reshape. */
+  storage: Storage;
+  requiresGrad: boolean;
+  grad: Tensor | null = null;
+  /** The op that produced this tensor, when it is part of a tape. */
+  node: GradNode | null = null;
+
+  constructor(storage: Storage, shape: Shape, dtype: DType, backend: Backend, requiresGrad = false) {
+    this.storage = storage;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    this.backend = backend;
+    this.requiresGrad = requiresGrad;
+  }
+
+  get size(): number { return sizeOf(this.shape); }
+  get rank(): number { return this.shape.length; }
+  /** A leaf is a tensor no recorded op produced (parameters, inputs). */
+  get isLeaf(): boolean { return this.node === null; }
+
+  /** A copy of the contents as a typed array (async so GPU backends fit). */
+  data(): Promise<TypedArray> {
+    return this.backend.download(this.storage, this.dtype, this.size);
+  }
+
+  /** Synchronous read; only CPU backends support it. */
+  dataSync(): TypedArray {
+    if (!this.backend.downloadSync) throw new Error(`backend '${this.backend.name}' cannot be read synchronously; use await t.data()`);
+    return this.backend.downloadSync(this.storage, this.dtype, this.size);
+  }
+
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new RangeError(`item() needs a tensor with one element, got shape ${shapeStr(this.shape)}`);
+    return (await this.data())[0]!;
+  }
+
+  /** Same storage, cut from the tape. */
+  detach(): Tensor {
+    return new Tensor(this.storage, this.shape, this.dtype, this.backend, false);
+  }
+
+  /** Marks a leaf as trainable (returns this). */
+  requireGrad(flag = true): this {
+    if (flag && !isFloat(this.dtype)) throw new TypeError(`only floating-point tensors can require grad, got ${this.dtype}`);
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  /**
+   * Backpropagates from this tensor. With no argument the tensor must be a scalar (gradient 1).
+   * The tape is freed afterwards (a second backward through the same graph is an error, as in PyTorch).
+   */
+  backward(grad?: Tensor): void {
+    if (!this.requiresGrad) {
+      throw new Error('backward(): this tensor does not require grad (no input of the computation requires grad, or it was computed under noGrad)');
+    }
+    let seed = grad;
+    if (!seed) {
+      if (this.size !== 1) throw new Error(`backward() without a gradient needs a scalar, got shape ${shapeStr(this.shape)}`);
+      seed = full(this.shape, 1, this.dtype, this.backend);
+    }
+    runBackward(this, seed);
+  }
+
+  toString(): string {
+    return `Tensor(${shapeStr(this.shape)}, ${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''})`;
+  }
+}
+
+/** Creates the output of an op and, when needed, records its tape node. */
+export function makeResult(storage: Storage, shape: Shape, dtype: DType, backend: Backend,
+                           node?: Omit<GradNode, 'inputs'> & { inputs: readonly Tensor[] }): Tensor {
+  const needsGrad = gradEnabled && node !== undefined && node.inputs.some((t) => t.requiresGrad);
+  const t = new Tensor(storage, shape, dtype, backend, needsGrad);
+  if (needsGrad) t.node = node!;
+  return t;
+}
+
+function runBackward(root: Tensor, seed: Tensor): void {
+  if (root.isLeaf) {
+    accumulate(root, seed);
+    return;
+  }
+  // Iterative post-order DFS: reverse of it is a topological order from the root.
+  const order: Tensor[] = [];
+  const visited = new Set<Tensor>();
+  const stack: [Tensor, number][] = [[root, 0]];
+  visited.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const [t, i] = top;
+    const inputs = t.node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const c = inputs[i]!;
+      if (c.requiresGrad && !visited.has(c)) { visited.add(c); stack.push([c, 0]); }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+  const grads = new Map<Tensor, Tensor>([[root, seed]]);
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    for (let n = order.length - 1; n >= 0; n--) {
+      const t = order[n]!;
+      const g = grads.get(t);
+      grads.delete(t);
+      if (!g) continue;
+      if (t.isLeaf) { accumulate(t, g); continue; }
+      const node = t.node!;
+      const inGrads = node.backward(g);
+      node.inputs.forEach((x, i) => {
+        const gi = inGrads[i];
+        if (!x.requiresGrad || !gi) return;
+        if (gi.shape.length !== x.shape.length || gi.shape.some((d, k) => d !== x.shape[k])) {
+          throw new Error(`internal: backward of '${node.name}' gave a gradient of shape ${shapeStr(gi.shape)} for an input of shape ${shapeStr(x.shape)}`);
+        }
+        const old = grads.get(x);
+        grads.set(x, old ? addSameShape(old, gi) : gi);
+      });
+      t.node = null; // free the tape as we go
+    }
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+function addSameShape(a: Tensor, b: Tensor): Tensor {
+  const out = kernel(a.backend, 'binary')('add', a.storage, a.shape, b.storage, b.shape, a.shape, a.dtype);
+  return new Tensor(out, a.shape, a.dtype, a.backend);
+}
+
+/** leaf.grad += g (allocating a private copy the first time, so in-place updates never alias). */
+function accumulate(leaf: Tensor, g: Tensor): void {
+  if (!leaf.grad) {
+    const z = kernel(leaf.backend, 'fill')(g.dtype, g.size, 0);
+    kernel(leaf.backend, 'addInPlace')(z, g.storage, g.dtype);
+    leaf.grad = new Tensor(z, leaf.shape, g.dtype, leaf.backend);
+  } else {
+    kernel(leaf.backend, 'addInPlace')(leaf.grad.storage, g.storage, g.dtype);
+  }
+}
+
+// ---- creation ---------------------------------------------------------------------------------------------
+
+type NumericInput = TypedArray | readonly number[] | number;
+
+/** Creates a tensor from host data. dtype defaults to the array's (float32 for plain numbers). */
+export function tensor(data: NumericInput, shape?: Shape, dtype?: DType, backend?: Backend): Tensor {
+  const be = backend ?? getBackend();
+  let arr: TypedArray;
+  const dt: DType = dtype ?? (typeof data === 'number' || Array.isArray(data) ? 'float32' : dtypeOf(data as TypedArray));
+  if (typeof data === 'number') {
+    arr = arrayFor(dt, 1); arr[0] = data;
+  } else if (Array.isArray(data)) {
+    arr = arrayFor(dt, data.length);
+    (arr as Float64Array).set(data as number[]);
+  } else {
+    const src = data as TypedArray;
+    if (dtypeOf(src) === dt) arr = src.slice();
+    else { arr = arrayFor(dt, src.length); (arr as Float64Array).set(src as unknown as ArrayLike<number>); }
+  }
+  if (dt === 'int32') {
+    for (let i = 0; i < arr.length; i++) {
+      const v = (typeof data === 'number' ? data : Array.isArray(data) ? data[i] : (data as TypedArray)[i])!;
+      if (!Number.isInteger(v)) throw new TypeError(`tensor(): int32 data must be integers, found ${v} at index ${i}`);
+    }
+  }
+  const sh = shape ?? (typeof data === 'number' ? [] : [arr.length]);
+  if (sizeOf(sh) !== arr.length) {
+    throw new RangeError(`tensor(): shape ${shapeStr(sh)} holds ${sizeOf(sh)} elements but the data has ${arr.length}`);
+  }
+  if (!be.supports(dt)) throw new TypeError(`backend '${be.name}' does not support ${dt}`);
+  return new Tensor(be.upload(arr), sh, dt, be);
+}
+
+export function full(shape: Shape, value: number, dtype: DType = 'float32', backend?: Backend): Tensor {
+  const be = backend ?? getBackend();
+  return new Tensor(kernel(be, 'fill')(dtype, sizeOf(shape), value), shape, dtype, be);
+}
+
+export function zeros(shape: Shape, dtype: DType = 'float32', backend?: Backend): Tensor {
+  return full(shape, 0, dtype, backend);
+}
+
+export function ones(shape: Shape, dtype: DType = 'float32', backend?: Backend): Tensor {
+  return full(shape, 1, dtype, backend);
+}

@@ -1,0 +1,8 @@
+// llamatrain: train LLaMA-architecture language models in TypeScript.
+import './backends/ref/index.js'; // registers the `ref` backend (the default until a faster one is selected)
+
+export * from './core/index.js';
+export * from './loss/index.js';
+export * from './nn/index.js';
+export { parseSafetensors, serializeSafetensors, type RawTensor } from './io/safetensors.js';
+export { refBackend } from './backends/ref/index.js';

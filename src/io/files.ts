@@ -1,0 +1,86 @@
+// Node-only file helpers around the browser-safe safetensors codec. Writes are atomic (temp file in the same
+// directory, then rename) so an interrupted checkpoint save never leaves a half-written file under the real name.
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import {
+  parseSafetensors,
+  serializeSafetensors,
+  type ParsedSafetensors,
+  type SerializeOptions,
+  type TensorLike,
+} from './safetensors.js';
+
+function describeFsError(path: string, e: unknown, action: string): Error {
+  const err = e as NodeJS.ErrnoException;
+  switch (err.code) {
+    case 'ENOENT':
+      return new Error(
+        `${path}: no such file or directory (while ${action}); check the path` +
+          (action === 'writing' ? ' and that its directory exists' : ''),
+        { cause: e },
+      );
+    case 'EISDIR':
+      return new Error(`${path}: is a directory, expected a file (while ${action})`, { cause: e });
+    case 'EACCES':
+    case 'EPERM':
+      return new Error(`${path}: permission denied (while ${action}); check the file's permissions`, { cause: e });
+    default:
+      return new Error(`${path}: ${err.message} (while ${action})`, { cause: e });
+  }
+}
+
+async function readBytes(path: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    throw describeFsError(path, e, 'reading');
+  }
+}
+
+/** Read and parse a .safetensors file; errors name the file. */
+export async function readSafetensorsFile(path: string): Promise<ParsedSafetensors> {
+  return parseSafetensors(await readBytes(path), path);
+}
+
+/** Read and parse a JSON file (e.g. config.json); errors name the file. */
+export async function readJsonFile(path: string): Promise<unknown> {
+  const text = new TextDecoder().decode(await readBytes(path));
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message}); fix or re-export the file`, { cause: e });
+  }
+}
+
+/** Write bytes atomically: to a temp file next to `path`, flushed to disk, then renamed over it. */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const fh = await open(tmp, 'wx'); // 'wx': never clobber an existing file with the same (random) name
+    try {
+      await fh.writeFile(data);
+      await fh.sync(); // the data must be on disk before the rename makes it visible under the real name
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {}); // best effort: the temp file may not exist
+    throw describeFsError(path, e, 'writing');
+  }
+}
+
+/** Serialize tensors (see serializeSafetensors) and write them atomically. */
+export async function writeSafetensorsFile(
+  path: string,
+  tensors: Iterable<readonly [string, TensorLike]> | Record<string, TensorLike>,
+  opts: SerializeOptions = {},
+): Promise<void> {
+  await writeFileAtomic(path, serializeSafetensors(tensors, opts));
+}
+
+/** Write a value as pretty-printed JSON (2-space indent, trailing newline), atomically. */
+export async function writeJsonFile(path: string, value: unknown): Promise<void> {
+  await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+}

@@ -1,0 +1,4 @@
+export * from './config.js';
+export * from './module.js';
+export * from './layers.js';
+export * from './llama.js';

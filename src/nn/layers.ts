@@ -1,0 +1,73 @@
+// Building blocks: Linear, Embedding, RMSNorm. Weights follow PyTorch layouts (Linear.weight is [out, in]).
+
+import {
+  type Backend, type DType, RNG, type Tensor, add, embedding, getBackend, matmul, reshape, rmsNorm, tensor, zeros,
+  arrayFor, ones,
+} from '../core/index.js';
+import { Module } from './module.js';
+
+export interface InitOptions {
+  dtype?: DType;
+  backend?: Backend;
+  /** Draws the initial weights; omitted → zeros (fine when a checkpoint is loaded right after). */
+  rng?: RNG;
+  /** Std of the normal init. */
+  std?: number;
+}
+
+/** N(0, std²) tensor from `rng` (zeros without an rng). */
+export function normalInit(shape: number[], o: InitOptions): Tensor {
+  const dtype = o.dtype ?? 'float32';
+  if (!o.rng) return zeros(shape, dtype, o.backend ?? getBackend());
+  const n = shape.reduce((p, d) => p * d, 1);
+  const a = arrayFor(dtype, n);
+  const std = o.std ?? 0.02;
+  for (let i = 0; i < n; i++) a[i] = o.rng.normal() * std;
+  return tensor(a, shape, dtype, o.backend);
+}
+
+export class Linear extends Module {
+  readonly weight: Tensor; // [out, in]
+  readonly bias: Tensor | null; // [out]
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number, bias: boolean, init: InitOptions = {}) {
+    super();
+    this.weight = this.registerParameter('weight', normalInit([outFeatures, inFeatures], init));
+    this.bias = bias ? this.registerParameter('bias', zeros([outFeatures], init.dtype ?? 'float32', init.backend)) : null;
+  }
+
+  /** x [..., in] → [..., out] = x · Wᵀ + b */
+  forward(x: Tensor): Tensor {
+    const lead = x.shape.slice(0, -1);
+    let y = matmul(reshape(x, [-1, this.inFeatures]), this.weight, { transB: true }); // [N, out]
+    if (this.bias) y = add(y, this.bias);
+    return reshape(y, [...lead, this.outFeatures]);
+  }
+}
+
+export class Embedding extends Module {
+  readonly weight: Tensor; // [V, C]
+
+  constructor(readonly numEmbeddings: number, readonly dim: number, init: InitOptions = {}) {
+    super();
+    this.weight = this.registerParameter('weight', normalInit([numEmbeddings, dim], init));
+  }
+
+  /** ids [...] int32 → [..., C]; an id outside [0, V) is a clear error. */
+  forward(ids: Tensor): Tensor {
+    return embedding(this.weight, ids);
+  }
+}
+
+export class RMSNorm extends Module {
+  readonly weight: Tensor; // [C]
+
+  constructor(readonly dim: number, readonly eps: number, init: InitOptions = {}) {
+    super();
+    this.weight = this.registerParameter('weight', ones([dim], init.dtype ?? 'float32', init.backend));
+  }
+
+  forward(x: Tensor): Tensor {
+    return rmsNorm(x, this.weight, this.eps);
+  }
+}

@@ -1,0 +1,114 @@
+// Module: a tree of named parameters and sub-modules, PyTorch-style. Names are dotted paths that equal
+// Hugging Face's parameter names for the LLaMA modules (`model.layers.0.self_attn.q_proj.weight`), so
+// loading and exporting checkpoints is a rename-free copy.
+
+import { type Backend, type DType, type Tensor, type TypedArray, arrayFor, shapeStr, sizeOf } from '../core/index.js';
+
+/** What loadStateDict accepts: our tensors or raw arrays (e.g. straight from a safetensors file). */
+export interface StateEntry { shape: readonly number[]; dtype: DType; data?: TypedArray }
+
+export abstract class Module {
+  training = true;
+  private readonly params = new Map<string, Tensor>();
+  private readonly children = new Map<string, Module>();
+
+  protected registerParameter(name: string, t: Tensor): Tensor {
+    t.requireGrad(true);
+    this.params.set(name, t);
+    return t;
+  }
+
+  protected registerModule<M extends Module>(name: string, m: M): M {
+    this.children.set(name, m);
+    return m;
+  }
+
+  /** [hfName, parameter] pairs; a parameter shared by two modules (tied embeddings) appears once. */
+  *namedParameters(prefix = '', seen = new Set<Tensor>()): Generator<[string, Tensor]> {
+    for (const [n, p] of this.params) {
+      if (seen.has(p)) continue;
+      seen.add(p);
+      yield [prefix + n, p];
+    }
+    for (const [n, c] of this.children) yield* c.namedParameters(`${prefix}${n}.`, seen);
+  }
+
+  parameters(): Tensor[] {
+    return [...this.namedParameters()].map(([, p]) => p);
+  }
+
+  *modules(): Generator<Module> {
+    yield this;
+    for (const c of this.children.values()) yield* c.modules();
+  }
+
+  train(mode = true): this {
+    for (const m of this.modules()) m.training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Drops every parameter's gradient (PyTorch's set_to_none default). */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad = null;
+  }
+
+  /** Parameters by HF name (shared parameters once, under their first name). */
+  stateDict(): Map<string, Tensor> {
+    return new Map(this.namedParameters());
+  }
+
+  /** Number of trainable scalars. */
+  numParameters(): number {
+    return this.parameters().reduce((n, p) => n + p.size, 0);
+  }
+
+  /**
+   * Copies values into the parameters by name, converting dtype. strict: every parameter must be present and
+   * nothing unexpected may be left (names in `ignorable` may be extra, e.g. a tied lm_head.weight).
+   */
+  loadStateDict(entries: Map<string, StateEntry> | Record<string, StateEntry>,
+                opts: { strict?: boolean; ignorable?: readonly string[]; source?: string } = {}): void {
+    const strict = opts.strict ?? true;
+    const src = opts.source ?? 'state dict';
+    const map = entries instanceof Map ? entries : new Map(Object.entries(entries));
+    const own = this.stateDict();
+    const missing = [...own.keys()].filter((n) => !map.has(n));
+    const unexpected = [...map.keys()].filter((n) => !own.has(n) && !(opts.ignorable ?? []).includes(n));
+    if (strict && (missing.length > 0 || unexpected.length > 0)) {
+      const list = (xs: string[]) => xs.slice(0, 8).join(', ') + (xs.length > 8 ? `, … (${xs.length} in all)` : '');
+      throw new Error(`${src}: parameter names do not match the model.` +
+        (missing.length ? ` Missing: ${list(missing)}.` : '') +
+        (unexpected.length ? ` Unexpected: ${list(unexpected)}.` : '') +
+        ' Check that the checkpoint and config.json belong to the same LLaMA model (HF parameter names expected).');
+    }
+    for (const [name, p] of own) {
+      const e = map.get(name);
+      if (!e) continue;
+      if (e.shape.length !== p.shape.length || e.shape.some((d, i) => d !== p.shape[i])) {
+        throw new Error(`${src}: '${name}' has shape ${shapeStr(e.shape)} but the model expects ${shapeStr(p.shape)} ` +
+          '(does config.json match the weights?)');
+      }
+      const data = entryData(e, name, src);
+      copyInto(p, data);
+    }
+  }
+}
+
+function entryData(e: StateEntry, name: string, src: string): TypedArray {
+  if (e.data) return e.data;
+  const t = e as unknown as Tensor;
+  if (typeof t.dataSync === 'function') return t.dataSync();
+  throw new Error(`${src}: entry '${name}' has no data`);
+}
+
+/** Replaces a parameter's contents (the tensor object, and so optimizer references to it, stay the same). */
+export function copyInto(p: Tensor, data: TypedArray): void {
+  if (data.length !== sizeOf(p.shape)) throw new Error(`copyInto: ${data.length} values for a tensor of shape ${shapeStr(p.shape)}`);
+  const arr = arrayFor(p.dtype, data.length);
+  (arr as Float64Array).set(data);
+  p.storage = (p.backend as Backend).upload(arr);
+}
