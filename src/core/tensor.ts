@@ -41,6 +41,8 @@ export class Tensor {
   grad: Tensor | null = null;
   /** The op that produced this tensor, when it is part of a tape. */
   node: GradNode | null = null;
+  /** Set when backward() freed this tensor's tape node: a second backward through it is an error. */
+  graphFreed = false;
 
   constructor(storage: Storage, shape: Shape, dtype: DType, backend: Backend, requiresGrad = false) {
     this.storage = storage;
@@ -88,6 +90,10 @@ export class Tensor {
    * The tape is freed afterwards (a second backward through the same graph is an error, as in PyTorch).
    */
   backward(grad?: Tensor): void {
+    if (this.graphFreed) {
+      throw new Error('backward(): the graph behind this tensor was already freed by an earlier backward(); ' +
+        'run the forward pass again (one backward per forward, as in PyTorch without retain_graph)');
+    }
     if (!this.requiresGrad) {
       throw new Error('backward(): this tensor does not require grad (no input of the computation requires grad, or it was computed under noGrad)');
     }
@@ -158,6 +164,7 @@ function runBackward(root: Tensor, seed: Tensor): void {
         grads.set(x, old ? addSameShape(old, gi) : gi);
       });
       t.node = null; // free the tape as we go
+      t.graphFreed = true;
     }
   } finally {
     gradEnabled = prev;

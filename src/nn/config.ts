@@ -355,35 +355,37 @@ export function configToHF(cfg: LlamaConfig): Record<string, unknown> {
  *   llama3:  per frequency by wavelength 2π/invFreq: above originalMax/lowFreqFactor → divided by factor; below
  *            originalMax/highFreqFactor → kept; in between → blend (1-s)·f/factor + s·f with
  *            s = (originalMax/wavelen − lowFreqFactor) / (highFreqFactor − lowFreqFactor).
- * Computed in float64 here. HF computes these in float32 (and builds cos/sin in float32 even for a float64 model),
- * so a model that wants HF's numbers bit-for-bit should round through float32 where HF does.
+ * Computed in float64 by default; { float32: true } rounds through float32 where HF does (the model uses that).
  * attentionScaling multiplies cos and sin; it is 1 for every supported type.
  */
-export function ropeInvFreq(cfg: Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>): {
+export function ropeInvFreq(cfg: Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>, opts: { float32?: boolean } = {}): {
   invFreq: Float64Array; // [headDim / 2]
   attentionScaling: number;
 } {
+  // float32: round every intermediate through float32 as HF's torch code does (its inv_freq buffer is float32,
+  // even in a float64 model), so our angles equal the ones HF checkpoints were trained with.
+  const r = opts.float32 ? Math.fround : (x: number) => x;
   const dim = cfg.headDim;
   const invFreq = new Float64Array(dim / 2);
-  for (let j = 0; j < invFreq.length; j++) invFreq[j] = 1 / cfg.ropeTheta ** ((2 * j) / dim);
+  for (let j = 0; j < invFreq.length; j++) invFreq[j] = r(1 / r(r(cfg.ropeTheta) ** r((2 * j) / dim)));
 
   const s = cfg.ropeScaling;
   if (s?.ropeType === 'linear') {
     // Dividing the frequencies = dividing the positions by factor ("position interpolation").
-    for (let j = 0; j < invFreq.length; j++) invFreq[j]! /= s.factor;
+    for (let j = 0; j < invFreq.length; j++) invFreq[j] = r(invFreq[j]! / s.factor);
   } else if (s?.ropeType === 'llama3') {
     const oldLen = s.originalMaxPositionEmbeddings;
     const lowFreqWavelen = oldLen / s.lowFreqFactor; // longer wavelengths than this: fully interpolated
     const highFreqWavelen = oldLen / s.highFreqFactor; // shorter than this: untouched
     for (let j = 0; j < invFreq.length; j++) {
       const f = invFreq[j]!;
-      const wavelen = (2 * Math.PI) / f;
+      const wavelen = r((2 * Math.PI) / f);
       if (wavelen < highFreqWavelen) continue;
       if (wavelen > lowFreqWavelen) {
-        invFreq[j] = f / s.factor;
+        invFreq[j] = r(f / s.factor);
       } else {
-        const smooth = (oldLen / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
-        invFreq[j] = ((1 - smooth) * f) / s.factor + smooth * f;
+        const smooth = r((r(oldLen / wavelen) - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor));
+        invFreq[j] = r(r(r((1 - smooth) * r(f / s.factor))) + r(smooth * f));
       }
     }
   }

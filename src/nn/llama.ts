@@ -105,7 +105,7 @@ export class LlamaModel extends Module {
 
   constructor(readonly cfg: LlamaConfig, init: InitOptions) {
     super();
-    const f = ropeInvFreq(cfg);
+    const f = ropeInvFreq(cfg, { float32: true }); // HF's float32 inv_freq
     const freqs: RopeFreqs = { invFreq: f.invFreq, attentionScaling: f.attentionScaling };
     this.embedTokens = this.registerModule('embed_tokens', new Embedding(cfg.vocabSize, cfg.hiddenSize, init));
     this.layers = [];
@@ -344,12 +344,18 @@ function arangePositions(B: number, T: number, offset: number, backend: Backend)
   return tensor(p, [B, T], 'int32', backend);
 }
 
+/** Index of the largest of the last `V` values (greedy decoding of the last position). */
+export function argmaxLast(logits: ArrayLike<number>, V: number): number {
+  const o = logits.length - V;
+  let best = 0;
+  for (let j = 1; j < V; j++) if (logits[o + j]! > logits[o + best]!) best = j;
+  return best;
+}
+
 /** Picks the next token from one row of logits. */
 export function sampleToken(logits: ArrayLike<number>, temperature: number, topK: number, topP: number, rng: RNG): number {
   const V = logits.length;
-  let best = 0;
-  for (let j = 1; j < V; j++) if (logits[j]! > logits[best]!) best = j;
-  if (temperature === 0) return best;
+  if (temperature === 0) return argmaxLast(logits, V);
   // Candidates sorted by logit, cut by top-k, softmax at the temperature, cut by top-p.
   let idx = Array.from({ length: V }, (_, j) => j).sort((a, b) => logits[b]! - logits[a]!);
   if (topK > 0) idx = idx.slice(0, topK);

@@ -17,17 +17,17 @@ function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return Math.sqrt(n / d);
 }
 
-export async function checkParity(name: string, fused = false): Promise<void> {
-  void fused;
+export async function checkParity(name: string, opts: { dtype?: 'float32' | 'float64'; lossTol?: number } = {}): Promise<void> {
   const ref = loadRef(name);
-  const model = await LlamaForCausalLM.fromPretrained(fixturePath(name));
+  const model = await LlamaForCausalLM.fromPretrained(fixturePath(name), { dtype: opts.dtype ?? 'float32' });
   const ids = asTensor(ref.get('input_ids')!), mask = asTensor(ref.get('attention_mask')!), labels = asTensor(ref.get('labels')!);
+  const lossTol = opts.lossTol ?? 1e-5;
   const [B, T] = ids.shape as [number, number];
   const V = model.config.vocabSize;
   const { logits, loss } = model.forward(ids, { attentionMask: mask, labels });
   const lossVal = await loss!.item();
   const refLoss = ref.get('loss')!.data[0]!;
-  assert.ok(Math.abs(lossVal - refLoss) <= 1e-5, `${name}: loss ${lossVal} vs HF ${refLoss}`);
+  assert.ok(Math.abs(lossVal - refLoss) <= lossTol, `${name}: loss ${lossVal} vs HF ${refLoss}`);
 
   const lg = await logits.data(), refLg = ref.get('logits')!.data, m = mask.dataSync();
   let maxAbs = 0;
@@ -67,4 +67,18 @@ test('HF parity: hf-llama-tiny (transformers 5.17, GQA 2, untied)', async () => 
   const ref = loadRef('hf-llama-tiny');
   assert.equal(countCausalTargets(asTensor(ref.get('labels')!)), 34);
   await checkParity('hf-llama-tiny');
+});
+
+// Fixtures made with our PyTorch reference model (tools/pyref; checked first against hf-llama-tiny).
+test('parity: llama-tied-gqa4 (transformers-4 config, tied head, GQA 4, head_dim ≠ hidden/heads, theta 5e5, eps 1e-6)', async () => {
+  await checkParity('llama-tied-gqa4');
+});
+
+test('parity: llama-mha-bias-llama3 (transformers-5 config, MHA, q/k/v/o and MLP biases, llama3 RoPE scaling)', async () => {
+  await checkParity('llama-mha-bias-llama3');
+});
+
+test('parity in float64: loss to 1e-12 on the pure-float64 references', async () => {
+  await checkParity('llama-tied-gqa4', { dtype: 'float64', lossTol: 1e-12 });
+  await checkParity('llama-mha-bias-llama3', { dtype: 'float64', lossTol: 1e-12 });
 });
