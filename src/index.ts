@@ -4,5 +4,6 @@ import './backends/ref/index.js'; // registers the `ref` backend (the default un
 export * from './core/index.js';
 export * from './loss/index.js';
 export * from './nn/index.js';
+export * from './optim/index.js';
 export { parseSafetensors, serializeSafetensors, type RawTensor } from './io/safetensors.js';
 export { refBackend } from './backends/ref/index.js';

@@ -18,6 +18,9 @@ export interface AttentionArgs {
   qOffset: number;
   /** [B, S] int32, 0 = padded key (never attended), or null. */
   keyMask: Storage | null;
+  /** [B, S] int32 document id of every key position (packing): a query attends only to keys of its own document.
+   *  The query at row t has the id of key position qOffset + t. Null: one document. */
+  docIds: Storage | null;
 }
 
 export interface CrossEntropyArgs {
@@ -25,6 +28,21 @@ export interface CrossEntropyArgs {
   ignoreIndex: number;
   labelSmoothing: number;
   zLoss: number;
+}
+
+export interface AdamArgs {
+  lr: number; beta1: number; beta2: number; eps: number; weightDecay: number;
+  /** true: AdamW (p ← p·(1 − lr·wd) before the update); false: Adam (g ← g + wd·p, L2). */
+  decoupled: boolean;
+  /** 1-based step count of this parameter (bias correction). */
+  step: number;
+  amsgrad: boolean;
+}
+
+export interface SGDArgs {
+  lr: number; momentum: number; dampening: number; nesterov: boolean; weightDecay: number;
+  /** The momentum buffer is initialised to the first gradient (PyTorch), not blended. */
+  firstStep: boolean;
 }
 
 /** Every kernel a backend can provide. Shapes are passed explicitly; outputs are fresh storages. */
@@ -81,6 +99,12 @@ export interface KernelTable {
   crossEntropyBackward(logits: Storage, lse: Storage, targets: Storage, g: Storage, args: CrossEntropyArgs, dtype: DType): Storage;
   /** dst += src (same size), in place: gradient accumulation. */
   addInPlace(dst: Storage, src: Storage, dtype: DType): void;
+  /** a *= s, in place (gradient clipping). */
+  scaleInPlace(a: Storage, s: number, dtype: DType): void;
+  /** One Adam/AdamW update of p in place (PyTorch semantics); m, v (and vMax with amsgrad) are updated too. */
+  adamStep(p: Storage, g: Storage, m: Storage, v: Storage, vMax: Storage | null, args: AdamArgs, dtype: DType): void;
+  /** One SGD update of p in place (PyTorch semantics); buf is the momentum buffer (null without momentum). */
+  sgdStep(p: Storage, g: Storage, buf: Storage | null, args: SGDArgs, dtype: DType): void;
 }
 
 export type KernelName = keyof KernelTable;

@@ -376,6 +376,8 @@ export interface AttentionOptions {
   keyMask?: Tensor | null;
   /** Absolute position of the first query (KV cache). Default S − T. */
   qOffset?: number;
+  /** [B, S] int32 document ids (packed rows): attention stays inside each document (block-diagonal). */
+  documentIds?: Tensor | null;
 }
 
 /**
@@ -396,12 +398,17 @@ export function attention(q: Tensor, kT: Tensor, v: Tensor, opts: AttentionOptio
   if (keyMask && (keyMask.dtype !== 'int32' || !sameShape(keyMask.shape, [B, S]))) {
     throw new RangeError(`attention: keyMask must be int32 [${B}, ${S}], got ${keyMask.dtype} ${shapeStr(keyMask.shape)}`);
   }
+  const docs = opts.documentIds ?? null;
+  if (docs && (docs.dtype !== 'int32' || !sameShape(docs.shape, [B, S]))) {
+    throw new RangeError(`attention: documentIds must be int32 [${B}, ${S}], got ${docs.dtype} ${shapeStr(docs.shape)}`);
+  }
   const args = {
     B, T, S, NH, NKV, HD,
     scale: opts.scale ?? 1 / Math.sqrt(HD),
     causal: opts.causal ?? true,
     qOffset: opts.qOffset ?? S - T,
     keyMask: keyMask ? keyMask.storage : null,
+    docIds: docs ? docs.storage : null,
   };
   const { out, lse } = k(q, 'attention')(q.storage, kT.storage, v.storage, args, q.dtype);
   return makeResult(out, q.shape, q.dtype, q.backend, {

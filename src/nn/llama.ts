@@ -27,6 +27,7 @@ export class KVCache {
 interface LayerContext {
   positions: Tensor; // [B, T] int32
   keyMask: Tensor | null; // [B, S] int32, S = cached + T
+  documentIds?: Tensor | null; // [B, T] int32 (packing; not with a KV cache)
   cache: KVCache | null;
 }
 
@@ -58,7 +59,7 @@ export class LlamaAttention extends Module {
       if (pk && pv) { k = concat([pk, k], 1); v = concat([pv, v], 1); }
       ctx.cache.k[i] = k; ctx.cache.v[i] = v;
     }
-    const o = attention(q, k, v, { causal: true, keyMask: ctx.keyMask }); // [B, T, NH, HD]
+    const o = attention(q, k, v, { causal: true, keyMask: ctx.keyMask, documentIds: ctx.documentIds ?? null }); // [B, T, NH, HD]
     return this.oProj.forward(reshape(o, [B, T, this.NH * this.HD]));
   }
 }
@@ -115,9 +116,9 @@ export class LlamaModel extends Module {
     this.norm = this.registerModule('norm', new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps, init));
   }
 
-  /** ids [B, T] → final hidden states [B, T, C]. */
-  forward(ids: Tensor, ctx: LayerContext): Tensor {
-    let h = this.embedTokens.forward(ids);
+  /** ids [B, T] (or embeddings [B, T, C] given as inputsEmbeds) → final hidden states [B, T, C]. */
+  forward(ids: Tensor, ctx: LayerContext, inputsEmbeds?: Tensor): Tensor {
+    let h = inputsEmbeds ?? this.embedTokens.forward(ids);
     for (const layer of this.layers) h = layer.forward(h, ctx);
     return this.norm.forward(h);
   }
@@ -140,6 +141,11 @@ export interface ForwardOptions {
   numItemsInBatch?: number;
   /** [B, T] int32 RoPE positions. Default 0..T−1 for every row (HF's training default). */
   positionIds?: Tensor | null;
+  /** [B, T] int32 document id per position (packed rows): attention never crosses documents. Pair it with
+   *  positionIds that restart at 0 per document and labels with -100 at each document's first token. */
+  documentIds?: Tensor | null;
+  /** [B, T, C] embeddings to use instead of looking up inputIds (HF inputs_embeds); ids still give B, T. */
+  inputsEmbeds?: Tensor | null;
   ignoreIndex?: number;
   labelSmoothing?: number;
   zLoss?: number;
@@ -212,7 +218,12 @@ export class LlamaForCausalLM extends Module {
     const { B, T } = this.checkIds(inputIds, 'forward');
     const mask = this.checkMask(opts.attentionMask ?? null, B, T, 'attentionMask');
     const positions = opts.positionIds ? this.checkPositions(opts.positionIds, B, T) : arangePositions(B, T, 0, this.backend);
-    const hidden = this.model.forward(inputIds, { positions, keyMask: mask, cache: null });
+    const documentIds = opts.documentIds ? this.checkPositions(opts.documentIds, B, T, 'documentIds') : null;
+    if (opts.inputsEmbeds && (opts.inputsEmbeds.rank !== 3 || opts.inputsEmbeds.shape[0] !== B || opts.inputsEmbeds.shape[1] !== T
+        || opts.inputsEmbeds.shape[2] !== this.config.hiddenSize)) {
+      throw new RangeError(`inputsEmbeds must be [${B}, ${T}, ${this.config.hiddenSize}], got ${shapeStr(opts.inputsEmbeds.shape)}`);
+    }
+    const hidden = this.model.forward(inputIds, { positions, keyMask: mask, documentIds, cache: null }, opts.inputsEmbeds ?? undefined);
     const logits = this.logitsOf(hidden);
     let loss: Tensor | null = null;
     if (opts.labels) {
@@ -324,9 +335,9 @@ export class LlamaForCausalLM extends Module {
     return mask;
   }
 
-  private checkPositions(p: Tensor, B: number, T: number): Tensor {
+  private checkPositions(p: Tensor, B: number, T: number, what = 'positionIds'): Tensor {
     if (p.dtype !== 'int32' || p.rank !== 2 || p.shape[0] !== B || p.shape[1] !== T) {
-      throw new RangeError(`positionIds must be int32 [${B}, ${T}], got ${p.dtype} ${shapeStr(p.shape)}`);
+      throw new RangeError(`${what} must be int32 [${B}, ${T}], got ${p.dtype} ${shapeStr(p.shape)}`);
     }
     return p;
   }

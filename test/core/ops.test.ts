@@ -141,7 +141,8 @@ test('rope: HF rotate_half convention, positions per row, gradient', () => {
 });
 
 /** Attention built from primitives: scores = q·kᵀ·scale + mask, softmax, · v (the composed fallback). */
-function attentionComposed(q: Tensor, k: Tensor, v: Tensor, keyMask: Int32Array | null, causal: boolean, qOffset: number): Tensor {
+function attentionComposed(q: Tensor, k: Tensor, v: Tensor, keyMask: Int32Array | null, causal: boolean, qOffset: number,
+                           docs: Int32Array | null = null): Tensor {
   const [B, T, NH, HD] = q.shape as number[] as [number, number, number, number];
   const [, S, NKV] = k.shape as number[] as [number, number, number];
   const rep = NH / NKV;
@@ -151,7 +152,9 @@ function attentionComposed(q: Tensor, k: Tensor, v: Tensor, keyMask: Int32Array 
   const vh = concat(Array.from({ length: NH }, (_, h) => slice(permute(v, [0, 2, 1, 3]), 1, Math.floor(h / rep), Math.floor(h / rep) + 1)), 1);
   const bias = new Float64Array(B * T * S);
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let j = 0; j < S; j++) {
-    if ((causal && j > qOffset + t) || (keyMask && keyMask[b * S + j] === 0)) bias[(b * T + t) * S + j] = -1e30;
+    if ((causal && j > qOffset + t) || (keyMask && keyMask[b * S + j] === 0) || (docs && docs[b * S + j] !== docs[b * S + qOffset + t])) {
+      bias[(b * T + t) * S + j] = -1e30;
+    }
   }
   const scores = add(mul(matmul(qh, kh, { transB: true }), 1 / Math.sqrt(HD)), tensor(bias, [B, 1, T, S], 'float64'));
   return permute(matmul(softmax(scores), vh), [0, 2, 1, 3]); // [B, T, NH, HD]
@@ -170,6 +173,11 @@ test('attention: causal GQA with key padding and KV-cache offset equals the comp
   const q2 = randn([B, 2, NH, HD], rng);
   assert.ok(maxRelErr(attention(q2, k, v).dataSync(), attentionComposed(q2, k, v, null, true, 2).dataSync()) < 1e-12);
   gradcheck('attention with offset', (a, b, c) => attention(a, b, c), [q2, k, v]);
+  // document ids (packing): block-diagonal causal attention
+  const docArr = Int32Array.from([0, 0, 1, 1, 0, 1, 1, 2]);
+  const documentIds = tensor(docArr, [B, T], 'int32');
+  assert.ok(maxRelErr(attention(q, k, v, { documentIds }).dataSync(), attentionComposed(q, k, v, null, true, 0, docArr).dataSync()) < 1e-12);
+  gradcheck('attention with documents', (a, b, c) => attention(a, b, c, { documentIds }), [q, k, v]);
   // a query with every key masked outputs 0, and no NaN reaches any gradient
   const allMasked = tensor(Int32Array.from([0, 0, 0, 0, 1, 1, 1, 1]), [B, T], 'int32');
   const o = attention(q, k, v, { keyMask: allMasked });

@@ -482,6 +482,45 @@ export const refKernels: KernelTable = {
     const d = Fl(dst), s = Fl(src);
     for (let i = 0; i < d.length; i++) d[i]! += s[i]!;
   },
+
+  scaleInPlace(a, s) {
+    const x = Fl(a);
+    for (let i = 0; i < x.length; i++) x[i]! *= s;
+  },
+
+  adamStep(p, g, m, v, vMax, args) {
+    const ps = Fl(p), gs = Fl(g), ms = Fl(m), vs = Fl(v), vm = vMax ? Fl(vMax) : null;
+    const { lr, beta1, beta2, eps, weightDecay: wd, decoupled, step, amsgrad } = args;
+    const bc1 = 1 - beta1 ** step;
+    const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
+    const stepSize = lr / bc1;
+    for (let i = 0; i < ps.length; i++) {
+      let grad = gs[i]!;
+      if (wd !== 0) {
+        if (decoupled) ps[i]! *= 1 - lr * wd;
+        else grad += wd * ps[i]!;
+      }
+      ms[i] = beta1 * ms[i]! + (1 - beta1) * grad;
+      vs[i] = beta2 * vs[i]! + (1 - beta2) * grad * grad;
+      let second = vs[i]!;
+      if (amsgrad) { vm![i] = Math.max(vm![i]!, second); second = vm![i]!; }
+      ps[i]! -= (stepSize * ms[i]!) / (Math.sqrt(second) / bc2Sqrt + eps);
+    }
+  },
+
+  sgdStep(p, g, buf, args) {
+    const ps = Fl(p), gs = Fl(g), bs = buf ? Fl(buf) : null;
+    const { lr, momentum, dampening, nesterov, weightDecay: wd, firstStep } = args;
+    for (let i = 0; i < ps.length; i++) {
+      let d = gs[i]!;
+      if (wd !== 0) d += wd * ps[i]!;
+      if (bs) {
+        bs[i] = firstStep ? d : momentum * bs[i]! + (1 - dampening) * d;
+        d = nesterov ? d + momentum * bs[i]! : bs[i]!;
+      }
+      ps[i]! -= lr * d;
+    }
+  },
 };
 
 function rowLse(x: F, o: number, n: number): number {
@@ -497,11 +536,13 @@ function rowLse(x: F, o: number, n: number): number {
 function attnScores(qs: F, ks: F, qo: number, b: number, h: number, t: number, args: AttentionArgs, p: Float64Array): number {
   const { S, NH, NKV, HD, scale, causal, qOffset } = args;
   const mask = args.keyMask ? I(args.keyMask) : null;
+  const doc = args.docIds ? I(args.docIds) : null;
   const kvh = Math.floor(h / (NH / NKV));
   const qpos = qOffset + t;
+  const qdoc = doc ? doc[b * S + qpos]! : 0;
   let m = -Infinity;
   for (let j = 0; j < S; j++) {
-    if ((causal && j > qpos) || (mask && mask[b * S + j] === 0)) { p[j] = -Infinity; continue; }
+    if ((causal && j > qpos) || (mask && mask[b * S + j] === 0) || (doc && doc[b * S + j] !== qdoc)) { p[j] = -Infinity; continue; }
     const ko = ((b * S + j) * NKV + kvh) * HD;
     let s = 0;
     for (let d = 0; d < HD; d++) s += qs[qo + d]! * ks[ko + d]!;

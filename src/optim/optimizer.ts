@@ -1,0 +1,122 @@
+// Optimizer base: PyTorch-shaped parameter groups (writable lr / weightDecay), zeroGrad, step, and a state dict
+// that checkpoints can store (tensors by parameter index, as torch's optimizer.state_dict()).
+
+import { type Tensor, isFloat, shapeStr, tensor, zeros } from '../core/index.js';
+
+export interface ParamGroup {
+  params: Tensor[];
+  lr: number;
+  weightDecay: number;
+}
+
+/** A plain Tensor[] or groups with per-group overrides of the defaults. */
+export type ParamsInput<G extends ParamGroup> = Tensor[] | (Partial<G> & { params: Tensor[] })[];
+
+export interface OptimizerStateDict {
+  /** Per parameter index (order of paramGroups, then params): named state tensors as arrays, plus numbers. */
+  state: Record<number, Record<string, number | { shape: number[]; data: Float32Array | Float64Array }>>;
+  paramGroups: Record<string, unknown>[];
+}
+
+export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
+  readonly paramGroups: G[];
+  /** Per-parameter state (moment estimates, step counts). */
+  protected readonly state = new Map<Tensor, Record<string, Tensor | number>>();
+
+  constructor(params: ParamsInput<G>, defaults: Omit<G, 'params'>) {
+    const groups = params.length > 0 && !('params' in (params[0] as object)) ? [{ params: params as Tensor[] }] : params as (Partial<G> & { params: Tensor[] })[];
+    if (groups.length === 0 || groups.every((g) => g.params.length === 0)) {
+      throw new Error(`${this.constructor.name}: got no parameters to optimise (pass model.parameters() or parameter groups)`);
+    }
+    const seen = new Set<Tensor>();
+    this.paramGroups = groups.map((g, gi) => {
+      for (const p of g.params) {
+        if (seen.has(p)) throw new Error(`${this.constructor.name}: a parameter appears in more than one group (group ${gi})`);
+        if (!isFloat(p.dtype)) throw new TypeError(`${this.constructor.name}: parameter ${shapeStr(p.shape)} is ${p.dtype}; only floating-point tensors can be optimised`);
+        seen.add(p);
+      }
+      const merged = { ...defaults, ...g, params: [...g.params] } as G;
+      this.validateGroup(merged, gi);
+      return merged;
+    });
+  }
+
+  protected validateGroup(g: G, gi: number): void {
+    if (!(g.lr >= 0)) throw new RangeError(`${this.constructor.name}: group ${gi} lr must be ≥ 0, got ${g.lr}`);
+    if (!(g.weightDecay >= 0)) throw new RangeError(`${this.constructor.name}: group ${gi} weightDecay must be ≥ 0, got ${g.weightDecay}`);
+  }
+
+  /** Drops every gradient (PyTorch's set_to_none). */
+  zeroGrad(): void {
+    for (const g of this.paramGroups) for (const p of g.params) p.grad = null;
+  }
+
+  /** One update of every parameter that has a gradient. */
+  abstract step(): void;
+
+  /** The state tensor `name` of p, created as zeros on first use. */
+  protected buffer(p: Tensor, name: string): Tensor {
+    const st = this.stateOf(p);
+    let b = st[name] as Tensor | undefined;
+    if (!b) { b = zeros(p.shape, p.dtype, p.backend); st[name] = b; }
+    return b;
+  }
+
+  protected stateOf(p: Tensor): Record<string, Tensor | number> {
+    let st = this.state.get(p);
+    if (!st) { st = {}; this.state.set(p, st); }
+    return st;
+  }
+
+  private allParams(): Tensor[] {
+    return this.paramGroups.flatMap((g) => g.params);
+  }
+
+  stateDict(): OptimizerStateDict {
+    const state: OptimizerStateDict['state'] = {};
+    this.allParams().forEach((p, i) => {
+      const st = this.state.get(p);
+      if (!st) return;
+      const out: Record<string, number | { shape: number[]; data: Float32Array | Float64Array }> = {};
+      for (const [k, v] of Object.entries(st)) {
+        out[k] = typeof v === 'number' ? v : { shape: [...v.shape], data: v.dataSync() as Float32Array };
+      }
+      state[i] = out;
+    });
+    let idx = 0;
+    const paramGroups = this.paramGroups.map((g) => {
+      const { params, ...hyper } = g;
+      return { ...hyper, params: params.map(() => idx++) };
+    });
+    return { state, paramGroups };
+  }
+
+  loadStateDict(sd: OptimizerStateDict): void {
+    if (sd.paramGroups.length !== this.paramGroups.length) {
+      throw new Error(`optimizer state has ${sd.paramGroups.length} parameter groups, this optimizer has ${this.paramGroups.length}`);
+    }
+    sd.paramGroups.forEach((g, gi) => {
+      const own = this.paramGroups[gi]!;
+      if ((g.params as number[]).length !== own.params.length) {
+        throw new Error(`optimizer state group ${gi} has ${(g.params as number[]).length} parameters, this optimizer has ${own.params.length}`);
+      }
+      const { params: _ignored, ...hyper } = g;
+      Object.assign(own, hyper);
+    });
+    const all = this.allParams();
+    this.state.clear();
+    for (const [k, st] of Object.entries(sd.state)) {
+      const p = all[Number(k)];
+      if (!p) throw new Error(`optimizer state refers to parameter ${k}, but there are only ${all.length}`);
+      const restored: Record<string, Tensor | number> = {};
+      for (const [name, v] of Object.entries(st)) {
+        if (typeof v === 'number') { restored[name] = v; continue; }
+        if (v.shape.length !== p.shape.length || v.shape.some((d, i) => d !== p.shape[i])) {
+          throw new Error(`optimizer state '${name}' of parameter ${k} has shape ${shapeStr(v.shape)}, the parameter is ${shapeStr(p.shape)}`);
+        }
+        restored[name] = tensor(v.data, v.shape, p.dtype, p.backend);
+      }
+      this.state.set(p, restored);
+    }
+  }
+}
