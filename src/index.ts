@@ -5,5 +5,6 @@ export * from './core/index.js';
 export * from './loss/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
+export * from './train/index.js';
 export { parseSafetensors, serializeSafetensors, type RawTensor } from './io/safetensors.js';
 export { refBackend } from './backends/ref/index.js';

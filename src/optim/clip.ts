@@ -44,11 +44,19 @@ export async function clipGradNorm(params: Iterable<Tensor>, maxNorm: number, op
     throw new Error(`clipGradNorm: the total norm of order ${normType} of the gradients is ${total}; ` +
       'some gradient is NaN or infinite (check the learning rate, the data, or use loss scaling)');
   }
-  const coef = Math.min(1, maxNorm / (total + 1e-6));
-  if (coef < 1 || Number.isNaN(coef)) {
-    for (const p of list) if (p.grad) kernel(p.backend, 'scaleInPlace')(p.grad.storage, coef, p.grad.dtype);
-  }
+  scaleGrads(list, clipCoefficient(total, maxNorm));
   return total;
+}
+
+/** torch's clip coefficient: maxNorm / (total + 1e-6), clamped to 1. */
+export function clipCoefficient(totalNorm: number, maxNorm: number): number {
+  return Math.min(1, maxNorm / (totalNorm + 1e-6));
+}
+
+/** grad *= coef for every parameter with a gradient (no-op for coef = 1). */
+export function scaleGrads(params: Iterable<Tensor>, coef: number): void {
+  if (coef === 1) return;
+  for (const p of params) if (p.grad) kernel(p.backend, 'scaleInPlace')(p.grad.storage, coef, p.grad.dtype);
 }
 
 /** Clamps every gradient entry to [−clipValue, clipValue] (torch.nn.utils.clip_grad_value_). */

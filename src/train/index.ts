@@ -1,0 +1,3 @@
+export * from './batch.js';
+export * from './evaluate.js';
+export * from './trainer.js';

@@ -1,0 +1,224 @@
+// The training loop. One optimizer step = K micro-batches: count the valid targets of all K first and pass that
+// count as numItemsInBatch, so the accumulated gradient equals the full-batch gradient; then clip, step the
+// optimizer, step the schedule (per optimizer step, never per epoch), zero the gradients.
+
+import { RNG } from '../core/index.js';
+import type { LlamaForCausalLM } from '../nn/index.js';
+import { type LRScheduler, type Optimizer, clipCoefficient, gradNorm, scaleGrads } from '../optim/index.js';
+import { type Batch, type BatchSource, countTargets, toTensors } from './batch.js';
+import { type EvalResult, evaluate } from './evaluate.js';
+
+export interface TrainerOptions {
+  model: LlamaForCausalLM;
+  optimizer: Optimizer;
+  scheduler?: LRScheduler | null;
+  train: BatchSource;
+  /** Micro-batches per optimizer step (K). Default 1. */
+  gradAccumSteps?: number;
+  /** Stop after this many optimizer steps. */
+  maxSteps: number;
+  /** Global 2-norm clip; null = no clipping (the norm is still reported). Default 1.0. */
+  clipGradNorm?: number | null;
+  evalEvery?: number;
+  /** A fresh iterable over the validation batches, each time it is called. */
+  evalData?: () => Iterable<Batch>;
+  /** Non-finite loss or gradient: 'stop' (default) throws an error naming the step; 'skip' drops the update. */
+  onNonFinite?: 'stop' | 'skip';
+  labelSmoothing?: number;
+  zLoss?: number;
+  /** Seed of the trainer's RNG (saved in checkpoints). */
+  seed?: number;
+}
+
+export interface StepMetrics {
+  step: number;
+  /** Training loss of the step (mean over its valid targets; includes smoothing / z-loss when enabled). */
+  loss: number;
+  lr: number;
+  /** Global gradient 2-norm before clipping. */
+  gradNorm: number;
+  /** Valid target tokens of the step. */
+  targets: number;
+  /** Input tokens (non-padding) of the step. */
+  tokens: number;
+  tokensPerSec: number;
+  elapsedMs: number;
+  skipped: boolean;
+}
+
+export interface TrainerEvents {
+  step: (m: StepMetrics) => void;
+  eval: (r: EvalResult & { step: number }) => void;
+  /** After all micro-batches' backward, before clipping: gradients can be inspected (or, in tests, corrupted). */
+  afterBackward: (info: { step: number; model: LlamaForCausalLM }) => void;
+}
+
+export class NonFiniteError extends Error {
+  constructor(message: string, readonly step: number, readonly parameter?: string) {
+    super(message);
+    this.name = 'NonFiniteError';
+  }
+}
+
+export class Trainer {
+  readonly model: LlamaForCausalLM;
+  readonly optimizer: Optimizer;
+  readonly scheduler: LRScheduler | null;
+  readonly rng: RNG;
+  /** Optimizer steps completed. */
+  step = 0;
+  private readonly opts: TrainerOptions;
+  private readonly listeners: { [K in keyof TrainerEvents]: TrainerEvents[K][] } = { step: [], eval: [], afterBackward: [] };
+  private readonly started = Date.now();
+  private tokensSeen = 0;
+
+  constructor(opts: TrainerOptions) {
+    this.opts = opts;
+    this.model = opts.model;
+    this.optimizer = opts.optimizer;
+    this.scheduler = opts.scheduler ?? null;
+    this.rng = new RNG(opts.seed ?? 0);
+    const K = opts.gradAccumSteps ?? 1;
+    if (!Number.isInteger(K) || K < 1) throw new RangeError(`Trainer: gradAccumSteps must be an integer ≥ 1, got ${K}`);
+    if (!Number.isInteger(opts.maxSteps) || opts.maxSteps < 0) throw new RangeError(`Trainer: maxSteps must be an integer ≥ 0, got ${opts.maxSteps}`);
+  }
+
+  on<K extends keyof TrainerEvents>(event: K, fn: TrainerEvents[K]): this {
+    this.listeners[event].push(fn);
+    return this;
+  }
+
+  private emit<K extends keyof TrainerEvents>(event: K, arg: Parameters<TrainerEvents[K]>[0]): void {
+    for (const fn of this.listeners[event]) (fn as (a: typeof arg) => void)(arg);
+  }
+
+  /** Runs optimizer steps until maxSteps (or until `until`). Returns the metrics of the last step. */
+  async train(until = this.opts.maxSteps): Promise<StepMetrics | null> {
+    let last: StepMetrics | null = null;
+    while (this.step < Math.min(until, this.opts.maxSteps)) {
+      const m = await this.trainStep();
+      if (!m) break;
+      last = m;
+      const every = this.opts.evalEvery ?? 0;
+      if (every > 0 && this.opts.evalData && (this.step % every === 0 || this.step === this.opts.maxSteps)) this.runEval();
+    }
+    return last;
+  }
+
+  runEval(): EvalResult & { step: number } {
+    if (!this.opts.evalData) throw new Error('Trainer: no evalData was given');
+    const r = { ...evaluate(this.model, this.opts.evalData()), step: this.step };
+    this.emit('eval', r);
+    return r;
+  }
+
+  /** One optimizer step over K micro-batches; null when the data ran out before the step began. */
+  async trainStep(): Promise<StepMetrics | null> {
+    const K = this.opts.gradAccumSteps ?? 1;
+    const micro: Batch[] = [];
+    for (let k = 0; k < K; k++) {
+      const b = this.opts.train.next();
+      if (!b) break;
+      micro.push(b);
+    }
+    if (micro.length === 0) return null;
+    const stepNo = this.step + 1; // 1-based in messages and metrics
+    const t0 = Date.now();
+    const numItemsInBatch = micro.reduce((n, b) => n + countTargets(b), 0);
+    let loss = 0, tokens = 0;
+    let skipped = numItemsInBatch === 0; // nothing to learn from (e.g. every label is -100)
+    if (!skipped) {
+      for (let k = 0; k < micro.length; k++) {
+        const b = micro[k]!;
+        tokens += b.attentionMask ? b.attentionMask.reduce((a, x) => a + x, 0) : b.inputIds.length;
+        if (countTargets(b) === 0) continue;
+        const t = toTensors(b, this.model.backend);
+        const out = this.model.forward(t.inputIds, {
+          attentionMask: t.attentionMask, labels: t.labels, positionIds: t.positionIds, documentIds: t.documentIds,
+          numItemsInBatch, labelSmoothing: this.opts.labelSmoothing, zLoss: this.opts.zLoss,
+        });
+        const l = (await out.loss!.data())[0]!;
+        if (!Number.isFinite(l)) {
+          if (this.nonFinite(`step ${stepNo}: the loss of micro-batch ${k + 1}/${micro.length} is ${l}`, stepNo)) { skipped = true; break; }
+        }
+        out.loss!.backward();
+        loss += l;
+      }
+    }
+    this.emit('afterBackward', { step: stepNo, model: this.model });
+    const lr = this.optimizer.paramGroups[0]!.lr;
+    let norm = 0;
+    if (!skipped) {
+      const params = this.model.parameters();
+      const maxNorm = this.opts.clipGradNorm === undefined ? 1.0 : this.opts.clipGradNorm;
+      // Measure first: a non-finite norm must leave the gradients as they are, so the culprit can be named.
+      norm = await gradNorm(params);
+      if (Number.isFinite(norm) && maxNorm !== null) scaleGrads(params, clipCoefficient(norm, maxNorm));
+      if (!Number.isFinite(norm)) {
+        const bad = await this.firstNonFiniteGrad();
+        skipped = this.nonFinite(`step ${stepNo}: the gradient norm is ${norm}` +
+          (bad ? `; the first parameter with a non-finite gradient is ${bad}` : ''), stepNo, bad ?? undefined);
+      }
+    }
+    if (!skipped) {
+      this.optimizer.step();
+      this.scheduler?.step();
+    }
+    this.optimizer.zeroGrad();
+    this.model.zeroGrad(); // parameters outside the optimizer, if any
+    this.step = stepNo;
+    this.tokensSeen += tokens;
+    const elapsedMs = Date.now() - t0;
+    const m: StepMetrics = {
+      step: stepNo, loss, lr, gradNorm: norm, targets: numItemsInBatch, tokens,
+      tokensPerSec: elapsedMs > 0 ? (tokens * 1000) / elapsedMs : 0, elapsedMs: Date.now() - this.started, skipped,
+    };
+    this.emit('step', m);
+    return m;
+  }
+
+  /** Throws in 'stop' mode; returns true (skip the step) in 'skip' mode. */
+  private nonFinite(msg: string, step: number, parameter?: string): boolean {
+    if ((this.opts.onNonFinite ?? 'stop') === 'stop') {
+      throw new NonFiniteError(`${msg}. Training stopped (lower the learning rate, check the data, or set onNonFinite: 'skip').`, step, parameter);
+    }
+    this.optimizer.zeroGrad();
+    return true;
+  }
+
+  private async firstNonFiniteGrad(): Promise<string | null> {
+    for (const [name, p] of this.model.namedParameters()) {
+      if (!p.grad) continue;
+      const g = await p.grad.data();
+      for (let i = 0; i < g.length; i++) if (!Number.isFinite(g[i]!)) return name;
+    }
+    return null;
+  }
+
+  /** Everything a bit-identical resume needs besides the weights. */
+  state(): { step: number; optimizer: ReturnType<Optimizer['stateDict']>; scheduler: unknown; data: unknown; rng: number[]; extra: Record<string, unknown> } {
+    return {
+      step: this.step,
+      optimizer: this.optimizer.stateDict(),
+      scheduler: this.scheduler ? this.scheduler.stateDict() : null,
+      data: this.opts.train.state(),
+      rng: this.rng.getState(),
+      extra: { tokensSeen: this.tokensSeen },
+    };
+  }
+
+  loadState(s: { step: number; optimizer: ReturnType<Optimizer['stateDict']>; scheduler: unknown; data: unknown; rng: number[]; extra?: Record<string, unknown> }): void {
+    this.step = s.step;
+    this.optimizer.loadStateDict(s.optimizer);
+    if (this.scheduler && s.scheduler) this.scheduler.loadStateDict(s.scheduler as Parameters<LRScheduler['loadStateDict']>[0]);
+    this.opts.train.loadState(s.data);
+    this.rng.setState(s.rng);
+    this.tokensSeen = Number(s.extra?.tokensSeen ?? 0);
+  }
+
+  /** Saves a checkpoint under `root` (Node only; see io/checkpoint). */
+  async saveCheckpoint(root: string, opts: { keep?: number; beforeCommit?: () => Promise<void> | void } = {}): Promise<string> {
+    const { saveCheckpoint } = await import('../io/checkpoint.js');
+    return saveCheckpoint(root, this.model, this.state(), opts);
+  }
+}
