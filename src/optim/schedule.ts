@@ -33,23 +33,29 @@ export interface WarmupDecayOptions {
   minLrRatio?: number;
 }
 
-function warmupThen(o: WarmupDecayOptions, name: string, decay: (progress: number) => number): Schedule {
+function warmupThen(o: WarmupDecayOptions, name: string, decay: (step: number) => number): Schedule {
   const floor = o.minLrRatio ?? 0;
   check(o.warmupSteps >= 0 && o.totalSteps >= o.warmupSteps, `${name}: need 0 ≤ warmupSteps ≤ totalSteps, got ${o.warmupSteps} and ${o.totalSteps}`);
   check(floor >= 0 && floor <= 1, `${name}: minLrRatio must be in [0, 1], got ${floor}`);
-  return (step) => {
-    if (step < o.warmupSteps) return step / Math.max(1, o.warmupSteps);
-    const progress = Math.min(1, (step - o.warmupSteps) / Math.max(1, o.totalSteps - o.warmupSteps));
-    return floor + (1 - floor) * decay(progress);
-  };
+  // Evaluated in HF's order of operations, so the lrs equal transformers' to the last bit.
+  return (step) => (step < o.warmupSteps ? step / Math.max(1, o.warmupSteps)
+    : floor === 0 ? decay(step) : decay(step) * (1 - floor) + floor);
 }
 
-/** Linear warmup, then half-cosine decay to minLrRatio (HF get_cosine_with_min_lr_schedule_with_warmup). */
-export const warmupCosine = (o: WarmupDecayOptions): Schedule =>
-  warmupThen(o, 'warmupCosine', (p) => 0.5 * (1 + Math.cos(Math.PI * p)));
+/** Fraction of the decay phase done at `step`, clamped to 1 (after totalSteps the lr stays at the floor). */
+const progressOf = (o: WarmupDecayOptions, step: number) =>
+  Math.min(1, (step - o.warmupSteps) / Math.max(1, o.totalSteps - o.warmupSteps));
 
-/** Linear warmup, then linear decay to minLrRatio (HF get_linear_schedule_with_warmup when the floor is 0). */
-export const warmupLinear = (o: WarmupDecayOptions): Schedule => warmupThen(o, 'warmupLinear', (p) => 1 - p);
+/**
+ * Linear warmup from 0, then half-cosine decay to minLrRatio (HF get_cosine_with_min_lr_schedule_with_warmup;
+ * unlike HF, the lr stays at the floor after totalSteps instead of rising again).
+ */
+export const warmupCosine = (o: WarmupDecayOptions): Schedule =>
+  warmupThen(o, 'warmupCosine', (step) => Math.max(0, 0.5 * (1 + Math.cos(Math.PI * progressOf(o, step)))));
+
+/** Linear warmup, then linear decay to minLrRatio at totalSteps (HF get_linear_schedule_with_warmup when the floor is 0). */
+export const warmupLinear = (o: WarmupDecayOptions): Schedule =>
+  warmupThen(o, 'warmupLinear', (step) => Math.max(0, (o.totalSteps - step) / Math.max(1, o.totalSteps - o.warmupSteps)));
 
 export interface WSDOptions {
   warmupSteps: number;
@@ -59,21 +65,26 @@ export interface WSDOptions {
   decayType?: 'cosine' | 'linear';
 }
 
-/** Warmup-stable-decay (HF get_wsd_schedule): ramp, hold at 1, decay to minLrRatio, then hold the floor. */
+/**
+ * Warmup-stable-decay (HF get_wsd_schedule): linear ramp from minLrRatio to 1, hold at 1, decay (cosine or linear)
+ * to minLrRatio, then hold the floor.
+ */
 export function wsd(o: WSDOptions): Schedule {
-  const floor = o.minLrRatio ?? 0;
+  const r = o.minLrRatio ?? 0;
   const type = o.decayType ?? 'cosine';
   check(o.warmupSteps >= 0 && o.stableSteps >= 0 && o.decaySteps >= 0, 'wsd: step counts must be ≥ 0');
+  check(r >= 0 && r <= 1, `wsd: minLrRatio must be in [0, 1], got ${r}`);
   check(type === 'cosine' || type === 'linear', `wsd: decayType must be 'cosine' or 'linear', got '${type}'`);
+  const { warmupSteps: W, stableSteps: S, decaySteps: D } = o;
   return (step) => {
-    if (step < o.warmupSteps) return step / Math.max(1, o.warmupSteps);
-    if (step < o.warmupSteps + o.stableSteps) return 1;
-    if (step < o.warmupSteps + o.stableSteps + o.decaySteps) {
-      const p = (step - o.warmupSteps - o.stableSteps) / Math.max(1, o.decaySteps);
-      const value = type === 'cosine' ? Math.max(0, 0.5 * (1 + Math.cos(Math.PI * p))) : 1 - p;
-      return (1 - floor) * value + floor;
+    if (step < W) return Math.max(0, (step / Math.max(1, W)) * (1 - r) + r);
+    if (step < W + S) return 1;
+    if (step < W + S + D) {
+      const p = (step - W - S) / Math.max(1, D);
+      const value = type === 'cosine' ? 0.5 * (1 + Math.cos(Math.PI * p)) : 1 - p;
+      return Math.max(0, value * (1 - r) + r);
     }
-    return floor;
+    return r;
   };
 }
 
