@@ -63,38 +63,46 @@ const unaryFns: Record<UnaryOp, (x: number) => number> = {
   sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : 0),
 };
 
+/**
+ * C[M, N] = op(A) · op(B) at the given offsets, any of the four layouts through strides. A 4×4 register block
+ * (16 accumulators, 8 loads per 16 multiply-adds) with scalar edges: plain JS, but ~3× faster than a naive loop,
+ * which matters because `ref` also trains the small default model.
+ */
 function matmulInto(out: F, a: F, aOff: number, b: F, bOff: number, oOff: number, M: number, N: number, K: number,
                     transA: boolean, transB: boolean): void {
-  // Element (i, p) of op(A) and (p, j) of op(B), with row-major storage.
-  const lda = transA ? M : K, ldb = transB ? K : N;
-  if (!transB) {
-    // i-p-j order: streams rows of B and C (cache friendly).
-    const row = new Float64Array(N);
-    for (let i = 0; i < M; i++) {
-      row.fill(0);
-      for (let p = 0; p < K; p++) {
-        const av = transA ? a[aOff + p * lda + i]! : a[aOff + i * lda + p]!;
-        if (av === 0) continue;
-        const bRow = bOff + p * ldb;
-        for (let j = 0; j < N; j++) row[j]! += av * b[bRow + j]!;
+  // A(i, p) = a[aOff + i·sai + p·sap]; B(p, j) = b[bOff + p·sbp + j·sbj]
+  const sai = transA ? 1 : K, sap = transA ? M : 1;
+  const sbp = transB ? 1 : N, sbj = transB ? K : 1;
+  const M4 = M - (M % 4), N4 = N - (N % 4);
+  for (let i = 0; i < M4; i += 4) {
+    const ai = aOff + i * sai;
+    for (let j = 0; j < N4; j += 4) {
+      let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+      let c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+      let ia = ai, ib = bOff + j * sbj;
+      for (let p = 0; p < K; p++, ia += sap, ib += sbp) {
+        const a0 = a[ia]!, a1 = a[ia + sai]!, a2 = a[ia + 2 * sai]!, a3 = a[ia + 3 * sai]!;
+        const b0 = b[ib]!, b1 = b[ib + sbj]!, b2 = b[ib + 2 * sbj]!, b3 = b[ib + 3 * sbj]!;
+        c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+        c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+        c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+        c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
       }
-      const o = oOff + i * N;
-      for (let j = 0; j < N; j++) out[o + j] = row[j]!;
-    }
-  } else {
-    // A·Bᵀ: dot products of rows.
-    const aRow = new Float64Array(K);
-    for (let i = 0; i < M; i++) {
-      for (let p = 0; p < K; p++) aRow[p] = transA ? a[aOff + p * lda + i]! : a[aOff + i * lda + p]!;
-      const o = oOff + i * N;
-      for (let j = 0; j < N; j++) {
-        const bRow = bOff + j * ldb;
-        let s = 0;
-        for (let p = 0; p < K; p++) s += aRow[p]! * b[bRow + p]!;
-        out[o + j] = s;
-      }
+      let o = oOff + i * N + j;
+      out[o] = c00; out[o + 1] = c01; out[o + 2] = c02; out[o + 3] = c03; o += N;
+      out[o] = c10; out[o + 1] = c11; out[o + 2] = c12; out[o + 3] = c13; o += N;
+      out[o] = c20; out[o + 1] = c21; out[o + 2] = c22; out[o + 3] = c23; o += N;
+      out[o] = c30; out[o + 1] = c31; out[o + 2] = c32; out[o + 3] = c33;
     }
   }
+  // edges: the last M % 4 rows (all columns) and the last N % 4 columns of the blocked rows
+  const dot = (i: number, j: number) => {
+    let s = 0;
+    for (let p = 0, ia = aOff + i * sai, ib = bOff + j * sbj; p < K; p++, ia += sap, ib += sbp) s += a[ia]! * b[ib]!;
+    out[oOff + i * N + j] = s;
+  };
+  for (let i = 0; i < M4; i++) for (let j = N4; j < N; j++) dot(i, j);
+  for (let i = M4; i < M; i++) for (let j = 0; j < N; j++) dot(i, j);
 }
 
 function checkTargets(t: Int32Array, V: number, ignoreIndex: number): void {
