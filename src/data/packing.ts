@@ -22,8 +22,8 @@
 // than seqLen is still cut, into seqLen-token pieces that each start a row (its last piece may share a row with the
 // documents after it).
 //
-// The final partial row is padded with `padId` (labels -100, positionIds 0, documentIds -1), or dropped with
-// `dropRemainder`.
+// Empty documents are skipped. The final partial row is padded with `padId` (labels -100, positionIds 0,
+// documentIds -1), or dropped with `dropRemainder`.
 
 export interface PackOptions {
   /** Row length T. */
@@ -124,9 +124,9 @@ export function* iteratePackedRows(docs: Iterable<ArrayLike<number>>, options: P
       const v = raw[i]!;
       if (!Number.isInteger(v) || v < 0) throw new Error(`packDocuments: document ${d} position ${i} holds ${v}; token ids must be non-negative integers`);
     }
-    const doc = withSpecials(raw, bosId, appendEos ? eosId : undefined);
     d++;
-    if (doc.length === 0) continue;
+    if (raw.length === 0) continue; // an empty document contributes nothing (not even BOS/EOS)
+    const doc = withSpecials(raw, bosId, appendEos ? eosId : undefined);
     let off = 0;
     if (!splitDocuments) {
       // Start a new row unless the whole document (or, if it is longer than a row, its first piece) fits here.

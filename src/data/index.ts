@@ -1,0 +1,33 @@
+// Data (browser-safe: no tensors, no `node:` modules — usable in a Web Worker). Batches are plain Int32Arrays
+// with shapes; `train` turns them into tensors. File reading, token shard files and the built-in Brown corpus
+// loader are Node-only and live in ./node.ts.
+export { type Dataset, ArrayDataset, TensorDataset, MappedDataset } from './dataset.js';
+export { DataLoader, type DataLoaderOptions, type DataLoaderState } from './dataloader.js';
+export { epochPermutation } from './rng.js';
+export { padCollate, type PadCollateOptions, type PaddedBatch, type CollateItem } from './collate.js';
+export {
+  packDocuments,
+  iteratePackedRows,
+  packedCollate,
+  segmentWindow,
+  documentAttentionMask,
+  type PackOptions,
+  type PackedRow,
+  type PackedBatch,
+} from './packing.js';
+export {
+  SHARD_MAGIC,
+  SHARD_VERSION,
+  SHARD_HEADER_BYTES,
+  encodeTokenShard,
+  decodeTokenShard,
+  parseShardHeader,
+  dtypeForVocab,
+  checkTokenIds,
+  TokenWindowDataset,
+  type ShardDtype,
+  type ShardHeader,
+  type WindowOptions,
+} from './shards.js';
+export { splitTextDocuments, parseJsonl, parseJsonlLine, readParquetText, iterateParquetText, parquetColumnNames, type TextSplit, type ParquetInput } from './sources.js';
+export { brownFileToText, splitBrown, isBrownValidation, BROWN_VALIDATION_EVERY } from './brown.js';

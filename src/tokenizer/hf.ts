@@ -1,0 +1,109 @@
+// Hugging Face tokenizer.json, loaded with `@huggingface/tokenizers` (Tokenizers.js: pure JS, no native code,
+// runs in browsers and workers). We only adapt its API to ours; tokenization itself is entirely theirs.
+import { Tokenizer } from '@huggingface/tokenizers';
+import type { DecodeOptions, EncodeOptions, TextTokenizer } from './types.js';
+
+type TokenSpec = string | { content: string } | null | undefined;
+
+const EOS_NAMES = ['</s>', '<|end_of_text|>', '<|endoftext|>', '<eos>', '<|eos|>'];
+const BOS_NAMES = ['<s>', '<|begin_of_text|>', '<bos>', '<|bos|>'];
+const PAD_NAMES = ['<pad>', '<|pad|>', '[PAD]', '<|finetune_right_pad_id|>'];
+
+function specName(s: TokenSpec): string | undefined {
+  if (typeof s === 'string') return s;
+  if (s && typeof s === 'object' && typeof s.content === 'string') return s.content;
+  return undefined;
+}
+
+function parseMaybe(x: unknown, what: string): Record<string, any> {
+  if (typeof x === 'string') {
+    try {
+      return JSON.parse(x);
+    } catch (e) {
+      throw new Error(`${what}: invalid JSON (${(e as Error).message})`, { cause: e });
+    }
+  }
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) throw new Error(`${what}: expected a JSON object`);
+  return x as Record<string, any>;
+}
+
+/**
+ * A tokenizer.json tokenizer. Special ids come from tokenizer_config.json (`bos_token`, `eos_token`, `pad_token`)
+ * when given, else from well-known names among the special added tokens ("</s>", "<|endoftext|>", "<s>", …).
+ * Decoding does not clean up spaces unless tokenizer_config.json asks for it (`clean_up_tokenization_spaces`),
+ * so decode(encode(text)) === text for byte-level tokenizers.
+ */
+export class HFTokenizer implements TextTokenizer {
+  readonly vocabSize: number;
+  readonly bosId: number | undefined;
+  readonly eosId: number | undefined;
+  readonly padId: number | undefined;
+  /** The underlying @huggingface/tokenizers instance (for anything this wrapper does not expose). */
+  readonly inner: Tokenizer;
+  readonly json: Record<string, any>;
+  readonly config: Record<string, any>;
+  private readonly specialIds: Set<number>;
+
+  constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}, source = 'tokenizer.json') {
+    this.json = parseMaybe(tokenizerJson, source);
+    this.config = { clean_up_tokenization_spaces: false, ...parseMaybe(tokenizerConfig, 'tokenizer_config.json') };
+    if (!this.json.model) throw new Error(`${source}: no "model" section; is this a Hugging Face tokenizer.json?`);
+    for (const k of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) if (!(k in this.json)) this.json[k] = null;
+    if (!Array.isArray(this.json.added_tokens)) this.json.added_tokens = [];
+    try {
+      this.inner = new Tokenizer(this.json, this.config);
+    } catch (e) {
+      throw new Error(`${source}: @huggingface/tokenizers could not load it (${(e as Error).message})`, { cause: e });
+    }
+    const vocab = this.inner.get_vocab(true);
+    let max = -1;
+    for (const id of vocab.values()) if (id > max) max = id;
+    this.vocabSize = max + 1;
+    const added = this.json.added_tokens as { id: number; content: string; special?: boolean }[];
+    this.specialIds = new Set(added.filter((t) => t.special).map((t) => t.id));
+    const specialNames = new Set(added.filter((t) => t.special).map((t) => t.content));
+    const find = (key: string, names: string[]): number | undefined => {
+      const fromConfig = specName(this.config[key] as TokenSpec);
+      if (fromConfig !== undefined) {
+        const id = this.inner.token_to_id(fromConfig);
+        if (id === undefined) throw new Error(`tokenizer_config.json: ${key} ${JSON.stringify(fromConfig)} is not in the vocabulary of ${source}`);
+        return id;
+      }
+      for (const n of names) if (specialNames.has(n)) return this.inner.token_to_id(n);
+      return undefined;
+    };
+    this.eosId = find('eos_token', EOS_NAMES);
+    this.bosId = find('bos_token', BOS_NAMES);
+    this.padId = find('pad_token', PAD_NAMES);
+  }
+
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    return this.inner.encode(text, { add_special_tokens: options.addSpecialTokens ?? false }).ids;
+  }
+
+  decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
+    if (ids.length === 0) return '';
+    const list = Array.from(ids);
+    for (const id of list) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new Error(`decode: id ${id} is outside the vocabulary (0 … ${this.vocabSize - 1})`);
+    }
+    return this.inner.decode(list, { skip_special_tokens: options.skipSpecialTokens ?? false });
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.inner.token_to_id(token);
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.inner.id_to_token(id);
+  }
+
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+}
+
+/** Loads a tokenizer.json (object or JSON text), optionally with its tokenizer_config.json. */
+export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig?: unknown, source?: string): HFTokenizer {
+  return new HFTokenizer(tokenizerJson, tokenizerConfig ?? {}, source);
+}

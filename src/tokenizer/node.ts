@@ -1,0 +1,45 @@
+// Node-only tokenizer file helpers: load tokenizer.json (+ tokenizer_config.json beside it) from disk, save a
+// trained tokenizer. Browser code uses `loadTokenizer(json, config)` from hf.ts with fetched JSON instead.
+import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync, renameSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { ByteLevelBPE } from './bpe.js';
+import { HFTokenizer } from './hf.js';
+
+export * from './index.js';
+
+/**
+ * Loads `path`: a tokenizer.json file, or a directory containing one. A tokenizer_config.json in the same
+ * directory is used for special tokens and decode options.
+ */
+export function loadTokenizerFile(path: string): HFTokenizer {
+  let file = path;
+  try {
+    if (statSync(path).isDirectory()) file = join(path, 'tokenizer.json');
+  } catch (e) {
+    throw new Error(`${path}: no such file or directory; expected a tokenizer.json or a directory holding one`, { cause: e });
+  }
+  if (!existsSync(file)) throw new Error(`${path}: directory has no tokenizer.json`);
+  const text = readFileSync(file, 'utf8');
+  if (text.trim().length === 0) throw new Error(`${file}: file is empty; expected a Hugging Face tokenizer.json`);
+  const cfgPath = join(dirname(file), 'tokenizer_config.json');
+  const config = existsSync(cfgPath) ? readFileSync(cfgPath, 'utf8') : {};
+  return new HFTokenizer(text, config, file);
+}
+
+/**
+ * Saves a trained tokenizer as `dir/tokenizer.json` and `dir/tokenizer_config.json` (creating `dir`); returns
+ * the tokenizer.json path. Files are written to a temporary name and renamed, so a crash leaves no half file.
+ */
+export function saveTokenizer(tokenizer: ByteLevelBPE, dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const write = (name: string, obj: unknown): string => {
+    const p = join(dir, name);
+    const tmp = join(dir, `.${basename(p)}.tmp-${process.pid}`);
+    writeFileSync(tmp, JSON.stringify(obj, null, 2) + '\n');
+    renameSync(tmp, p);
+    return p;
+  };
+  const p = write('tokenizer.json', tokenizer.toJSON());
+  write('tokenizer_config.json', tokenizer.tokenizerConfig());
+  return p;
+}
