@@ -6,5 +6,7 @@ export * from './loss/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './train/index.js';
+export * from './data/index.js';
+export * from './tokenizer/index.js';
 export { parseSafetensors, serializeSafetensors, type RawTensor } from './io/safetensors.js';
 export { refBackend } from './backends/ref/index.js';

@@ -4,3 +4,5 @@ export * from './index.js';
 export * from './io/files.js';
 export * from './io/pretrained.js';
 export * from './io/checkpoint.js';
+export * from './data/node.js';
+export * from './tokenizer/node.js';

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 // Typed command-line options: a schema per command, `--key=value` or `--key value` overrides on top of an optional
 // JSON config file (`--config file.json`), with type checks and helpful errors (nanoGPT's configurator, typed).
 
@@ -90,6 +92,23 @@ export function parseOptions<S extends Schema>(schema: S, argv: string[], fileVa
     set(key, raw, `--${kebab(key)}`);
   }
   return { values: values as Values<S>, positional };
+}
+
+/** parseOptions, after taking `--config file.json` (a JSON object of option values; argv overrides it). */
+export function parseCommandLine<S extends Schema>(schema: S, argv: string[]): { values: Values<S>; positional: string[] } {
+  const rest: string[] = [];
+  let file: Record<string, unknown> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a !== '--config' && !a.startsWith('--config=')) { rest.push(a); continue; }
+    const path = a.startsWith('--config=') ? a.slice('--config='.length) : argv[++i];
+    if (!path) throw new UsageError('--config: missing file name');
+    let text: string;
+    try { text = readFileSync(path, 'utf8'); } catch { throw new UsageError(`--config: cannot read '${path}'`); }
+    try { file = JSON.parse(text) as Record<string, unknown>; } catch (e) { throw new UsageError(`--config ${path}: not valid JSON (${(e as Error).message})`); }
+    if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new UsageError(`--config ${path}: expected a JSON object of option values`);
+  }
+  return parseOptions(schema, rest, file);
 }
 
 export function helpText(command: string, summary: string, schema: Schema, usage?: string): string {

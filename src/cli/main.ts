@@ -1,0 +1,35 @@
+// The `llamatrain` command line. Node only.
+
+import '../backends/ref/index.js'; // registers the default backend
+import { runTrain, trainHelp } from './train.js';
+import { helps, runEval, runGenerate, runTokenizer } from './commands.js';
+import { UsageError } from './options.js';
+
+const USAGE = `llamatrain — train LLaMA-architecture language models in TypeScript
+
+Usage:
+  llamatrain train [--key=value ...]        train (defaults: a small LLaMA on the built-in Brown corpus)
+  llamatrain eval --model <dir>             loss, perplexity and bits per byte on a dataset
+  llamatrain generate --model <dir> "text"  continue a prompt
+  llamatrain tokenizer train|encode|decode  byte-level BPE tokenizers
+
+Add --help to any command for its options.`;
+
+export async function main(argv: string[], log: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const wantsHelp = rest.includes('--help') || rest.includes('-h');
+  try {
+    switch (cmd) {
+      case 'train': if (wantsHelp) log(trainHelp); else await runTrain(rest, log); return 0;
+      case 'eval': if (wantsHelp) log(helps.eval); else await runEval(rest, log); return 0;
+      case 'generate': if (wantsHelp) log(helps.generate); else await runGenerate(rest, log); return 0;
+      case 'tokenizer': await runTokenizer(rest, log); return 0;
+      case undefined: case '--help': case '-h': case 'help': log(USAGE); return 0;
+      default: throw new UsageError(`unknown command '${cmd}'`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) { process.stderr.write(`llamatrain ${cmd ?? ''}: ${e.message}\n`); return 2; }
+    process.stderr.write(`llamatrain ${cmd ?? ''}: ${(e as Error).message}\n`);
+    return 1;
+  }
+}

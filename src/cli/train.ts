@@ -1,0 +1,229 @@
+// `llamatrain train`: trains a small LLaMA (defaults: the built-in Brown corpus, a byte-level BPE trained on it)
+// with progress, metrics.jsonl, a loss-curve SVG and sample generations in the run directory.
+
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import cliProgress from 'cli-progress';
+import { RNG, tensor } from '../core/index.js';
+import { ArrayDataset, DataLoader, type PackedBatch, packedCollate } from '../data/index.js';
+import { loadPretrained, savePretrained } from '../io/pretrained.js';
+import { loadCheckpoint } from '../io/checkpoint.js';
+import { LlamaForCausalLM } from '../nn/index.js';
+import { AdamW, LRScheduler, decayGroups, warmupCosine } from '../optim/index.js';
+import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
+import { saveTokenizer } from '../tokenizer/node.js';
+import { type BatchSource, type EvalResult, type StepMetrics, Trainer, evaluate } from '../train/index.js';
+import { type Schema, type Values, UsageError, helpText, parseCommandLine, parseOptions } from './options.js';
+import { lossCurveSvg } from './plot.js';
+import { batchesOf, loadTextData, loadTokenizerFrom, packTexts, toBatch, tokenByteLengths } from './shared.js';
+
+export const trainSchema = {
+  data: { type: 'string', default: 'brown', help: "training text: 'brown' (the built-in Brown corpus) or a .txt, .jsonl or .parquet file" },
+  textField: { type: 'string', default: 'text', help: 'JSONL field / Parquet column that holds the text' },
+  validationFraction: { type: 'number', default: 0.05, help: 'share of a file\'s documents held out for validation (Brown has a fixed split)' },
+  tokenizer: { type: 'string', default: '', help: 'a tokenizer.json (or its directory); empty: train a byte-level BPE on the training text' },
+  vocabSize: { type: 'int', default: 1024, help: 'vocabulary of the BPE trained when --tokenizer is empty' },
+  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face checkpoint directory instead of a new model' },
+  dim: { type: 'int', default: 128, help: 'hidden size C of a new model' },
+  layers: { type: 'int', default: 4, help: 'decoder layers L' },
+  heads: { type: 'int', default: 4, help: 'attention heads NH' },
+  kvHeads: { type: 'int', default: 2, help: 'key/value heads NKV (GQA); must divide heads' },
+  ffn: { type: 'int', default: 0, help: 'SwiGLU width; 0 = the LLaMA rule (8/3·dim rounded up to 32)' },
+  tie: { type: 'boolean', default: true, help: 'tie the LM head to the embeddings (saves V·C parameters)' },
+  seqLen: { type: 'int', default: 128, help: 'tokens per row T (documents are packed into rows)' },
+  batchSize: { type: 'int', default: 8, help: 'rows per micro-batch B' },
+  gradAccum: { type: 'int', default: 1, help: 'micro-batches per optimizer step (gradient accumulation)' },
+  steps: { type: 'int', default: 150, help: 'optimizer steps' },
+  lr: { type: 'number', default: 3e-3, help: 'peak learning rate (small models like it high)' },
+  warmup: { type: 'int', default: 15, help: 'linear warmup steps' },
+  minLrRatio: { type: 'number', default: 0.1, help: 'cosine decay floor, as a fraction of lr' },
+  weightDecay: { type: 'number', default: 0.1, help: 'AdamW decoupled weight decay on matrices (none on norms)' },
+  beta1: { type: 'number', default: 0.9, help: 'AdamW β1' },
+  beta2: { type: 'number', default: 0.95, help: 'AdamW β2' },
+  clip: { type: 'number', default: 1.0, help: 'global gradient-norm clip (0 = off)' },
+  labelSmoothing: { type: 'number', default: 0, help: 'label smoothing ε of the training loss (eval reports plain NLL)' },
+  zLoss: { type: 'number', default: 0, help: 'z-loss coefficient λ (λ·logsumexp² per token)' },
+  evalEvery: { type: 'int', default: 30, help: 'evaluate (and sample) every N steps' },
+  evalBatches: { type: 'int', default: 4, help: 'validation batches of the periodic evaluations (the final one uses all)' },
+  samplePrompt: { type: 'string', default: 'The', help: 'prompt of the sample generations' },
+  sampleTokens: { type: 'int', default: 32, help: 'tokens generated per sample' },
+  temperature: { type: 'number', default: 0.8, help: 'sampling temperature of the samples' },
+  checkpointEvery: { type: 'int', default: 75, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
+  out: { type: 'string', default: '', help: 'run directory (default runs/<date-time>)' },
+  resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint' },
+  seed: { type: 'int', default: 0, help: 'seed of init, shuffling and sampling' },
+  progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
+} satisfies Schema;
+
+export type TrainOptions = Values<typeof trainSchema>;
+
+export const trainHelp = helpText('train', 'Train a LLaMA model. With no options: a 1M-parameter model on the built-in Brown corpus.', trainSchema);
+
+function stamp(): string {
+  return new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*/, '');
+}
+
+const fmt = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+
+/** The loader as the Trainer's batch source (its epoch/position is what checkpoints store). */
+function loaderSource<T>(loader: DataLoader<T, PackedBatch>, bytesOf: Int32Array): BatchSource {
+  return {
+    next: () => toBatch(loader.nextBatch(), bytesOf),
+    state: () => loader.state(),
+    loadState: (s) => loader.loadState(s as ReturnType<typeof loader.state>),
+  };
+}
+
+export async function runTrain(argv: string[], log: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
+  let { values: o } = parseCommandLine(trainSchema, argv);
+  const resumeDir = o.resume;
+  if (resumeDir) {
+    // The run's saved options, overridden by what this command line states (e.g. a larger --steps).
+    const saved = join(resumeDir, 'train_config.json');
+    if (!existsSync(saved)) throw new UsageError(`--resume ${resumeDir}: no train_config.json there (is it a llamatrain run directory?)`);
+    const { resume: _r, out: _o, ...savedValues } = JSON.parse(readFileSync(saved, 'utf8')) as Record<string, unknown>;
+    o = { ...parseOptions(trainSchema, argv, savedValues).values, resume: resumeDir, out: resumeDir };
+  }
+  checkOptions(o);
+  const dir = o.out || join('runs', stamp());
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'train_config.json'), JSON.stringify(o, null, 2) + '\n');
+  const t0 = Date.now();
+
+  // ---- data and tokenizer
+  const text = await loadTextData(o.data, o.textField, o.validationFraction);
+  let tok: TextTokenizer;
+  if (resumeDir || o.tokenizer) {
+    tok = loadTokenizerFrom(resumeDir ? dir : o.tokenizer);
+  } else {
+    const bpe = trainByteLevelBPE(text.train, { vocabSize: o.vocabSize });
+    saveTokenizer(bpe, dir);
+    tok = bpe;
+  }
+  if (!resumeDir && o.tokenizer) writeFileSync(join(dir, 'tokenizer.json'), readFileSync(o.tokenizer.endsWith('.json') ? o.tokenizer : join(o.tokenizer, 'tokenizer.json')));
+  const bytesOf = tokenByteLengths(tok);
+  const trainRows = packTexts(tok, text.train, o.seqLen);
+  const valRows = packTexts(tok, text.validation, o.seqLen);
+  const loader = new DataLoader({ dataset: new ArrayDataset(trainRows), batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true, collate: packedCollate });
+  if (loader.length === 0) throw new UsageError(`the training split has ${trainRows.length} rows of ${o.seqLen} tokens: fewer than one batch of ${o.batchSize}; lower --batch-size or --seq-len`);
+
+  // ---- model, optimizer, schedule
+  let model: LlamaForCausalLM;
+  let state: Awaited<ReturnType<typeof loadCheckpoint>>['state'] | null = null;
+  if (resumeDir) {
+    const ck = await loadCheckpoint(join(dir, 'checkpoints'));
+    model = ck.model; state = ck.state;
+  } else if (o.from) {
+    model = await loadPretrained(o.from);
+  } else {
+    model = new LlamaForCausalLM({
+      vocabSize: tok.vocabSize, hiddenSize: o.dim, intermediateSize: o.ffn || 32 * Math.ceil((8 * o.dim) / 3 / 32),
+      numHiddenLayers: o.layers, numAttentionHeads: o.heads, numKeyValueHeads: o.kvHeads, tieWordEmbeddings: o.tie,
+      maxPositionEmbeddings: o.seqLen, bosTokenId: tok.bosId, eosTokenId: tok.eosId, padTokenId: null, rmsNormEps: 1e-5,
+    }, { seed: o.seed });
+  }
+  if (model.config.vocabSize < tok.vocabSize) {
+    throw new UsageError(`the model's vocab_size (${model.config.vocabSize}) is smaller than the tokenizer's (${tok.vocabSize}); ` +
+      'use the tokenizer the checkpoint was trained with (--tokenizer)');
+  }
+  const optimizer = new AdamW(decayGroups(model.namedParameters(), o.weightDecay), { lr: o.lr, betas: [o.beta1, o.beta2], eps: 1e-8 });
+  const scheduler = new LRScheduler(optimizer, warmupCosine({ warmupSteps: o.warmup, totalSteps: o.steps, minLrRatio: o.minLrRatio }));
+  const trainer = new Trainer({
+    model, optimizer, scheduler, train: loaderSource(loader, bytesOf), gradAccumSteps: o.gradAccum, maxSteps: o.steps,
+    clipGradNorm: o.clip > 0 ? o.clip : null, labelSmoothing: o.labelSmoothing, zLoss: o.zLoss, seed: o.seed,
+    evalEvery: o.evalEvery, evalData: () => batchesOf(valRows, o.batchSize, bytesOf, o.evalBatches),
+  });
+  if (state) trainer.loadState(state);
+
+  log(`llamatrain: ${model.numParameters().toLocaleString('en')} parameters (C=${model.config.hiddenSize}, L=${model.config.numHiddenLayers}, ` +
+    `NH=${model.config.numAttentionHeads}, NKV=${model.config.numKeyValueHeads}, V=${model.config.vocabSize}); ` +
+    `data: ${text.source}, ${trainRows.length} train rows × ${o.seqLen} tokens, ${valRows.length} validation rows; run directory: ${dir}` +
+    (state ? `; resuming at step ${state.step}` : ''));
+
+  // ---- reporting: progress, metrics.jsonl, loss curve, samples
+  const metricsPath = join(dir, 'metrics.jsonl');
+  const trainCurve: [number, number][] = [], valCurve: [number, number][] = [];
+  if (resumeDir && existsSync(metricsPath)) {
+    // Keep the history up to the checkpoint; lines logged after it (by a run that died) are dropped.
+    const kept = readFileSync(metricsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
+      .filter((m) => m.type !== 'final' && m.step <= (state?.step ?? 0));
+    for (const m of kept) (m.type === 'eval' ? valCurve : trainCurve).push([m.step, m.type === 'eval' ? m.valLoss : m.loss]);
+    writeFileSync(metricsPath, kept.map((m) => JSON.stringify(m) + '\n').join(''));
+  }
+  const writePlot = () => writeFileSync(join(dir, 'loss.svg'), lossCurveSvg([
+    { name: 'train loss', color: '#2563eb', points: trainCurve },
+    { name: 'validation loss', color: '#dc2626', points: valCurve, dots: true },
+  ], `llamatrain — ${text.source}`));
+  const tty = o.progress && process.stderr.isTTY === true;
+  const bar = tty ? new cliProgress.SingleBar({
+    format: 'step {value}/{total} |{bar}| loss {loss} | lr {lr} | {tps} tok/s | ETA {eta_formatted}',
+    hideCursor: true, etaBuffer: 20,
+  }, cliProgress.Presets.shades_classic) : null;
+  bar?.start(o.steps, trainer.step, { loss: '-', lr: '-', tps: '-' });
+  const logEvery = Math.max(1, Math.round(o.steps / 12));
+  const say = (s: string) => { if (bar) bar.stop(); log(s); if (bar) bar.start(o.steps, trainer.step, {}); };
+  const rng = new RNG(o.seed + 1);
+  const sample = async (): Promise<string> => {
+    const prompt = tok.encode(o.samplePrompt);
+    if (prompt.length === 0) return '';
+    const out = await model.generate(tensor(Int32Array.from(prompt), [1, prompt.length], 'int32', model.backend),
+      { maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: 40, seed: rng.nextU32(), eosTokenId: tok.eosId });
+    return tok.decode(Array.from(await out.data()));
+  };
+  trainer.on('step', (m: StepMetrics) => {
+    appendFileSync(metricsPath, JSON.stringify({ type: 'train', step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokens: m.tokens,
+      tokensPerSec: Math.round(m.tokensPerSec), elapsedMs: m.elapsedMs, skipped: m.skipped }) + '\n');
+    trainCurve.push([m.step, m.loss]);
+    if (bar) bar.update(m.step, { loss: fmt(m.loss), lr: m.lr.toExponential(2), tps: Math.round(m.tokensPerSec) });
+    else if (o.progress && (m.step % logEvery === 0 || m.step === o.steps)) {
+      log(`step ${m.step}/${o.steps} | loss ${fmt(m.loss)} | lr ${m.lr.toExponential(2)} | grad norm ${fmt(m.gradNorm, 2)} | ${Math.round(m.tokensPerSec)} tok/s | ${fmt(m.elapsedMs / 1000, 0)} s`);
+    }
+  });
+  const pendingSamples: Promise<void>[] = [];
+  trainer.on('eval', (r) => {
+    appendFileSync(metricsPath, JSON.stringify({ type: 'eval', step: r.step, valLoss: r.loss, perplexity: r.perplexity, bitsPerByte: r.bitsPerByte, tokens: r.tokens }) + '\n');
+    valCurve.push([r.step, r.loss]);
+    writePlot();
+    pendingSamples.push(sample().then((txt) => {
+      appendFileSync(join(dir, 'samples.txt'), `--- step ${r.step} (validation loss ${fmt(r.loss)}) ---\n${txt}\n\n`);
+      say(`eval @ step ${r.step}: validation loss ${fmt(r.loss)} | perplexity ${fmt(r.perplexity, 1)} | bits/byte ${fmt(r.bitsPerByte ?? NaN)}\n  sample: ${JSON.stringify(txt)}`);
+    }));
+  });
+
+  const every = o.checkpointEvery;
+  while (trainer.step < o.steps) {
+    const target = every > 0 ? Math.min(o.steps, (Math.floor(trainer.step / every) + 1) * every) : o.steps;
+    await trainer.train(target);
+    await Promise.all(pendingSamples.splice(0));
+    await trainer.saveCheckpoint(join(dir, 'checkpoints'));
+  }
+  bar?.stop();
+
+  // ---- final: the whole validation split, the model, the picture
+  const final = evaluate(model, batchesOf(valRows, o.batchSize, bytesOf));
+  appendFileSync(metricsPath, JSON.stringify({ type: 'final', step: trainer.step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte, tokens: final.tokens }) + '\n');
+  await savePretrained(model, join(dir, 'model'));
+  writeFileSync(join(dir, 'model', 'tokenizer.json'), readFileSync(join(dir, 'tokenizer.json')));
+  if (existsSync(join(dir, 'tokenizer_config.json'))) writeFileSync(join(dir, 'model', 'tokenizer_config.json'), readFileSync(join(dir, 'tokenizer_config.json')));
+  writePlot();
+  const finalSample = await sample();
+  appendFileSync(join(dir, 'samples.txt'), `--- final (step ${trainer.step}) ---\n${finalSample}\n\n`);
+  const summary = { steps: trainer.step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte,
+    validationTokens: final.tokens, seconds: Math.round((Date.now() - t0) / 1000), parameters: model.numParameters() };
+  writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  log(`final sample: ${JSON.stringify(finalSample)}`);
+  log(`final validation (${final.tokens} tokens): loss ${fmt(final.loss)} | perplexity ${fmt(final.perplexity, 1)} | bits per byte ${fmt(final.bitsPerByte ?? NaN)}`);
+  log(`done in ${summary.seconds} s — model: ${join(dir, 'model')} | metrics: ${metricsPath} | loss curve: ${join(dir, 'loss.svg')} | samples: ${join(dir, 'samples.txt')}`);
+  return { final, dir };
+}
+
+function checkOptions(o: TrainOptions): void {
+  const pos = ['vocabSize', 'dim', 'layers', 'heads', 'kvHeads', 'seqLen', 'batchSize', 'gradAccum', 'steps'] as const;
+  for (const k of pos) if (!(o[k] > 0)) throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} must be > 0, got ${o[k]}`);
+  if (o.heads % o.kvHeads !== 0) throw new UsageError(`--kv-heads (${o.kvHeads}) must divide --heads (${o.heads})`);
+  if (o.dim % o.heads !== 0) throw new UsageError(`--dim (${o.dim}) must be a multiple of --heads (${o.heads})`);
+  if ((o.dim / o.heads) % 2 !== 0) throw new UsageError(`--dim / --heads (${o.dim / o.heads}) must be even for RoPE`);
+  if (!(o.lr > 0)) throw new UsageError(`--lr must be > 0, got ${o.lr}`);
+  if (o.warmup >= o.steps && o.steps > 1) throw new UsageError(`--warmup (${o.warmup}) must be smaller than --steps (${o.steps})`);
+  if (o.vocabSize < 260) throw new UsageError(`--vocab-size must be at least 260 (256 bytes + merges + specials), got ${o.vocabSize}`);
+}
