@@ -45,6 +45,20 @@ export interface SGDArgs {
   firstStep: boolean;
 }
 
+export interface LinearCrossEntropyArgs {
+  N: number; C: number; V: number;
+  ignoreIndex: number;
+  labelSmoothing: number;
+  zLoss: number;
+  /** Logit soft-cap c > 0 (z = c·tanh(z/c)); 0 = off. */
+  softcap: number;
+  /** Rows of logits held at once ([chunkSize, V] is the only logits buffer). */
+  chunkSize: number;
+}
+
+/** Which gradient the fused loss should produce: of Σ_n scale·loss_n, of Σ_n rows[n]·loss_n, or none. */
+export type LossGradRequest = { scale: number } | { rows: Storage } | null;
+
 /** Every kernel a backend can provide. Shapes are passed explicitly; outputs are fresh storages. */
 export interface KernelTable {
   fill(dtype: DType, size: number, value: number): Storage;
@@ -97,6 +111,13 @@ export interface KernelTable {
   crossEntropy(logits: Storage, targets: Storage, args: CrossEntropyArgs, dtype: DType): { loss: Storage; lse: Storage };
   /** dlogits[n, :] = g[n] · (p − (1-ε)·onehot − ε/V + 2·zLoss·lse·p), 0 on ignored rows. */
   crossEntropyBackward(logits: Storage, lse: Storage, targets: Storage, g: Storage, args: CrossEntropyArgs, dtype: DType): Storage;
+  /**
+   * Fused LM head + cross-entropy over hidden [N, C], weight [V, C], targets [N], chunk by chunk: per-row losses
+   * [N] (as crossEntropy, on logits hidden·Wᵀ after the optional soft-cap) and, when asked, dHidden [N, C] and
+   * dWeight [V, C] of the requested weighted sum — without ever holding [N, V] logits.
+   */
+  linearCrossEntropy(hidden: Storage, weight: Storage, targets: Storage, args: LinearCrossEntropyArgs, grad: LossGradRequest,
+                     dtype: DType): { loss: Storage; dHidden: Storage | null; dWeight: Storage | null };
   /** dst += src (same size), in place: gradient accumulation. */
   addInPlace(dst: Storage, src: Storage, dtype: DType): void;
   /** a *= s, in place (gradient clipping). */

@@ -1,1 +1,2 @@
 export * from './cross-entropy.js';
+export * from './fused.js';

@@ -5,7 +5,7 @@ import {
   type Backend, type DType, RNG, type Tensor, add, attention, concat, getBackend, matmul, mul, noGrad, reshape, rope,
   shapeStr, silu, slice, tensor, type RopeFreqs,
 } from '../core/index.js';
-import { causalLMLoss } from '../loss/index.js';
+import { causalLMLoss, linearCrossEntropy, shiftLabels } from '../loss/index.js';
 import { type LlamaConfig, type LlamaConfigInput, llamaConfig, ropeInvFreq } from './config.js';
 import { Embedding, type InitOptions, Linear, RMSNorm } from './layers.js';
 import { Module } from './module.js';
@@ -149,11 +149,18 @@ export interface ForwardOptions {
   ignoreIndex?: number;
   labelSmoothing?: number;
   zLoss?: number;
+  /** Logit soft-cap c (c·tanh(z/c) before the loss); fused loss only. */
+  softcap?: number;
+  /**
+   * Compute the loss with the fused LM head + cross-entropy (src/loss/fused.ts): the [B, T, V] logits are never
+   * materialised, and `logits` is returned as null. Needs labels. Same loss and gradients as the unfused path.
+   */
+  fusedLoss?: boolean;
 }
 
 export interface CausalLMOutput {
-  /** [B, T, V] */
-  logits: Tensor;
+  /** [B, T, V]; null with fusedLoss (the point of it is never to hold them). */
+  logits: Tensor | null;
   /** Scalar causal-LM loss when labels were given, else null. */
   loss: Tensor | null;
 }
@@ -214,6 +221,9 @@ export class LlamaForCausalLM extends Module {
    * Logits [B, T, V] and, with labels, the causal-LM loss (labels shifted inside; mean over valid targets, or
    * sum / numItemsInBatch under gradient accumulation).
    */
+  forward(inputIds: Tensor, opts: ForwardOptions & { fusedLoss: true; labels: Tensor }): { logits: null; loss: Tensor };
+  forward(inputIds: Tensor, opts?: ForwardOptions & { fusedLoss?: false }): { logits: Tensor; loss: Tensor | null };
+  forward(inputIds: Tensor, opts?: ForwardOptions): CausalLMOutput;
   forward(inputIds: Tensor, opts: ForwardOptions = {}): CausalLMOutput {
     const { B, T } = this.checkIds(inputIds, 'forward');
     const mask = this.checkMask(opts.attentionMask ?? null, B, T, 'attentionMask');
@@ -223,20 +233,25 @@ export class LlamaForCausalLM extends Module {
         || opts.inputsEmbeds.shape[2] !== this.config.hiddenSize)) {
       throw new RangeError(`inputsEmbeds must be [${B}, ${T}, ${this.config.hiddenSize}], got ${shapeStr(opts.inputsEmbeds.shape)}`);
     }
-    const hidden = this.model.forward(inputIds, { positions, keyMask: mask, documentIds, cache: null }, opts.inputsEmbeds ?? undefined);
-    const logits = this.logitsOf(hidden);
-    let loss: Tensor | null = null;
-    if (opts.labels) {
-      const labels = opts.labels;
-      if (labels.dtype !== 'int32' || labels.rank !== 2 || labels.shape[0] !== B || labels.shape[1] !== T) {
-        throw new RangeError(`forward: labels must be int32 [${B}, ${T}] like input_ids, got ${labels.dtype} ${shapeStr(labels.shape)} ` +
-          '(labels are the input ids with -100 where no loss is wanted; the model shifts them)');
-      }
-      loss = causalLMLoss(logits, labels, {
-        ignoreIndex: opts.ignoreIndex, numItemsInBatch: opts.numItemsInBatch, labelSmoothing: opts.labelSmoothing, zLoss: opts.zLoss,
-      });
+    const labels = opts.labels ?? null;
+    if (labels && (labels.dtype !== 'int32' || labels.rank !== 2 || labels.shape[0] !== B || labels.shape[1] !== T)) {
+      throw new RangeError(`forward: labels must be int32 [${B}, ${T}] like input_ids, got ${labels.dtype} ${shapeStr(labels.shape)} ` +
+        '(labels are the input ids with -100 where no loss is wanted; the model shifts them)');
     }
-    return { logits, loss };
+    if (opts.fusedLoss && !labels) throw new Error('forward: fusedLoss needs labels (without them there is no loss to fuse; drop fusedLoss to get logits)');
+    if (opts.softcap && !opts.fusedLoss) throw new Error('forward: softcap is supported with fusedLoss: true');
+    const hidden = this.model.forward(inputIds, { positions, keyMask: mask, documentIds, cache: null }, opts.inputsEmbeds ?? undefined);
+    const lossOpts = { ignoreIndex: opts.ignoreIndex, numItemsInBatch: opts.numItemsInBatch, labelSmoothing: opts.labelSmoothing, zLoss: opts.zLoss };
+    if (opts.fusedLoss) {
+      // Same semantics as causalLMLoss: the labels are shifted, the logits are never formed.
+      const ignoreIndex = opts.ignoreIndex ?? -100;
+      const targets = tensor(shiftLabels(labels!.dataSync() as Int32Array, B, T, ignoreIndex), [B * T], 'int32', this.backend);
+      const C = this.config.hiddenSize;
+      const loss = linearCrossEntropy(reshape(hidden, [B * T, C]), this.headWeight, targets, { ...lossOpts, softcap: opts.softcap });
+      return { logits: null, loss };
+    }
+    const logits = this.logitsOf(hidden);
+    return { logits, loss: labels ? causalLMLoss(logits, labels, lossOpts) : null };
   }
 
   private logitsOf(hidden: Tensor): Tensor {

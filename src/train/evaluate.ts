@@ -24,7 +24,8 @@ export function evaluate(model: LlamaForCausalLM, batches: Iterable<Batch>): Eva
       const t = toTensors(b, model.backend);
       const l = noGrad(() => model.forward(t.inputIds, {
         attentionMask: t.attentionMask, labels: t.labels, positionIds: t.positionIds, documentIds: t.documentIds, numItemsInBatch: n,
-      }).loss!);
+        fusedLoss: true, // only the loss is needed: never form the logits
+      }).loss);
       nats += l.dataSync()[0]! * n; // sum over targets
       tokens += n;
       if (b.targetBytes === undefined) haveBytes = false; else bytes += b.targetBytes;

@@ -26,6 +26,8 @@ export interface TrainerOptions {
   onNonFinite?: 'stop' | 'skip';
   labelSmoothing?: number;
   zLoss?: number;
+  /** Fused LM head + cross-entropy, never holding [B, T, V] logits (default true; same numbers as unfused). */
+  fusedLoss?: boolean;
   /** Seed of the trainer's RNG (saved in checkpoints). */
   seed?: number;
 }
@@ -135,7 +137,7 @@ export class Trainer {
         const t = toTensors(b, this.model.backend);
         const out = this.model.forward(t.inputIds, {
           attentionMask: t.attentionMask, labels: t.labels, positionIds: t.positionIds, documentIds: t.documentIds,
-          numItemsInBatch, labelSmoothing: this.opts.labelSmoothing, zLoss: this.opts.zLoss,
+          numItemsInBatch, labelSmoothing: this.opts.labelSmoothing, zLoss: this.opts.zLoss, fusedLoss: this.opts.fusedLoss ?? true,
         });
         const l = (await out.loss!.data())[0]!;
         if (!Number.isFinite(l)) {

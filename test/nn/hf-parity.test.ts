@@ -17,19 +17,20 @@ function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return Math.sqrt(n / d);
 }
 
-export async function checkParity(name: string, opts: { dtype?: 'float32' | 'float64'; lossTol?: number } = {}): Promise<void> {
+export async function checkParity(name: string, opts: { dtype?: 'float32' | 'float64'; lossTol?: number; fusedLoss?: boolean } = {}): Promise<void> {
   const ref = loadRef(name);
   const model = await LlamaForCausalLM.fromPretrained(fixturePath(name), { dtype: opts.dtype ?? 'float32' });
   const ids = asTensor(ref.get('input_ids')!), mask = asTensor(ref.get('attention_mask')!), labels = asTensor(ref.get('labels')!);
   const lossTol = opts.lossTol ?? 1e-5;
   const [B, T] = ids.shape as [number, number];
   const V = model.config.vocabSize;
-  const { logits, loss } = model.forward(ids, { attentionMask: mask, labels });
+  const { logits } = model.forward(ids, { attentionMask: mask });
+  const { loss } = model.forward(ids, { attentionMask: mask, labels, fusedLoss: opts.fusedLoss ?? false });
   const lossVal = await loss!.item();
   const refLoss = ref.get('loss')!.data[0]!;
   assert.ok(Math.abs(lossVal - refLoss) <= lossTol, `${name}: loss ${lossVal} vs HF ${refLoss}`);
 
-  const lg = await logits.data(), refLg = ref.get('logits')!.data, m = mask.dataSync();
+  const lg = await logits!.data(), refLg = ref.get('logits')!.data, m = mask.dataSync();
   let maxAbs = 0;
   for (let i = 0; i < B * T; i++) {
     if (m[i] !== 1) continue;
@@ -51,7 +52,7 @@ export async function checkParity(name: string, opts: { dtype?: 'float32' | 'flo
   const nItems = countCausalTargets(labels);
   for (const [a, b] of [[0, 1], [1, B]] as const) {
     const r = (t: Tensor) => slice(t, 0, a, b);
-    model.forward(r(ids), { attentionMask: r(mask), labels: r(labels), numItemsInBatch: nItems }).loss!.backward();
+    model.forward(r(ids), { attentionMask: r(mask), labels: r(labels), numItemsInBatch: nItems, fusedLoss: opts.fusedLoss ?? false }).loss!.backward();
   }
   for (const [pname, p] of model.namedParameters()) {
     const err = relL2(p.grad!.dataSync(), full.get(pname)!);
@@ -81,4 +82,8 @@ test('parity: llama-mha-bias-llama3 (transformers-5 config, MHA, q/k/v/o and MLP
 test('parity in float64: loss to 1e-12 on the pure-float64 references', async () => {
   await checkParity('llama-tied-gqa4', { dtype: 'float64', lossTol: 1e-12 });
   await checkParity('llama-mha-bias-llama3', { dtype: 'float64', lossTol: 1e-12 });
+});
+
+test('HF parity with the fused loss (loss, every gradient, accumulation) on all three fixtures', async () => {
+  for (const name of ['hf-llama-tiny', 'llama-tied-gqa4', 'llama-mha-bias-llama3']) await checkParity(name, { fusedLoss: true });
 });

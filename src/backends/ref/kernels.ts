@@ -64,12 +64,12 @@ const unaryFns: Record<UnaryOp, (x: number) => number> = {
 };
 
 /**
- * C[M, N] = op(A) · op(B) at the given offsets, any of the four layouts through strides. A 4×4 register block
+ * C[M, N] (+)= op(A) · op(B) at the given offsets, any of the four layouts through strides. A 4×4 register block
  * (16 accumulators, 8 loads per 16 multiply-adds) with scalar edges: plain JS, but ~3× faster than a naive loop,
  * which matters because `ref` also trains the small default model.
  */
 function matmulInto(out: F, a: F, aOff: number, b: F, bOff: number, oOff: number, M: number, N: number, K: number,
-                    transA: boolean, transB: boolean): void {
+                    transA: boolean, transB: boolean, accumulate = false): void {
   // A(i, p) = a[aOff + i·sai + p·sap]; B(p, j) = b[bOff + p·sbp + j·sbj]
   const sai = transA ? 1 : K, sap = transA ? M : 1;
   const sbp = transB ? 1 : N, sbj = transB ? K : 1;
@@ -89,6 +89,12 @@ function matmulInto(out: F, a: F, aOff: number, b: F, bOff: number, oOff: number
         c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
       }
       let o = oOff + i * N + j;
+      if (accumulate) {
+        c00 += out[o]!; c01 += out[o + 1]!; c02 += out[o + 2]!; c03 += out[o + 3]!;
+        c10 += out[o + N]!; c11 += out[o + N + 1]!; c12 += out[o + N + 2]!; c13 += out[o + N + 3]!;
+        c20 += out[o + 2 * N]!; c21 += out[o + 2 * N + 1]!; c22 += out[o + 2 * N + 2]!; c23 += out[o + 2 * N + 3]!;
+        c30 += out[o + 3 * N]!; c31 += out[o + 3 * N + 1]!; c32 += out[o + 3 * N + 2]!; c33 += out[o + 3 * N + 3]!;
+      }
       out[o] = c00; out[o + 1] = c01; out[o + 2] = c02; out[o + 3] = c03; o += N;
       out[o] = c10; out[o + 1] = c11; out[o + 2] = c12; out[o + 3] = c13; o += N;
       out[o] = c20; out[o + 1] = c21; out[o + 2] = c22; out[o + 3] = c23; o += N;
@@ -99,7 +105,7 @@ function matmulInto(out: F, a: F, aOff: number, b: F, bOff: number, oOff: number
   const dot = (i: number, j: number) => {
     let s = 0;
     for (let p = 0, ia = aOff + i * sai, ib = bOff + j * sbj; p < K; p++, ia += sap, ib += sbp) s += a[ia]! * b[ib]!;
-    out[oOff + i * N + j] = s;
+    out[oOff + i * N + j] = accumulate ? out[oOff + i * N + j]! + s : s;
   };
   for (let i = 0; i < M4; i++) for (let j = N4; j < N; j++) dot(i, j);
   for (let i = M4; i < M; i++) for (let j = 0; j < N; j++) dot(i, j);
@@ -484,6 +490,51 @@ export const refKernels: KernelTable = {
       out[o + y]! -= gn * (1 - eps);
     }
     return out;
+  },
+
+  linearCrossEntropy(hidden, weight, targets, args, grad, dtype) {
+    const { N, C, V, ignoreIndex, labelSmoothing: eps, zLoss, softcap, chunkSize } = args;
+    const H = Fl(hidden), W = Fl(weight), t = I(targets);
+    checkTargets(t, V, ignoreIndex);
+    const loss = alloc(dtype, N);
+    const rowScale = grad && 'rows' in grad ? Fl(grad.rows) : null;
+    const dHidden = grad ? alloc(dtype, N * C) : null;
+    const dWeight = grad ? alloc(dtype, V * C) : null; // accumulated chunk by chunk
+    const R = Math.max(1, Math.min(chunkSize, N));
+    const z = new Float64Array(R * V); // [R, V] the only logits buffer
+    const dH64 = new Float64Array(R * C);
+    for (let n0 = 0; n0 < N; n0 += R) {
+      const rows = Math.min(R, N - n0);
+      matmulInto(z, H, n0 * C, W, 0, 0, rows, V, C, false, true); // z = H[n0:n0+rows] · Wᵀ
+      let any = false;
+      for (let r = 0; r < rows; r++) {
+        const n = n0 + r, o = r * V, y = t[n]!;
+        if (softcap > 0) for (let j = 0; j < V; j++) z[o + j] = softcap * Math.tanh(z[o + j]! / softcap);
+        if (y === ignoreIndex) { loss[n] = 0; z.fill(0, o, o + V); continue; }
+        const l = rowLse(z, o, V);
+        let v = (1 - eps) * (l - z[o + y]!);
+        if (eps !== 0) { let s = 0; for (let j = 0; j < V; j++) s += z[o + j]!; v += eps * (l - s / V); }
+        if (zLoss !== 0) v += zLoss * l * l;
+        loss[n] = v;
+        if (!grad) continue;
+        // z[o..] becomes d(g·loss_n)/d(raw logits): g·(p·(1 + 2λ·lse) − ε/V − (1−ε)·onehot) · softcap'
+        const g = rowScale ? rowScale[n]! : (grad as { scale: number }).scale;
+        const pScale = 1 + 2 * zLoss * l;
+        for (let j = 0; j < V; j++) {
+          const zj = z[o + j]!;
+          let d = g * (pScale * Math.exp(zj - l) - eps / V);
+          if (j === y) d -= g * (1 - eps);
+          if (softcap > 0) d *= 1 - (zj / softcap) * (zj / softcap);
+          z[o + j] = d;
+        }
+        any = true;
+      }
+      if (!grad || !any) { if (grad) dHidden!.fill(0, n0 * C, (n0 + rows) * C); continue; }
+      matmulInto(dH64, z, 0, W, 0, 0, rows, C, V, false, false); // dH = dz · W      [rows, C]
+      for (let i = 0; i < rows * C; i++) dHidden![n0 * C + i] = dH64[i]!;
+      matmulInto(dWeight!, z, 0, H, n0 * C, 0, V, C, rows, true, false, true); // dW += dzᵀ · H   [V, C]
+    }
+    return { loss, dHidden, dWeight };
   },
 
   addInPlace(dst, src) {

@@ -1,0 +1,98 @@
+// The `wasm` backend: WebAssembly SIMD128 kernels on a pool of threads sharing one WebAssembly.Memory.
+// Storage is a plain Float32Array / Int32Array, exactly as `ref`: every kernel not ported yet is ref's, with
+// no conversion (the explicit fallback list is `fallbackKernels()`), and float64 always runs on ref.
+//
+//   import { registerWasmBackend } from 'llamatrain';
+//   const backend = await registerWasmBackend({ threads: 2 });   // registers 'wasm'
+//   const model = new LlamaForCausalLM(cfg, { backend });        // or setBackend('wasm')
+
+import { type Backend, type KernelName, type KernelTable, registerBackend } from '../../core/backend.js';
+import { refKernels } from '../ref/kernels.js';
+import { copyStats, setParallelThreshold, wasmKernels } from './kernels.js';
+import { WasmRuntime, defaultThreads, wasmAvailable } from './runtime.js';
+
+export { wasmAvailable, copyStats, setParallelThreshold };
+
+export interface WasmBackendOptions {
+  /** Threads including the calling one. Default: the available cores. */
+  threads?: number;
+  /** Registry name. Default 'wasm'. */
+  name?: string;
+}
+
+let runtime: WasmRuntime | null = null;
+let starting: Promise<WasmRuntime> | null = null;
+const registered = new Map<string, Backend>();
+
+async function getRuntime(threads: number): Promise<WasmRuntime> {
+  if (!runtime) {
+    starting ??= WasmRuntime.create(threads);
+    try {
+      runtime = await starting;
+    } finally {
+      starting = null;
+    }
+  }
+  await runtime.setThreads(threads);
+  return runtime;
+}
+
+function makeBackend(name: string): Backend {
+  return {
+    name,
+    upload: (data) => data,
+    download: async (s) => (s as Float32Array).slice(),
+    downloadSync: (s) => (s as Float32Array).slice(),
+    supports: () => true, // float64 / int32 kernels run on ref
+  };
+}
+
+/** The wasm-implemented kernels (float32; other dtypes forward to ref inside each kernel). */
+export function wasmKernelNames(): KernelName[] {
+  return Object.keys(wasmKernels(null as unknown as WasmRuntime)) as KernelName[];
+}
+
+/** Kernels this backend takes from ref unchanged (same storage, zero conversion). */
+export function fallbackKernels(): KernelName[] {
+  const own = new Set(wasmKernelNames());
+  return (Object.keys(refKernels) as KernelName[]).filter((k) => !own.has(k));
+}
+
+/**
+ * Starts the runtime (compiles the kernels, spawns threads − 1 workers) and registers the backend under `name`
+ * ('wasm'). Calling it again changes the thread count of the one shared runtime. Throws when
+ * `wasmAvailable()` is false.
+ */
+export async function registerWasmBackend(opts: WasmBackendOptions = {}): Promise<Backend> {
+  const threads = opts.threads ?? (await defaultThreads());
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`registerWasmBackend: threads must be an integer ≥ 1, got ${threads}`);
+  const rt = await getRuntime(threads);
+  const name = opts.name ?? 'wasm';
+  let backend = registered.get(name);
+  if (!backend) {
+    backend = makeBackend(name);
+    const table: KernelTable = { ...refKernels, ...wasmKernels(rt) };
+    registerBackend(backend, table);
+    registered.set(name, backend);
+  }
+  return backend;
+}
+
+/** Changes the number of threads (including the caller) of the running backend. */
+export async function setWasmThreads(threads: number): Promise<void> {
+  if (!runtime) throw new Error('setWasmThreads: the wasm backend is not started; call registerWasmBackend() first');
+  await runtime.setThreads(threads);
+}
+
+/** Threads of the running backend (0 when not started). */
+export function wasmThreads(): number {
+  return runtime?.threads ?? 0;
+}
+
+/**
+ * Stops the worker threads. The backend stays registered and keeps working on the calling thread alone
+ * (workers are unref'd, so a process exits without this; tests call it to leave nothing behind).
+ */
+export async function shutdownWasmBackend(): Promise<void> {
+  await runtime?.close();
+}

@@ -1,0 +1,86 @@
+// The loss without the logits: LM head + cross-entropy in chunks of rows, memory O(chunk·V) instead of O(N·V).
+//
+// Because the loss is the last op of the graph, each chunk's gradient (softmax − target distribution, scaled)
+// is turned into dHidden and dWeight right in the forward pass (Liger's FusedLinearCrossEntropy); backward then
+// only scales them by the incoming gradient (1 for a plain loss.backward()). reduction 'none' returns per-row
+// losses whose upstream gradient is not known in advance, so it recomputes in backward instead.
+
+import { type Tensor, isGradEnabled, kernel, makeResult, mul, shapeStr, tensor } from '../core/index.js';
+import { type CrossEntropyOptions, countValid } from './cross-entropy.js';
+
+export interface LinearCrossEntropyOptions extends CrossEntropyOptions {
+  /** Valid targets of the whole optimizer step: the loss is sum / numItemsInBatch (gradient accumulation). */
+  numItemsInBatch?: number;
+  /** Logit soft-cap c (Gemma 2): logits become c·tanh(z/c) before the loss. 0 = off (default). */
+  softcap?: number;
+  /** Rows per chunk; default keeps a chunk of logits near 4 MB. */
+  chunkSize?: number;
+}
+
+/**
+ * Cross-entropy of hidden [N, C] · weightᵀ (weight [V, C], the LM head) against targets [N], never holding the
+ * [N, V] logits. Same numbers, options and gradients as crossEntropy(matmul(hidden, weight, {transB}), targets).
+ */
+export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tensor, opts: LinearCrossEntropyOptions = {}): Tensor {
+  const [N, C] = hidden.shape as [number, number];
+  const [V, Cw] = weight.shape as [number, number];
+  if (hidden.rank !== 2 || weight.rank !== 2 || C !== Cw || targets.rank !== 1 || targets.shape[0] !== N) {
+    throw new RangeError(`linearCrossEntropy: expected hidden [N, C], weight [V, C] and targets [N]; got ${shapeStr(hidden.shape)}, ` +
+      `${shapeStr(weight.shape)} and ${shapeStr(targets.shape)}`);
+  }
+  if (targets.dtype !== 'int32') throw new TypeError(`linearCrossEntropy: targets must be int32, got ${targets.dtype}`);
+  if (hidden.dtype !== weight.dtype) throw new TypeError(`linearCrossEntropy: hidden is ${hidden.dtype}, weight is ${weight.dtype}`);
+  const reduction = opts.reduction ?? 'mean';
+  const softcap = opts.softcap ?? 0;
+  if (!(softcap >= 0)) throw new RangeError(`linearCrossEntropy: softcap must be ≥ 0, got ${softcap}`);
+  const labelSmoothing = opts.labelSmoothing ?? 0, zLoss = opts.zLoss ?? 0, ignoreIndex = opts.ignoreIndex ?? -100;
+  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw new RangeError(`linearCrossEntropy: labelSmoothing must be in [0, 1), got ${labelSmoothing}`);
+  if (!(zLoss >= 0)) throw new RangeError(`linearCrossEntropy: zLoss must be ≥ 0, got ${zLoss}`);
+  const chunkSize = opts.chunkSize ?? Math.max(1, Math.floor((1 << 20) / V));
+  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new RangeError(`linearCrossEntropy: chunkSize must be a positive integer, got ${chunkSize}`);
+  const args = { N, C, V, ignoreIndex, labelSmoothing, zLoss, softcap, chunkSize };
+  const run = kernel(hidden.backend, 'linearCrossEntropy');
+  const wantGrad = isGradEnabled() && (hidden.requiresGrad || weight.requiresGrad);
+  const grads = (dH: object | null, dW: object | null) => [
+    dH ? makeResult(dH, hidden.shape, hidden.dtype, hidden.backend) : null,
+    dW ? makeResult(dW, weight.shape, weight.dtype, weight.backend) : null,
+  ];
+
+  if (reduction === 'none') {
+    const { loss } = run(hidden.storage, weight.storage, targets.storage, args, null, hidden.dtype);
+    return makeResult(loss, [N], hidden.dtype, hidden.backend, {
+      name: 'linearCrossEntropy', inputs: [hidden, weight],
+      backward: (g) => {
+        const r = run(hidden.storage, weight.storage, targets.storage, args, { rows: g.storage }, hidden.dtype);
+        return grads(r.dHidden, r.dWeight);
+      },
+    });
+  }
+
+  // sum / mean: the scalar's own gradient is computed now, then scaled by the upstream gradient.
+  let denom = 1;
+  if (reduction === 'mean' || opts.numItemsInBatch !== undefined) {
+    const valid = countValid(targets.dataSync() as Int32Array, ignoreIndex);
+    denom = Math.max(1, valid); // all ignored → 0 with zero gradient, never NaN (as crossEntropy)
+    if (opts.numItemsInBatch !== undefined) {
+      const n = opts.numItemsInBatch;
+      if (!Number.isInteger(n) || n < valid) {
+        throw new RangeError(`linearCrossEntropy: numItemsInBatch must be an integer ≥ this batch's ${valid} valid targets, got ${n}`);
+      }
+      denom = Math.max(1, n);
+    }
+  }
+  const r = run(hidden.storage, weight.storage, targets.storage, args, wantGrad ? { scale: 1 / denom } : null, hidden.dtype);
+  const lossRows = makeResult(r.loss, [N], hidden.dtype, hidden.backend);
+  let total = 0;
+  const lr = lossRows.dataSync();
+  for (let i = 0; i < N; i++) total += lr[i]!;
+  const [dH, dW] = grads(r.dHidden, r.dWeight);
+  return makeResult(tensor(total / denom, [], hidden.dtype, hidden.backend).storage, [], hidden.dtype, hidden.backend, wantGrad ? {
+    name: 'linearCrossEntropy', inputs: [hidden, weight],
+    backward: (g) => {
+      const unit = g.dataSync()[0] === 1; // the usual loss.backward(): hand the gradients over as they are
+      return [dH && (unit ? dH : mul(dH, g)), dW && (unit ? dW : mul(dW, g))];
+    },
+  } : undefined);
+}

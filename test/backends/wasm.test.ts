@@ -1,0 +1,203 @@
+// The wasm backend against the ref backend (the oracle): every op forward and backward in float32 on random
+// inputs, with awkward shapes, at 1 and 2 threads (and with every call forced through the pool); then the HF
+// parity fixture trained through the wasm backend.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import {
+  type Backend, LlamaForCausalLM, RNG, type Tensor, add, attention, crossEntropyRows, embedding, logSoftmax, logsumexp,
+  matmul, mul, parseSafetensors, type RawTensor, refBackend, reshape, rmsNorm, rope, silu, softmax, sum, tensor,
+} from '../../src/index.js';
+import {
+  fallbackKernels, registerWasmBackend, setParallelThreshold, setWasmThreads, shutdownWasmBackend, wasmAvailable,
+  wasmKernelNames, wasmThreads,
+} from '../../src/backends/wasm/index.js';
+import { refKernels } from '../../src/backends/ref/kernels.js';
+import { fixturePath } from '../helpers.js';
+
+const rng = new RNG(11);
+let wasm: Backend;
+
+before(async () => {
+  assert.ok(wasmAvailable(), 'Node 20 has WebAssembly SIMD, threads and SharedArrayBuffer');
+  wasm = await registerWasmBackend({ threads: 2 });
+});
+after(async () => {
+  setParallelThreshold(null);
+  await shutdownWasmBackend();
+});
+
+/** An op input: float data gets a gradient; int data (ids, targets, masks) does not. */
+type Input = { data: Float32Array | Int32Array; shape: number[] };
+const randf = (shape: number[], scale = 1): Input => {
+  const n = shape.reduce((p, d) => p * d, 1);
+  return { data: Float32Array.from({ length: n }, () => rng.normal() * scale), shape };
+};
+const ints = (shape: number[], f: (i: number) => number): Input => {
+  const n = shape.reduce((p, d) => p * d, 1);
+  return { data: Int32Array.from({ length: n }, (_, i) => f(i)), shape };
+};
+
+/** max |a − b| / max |b| */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) { num = Math.max(num, Math.abs(a[i]! - b[i]!)); den = Math.max(den, Math.abs(b[i]!)); }
+  return num / Math.max(den, 1e-30);
+}
+
+/** Output and input gradients of sum(f(xs) · W) on one backend (W: fixed random weights). */
+function runOn(be: Backend, f: (...xs: Tensor[]) => Tensor, inputs: Input[], w: Float32Array): { out: Float32Array; grads: (Float32Array | null)[] } {
+  const xs = inputs.map((x) => {
+    const t = tensor(x.data.slice(), x.shape, x.data instanceof Float32Array ? 'float32' : 'int32', be);
+    return x.data instanceof Float32Array ? t.requireGrad() : t;
+  });
+  const y = f(...xs);
+  assert.equal(y.backend, be, 'the op stays on its backend');
+  const W = tensor(w, [...y.shape], 'float32', be);
+  sum(mul(y, W)).backward();
+  return { out: y.dataSync() as Float32Array, grads: xs.map((x) => (x.requiresGrad ? (x.grad!.dataSync() as Float32Array) : null)) };
+}
+
+/** Compares op f on wasm with ref: forward and every input gradient within tol (relative to the largest entry). */
+function check(name: string, f: (...xs: Tensor[]) => Tensor, inputs: Input[], tol = 2e-5): void {
+  const probe = f(...inputs.map((x) => tensor(x.data, x.shape, x.data instanceof Float32Array ? 'float32' : 'int32', refBackend)));
+  const w = Float32Array.from({ length: probe.size }, () => rng.normal());
+  const r = runOn(refBackend, f, inputs, w), o = runOn(wasm, f, inputs, w);
+  const e = relErr(o.out, r.out);
+  assert.ok(e <= tol, `${name}: forward rel err ${e.toExponential(2)} > ${tol}`);
+  r.grads.forEach((g, i) => {
+    if (!g) return;
+    const eg = relErr(o.grads[i]!, g);
+    assert.ok(eg <= tol, `${name}: gradient of input ${i} rel err ${eg.toExponential(2)} > ${tol}`);
+  });
+}
+
+function matmulCases(): void {
+  // M, N, K: not multiples of the 3×12 tile, 1, large K (several K blocks), and K split unevenly
+  const sizes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [5, 1, 3], [3, 12, 4], [4, 13, 9], [37, 29, 600], [50, 70, 1100], [200, 25, 33]];
+  for (const [M, N, K] of sizes) {
+    for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const a = randf(tA ? [K, M] : [M, K]), b = randf(tB ? [N, K] : [K, N]);
+      check(`matmul ${M}x${N}x${K} tA=${tA} tB=${tB}`, (x, y) => matmul(x, y, { transA: tA, transB: tB }), [a, b]);
+    }
+  }
+  // batched, and broadcast batch dims (a shared 2-D B; a broadcast A; both broadcast)
+  check('matmul batched', (x, y) => matmul(x, y), [randf([3, 7, 9]), randf([3, 9, 14])]);
+  check('matmul batched tA tB', (x, y) => matmul(x, y, { transA: true, transB: true }), [randf([2, 3, 9, 7]), randf([2, 3, 14, 9])]);
+  check('matmul broadcast 2-D B', (x, y) => matmul(x, y, { transB: true }), [randf([2, 3, 5, 8]), randf([13, 8])]);
+  check('matmul broadcast 2-D B, tA', (x, y) => matmul(x, y, { transA: true }), [randf([4, 8, 5]), randf([8, 13])]);
+  check('matmul broadcast A', (x, y) => matmul(x, y), [randf([6, 11]), randf([4, 11, 10])]);
+  check('matmul broadcast both', (x, y) => matmul(x, y), [randf([2, 1, 6, 11]), randf([1, 3, 11, 10])]);
+}
+
+function modelOpCases(): void {
+  const B = 2, T = 7, C = 24, NH = 4, NKV = 2, HD = 6, V = 19;
+  check('rmsNorm', (x, w) => rmsNorm(x, w, 1e-5), [randf([B, T, C]), randf([C])]);
+  const invFreq = Float64Array.from({ length: HD / 2 }, (_, j) => 1 / 10000 ** ((2 * j) / HD));
+  const positions = ints([B, T], (i) => (i % T) + (i >= T ? 3 : 0));
+  check('rope', (x, p) => rope(x, p, { invFreq, attentionScaling: 1 }), [randf([B, T, NH, HD]), positions]);
+  const q = randf([B, T, NH, HD]), k = randf([B, T, NKV, HD]), v = randf([B, T, NKV, HD]);
+  check('attention causal GQA', (a, b, c) => attention(a, b, c), [q, k, v]);
+  check('attention key mask', (a, b, c, m) => attention(a, b, c, { keyMask: m }), [q, k, v, ints([B, T], (i) => (i % T < 2 && i >= T ? 0 : 1))]);
+  check('attention documents', (a, b, c, d) => attention(a, b, c, { documentIds: d }), [q, k, v, ints([B, T], (i) => ((i % T) < 3 ? 0 : 1))]);
+  check('attention non-causal', (a, b, c) => attention(a, b, c, { causal: false }), [q, k, v]);
+  const tgt = ints([B * T], (i) => (i % 5 === 0 ? -100 : (i * 7) % V));
+  check('crossEntropy', (z, t) => crossEntropyRows(z, t, { ignoreIndex: -100, labelSmoothing: 0, zLoss: 0 }), [randf([B * T, V], 3), tgt]);
+  check('crossEntropy smoothing + z-loss', (z, t) => crossEntropyRows(z, t, { ignoreIndex: -100, labelSmoothing: 0.1, zLoss: 1e-3 }), [randf([B * T, V], 3), tgt]);
+  check('embedding (repeated ids)', (w, i) => embedding(w, i), [randf([V, C]), ints([B, T], (i) => (i * 5) % 4)]);
+  check('softmax', (x) => softmax(x), [randf([B * T, V], 2)]);
+  check('logSoftmax', (x) => logSoftmax(x), [randf([B * T, V], 2)]);
+  check('logsumexp', (x) => logsumexp(x), [randf([B * T, V], 2)]);
+  check('SwiGLU silu(a)·b', (a, b) => mul(silu(a), b), [randf([B, T, 3 * C]), randf([B, T, 3 * C])]);
+  check('add broadcast', (a, b) => add(a, b), [randf([B, T, C]), randf([C])]);
+  check('linear x·Wᵀ', (x, w) => reshape(matmul(reshape(x, [B * T, C]), w, { transB: true }), [B, T, 2 * C]), [randf([B, T, C]), randf([2 * C, C])]);
+}
+
+describe('wasm backend vs ref', () => {
+  test('the kernel table: wasm kernels and the explicit ref fallback cover every kernel', () => {
+    const own = wasmKernelNames(), fb = fallbackKernels();
+    assert.ok(own.includes('matmul'));
+    assert.deepEqual([...own, ...fb].sort(), Object.keys(refKernels).sort());
+    for (const k of own) assert.ok(!fb.includes(k), `${k} is both ported and a fallback`);
+  });
+
+  for (const threads of [1, 2]) {
+    test(`ops forward and backward, ${threads} thread(s)`, async () => {
+      await setWasmThreads(threads);
+      assert.equal(wasmThreads(), threads);
+      matmulCases();
+      modelOpCases();
+    });
+  }
+
+  test('every call through the pool (2 threads, threshold 0): tiny shapes split across threads', async () => {
+    await setWasmThreads(2);
+    setParallelThreshold(0);
+    try {
+      matmulCases();
+      modelOpCases();
+    } finally {
+      setParallelThreshold(null);
+    }
+  });
+
+  test('a GEMM large enough to thread by default matches ref (all layouts)', async () => {
+    await setWasmThreads(2);
+    for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const M = 301, N = 203, K = 517;
+      check(`matmul ${M}x${N}x${K} tA=${tA} tB=${tB}`, (x, y) => matmul(x, y, { transA: tA, transB: tB }),
+        [randf(tA ? [K, M] : [M, K]), randf(tB ? [N, K] : [K, N])], 5e-5);
+    }
+  });
+
+  test('float64 runs on the ref kernels (bit-identical)', () => {
+    const a = Float64Array.from({ length: 35 }, () => rng.normal()), b = Float64Array.from({ length: 56 }, () => rng.normal());
+    const r = matmul(tensor(a, [5, 7], 'float64', refBackend), tensor(b, [7, 8], 'float64', refBackend)).dataSync();
+    const o = matmul(tensor(a, [5, 7], 'float64', wasm), tensor(b, [7, 8], 'float64', wasm)).dataSync();
+    assert.ok(o instanceof Float64Array);
+    assert.deepEqual(Array.from(o), Array.from(r));
+  });
+});
+
+// ---- HF parity through the wasm backend ------------------------------------------------------------------
+
+function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let n = 0, d = 0;
+  for (let i = 0; i < a.length; i++) { n += (a[i]! - b[i]!) ** 2; d += b[i]! ** 2; }
+  return Math.sqrt(n / d);
+}
+
+for (const threads of [1, 2]) {
+  test(`HF parity on the wasm backend (hf-llama-tiny, ${threads} thread(s)): loss, logits, every gradient`, async () => {
+    await setWasmThreads(threads);
+    const name = 'hf-llama-tiny';
+    const ref = parseSafetensors(readFileSync(fixturePath(name, 'reference.safetensors')), name).tensors;
+    const asT = (r: RawTensor) => tensor(r.data, r.shape, r.dtype, wasm);
+    const model = await LlamaForCausalLM.fromPretrained(fixturePath(name), { backend: wasm });
+    assert.equal(model.backend, wasm);
+    const ids = asT(ref.get('input_ids')!), mask = asT(ref.get('attention_mask')!), labels = asT(ref.get('labels')!);
+    const { logits, loss } = model.forward(ids, { attentionMask: mask, labels });
+    assert.equal(loss!.backend, wasm);
+    const lossVal = await loss!.item(), refLoss = ref.get('loss')!.data[0]!;
+    assert.ok(Math.abs(lossVal - refLoss) <= 1e-5, `loss ${lossVal} vs HF ${refLoss}`);
+    const lg = await logits.data(), refLg = ref.get('logits')!.data, m = mask.dataSync();
+    const [B, T] = ids.shape as [number, number], V = model.config.vocabSize;
+    let maxAbs = 0;
+    for (let i = 0; i < B * T; i++) {
+      if (m[i] !== 1) continue;
+      for (let v = 0; v < V; v++) maxAbs = Math.max(maxAbs, Math.abs(lg[i * V + v]! - refLg[i * V + v]!));
+    }
+    assert.ok(maxAbs <= 1e-4, `logits max-abs diff ${maxAbs}`);
+    loss!.backward();
+    let n = 0;
+    for (const [pname, p] of model.namedParameters()) {
+      const g = ref.get(`grad.${pname}`);
+      assert.ok(g, `no reference gradient for ${pname}`);
+      const err = relL2(await p.grad!.data(), g.data);
+      assert.ok(err <= 1e-4, `gradient of ${pname}: rel L2 error ${err}`);
+      n++;
+    }
+    assert.ok(n > 10, 'checked every parameter');
+  });
+}
