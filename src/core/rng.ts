@@ -44,6 +44,16 @@ export class RNG {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   }
 
+  /** Uniform integer in [0, n) without modulo bias (rejection sampling); n ≤ 2^32. */
+  below(n: number): number {
+    if (!(n >= 1 && n <= 0x100000000 && Number.isInteger(n))) throw new Error(`below(n): n must be an integer in [1, 2^32], got ${n}`);
+    const limit = 0x100000000 - (0x100000000 % n); // largest multiple of n that fits in 32 bits
+    for (;;) {
+      const r = this.nextU32();
+      if (r < limit) return r % n;
+    }
+  }
+
   /** Uniform integer in [0, n). */
   int(n: number): number {
     return Math.floor(this.uniform() * n);
