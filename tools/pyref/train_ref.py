@@ -24,7 +24,9 @@ which is what is computed below -- equal to the formula above up to rounding in 
 
 Runs twice: float64 (weights cast from F32, llama_ref precision 'f64': every op in float64) -> the reference, and
 float32 (llama_ref precision 'hf', i.e. HF's float32 model) -> the float32 noise that a float32 trainer should
-expect. Run from the repository root:  /usr/bin/python3 tools/pyref/train_ref.py
+expect. Run from the repository root:  /usr/bin/python3 tools/pyref/train_ref.py --controls
+(--controls also reruns deliberately wrong float64 variants, recorded under "controls"; each must move loss or
+grad_norm by > 1e-4 relative at some step, else exit 1.)
 """
 import argparse
 import json
