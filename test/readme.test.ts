@@ -1,0 +1,30 @@
+// The README's API tour runs, in order, as one module importing 'llamatrain' by name (the built package).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+test('README tour: every ```js block runs and prints what its comments say', () => {
+  const md = readFileSync('README.md', 'utf8');
+  const blocks = [...md.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  assert.ok(blocks.length >= 8, `expected the 8 tour blocks, found ${blocks.length}`);
+  const file = '.readme-tour.test-tmp.mjs'; // in the repo root so that 'llamatrain' resolves to this package
+  writeFileSync(file, blocks.join('\n'));
+  let out: string;
+  try {
+    out = execFileSync(process.execPath, [file], { encoding: 'utf8' });
+  } finally {
+    rmSync(file, { force: true });
+  }
+  // Each `console.log(...)  // expected` comment in the README is checked against the printed line.
+  const expected = blocks.join('\n').split('\n').filter((l) => /console\.log\(/.test(l) && /\/\/ /.test(l))
+    .map((l) => l.slice(l.lastIndexOf('// ') + 3).split(' = ')[0]!.split(' — ')[0]!.split(' (')[0]!.trim());
+  // In order: each promise is the start of a later printed line than the previous one.
+  const lines = out.trim().split('\n');
+  let at = 0;
+  for (const e of expected) {
+    while (at < lines.length && !lines[at]!.startsWith(e)) at++;
+    assert.ok(at < lines.length, `README promises "${e}" but the tour printed:\n${out}`);
+    at++;
+  }
+});
