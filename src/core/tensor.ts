@@ -143,6 +143,9 @@ function runBackward(root: Tensor, seed: Tensor): void {
     }
   }
   const grads = new Map<Tensor, Tensor>([[root, seed]]);
+  // Sums the engine allocated itself: nothing else references them, so they may be added to in place and handed
+  // to a leaf as its .grad without a copy. (A gradient returned by a backward rule may alias its upstream.)
+  const owned = new Set<Tensor>();
   const prev = gradEnabled;
   gradEnabled = false;
   try {
@@ -151,7 +154,7 @@ function runBackward(root: Tensor, seed: Tensor): void {
       const g = grads.get(t);
       grads.delete(t);
       if (!g) continue;
-      if (t.isLeaf) { accumulate(t, g); continue; }
+      if (t.isLeaf) { accumulate(t, g, owned.has(g)); continue; }
       const node = t.node!;
       const inGrads = node.backward(g);
       node.inputs.forEach((x, i) => {
@@ -161,7 +164,11 @@ function runBackward(root: Tensor, seed: Tensor): void {
           throw new Error(`internal: backward of '${node.name}' gave a gradient of shape ${shapeStr(gi.shape)} for an input of shape ${shapeStr(x.shape)}`);
         }
         const old = grads.get(x);
-        grads.set(x, old ? addSameShape(old, gi) : gi);
+        if (!old) { grads.set(x, gi); return; }
+        if (owned.has(old)) { kernel(old.backend, 'addInPlace')(old.storage, gi.storage, old.dtype); return; }
+        const sum = addSameShape(old, gi);
+        owned.add(sum);
+        grads.set(x, sum);
       });
       t.node = null; // free the tape as we go
       t.graphFreed = true;
@@ -176,9 +183,11 @@ function addSameShape(a: Tensor, b: Tensor): Tensor {
   return new Tensor(out, a.shape, a.dtype, a.backend);
 }
 
-/** leaf.grad += g (allocating a private copy the first time, so in-place updates never alias). */
-function accumulate(leaf: Tensor, g: Tensor): void {
-  if (!leaf.grad) {
+/** leaf.grad += g (a private copy the first time, so in-place updates never alias; `owned` g is taken as is). */
+function accumulate(leaf: Tensor, g: Tensor, owned = false): void {
+  if (!leaf.grad && owned) {
+    leaf.grad = new Tensor(g.storage, leaf.shape, g.dtype, leaf.backend);
+  } else if (!leaf.grad) {
     const z = kernel(leaf.backend, 'fill')(g.dtype, g.size, 0);
     kernel(leaf.backend, 'addInPlace')(z, g.storage, g.dtype);
     leaf.grad = new Tensor(z, leaf.shape, g.dtype, leaf.backend);

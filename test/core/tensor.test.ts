@@ -34,6 +34,17 @@ test('autograd: gradients accumulate across backward calls; zero by setting null
   assert.deepEqual(Array.from(y.grad!.dataSync()), [5]);
 });
 
+test('autograd: a tensor used three times sums three contributions; leaf gradients never alias', () => {
+  const x = tensor([1, 2], [2], 'float64').requireGrad();
+  sum(add(add(mul(x, 3), mul(x, x)), x)).backward(); // d/dx (3x + x² + x) = 4 + 2x
+  assert.deepEqual(Array.from(x.grad!.dataSync()), [6, 8]);
+  // add's backward hands the same upstream gradient to both inputs: each leaf must get its own buffer
+  const a = tensor([1, 1], [2], 'float64').requireGrad(), b = tensor([2, 2], [2], 'float64').requireGrad();
+  sum(add(a, b)).backward();
+  (a.grad!.storage as Float64Array)[0] = 100;
+  assert.deepEqual(Array.from(b.grad!.dataSync()), [1, 1]);
+});
+
 test('autograd: noGrad records nothing, detach cuts the tape, a second backward is an error', () => {
   const x = tensor([1, 2], [2], 'float64').requireGrad();
   const y = noGrad(() => mul(x, 2));
