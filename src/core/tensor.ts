@@ -10,6 +10,8 @@ export interface GradNode {
   readonly inputs: readonly Tensor[];
   /** Maps the output's gradient to one gradient per input (null where none is needed). */
   backward(grad: Tensor): (Tensor | null)[];
+  /** The gradients backward returns are fresh buffers nothing else holds (the engine may then reuse them). */
+  readonly freshGrads?: boolean;
 }
 
 let gradEnabled = true;
@@ -160,6 +162,7 @@ function runBackward(root: Tensor, seed: Tensor): void {
       node.inputs.forEach((x, i) => {
         const gi = inGrads[i];
         if (!x.requiresGrad || !gi) return;
+        if (node.freshGrads && inGrads.indexOf(gi) === i && inGrads.lastIndexOf(gi) === i) owned.add(gi);
         if (gi.shape.length !== x.shape.length || gi.shape.some((d, k) => d !== x.shape[k])) {
           throw new Error(`internal: backward of '${node.name}' gave a gradient of shape ${shapeStr(gi.shape)} for an input of shape ${shapeStr(x.shape)}`);
         }

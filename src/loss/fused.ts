@@ -77,7 +77,7 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
   for (let i = 0; i < N; i++) total += lr[i]!;
   const [dH, dW] = grads(r.dHidden, r.dWeight);
   return makeResult(tensor(total / denom, [], hidden.dtype, hidden.backend).storage, [], hidden.dtype, hidden.backend, wantGrad ? {
-    name: 'linearCrossEntropy', inputs: [hidden, weight],
+    name: 'linearCrossEntropy', inputs: [hidden, weight], freshGrads: true, // dW becomes the head's .grad, no copy
     backward: (g) => {
       const unit = g.dataSync()[0] === 1; // the usual loss.backward(): hand the gradients over as they are
       return [dH && (unit ? dH : mul(dH, g)), dW && (unit ? dW : mul(dW, g))];
