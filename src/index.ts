@@ -10,3 +10,5 @@ export * from './data/index.js';
 export * from './tokenizer/index.js';
 export { parseSafetensors, serializeSafetensors, type RawTensor } from './io/safetensors.js';
 export { refBackend } from './backends/ref/index.js';
+// The WebAssembly SIMD + threads backend: `await registerWasmBackend(); setBackend('wasm')` (nothing registers on import).
+export { registerWasmBackend, setWasmThreads, shutdownWasmBackend, wasmAvailable, wasmThreads } from './backends/wasm/index.js';

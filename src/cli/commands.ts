@@ -8,7 +8,7 @@ import { trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { evaluate } from '../train/index.js';
 import { type Schema, UsageError, helpText, parseCommandLine } from './options.js';
-import { batchesOf, loadTextData, loadTokenizerFrom, packTexts, tokenByteLengths } from './shared.js';
+import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, tokenByteLengths } from './shared.js';
 
 type Log = (s: string) => void;
 
@@ -29,11 +29,13 @@ export const evalSchema = {
   validationFraction: { type: 'number', default: 0.05, help: "a file's held-out share (as in train)" },
   seqLen: { type: 'int', default: 128, help: 'tokens per row' },
   batchSize: { type: 'int', default: 8, help: 'rows per batch' },
+  ...backendOptions,
 } satisfies Schema;
 
 export async function runEval(argv: string[], log: Log): Promise<void> {
   const { values: o } = parseCommandLine(evalSchema, argv);
   const dir = modelDir(o.model);
+  await selectBackend(o.backend, o.threads, log);
   const model = await loadPretrained(dir);
   const tok = loadTokenizerFrom(dir);
   const text = await loadTextData(o.data, o.textField, o.validationFraction);
@@ -51,11 +53,13 @@ export const generateSchema = {
   topP: { type: 'number', default: 1, help: 'nucleus sampling threshold (1 = off)' },
   seed: { type: 'int', default: 0, help: 'sampling seed' },
   samples: { type: 'int', default: 1, help: 'how many continuations' },
+  ...backendOptions,
 } satisfies Schema;
 
 export async function runGenerate(argv: string[], log: Log): Promise<void> {
   const { values: o, positional } = parseCommandLine(generateSchema, argv);
   const dir = modelDir(o.model);
+  await selectBackend(o.backend, o.threads, log);
   const model = await loadPretrained(dir);
   const tok = loadTokenizerFrom(dir);
   const prompt = positional.length > 0 ? positional.join(' ') : o.prompt;

@@ -19,7 +19,7 @@ export class UsageError extends Error {
 }
 
 const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-const camel = (k: string) => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+const camel = (k: string) => k.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase()); // kebab-case and snake_case
 
 function typeName(t: OptType): string {
   return Array.isArray(t) ? `one of ${t.join(', ')}` : t === 'int' ? 'an integer' : t === 'number' ? 'a number' : t === 'boolean' ? 'true or false' : 'a string';

@@ -8,6 +8,27 @@ import { loadTokenizerFile } from '../tokenizer/node.js';
 import { DataLoader, ArrayDataset, packDocuments, packedCollate, type PackedBatch, type PackedRow } from '../data/index.js';
 import { loadBrownCorpus, readDocuments } from '../data/node.js';
 import { UsageError } from './options.js';
+import { setBackend } from '../core/index.js';
+import { registerWasmBackend, wasmAvailable } from '../backends/wasm/index.js';
+
+/** Options every command that runs a model takes. */
+export const backendOptions = {
+  backend: { type: ['wasm', 'ref'], default: 'wasm', help: "compute backend: 'wasm' (WebAssembly SIMD + threads) or 'ref' (plain TypeScript, the oracle)" },
+  threads: { type: 'int', default: 0, help: 'worker threads of the wasm backend (0 = all cores)' },
+} as const;
+
+/** Makes the chosen backend the default for new tensors; returns the name actually used. */
+export async function selectBackend(name: string, threads: number, log: (s: string) => void): Promise<string> {
+  if (name === 'wasm') {
+    if (!wasmAvailable()) {
+      log('llamatrain: WebAssembly SIMD/threads are not available here; using the ref backend');
+      return 'ref';
+    }
+    await registerWasmBackend(threads > 0 ? { threads } : {});
+  }
+  setBackend(name);
+  return name;
+}
 
 export interface TextSplits { train: string[]; validation: string[]; source: string }
 

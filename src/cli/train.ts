@@ -15,7 +15,7 @@ import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, type StepMetrics, Trainer, evaluate } from '../train/index.js';
 import { type Schema, type Values, UsageError, helpText, parseCommandLine, parseOptions } from './options.js';
 import { lossCurveSvg } from './plot.js';
-import { batchesOf, loadTextData, loadTokenizerFrom, packTexts, toBatch, tokenByteLengths } from './shared.js';
+import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, toBatch, tokenByteLengths } from './shared.js';
 
 export const trainSchema = {
   data: { type: 'string', default: 'brown', help: "training text: 'brown' (the built-in Brown corpus) or a .txt, .jsonl or .parquet file" },
@@ -53,6 +53,7 @@ export const trainSchema = {
   resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint' },
   seed: { type: 'int', default: 0, help: 'seed of init, shuffling and sampling' },
   progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
+  ...backendOptions,
 } satisfies Schema;
 
 export type TrainOptions = Values<typeof trainSchema>;
@@ -85,6 +86,7 @@ export async function runTrain(argv: string[], log: (s: string) => void = (s) =>
     o = { ...parseOptions(trainSchema, argv, savedValues).values, resume: resumeDir, out: resumeDir };
   }
   checkOptions(o);
+  const backend = await selectBackend(o.backend, o.threads, log);
   const dir = o.out || join('runs', stamp());
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'train_config.json'), JSON.stringify(o, null, 2) + '\n');
@@ -137,7 +139,8 @@ export async function runTrain(argv: string[], log: (s: string) => void = (s) =>
 
   log(`llamatrain: ${model.numParameters().toLocaleString('en')} parameters (C=${model.config.hiddenSize}, L=${model.config.numHiddenLayers}, ` +
     `NH=${model.config.numAttentionHeads}, NKV=${model.config.numKeyValueHeads}, V=${model.config.vocabSize}); ` +
-    `data: ${text.source}, ${trainRows.length} train rows × ${o.seqLen} tokens, ${valRows.length} validation rows; run directory: ${dir}` +
+    `data: ${text.source}, ${trainRows.length} train rows × ${o.seqLen} tokens, ${valRows.length} validation rows; ` +
+    `backend: ${backend}; run directory: ${dir}` +
     (state ? `; resuming at step ${state.step}` : ''));
 
   // ---- reporting: progress, metrics.jsonl, loss curve, samples

@@ -4,9 +4,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import {
   type Backend, LlamaForCausalLM, RNG, type Tensor, add, attention, crossEntropyRows, embedding, logSoftmax, logsumexp,
-  matmul, mul, parseSafetensors, type RawTensor, refBackend, reshape, rmsNorm, rope, silu, softmax, sum, tensor,
+  div, kernel, linearCrossEntropy, matmul, mul, parseSafetensors, sub, type RawTensor, refBackend, reshape, rmsNorm, rope, silu, softmax, square, sum, tensor,
 } from '../../src/index.js';
 import {
   fallbackKernels, registerWasmBackend, setParallelThreshold, setWasmThreads, shutdownWasmBackend, wasmAvailable,
@@ -97,6 +98,10 @@ function modelOpCases(): void {
   const invFreq = Float64Array.from({ length: HD / 2 }, (_, j) => 1 / 10000 ** ((2 * j) / HD));
   const positions = ints([B, T], (i) => (i % T) + (i >= T ? 3 : 0));
   check('rope', (x, p) => rope(x, p, { invFreq, attentionScaling: 1 }), [randf([B, T, NH, HD]), positions]);
+  // ≥ 1024 elements (the wasm path), HD = 16, scaled cos/sin, packed-style positions
+  const invFreq16 = Float64Array.from({ length: 8 }, (_, j) => 1 / 500000 ** ((2 * j) / 16));
+  check('rope HD 16, scaling 1.2', (x, p) => rope(x, p, { invFreq: invFreq16, attentionScaling: 1.2 }),
+    [randf([2, 9, 5, 16]), ints([2, 9], (i) => (i * 7) % 11)]);
   const q = randf([B, T, NH, HD]), k = randf([B, T, NKV, HD]), v = randf([B, T, NKV, HD]);
   check('attention causal GQA', (a, b, c) => attention(a, b, c), [q, k, v]);
   check('attention key mask', (a, b, c, m) => attention(a, b, c, { keyMask: m }), [q, k, v, ints([B, T], (i) => (i % T < 2 && i >= T ? 0 : 1))]);
@@ -109,7 +114,26 @@ function modelOpCases(): void {
   check('softmax', (x) => softmax(x), [randf([B * T, V], 2)]);
   check('logSoftmax', (x) => logSoftmax(x), [randf([B * T, V], 2)]);
   check('logsumexp', (x) => logsumexp(x), [randf([B * T, V], 2)]);
-  check('SwiGLU silu(a)·b', (a, b) => mul(silu(a), b), [randf([B, T, 3 * C]), randf([B, T, 3 * C])]);
+  check('attention KV-cache offset (T < S)', (a, b, c) => attention(a, b, c), [randf([B, 3, NH, HD]), k, v]);
+  check('attention HD = 16, T = 37', (a, b, c) => attention(a, b, c), [randf([2, 37, 4, 16]), randf([2, 37, 1, 16]), randf([2, 37, 1, 16])]);
+  // elementwise: sizes ≥ 1024 (smaller ones stay on ref) and not multiples of 4
+  const big = [3, 7, 53];
+  check('SwiGLU silu(a)·b', (a, b) => mul(silu(a), b), [randf(big), randf(big)]);
+  for (const [name, f] of [['add', add], ['sub', sub], ['mul', mul], ['div', div]] as const) {
+    check(`${name} same shape`, (a, b) => f(a, b), [randf(big), name === 'div' ? { data: Float32Array.from({ length: 1113 }, () => 0.5 + rng.uniform()), shape: big } : randf(big)]);
+    check(`${name} scalar`, (a) => f(a, 1.7), [randf(big)]);
+  }
+  // fused LM head + cross-entropy: uneven chunks, ignored rows, smoothing + z-loss, per-row ('none') gradients
+  const lceT = ints([33], (i) => (i % 4 === 0 ? -100 : (i * 13) % 301));
+  const lceIn = () => [randf([33, 40]), randf([301, 40], 0.3), lceT];
+  check('linearCrossEntropy mean, chunk 5', (h, w, t) => linearCrossEntropy(h, w, t, { chunkSize: 5 }), lceIn());
+  check('linearCrossEntropy sum, smoothing + z-loss, chunk 64', (h, w, t) => linearCrossEntropy(h, w, t, { reduction: 'sum', labelSmoothing: 0.1, zLoss: 1e-3, chunkSize: 64 }), lceIn());
+  check('linearCrossEntropy none, chunk 7', (h, w, t) => linearCrossEntropy(h, w, t, { reduction: 'none', chunkSize: 7 }), lceIn());
+  check('linearCrossEntropy softcap (ref fallback)', (h, w, t) => linearCrossEntropy(h, w, t, { softcap: 5 }), lceIn());
+  check('sum of squares (gradient norm)', (x) => sum(square(x)), [randf([37, 211])]);
+  check('sum all of a 4-D tensor', (x) => sum(x), [randf([3, 5, 7, 41])]);
+  check('rmsNorm large rows', (x, w) => rmsNorm(x, w, 1e-6), [randf([67, 288]), randf([288])]);
+  check('crossEntropy V = 1001', (z, t) => crossEntropyRows(z, t, { ignoreIndex: -100, labelSmoothing: 0, zLoss: 0 }), [randf([33, 1001], 4), ints([33], (i) => (i * 37) % 1001)]);
   check('add broadcast', (a, b) => add(a, b), [randf([B, T, C]), randf([C])]);
   check('linear x·Wᵀ', (x, w) => reshape(matmul(reshape(x, [B * T, C]), w, { transB: true }), [B, T, 2 * C]), [randf([B, T, C]), randf([2 * C, C])]);
 }
@@ -151,6 +175,24 @@ describe('wasm backend vs ref', () => {
     }
   });
 
+  test('adamStep (AdamW and Adam + L2) in place matches ref over several steps', () => {
+    for (const decoupled of [true, false]) {
+      const n = 5003;
+      const init = () => ({ p: Float32Array.from({ length: n }, () => rng.normal()), m: new Float32Array(n), v: new Float32Array(n) });
+      const a = init(), b = { p: a.p.slice(), m: a.m.slice(), v: a.v.slice() };
+      for (let step = 1; step <= 3; step++) {
+        const g = Float32Array.from({ length: n }, () => rng.normal());
+        const args = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, decoupled, step, amsgrad: false };
+        refKernels.adamStep(a.p, g, a.m, a.v, null, args, 'float32');
+        kernel(wasm, 'adamStep')(b.p, g, b.m, b.v, null, args, 'float32');
+      }
+      for (const k of ['p', 'm', 'v'] as const) {
+        const e = relErr(b[k], a[k]);
+        assert.ok(e <= 1e-5, `adamStep decoupled=${decoupled}: ${k} rel err ${e}`);
+      }
+    }
+  });
+
   test('float64 runs on the ref kernels (bit-identical)', () => {
     const a = Float64Array.from({ length: 35 }, () => rng.normal()), b = Float64Array.from({ length: 56 }, () => rng.normal());
     const r = matmul(tensor(a, [5, 7], 'float64', refBackend), tensor(b, [7, 8], 'float64', refBackend)).dataSync();
@@ -158,6 +200,19 @@ describe('wasm backend vs ref', () => {
     assert.ok(o instanceof Float64Array);
     assert.deepEqual(Array.from(o), Array.from(r));
   });
+});
+
+test('a process that used 2 threads exits by itself (workers are unref\'d, no shutdown call)', () => {
+  const script = `
+    import { tensor, matmul } from ${JSON.stringify(new URL('../../src/index.js', import.meta.url).href)};
+    import { registerWasmBackend } from ${JSON.stringify(new URL('../../src/backends/wasm/index.js', import.meta.url).href)};
+    const be = await registerWasmBackend({ threads: 2 });
+    const a = tensor(new Float32Array(600 * 300).fill(1), [600, 300], 'float32', be);
+    console.log(matmul(a, a, { transB: true }).dataSync()[0]);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20000 });
+  assert.equal(r.error, undefined, `the child did not exit in time: ${r.error?.message}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), '300');
 });
 
 // ---- HF parity through the wasm backend ------------------------------------------------------------------
@@ -199,5 +254,16 @@ for (const threads of [1, 2]) {
       n++;
     }
     assert.ok(n > 10, 'checked every parameter');
+
+    // the fused LM head + loss (never holds the logits) on the wasm kernel: same loss and gradients
+    model.zeroGrad();
+    const fused = model.forward(ids, { attentionMask: mask, labels, fusedLoss: true });
+    const fusedVal = await fused.loss.item();
+    assert.ok(Math.abs(fusedVal - refLoss) <= 1e-5, `fused loss ${fusedVal} vs HF ${refLoss}`);
+    fused.loss.backward();
+    for (const [pname, p] of model.namedParameters()) {
+      const err = relL2(await p.grad!.data(), ref.get(`grad.${pname}`)!.data);
+      assert.ok(err <= 1e-4, `fused loss: gradient of ${pname}: rel L2 error ${err}`);
+    }
   });
 }

@@ -1,0 +1,213 @@
+// Causal GQA attention, forward and backward, row by row with the softmax statistics (lse) saved: no [T, S]
+// matrix is kept between forward and backward (the backward recomputes each score row from q, k and lse).
+// Layouts: q, out, g, dq [B, T, NH, HD]; k, v, dk, dv [B, S, NKV, HD]; lse [B, NH, T]; keyMask, docIds [B, S] i32.
+// Query head h reads KV head h / (NH / NKV) (HF repeat_kv). A query with no allowed key outputs 0 and lse −∞.
+
+import { axpy, dot, exp1, exp4 } from './math';
+
+const NEG_INF: f32 = -Infinity;
+
+/** The dots of row x [HD] with 4 key rows at kp, kp + kstride, … as one f32x4 (HD a multiple of 4). */
+// @ts-ignore: decorator
+@inline
+function dot4(x: usize, kp: usize, kstride: usize, HD: i32): v128 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  const k1 = kp + kstride, k2 = k1 + kstride, k3 = k2 + kstride;
+  for (let d = 0; d < HD; d += 4) {
+    const o = <usize>d * 4;
+    const xv = v128.load(x + o);
+    a0 = f32x4.add(a0, f32x4.mul(xv, v128.load(kp + o)));
+    a1 = f32x4.add(a1, f32x4.mul(xv, v128.load(k1 + o)));
+    a2 = f32x4.add(a2, f32x4.mul(xv, v128.load(k2 + o)));
+    a3 = f32x4.add(a3, f32x4.mul(xv, v128.load(k3 + o)));
+  }
+  // 4×4 transpose-add: lane i of the result = Σ lanes of a_i
+  const t0 = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 4, 1, 5), v128.shuffle<f32>(a0, a1, 2, 6, 3, 7));
+  const t1 = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 4, 1, 5), v128.shuffle<f32>(a2, a3, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+}
+
+/** p[j] = x · row j of base (stride kstride) · scale for j < n: 4 keys at a time when HD % 4 = 0. */
+function dotRows(p: usize, x: usize, base: usize, kstride: usize, n: i32, HD: i32, scale: f32): void {
+  let j = 0;
+  if ((HD & 3) == 0) {
+    const vs = f32x4.splat(scale);
+    for (; j + 4 <= n; j += 4) v128.store(p + <usize>j * 4, f32x4.mul(dot4(x, base + <usize>j * kstride, kstride, HD), vs));
+  }
+  for (; j < n; j++) store<f32>(p + <usize>j * 4, dot(x, base + <usize>j * kstride, HD) * scale);
+}
+
+/**
+ * Scaled scores of query row qo against keys [0, jEnd) into p (−∞ where masked); returns the max (−∞ if none).
+ */
+function scoreRow(p: usize, qo: usize, kbase: usize, kstride: usize, jEnd: i32, HD: i32, scale: f32,
+                  keyMask: usize, docIds: usize, maskRow: usize, qdoc: i32): f32 {
+  dotRows(p, qo, kbase, kstride, jEnd, HD, scale);
+  if (keyMask != 0 || docIds != 0) {
+    for (let j = 0; j < jEnd; j++) {
+      const jo = <usize>j * 4;
+      if ((keyMask != 0 && load<i32>(keyMask + maskRow + jo) == 0) || (docIds != 0 && load<i32>(docIds + maskRow + jo) != qdoc)) {
+        store<f32>(p + jo, NEG_INF);
+      }
+    }
+  }
+  let vm = f32x4.splat(NEG_INF);
+  let j = 0;
+  for (; j + 4 <= jEnd; j += 4) vm = f32x4.max(vm, v128.load(p + <usize>j * 4));
+  let m = max(max(f32x4.extract_lane(vm, 0), f32x4.extract_lane(vm, 1)), max(f32x4.extract_lane(vm, 2), f32x4.extract_lane(vm, 3)));
+  for (; j < jEnd; j++) m = max(m, load<f32>(p + <usize>j * 4));
+  return m;
+}
+
+/** out[0, HD) = Σ_j p[j]·row j of vbase, accumulated in registers 16 floats at a time. */
+function weightedSum(out: usize, p: usize, vbase: usize, kstride: usize, n: i32, HD: i32): void {
+  let d = 0;
+  for (; d + 16 <= HD; d += 16) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let vp = vbase + <usize>d * 4;
+    for (let j = 0; j < n; j++) {
+      const w = v128.load32_splat(p + <usize>j * 4);
+      a0 = f32x4.add(a0, f32x4.mul(w, v128.load(vp)));
+      a1 = f32x4.add(a1, f32x4.mul(w, v128.load(vp, 16)));
+      a2 = f32x4.add(a2, f32x4.mul(w, v128.load(vp, 32)));
+      a3 = f32x4.add(a3, f32x4.mul(w, v128.load(vp, 48)));
+      vp += kstride;
+    }
+    const o = out + <usize>d * 4;
+    v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
+  }
+  for (; d + 4 <= HD; d += 4) {
+    let a0 = f32x4.splat(0);
+    let vp = vbase + <usize>d * 4;
+    for (let j = 0; j < n; j++) {
+      a0 = f32x4.add(a0, f32x4.mul(v128.load32_splat(p + <usize>j * 4), v128.load(vp)));
+      vp += kstride;
+    }
+    v128.store(out + <usize>d * 4, a0);
+  }
+  for (; d < HD; d++) {
+    let a: f32 = 0;
+    for (let j = 0; j < n; j++) a += load<f32>(p + <usize>j * 4) * load<f32>(vbase + <usize>j * kstride + <usize>d * 4);
+    store<f32>(out + <usize>d * 4, a);
+  }
+}
+
+/** p[j] = exp(p[j] − shift) for j < n, exactly 0 where p[j] = −∞; returns Σ p. */
+// @ts-ignore: decorator
+@inline
+function expRow(p: usize, n: i32, shift: f32): f32 {
+  const vs = f32x4.splat(shift), ninf = f32x4.splat(NEG_INF);
+  let acc = f32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const x = v128.load(p + <usize>j * 4);
+    const e = v128.and(exp4(f32x4.sub(x, vs)), f32x4.ne(x, ninf));
+    v128.store(p + <usize>j * 4, e);
+    acc = f32x4.add(acc, e);
+  }
+  let tail: f32 = 0;
+  for (; j < n; j++) {
+    const x = load<f32>(p + <usize>j * 4);
+    const e: f32 = x == NEG_INF ? 0 : exp1(x - shift);
+    store<f32>(p + <usize>j * 4, e);
+    tail += e;
+  }
+  const s = f32x4.add(acc, v128.shuffle<f32>(acc, acc, 2, 3, 0, 1));
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + tail;
+}
+
+/** Forward: thread tid of nth takes a share of the B·NH (batch, head) pairs. scratch: nth × S floats (64-aligned). */
+export function attention(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
+                          B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32, scale: f32, causal: i32, qOffset: i32,
+                          keyMask: usize, docIds: usize, scratch: usize): void {
+  const p = scratch + <usize>tid * ((<usize>S * 4 + 63) & ~<usize>63); // [S] scores, then weights
+  const items = B * NH, rep = NH / NKV;
+  const i0 = <i32>((<i64>items * tid) / nth), i1 = <i32>((<i64>items * (tid + 1)) / nth);
+  const kstride = <usize>(NKV * HD) * 4;
+  for (let item = i0; item < i1; item++) {
+    const b = item / NH, h = item % NH, kvh = h / rep;
+    const kbase = k + <usize>((b * S * NKV + kvh) * HD) * 4, vbase = v + <usize>((b * S * NKV + kvh) * HD) * 4;
+    const maskRow = <usize>(b * S) * 4;
+    for (let t = 0; t < T; t++) {
+      const qpos = qOffset + t;
+      const qo = q + <usize>(((b * T + t) * NH + h) * HD) * 4;
+      const oo = out + <usize>(((b * T + t) * NH + h) * HD) * 4;
+      const jEnd = causal ? min(S, qpos + 1) : S;
+      const qdoc = docIds != 0 ? load<i32>(docIds + maskRow + <usize>qpos * 4) : 0;
+      const m = scoreRow(p, qo, kbase, kstride, jEnd, HD, scale, keyMask, docIds, maskRow, qdoc);
+      const lo = lse + <usize>((b * NH + h) * T + t) * 4;
+      if (m == NEG_INF) { memory.fill(oo, 0, <usize>HD * 4); store<f32>(lo, NEG_INF); continue; }
+      const sum = expRow(p, jEnd, m);
+      // normalise the weights first (jEnd multiplies instead of HD, and the sum stays in registers)
+      const inv = f32x4.splat(<f32>1 / sum);
+      let j = 0;
+      for (; j + 4 <= jEnd; j += 4) v128.store(p + <usize>j * 4, f32x4.mul(v128.load(p + <usize>j * 4), inv));
+      for (; j < jEnd; j++) store<f32>(p + <usize>j * 4, load<f32>(p + <usize>j * 4) * f32x4.extract_lane(inv, 0));
+      weightedSum(oo, p, vbase, kstride, jEnd, HD);
+      store<f32>(lo, m + Mathf.log(sum));
+    }
+  }
+}
+
+/**
+ * Backward (scratch: nth × 2 × S floats): thread tid takes a share of the B·NKV (batch, KV head) groups, so each thread owns the dk/dv slices
+ * it accumulates into (and the dq rows of the group's query heads): no races, no reduction.
+ * dS = P ⊙ (dP − D)·scale with D = rowsum(dO ⊙ O); dq = dS·K, dk = dSᵀ·Q, dv = Pᵀ·dO.
+ */
+export function attentionBackward(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, g: usize,
+                                  dq: usize, dk: usize, dv: usize, B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32,
+                                  scale: f32, causal: i32, qOffset: i32, keyMask: usize, docIds: usize, scratch: usize): void {
+  const rowAl = (<usize>S * 4 + 63) & ~<usize>63;
+  const p = scratch + <usize>tid * 2 * rowAl; // [S] P row
+  const dp = p + rowAl; // [S] dP row, then dS
+  const items = B * NKV, rep = NH / NKV;
+  const i0 = <i32>((<i64>items * tid) / nth), i1 = <i32>((<i64>items * (tid + 1)) / nth);
+  const kstride = <usize>(NKV * HD) * 4;
+  const rowBytes = <usize>HD * 4;
+  for (let item = i0; item < i1; item++) {
+    const b = item / NKV, kvh = item % NKV;
+    const off = <usize>((b * S * NKV + kvh) * HD) * 4;
+    const kbase = k + off, vbase = v + off, dkbase = dk + off, dvbase = dv + off;
+    const maskRow = <usize>(b * S) * 4;
+    for (let j = 0; j < S; j++) {
+      memory.fill(dkbase + <usize>j * kstride, 0, rowBytes);
+      memory.fill(dvbase + <usize>j * kstride, 0, rowBytes);
+    }
+    for (let hh = 0; hh < rep; hh++) {
+      const h = kvh * rep + hh;
+      for (let t = 0; t < T; t++) {
+        const ro = <usize>(((b * T + t) * NH + h) * HD) * 4;
+        const qo = q + ro, go = g + ro, dqo = dq + ro;
+        memory.fill(dqo, 0, rowBytes);
+        const l = load<f32>(lse + <usize>((b * NH + h) * T + t) * 4);
+        if (l == NEG_INF) continue;
+        const qpos = qOffset + t;
+        const jEnd = causal ? min(S, qpos + 1) : S;
+        const qdoc = docIds != 0 ? load<i32>(docIds + maskRow + <usize>qpos * 4) : 0;
+        const D = dot(go, out + ro, HD);
+        scoreRow(p, qo, kbase, kstride, jEnd, HD, scale, keyMask, docIds, maskRow, qdoc);
+        expRow(p, jEnd, l); // P = exp(s − lse)
+        dotRows(dp, go, vbase, kstride, jEnd, HD, 1); // dP = dO · v_j
+        // dS = P ⊙ (dP − D) · scale
+        const vD = f32x4.splat(D), vsc = f32x4.splat(scale);
+        let j = 0;
+        for (; j + 4 <= jEnd; j += 4) {
+          const o = <usize>j * 4;
+          v128.store(dp + o, f32x4.mul(f32x4.mul(v128.load(p + o), f32x4.sub(v128.load(dp + o), vD)), vsc));
+        }
+        for (; j < jEnd; j++) {
+          const o = <usize>j * 4;
+          store<f32>(dp + o, load<f32>(p + o) * (load<f32>(dp + o) - D) * scale);
+        }
+        weightedSum(dqo, dp, kbase, kstride, jEnd, HD); // dq = Σ_j dS_j k_j
+        for (j = 0; j < jEnd; j++) {
+          const P = load<f32>(p + <usize>j * 4);
+          if (P == 0) continue;
+          const jo = <usize>j * kstride;
+          axpy(P, go, dvbase + jo, HD); // dv_j += P_j dO
+          axpy(load<f32>(dp + <usize>j * 4), qo, dkbase + jo, HD); // dk_j += dS_j q
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,341 @@
+// Row-wise kernels: cross-entropy (forward with lse, backward), RMSNorm (forward with rstd, backward), and
+// elementwise ops. Rows (or element ranges) are split evenly over the threads.
+
+import { exp1, exp4, hmax, hsum } from './math';
+
+const NEG_INF: f32 = -Infinity;
+
+// @ts-ignore: decorator
+@inline
+function share(n: i32, tid: i32, nth: i32): i64 {
+  const a = <i32>((<i64>n * tid) / nth), b = <i32>((<i64>n * (tid + 1)) / nth);
+  return (<i64>a << 32) | <i64>b;
+}
+
+/** log Σ exp over n floats at z (max-subtracted); −∞ for an all −∞ row. */
+function rowLse(z: usize, n: i32): f32 {
+  let vm = f32x4.splat(NEG_INF);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) vm = f32x4.max(vm, v128.load(z + <usize>j * 4));
+  let m = hmax(vm);
+  for (; j < n; j++) m = max(m, load<f32>(z + <usize>j * 4));
+  if (m == NEG_INF) return NEG_INF;
+  const vs = f32x4.splat(m);
+  let acc = f32x4.splat(0);
+  j = 0;
+  for (; j + 4 <= n; j += 4) acc = f32x4.add(acc, exp4(f32x4.sub(v128.load(z + <usize>j * 4), vs)));
+  let s = hsum(acc);
+  for (; j < n; j++) s += exp1(load<f32>(z + <usize>j * 4) - m);
+  return m + Mathf.log(s);
+}
+
+function rowSum(z: usize, n: i32): f32 {
+  let acc = f32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) acc = f32x4.add(acc, v128.load(z + <usize>j * 4));
+  let s = hsum(acc);
+  for (; j < n; j++) s += load<f32>(z + <usize>j * 4);
+  return s;
+}
+
+/** loss[n] = (1−ε)(lse − z_t) + ε(lse − mean z) + zLoss·lse², 0 where target = ignoreIndex; lse[n] always. */
+export function crossEntropy(tid: i32, nth: i32, z: usize, targets: usize, loss: usize, lse: usize, N: i32, V: i32,
+                             ignoreIndex: i32, eps: f32, zLoss: f32): void {
+  const r = share(N, tid, nth);
+  for (let n = <i32>(r >> 32); n < <i32>r; n++) {
+    const row = z + <usize>n * <usize>V * 4;
+    const l = rowLse(row, V);
+    store<f32>(lse + <usize>n * 4, l);
+    const y = load<i32>(targets + <usize>n * 4);
+    if (y == ignoreIndex) { store<f32>(loss + <usize>n * 4, 0); continue; }
+    let v = (<f32>1 - eps) * (l - load<f32>(row + <usize>y * 4));
+    if (eps != 0) v += eps * (l - rowSum(row, V) / <f32>V);
+    if (zLoss != 0) v += zLoss * l * l;
+    store<f32>(loss + <usize>n * 4, v);
+  }
+}
+
+/** dz[n, :] = g[n]·((1 + 2·zLoss·lse)·softmax − (1−ε)·onehot − ε/V), 0 on ignored rows. */
+export function crossEntropyBackward(tid: i32, nth: i32, z: usize, lse: usize, targets: usize, g: usize, dz: usize,
+                                     N: i32, V: i32, ignoreIndex: i32, eps: f32, zLoss: f32): void {
+  const r = share(N, tid, nth);
+  for (let n = <i32>(r >> 32); n < <i32>r; n++) {
+    const row = z + <usize>n * <usize>V * 4, drow = dz + <usize>n * <usize>V * 4;
+    const y = load<i32>(targets + <usize>n * 4);
+    if (y == ignoreIndex) { memory.fill(drow, 0, <usize>V * 4); continue; }
+    const l = load<f32>(lse + <usize>n * 4), gn = load<f32>(g + <usize>n * 4);
+    const a = gn * (<f32>1 + 2 * zLoss * l), c = gn * eps / <f32>V;
+    const va = f32x4.splat(a), vc = f32x4.splat(c), vl = f32x4.splat(l);
+    let j = 0;
+    for (; j + 4 <= V; j += 4) {
+      const o = <usize>j * 4;
+      v128.store(drow + o, f32x4.sub(f32x4.mul(va, exp4(f32x4.sub(v128.load(row + o), vl))), vc));
+    }
+    for (; j < V; j++) store<f32>(drow + <usize>j * 4, a * exp1(load<f32>(row + <usize>j * 4) - l) - c);
+    const yo = drow + <usize>y * 4;
+    store<f32>(yo, load<f32>(yo) - gn * (<f32>1 - eps));
+  }
+}
+
+/**
+ * The fused LM-head loss's middle step on one chunk of logits z [rows, V] (rows n0 .. n0+rows of the batch):
+ * loss[n] as crossEntropy and, when wantGrad, z turned in place into d(g_n·loss_n)/dz = g_n·((1 + 2·zLoss·lse)·p
+ * − ε/V − (1−ε)·onehot) with g_n = rowScale[n] (rowScale ≠ 0) or scale; ignored rows get loss 0 and dz 0.
+ */
+export function crossEntropyChunk(tid: i32, nth: i32, z: usize, targets: usize, loss: usize, rowScale: usize, scale: f32,
+                                  n0: i32, rows: i32, V: i32, ignoreIndex: i32, eps: f32, zLoss: f32, wantGrad: i32): void {
+  const r = share(rows, tid, nth);
+  for (let i = <i32>(r >> 32); i < <i32>r; i++) {
+    const n = n0 + i;
+    const row = z + <usize>i * <usize>V * 4;
+    const y = load<i32>(targets + <usize>n * 4);
+    if (y == ignoreIndex) {
+      store<f32>(loss + <usize>n * 4, 0);
+      if (wantGrad) memory.fill(row, 0, <usize>V * 4);
+      continue;
+    }
+    const l = rowLse(row, V);
+    let v = (<f32>1 - eps) * (l - load<f32>(row + <usize>y * 4));
+    if (eps != 0) v += eps * (l - rowSum(row, V) / <f32>V);
+    if (zLoss != 0) v += zLoss * l * l;
+    store<f32>(loss + <usize>n * 4, v);
+    if (!wantGrad) continue;
+    const gn = rowScale != 0 ? load<f32>(rowScale + <usize>n * 4) : scale;
+    const a = gn * (<f32>1 + 2 * zLoss * l), c = gn * eps / <f32>V;
+    const va = f32x4.splat(a), vc = f32x4.splat(c), vl = f32x4.splat(l);
+    let j = 0;
+    for (; j + 4 <= V; j += 4) {
+      const o = <usize>j * 4;
+      v128.store(row + o, f32x4.sub(f32x4.mul(va, exp4(f32x4.sub(v128.load(row + o), vl))), vc));
+    }
+    for (; j < V; j++) store<f32>(row + <usize>j * 4, a * exp1(load<f32>(row + <usize>j * 4) - l) - c);
+    const yo = row + <usize>y * 4;
+    store<f32>(yo, load<f32>(yo) - gn * (<f32>1 - eps));
+  }
+}
+
+/** y = x · rsqrt(mean(x²) + eps) · w per row of C; rstd [rows]. */
+export function rmsNorm(tid: i32, nth: i32, x: usize, w: usize, y: usize, rstd: usize, rows: i32, C: i32, eps: f32): void {
+  const r = share(rows, tid, nth);
+  for (let n = <i32>(r >> 32); n < <i32>r; n++) {
+    const xo = x + <usize>(n * C) * 4, yo = y + <usize>(n * C) * 4;
+    let acc = f32x4.splat(0);
+    let c = 0;
+    for (; c + 4 <= C; c += 4) { const v = v128.load(xo + <usize>c * 4); acc = f32x4.add(acc, f32x4.mul(v, v)); }
+    let ss = hsum(acc);
+    for (; c < C; c++) { const v = load<f32>(xo + <usize>c * 4); ss += v * v; }
+    const rs: f32 = <f32>1 / Mathf.sqrt(ss / <f32>C + eps);
+    store<f32>(rstd + <usize>n * 4, rs);
+    const vr = f32x4.splat(rs);
+    c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const o = <usize>c * 4;
+      v128.store(yo + o, f32x4.mul(v128.load(w + o), f32x4.mul(v128.load(xo + o), vr)));
+    }
+    for (; c < C; c++) { const o = <usize>c * 4; store<f32>(yo + o, load<f32>(w + o) * (load<f32>(xo + o) * rs)); }
+  }
+}
+
+/**
+ * dx = s·(g·w − x·s·mean(g·w·x·s)) per row; dwPart[tid][C] = Σ over this thread's rows of g·x·s (the caller sums
+ * the nth partial rows: a reduction across threads without atomics).
+ */
+export function rmsNormBackward(tid: i32, nth: i32, x: usize, w: usize, rstd: usize, g: usize, dx: usize, dwPart: usize,
+                                rows: i32, C: i32): void {
+  const dw = dwPart + <usize>(tid * C) * 4;
+  memory.fill(dw, 0, <usize>C * 4);
+  const r = share(rows, tid, nth);
+  for (let n = <i32>(r >> 32); n < <i32>r; n++) {
+    const off = <usize>(n * C) * 4;
+    const xo = x + off, go = g + off, dxo = dx + off;
+    const s = load<f32>(rstd + <usize>n * 4), vs = f32x4.splat(s);
+    let acc = f32x4.splat(0);
+    let c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const o = <usize>c * 4;
+      const xh = f32x4.mul(v128.load(xo + o), vs), gv = v128.load(go + o);
+      v128.store(dw + o, f32x4.add(v128.load(dw + o), f32x4.mul(gv, xh)));
+      acc = f32x4.add(acc, f32x4.mul(f32x4.mul(gv, v128.load(w + o)), xh));
+    }
+    let d = hsum(acc);
+    for (; c < C; c++) {
+      const o = <usize>c * 4;
+      const xh = load<f32>(xo + o) * s, gv = load<f32>(go + o);
+      store<f32>(dw + o, load<f32>(dw + o) + gv * xh);
+      d += gv * load<f32>(w + o) * xh;
+    }
+    d /= <f32>C;
+    const k = f32x4.splat(s * d);
+    c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const o = <usize>c * 4;
+      v128.store(dxo + o, f32x4.mul(vs, f32x4.sub(f32x4.mul(v128.load(go + o), v128.load(w + o)), f32x4.mul(v128.load(xo + o), k))));
+    }
+    for (; c < C; c++) {
+      const o = <usize>c * 4;
+      store<f32>(dxo + o, s * (load<f32>(go + o) * load<f32>(w + o) - load<f32>(xo + o) * s * d));
+    }
+  }
+}
+
+// ---- elementwise -------------------------------------------------------------------------------------------
+
+/** out = a op b elementwise (op: 0 add, 1 sub, 2 mul, 3 div); bScalar: b is one value broadcast. */
+export function binary(tid: i32, nth: i32, op: i32, a: usize, b: usize, out: usize, n: i32, bScalar: i32): void {
+  const r = share((n + 3) >> 2, tid, nth);
+  const i0 = <i32>(r >> 32) << 2, i1 = min(n, <i32>r << 2);
+  const n4 = i0 + (((i1 - i0) >> 2) << 2);
+  const bs = bScalar != 0 ? v128.load32_splat(b) : f32x4.splat(0);
+  for (let i = i0; i < n4; i += 4) {
+    const o = <usize>i * 4;
+    const x = v128.load(a + o), y = bScalar != 0 ? bs : v128.load(b + o);
+    let z: v128;
+    if (op == 0) z = f32x4.add(x, y);
+    else if (op == 1) z = f32x4.sub(x, y);
+    else if (op == 2) z = f32x4.mul(x, y);
+    else z = f32x4.div(x, y);
+    v128.store(out + o, z);
+  }
+  for (let i = n4; i < i1; i++) {
+    const o = <usize>i * 4;
+    const x = load<f32>(a + o), y = bScalar != 0 ? load<f32>(b) : load<f32>(b + o);
+    store<f32>(out + o, op == 0 ? x + y : op == 1 ? x - y : op == 2 ? x * y : x / y);
+  }
+}
+
+/** out = x·σ(x) */
+export function silu(tid: i32, nth: i32, x: usize, out: usize, n: i32): void {
+  const r = share((n + 3) >> 2, tid, nth);
+  const i0 = <i32>(r >> 32) << 2, i1 = min(n, <i32>r << 2);
+  const n4 = i0 + (((i1 - i0) >> 2) << 2);
+  const one = f32x4.splat(1);
+  for (let i = i0; i < n4; i += 4) {
+    const o = <usize>i * 4;
+    const v = v128.load(x + o);
+    v128.store(out + o, f32x4.div(v, f32x4.add(one, exp4(f32x4.neg(v)))));
+  }
+  for (let i = n4; i < i1; i++) {
+    const o = <usize>i * 4;
+    const v = load<f32>(x + o);
+    store<f32>(out + o, v / (<f32>1 + exp1(-v)));
+  }
+}
+
+/** out = g·σ(x)·(1 + x·(1 − σ(x))) */
+export function siluBackward(tid: i32, nth: i32, x: usize, g: usize, out: usize, n: i32): void {
+  const r = share((n + 3) >> 2, tid, nth);
+  const i0 = <i32>(r >> 32) << 2, i1 = min(n, <i32>r << 2);
+  const n4 = i0 + (((i1 - i0) >> 2) << 2);
+  const one = f32x4.splat(1);
+  for (let i = i0; i < n4; i += 4) {
+    const o = <usize>i * 4;
+    const v = v128.load(x + o);
+    const s = f32x4.div(one, f32x4.add(one, exp4(f32x4.neg(v))));
+    v128.store(out + o, f32x4.mul(f32x4.mul(v128.load(g + o), s), f32x4.add(one, f32x4.mul(v, f32x4.sub(one, s)))));
+  }
+  for (let i = n4; i < i1; i++) {
+    const o = <usize>i * 4;
+    const v = load<f32>(x + o);
+    const s: f32 = <f32>1 / (<f32>1 + exp1(-v));
+    store<f32>(out + o, load<f32>(g + o) * s * (<f32>1 + v * (<f32>1 - s)));
+  }
+}
+
+/**
+ * RoPE (HF rotate_half) on x [B·T, H, HD] → out: rows use the cos/sin table row of their position
+ * (cosT, sinT [P, HD/2], already scaled; sin negated by the caller for the inverse).
+ */
+export function rope(tid: i32, nth: i32, x: usize, out: usize, positions: usize, cosT: usize, sinT: usize, BT: i32, H: i32, HD: i32): void {
+  const half = HD >> 1;
+  const r = share(BT, tid, nth);
+  for (let n = <i32>(r >> 32); n < <i32>r; n++) {
+    const p = load<i32>(positions + <usize>n * 4);
+    const co = cosT + <usize>(p * half) * 4, so = sinT + <usize>(p * half) * 4;
+    for (let h = 0; h < H; h++) {
+      const o = <usize>((n * H + h) * HD) * 4;
+      const x1 = x + o, x2 = x1 + <usize>half * 4, o1 = out + o, o2 = o1 + <usize>half * 4;
+      let j = 0;
+      for (; j + 4 <= half; j += 4) {
+        const jo = <usize>j * 4;
+        const a = v128.load(x1 + jo), b = v128.load(x2 + jo), c = v128.load(co + jo), s = v128.load(so + jo);
+        v128.store(o1 + jo, f32x4.sub(f32x4.mul(a, c), f32x4.mul(b, s)));
+        v128.store(o2 + jo, f32x4.add(f32x4.mul(b, c), f32x4.mul(a, s)));
+      }
+      for (; j < half; j++) {
+        const jo = <usize>j * 4;
+        const a = load<f32>(x1 + jo), b = load<f32>(x2 + jo), c = load<f32>(co + jo), s = load<f32>(so + jo);
+        store<f32>(o1 + jo, a * c - b * s);
+        store<f32>(o2 + jo, b * c + a * s);
+      }
+    }
+  }
+}
+
+/**
+ * Adam/AdamW update in place over n elements (PyTorch semantics, no amsgrad): decoupled ≠ 0 → p ·= 1 − lr·wd;
+ * else g += wd·p. m, v updated; p −= stepSize·m / (√v / bc2Sqrt + eps).
+ */
+export function adamStep(tid: i32, nth: i32, p: usize, g: usize, m: usize, v: usize, n: i32, lr: f32, beta1: f32, beta2: f32,
+                         eps: f32, wd: f32, decoupled: i32, stepSize: f32, bc2Sqrt: f32): void {
+  const r = share((n + 3) >> 2, tid, nth);
+  const i0 = <i32>(r >> 32) << 2, i1 = min(n, <i32>r << 2);
+  const decay = f32x4.splat(<f32>1 - lr * wd), vwd = f32x4.splat(wd);
+  const b1 = f32x4.splat(beta1), c1 = f32x4.splat(<f32>1 - beta1), b2 = f32x4.splat(beta2), c2 = f32x4.splat(<f32>1 - beta2);
+  const ss = f32x4.splat(stepSize), bc = f32x4.splat(<f32>1 / bc2Sqrt), ve = f32x4.splat(eps);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const o = <usize>i * 4;
+    let pv = v128.load(p + o), gv = v128.load(g + o);
+    if (wd != 0) {
+      if (decoupled) pv = f32x4.mul(pv, decay);
+      else gv = f32x4.add(gv, f32x4.mul(vwd, pv));
+    }
+    const mv = f32x4.add(f32x4.mul(b1, v128.load(m + o)), f32x4.mul(c1, gv));
+    const vv = f32x4.add(f32x4.mul(b2, v128.load(v + o)), f32x4.mul(c2, f32x4.mul(gv, gv)));
+    v128.store(m + o, mv);
+    v128.store(v + o, vv);
+    v128.store(p + o, f32x4.sub(pv, f32x4.div(f32x4.mul(ss, mv), f32x4.add(f32x4.mul(f32x4.sqrt(vv), bc), ve))));
+  }
+  for (; i < i1; i++) {
+    const o = <usize>i * 4;
+    let pv = load<f32>(p + o), gv = load<f32>(g + o);
+    if (wd != 0) {
+      if (decoupled) pv *= <f32>1 - lr * wd;
+      else gv += wd * pv;
+    }
+    const mv = beta1 * load<f32>(m + o) + (<f32>1 - beta1) * gv;
+    const vv = beta2 * load<f32>(v + o) + (<f32>1 - beta2) * gv * gv;
+    store<f32>(m + o, mv);
+    store<f32>(v + o, vv);
+    store<f32>(p + o, pv - (stepSize * mv) / (Mathf.sqrt(vv) / bc2Sqrt + eps));
+  }
+}
+
+/** partial[tid] = Σ x[i] over this thread's share of n floats, accumulated in f64 (the ref kernel sums in f64). */
+export function sumAll(tid: i32, nth: i32, x: usize, n: i32, partial: usize): void {
+  const r = share((n + 3) >> 2, tid, nth);
+  const i0 = <i32>(r >> 32) << 2, i1 = min(n, <i32>r << 2);
+  let lo = f64x2.splat(0), hi = f64x2.splat(0);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const v = v128.load(x + <usize>i * 4);
+    lo = f64x2.add(lo, f64x2.promote_low_f32x4(v));
+    hi = f64x2.add(hi, f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 0, 1)));
+  }
+  const s = f64x2.add(lo, hi);
+  let acc = f64x2.extract_lane(s, 0) + f64x2.extract_lane(s, 1);
+  for (; i < i1; i++) acc += <f64>load<f32>(x + <usize>i * 4);
+  store<f64>(partial + <usize>tid * 8, acc);
+}
+
+/** out = x² elementwise. */
+export function square(tid: i32, nth: i32, x: usize, out: usize, n: i32): void {
+  const r = share((n + 3) >> 2, tid, nth);
+  const i0 = <i32>(r >> 32) << 2, i1 = min(n, <i32>r << 2);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const v = v128.load(x + <usize>i * 4);
+    v128.store(out + <usize>i * 4, f32x4.mul(v, v));
+  }
+  for (; i < i1; i++) { const v = load<f32>(x + <usize>i * 4); store<f32>(out + <usize>i * 4, v * v); }
+}

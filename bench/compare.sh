@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs the PyTorch reference (../shared/bench/bench_train.py, PyTorch at its best on this machine: OpenBLAS
+# with its AVX-512 kernels, huge-page malloc) and our bench on the same config in the same run, alternating,
+# and prints each throughput and the ratio. Needs: apt-get install -y python3-torch libopenblas0-openmp
+#
+#   bench/compare.sh --config tiny|s15M [--threads N] [--backend wasm|ref] [--loss unfused|fused|none]
+#                    [--steps N] [--rounds R]
+# Our bench runs without the huge-page tunable: for Node it made fresh-array allocation slower (measured).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONFIG=tiny THREADS=2 BACKEND=wasm LOSS=unfused STEPS=0 ROUNDS=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --config) CONFIG=$2; shift 2 ;; --threads) THREADS=$2; shift 2 ;; --backend) BACKEND=$2; shift 2 ;;
+    --loss) LOSS=$2; shift 2 ;; --steps) STEPS=$2; shift 2 ;; --rounds) ROUNDS=$2; shift 2 ;;
+    *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+REF_DIR=${LLAMATRAIN_SHARED:-../shared}/bench
+if [ ! -f "$REF_DIR/bench_train.py" ]; then echo "compare.sh: $REF_DIR/bench_train.py not found (set LLAMATRAIN_SHARED)" >&2; exit 2; fi
+if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || [ ! -d /usr/lib/x86_64-linux-gnu/openblas-openmp ]; then
+  echo "compare.sh: needs PyTorch and OpenBLAS: apt-get install -y python3-torch libopenblas0-openmp" >&2; exit 2
+fi
+# PyTorch's loss that matches ours: unfused = F.cross_entropy on full logits; fused = chunked linear+CE
+case "$LOSS" in unfused|none) PT_LOSS=standard ;; fused) PT_LOSS=chunked_fn ;; *) echo "bad --loss $LOSS" >&2; exit 2 ;; esac
+PT_STEPS=$([ "$STEPS" -gt 0 ] && echo "$STEPS" || { [ "$CONFIG" = tiny ] && echo 20 || echo 6; })
+
+npm run build --silent
+OUT=$(mktemp -d)
+for r in $(seq 1 "$ROUNDS"); do
+  (cd "$REF_DIR" && LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OPENBLAS_CORETYPE=SkylakeX \
+    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 /usr/bin/python3 bench_train.py --config "$CONFIG" --threads "$THREADS" \
+    --loss "$PT_LOSS" --steps "$PT_STEPS") | tail -1 > "$OUT/torch.$r.json"
+  node dist/bench/train.js --config "$CONFIG" --threads "$THREADS" \
+    --backend "$BACKEND" --loss "$LOSS" --steps "$STEPS" --json | tee "$OUT/ours.$r.txt" | head -n -1
+  tail -1 "$OUT/ours.$r.txt" > "$OUT/ours.$r.json"
+done
+
+node --input-type=module - "$OUT" "$ROUNDS" <<'EOF'
+import { readFileSync } from 'node:fs';
+const [dir, rounds] = process.argv.slice(2);
+for (let r = 1; r <= Number(rounds); r++) {
+  const t = JSON.parse(readFileSync(`${dir}/torch.${r}.json`, 'utf8'));
+  const o = JSON.parse(readFileSync(`${dir}/ours.${r}.json`, 'utf8'));
+  const ratio = o.tokensPerSec / t.tok_s_median;
+  console.log(`round ${r}: ${o.config}, ${o.threads} thread(s), loss ${o.loss}: llamatrain ${o.backend} ${o.tokensPerSec} tok/s ` +
+    `(peak RSS ${o.peakRssMB} MB) vs PyTorch ${t.tok_s_median.toFixed(1)} tok/s (peak RSS ${t.peak_rss_steady_mb.toFixed(0)} MB, ` +
+    `${t.torch}) → ratio ${ratio.toFixed(3)}`);
+  console.log(JSON.stringify({ config: o.config, threads: o.threads, loss: o.loss, backend: o.backend, oursTokPerSec: o.tokensPerSec,
+    torchTokPerSec: +t.tok_s_median.toFixed(1), ratio: +ratio.toFixed(3), oursPeakRssMB: o.peakRssMB, torchPeakRssMB: +t.peak_rss_steady_mb.toFixed(1) }));
+}
+EOF
+rm -rf "$OUT"
