@@ -63,18 +63,23 @@ export function crossEntropyBackward(tid: i32, nth: i32, z: usize, lse: usize, t
     const row = z + <usize>n * <usize>V * 4, drow = dz + <usize>n * <usize>V * 4;
     const y = load<i32>(targets + <usize>n * 4);
     if (y == ignoreIndex) { memory.fill(drow, 0, <usize>V * 4); continue; }
-    const l = load<f32>(lse + <usize>n * 4), gn = load<f32>(g + <usize>n * 4);
-    const a = gn * (<f32>1 + 2 * zLoss * l), c = gn * eps / <f32>V;
-    const va = f32x4.splat(a), vc = f32x4.splat(c), vl = f32x4.splat(l);
-    let j = 0;
-    for (; j + 4 <= V; j += 4) {
-      const o = <usize>j * 4;
-      v128.store(drow + o, f32x4.sub(f32x4.mul(va, exp4(f32x4.sub(v128.load(row + o), vl))), vc));
-    }
-    for (; j < V; j++) store<f32>(drow + <usize>j * 4, a * exp1(load<f32>(row + <usize>j * 4) - l) - c);
-    const yo = drow + <usize>y * 4;
-    store<f32>(yo, load<f32>(yo) - gn * (<f32>1 - eps));
+    gradRow(row, drow, y, load<f32>(lse + <usize>n * 4), load<f32>(g + <usize>n * 4), V, eps, zLoss);
   }
+}
+
+/** out[:] = gn·((1 + 2·zLoss·l)·exp(z − l) − ε/V) − gn·(1−ε)·onehot(y): one row of the cross-entropy gradient
+ *  (out may be z itself). */
+@inline function gradRow(z: usize, out: usize, y: i32, l: f32, gn: f32, V: i32, eps: f32, zLoss: f32): void {
+  const a = gn * (<f32>1 + 2 * zLoss * l), c = gn * eps / <f32>V;
+  const va = f32x4.splat(a), vc = f32x4.splat(c), vl = f32x4.splat(l);
+  let j = 0;
+  for (; j + 4 <= V; j += 4) {
+    const o = <usize>j * 4;
+    v128.store(out + o, f32x4.sub(f32x4.mul(va, exp4(f32x4.sub(v128.load(z + o), vl))), vc));
+  }
+  for (; j < V; j++) store<f32>(out + <usize>j * 4, a * exp1(load<f32>(z + <usize>j * 4) - l) - c);
+  const yo = out + <usize>y * 4;
+  store<f32>(yo, load<f32>(yo) - gn * (<f32>1 - eps));
 }
 
 /**
@@ -100,17 +105,7 @@ export function crossEntropyChunk(tid: i32, nth: i32, z: usize, targets: usize, 
     if (zLoss != 0) v += zLoss * l * l;
     store<f32>(loss + <usize>n * 4, v);
     if (!wantGrad) continue;
-    const gn = rowScale != 0 ? load<f32>(rowScale + <usize>n * 4) : scale;
-    const a = gn * (<f32>1 + 2 * zLoss * l), c = gn * eps / <f32>V;
-    const va = f32x4.splat(a), vc = f32x4.splat(c), vl = f32x4.splat(l);
-    let j = 0;
-    for (; j + 4 <= V; j += 4) {
-      const o = <usize>j * 4;
-      v128.store(row + o, f32x4.sub(f32x4.mul(va, exp4(f32x4.sub(v128.load(row + o), vl))), vc));
-    }
-    for (; j < V; j++) store<f32>(row + <usize>j * 4, a * exp1(load<f32>(row + <usize>j * 4) - l) - c);
-    const yo = row + <usize>y * 4;
-    store<f32>(yo, load<f32>(yo) - gn * (<f32>1 - eps));
+    gradRow(row, row, y, l, rowScale != 0 ? load<f32>(rowScale + <usize>n * 4) : scale, V, eps, zLoss);
   }
 }
 

@@ -111,7 +111,8 @@ function matmulInto(out: F, a: F, aOff: number, b: F, bOff: number, oOff: number
   for (let i = M4; i < M; i++) for (let j = 0; j < N; j++) dot(i, j);
 }
 
-function checkTargets(t: Int32Array, V: number, ignoreIndex: number): void {
+/** Every target is a class id in [0, V) or ignoreIndex (shared with the other backends: one message). */
+export function checkTargets(t: Int32Array, V: number, ignoreIndex: number): void {
   for (let n = 0; n < t.length; n++) {
     const y = t[n]!;
     if (y !== ignoreIndex && (y < 0 || y >= V)) {

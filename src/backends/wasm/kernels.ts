@@ -7,7 +7,7 @@
 
 import type { KernelTable } from '../../core/backend.js';
 import { type Shape, broadcastStrides, sizeOf } from '../../core/dtype.js';
-import { refKernels } from '../ref/kernels.js';
+import { checkTargets, refKernels } from '../ref/kernels.js';
 import type { WasmRuntime } from './runtime.js';
 
 /** Below this many flops a kernel runs on the caller alone: a dispatch costs ~6–17 µs (notes/cpu-kernels.md). */
@@ -330,16 +330,6 @@ const ELEMENTWISE_FLOP = 4;
 
 const align64 = (x: number) => Math.ceil(x / 64) * 64;
 
-/** Same check and message as the ref kernel (a wrong target is a data bug the user must see). */
-function checkTargets(t: Int32Array, V: number, ignoreIndex: number): void {
-  for (let n = 0; n < t.length; n++) {
-    const y = t[n]!;
-    if (y !== ignoreIndex && (y < 0 || y >= V)) {
-      throw new RangeError(`cross-entropy: target ${y} at row ${n} is outside [0, ${V}) (vocab size ${V}) and is not ` +
-        `ignoreIndex (${ignoreIndex}); fix the labels or mark the position with ${ignoreIndex}`);
-    }
-  }
-}
 
 /** Calls fn(outBatch, aBatch, bBatch) for every batch index (batch offsets in units of whole matrices). */
 function forEachBatch(batchShape: Shape, sa: number[], sb: number[], fn: (o: number, ia: number, ib: number) => void): void {
