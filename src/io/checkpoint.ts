@@ -8,11 +8,10 @@ import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { OptimizerStateDict } from '../optim/index.js';
-import type { LlamaForCausalLM } from '../nn/index.js';
+import type { LlamaForCausalLM, ModelOptions } from '../nn/index.js';
 import { readJsonFile, readSafetensorsFile, writeFileAtomic, writeJsonFile, writeSafetensorsFile } from './files.js';
 import { loadPretrained, savePretrained } from './pretrained.js';
 import type { RawTensor } from './safetensors.js';
-import type { ModelOptions } from '../nn/index.js';
 
 /** Everything besides the model weights that a resume needs. */
 export interface TrainingState {

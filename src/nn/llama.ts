@@ -312,7 +312,7 @@ export class LlamaForCausalLM extends Module {
         if (done.every(Boolean)) break;
         maskRows.forEach((r) => r.push(1));
         stepIds = tensor(next, [B, 1], 'int32', this.backend);
-        stepPos = tensor(Int32Array.from(nextPos.map((p) => p)), [B, 1], 'int32', this.backend);
+        stepPos = tensor(Int32Array.from(nextPos), [B, 1], 'int32', this.backend);
         nextPos.forEach((p, b) => { nextPos[b] = p + 1; });
       }
     } finally {
