@@ -1,5 +1,6 @@
 // Training-step benchmark: npm run bench -- --config tiny|s15M|cli --threads N [--backend wasm|ref]
-//   [--loss unfused|fused|none] [--steps N] [--warmup N] [--profile] [--json] [--quiet-wait S]
+//   [--loss unfused|fused|none] [--steps N] [--warmup N] [--profile] [--json] [--quiet-wait S] [--untied]
+// --untied: a separate LM head (tieWordEmbeddings false), the model ../shared/bench/peers/ measures by default.
 // A step = forward + loss + backward + clipGradNorm(1.0) + AdamW + zeroGrad, as /work/shared/bench/bench_train.py
 // (same configs, same flop count: 6·N_matmul + 12·L·T·C per token). Prints tokens/s, ms per phase, GFLOP/s and
 // peak RSS; with --json the last line is one JSON object. --profile adds the time per kernel and each GEMM's
@@ -22,7 +23,7 @@ const CONFIGS: Record<string, BenchConfig> = {
 };
 
 function parseArgs(argv: string[]) {
-  const o = { config: 'tiny', threads: 0, backend: 'wasm', loss: 'unfused', steps: 0, warmup: 2, json: false, profile: false, quietWait: 10, seed: 0 };
+  const o = { config: 'tiny', threads: 0, backend: 'wasm', loss: 'unfused', steps: 0, warmup: 2, json: false, profile: false, quietWait: 10, seed: 0, untied: false };
   for (let i = 0; i < argv.length; i++) {
     const [k, inline] = argv[i]!.replace(/^--/, '').split('=', 2) as [string, string | undefined];
     const key = k.replace(/-(\w)/g, (_, c: string) => c.toUpperCase()) as keyof typeof o;
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
   const rssImportMB = procStatusKB('VmRSS') / 1024;
   const model = new LlamaForCausalLM({
     vocabSize: c.vocab, hiddenSize: c.dim, intermediateSize: c.ffn, numHiddenLayers: c.layers, numAttentionHeads: c.heads,
-    numKeyValueHeads: c.kvHeads, tieWordEmbeddings: true, maxPositionEmbeddings: c.seq,
+    numKeyValueHeads: c.kvHeads, tieWordEmbeddings: !o.untied, maxPositionEmbeddings: c.seq,
   }, { backend: be, seed: o.seed });
   const params = [...model.parameters()];
   const opt = new AdamW(params, { lr: 3e-4, betas: [0.9, 0.95], weightDecay: 0.1 });
@@ -131,7 +132,7 @@ async function main(): Promise<void> {
   const batches = Array.from({ length: 4 }, () => tensor(Int32Array.from({ length: B * T }, () => Math.floor(rng.uniform() * c.vocab)), [B, T], 'int32', be));
   // flops per token as bench_train.py: 6·(matmul params: non-embedding + head) + 12·L·T·C
   const nParams = params.reduce((p, t) => p + t.size, 0);
-  const matmulParams = nParams; // tied: (all − embedding) + head = all
+  const matmulParams = o.untied ? nParams - c.vocab * c.dim : nParams; // tied: (all − embedding) + head = all
   const flopsPerToken = 6 * matmulParams + 12 * c.layers * T * c.dim;
   let fusedAvailable = true;
 
@@ -196,7 +197,7 @@ async function main(): Promise<void> {
   const phasesMs = Object.fromEntries(phaseNames.map((n, k) => [n, +median(phases.map((p) => p[k]!)).toFixed(2)]));
   const clean = times.filter((_, i) => others[i]! < 0.1);
   const res = {
-    config: o.config, backend: o.backend, threads, loss: o.loss === 'fused' && !fusedAvailable ? 'unfused' : o.loss,
+    config: o.config, tied: !o.untied, backend: o.backend, threads, loss: o.loss === 'fused' && !fusedAvailable ? 'unfused' : o.loss,
     steps, warmup: o.warmup, tokensPerStep: B * T,
     tokensPerSec: +((B * T) / (stepMs / 1000)).toFixed(1),
     tokensPerSecBest: +((B * T) / (Math.min(...times) / 1000)).toFixed(1),
@@ -212,7 +213,7 @@ async function main(): Promise<void> {
     firstLoss, lossValue: losses[losses.length - 1], params: nParams, node: process.version,
   };
   const lines: string[] = [];
-  lines.push(`${o.config} (${c.dim}d ${c.layers}L ${c.heads}h/${c.kvHeads}kv ffn ${c.ffn} V ${c.vocab}, B ${B} × T ${T}) on ${o.backend}, ${threads} thread(s), loss ${res.loss}`);
+  lines.push(`${o.config} (${c.dim}d ${c.layers}L ${c.heads}h/${c.kvHeads}kv ffn ${c.ffn} V ${c.vocab}${o.untied ? ', untied head' : ''}, B ${B} × T ${T}) on ${o.backend}, ${threads} thread(s), loss ${res.loss}`);
   lines.push(`  ${res.tokensPerSec} tokens/s (median of ${steps}; best ${res.tokensPerSecBest}), step ${res.stepMs} ms, ${res.gflops} GFLOP/s, peak RSS ${res.peakRssMB} MB`);
   lines.push(`  phases (ms): ${phaseNames.map((n) => `${n} ${phasesMs[n]}`).join(', ')}`);
   if (o.backend === 'wasm') {
