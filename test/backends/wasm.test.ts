@@ -202,6 +202,27 @@ describe('wasm backend vs ref', () => {
   });
 });
 
+test('a job dispatched before a worker enters its loop is not missed (the generation is read before \'ready\')', () => {
+  // The caller may dispatch as soon as every worker said 'ready'; a worker whose loop read the job generation only
+  // when it started would take that job for one already seen and sleep while the caller waits for it (a hang seen
+  // ~1 start in 7 under load). Here the "job" is the exit job, dispatched between initialGeneration() and the loop:
+  // the loop must run it and return. Run in a child: the bug would block it in Atomics.wait.
+  const script = `
+    import { ARGS_BYTE, CTL_BYTES, FN, GEN, initialGeneration, workerLoop } from ${JSON.stringify(new URL('../../src/backends/wasm/pool.js', import.meta.url).href)};
+    const ctl = new SharedArrayBuffer(CTL_BYTES);
+    const init = { module: null, memory: null, ctl, tid: 1, names: [] };
+    const gen0 = initialGeneration(init);
+    const c = new Int32Array(ctl, 0, ARGS_BYTE / 4);
+    Atomics.store(c, FN, -1);
+    Atomics.add(c, GEN, 1);
+    workerLoop(init, {}, gen0);
+    console.log('returned');`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20000 });
+  assert.equal(r.error, undefined, `the worker loop missed the job: ${r.error?.message}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'returned');
+});
+
 test('a process that used 2 threads exits by itself (workers are unref\'d, no shutdown call)', () => {
   const script = `
     import { tensor, matmul } from ${JSON.stringify(new URL('../../src/index.js', import.meta.url).href)};

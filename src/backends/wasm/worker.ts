@@ -2,7 +2,7 @@
 // It receives the kernels module, the shared memory and the control buffer once, instantiates, says 'ready',
 // then runs jobs synchronously until told to exit (see pool.ts).
 
-import { type Exports, type WorkerInit, workerLoop } from './pool.js';
+import { type Exports, type WorkerInit, initialGeneration, workerLoop } from './pool.js';
 
 interface Port { once(f: (msg: WorkerInit) => void): void; post(msg: unknown): void }
 
@@ -28,7 +28,8 @@ p.once((init) => {
     p.post({ error: String(e) });
     return;
   }
+  const gen0 = initialGeneration(init); // before 'ready': the caller may dispatch a job right after it
   p.post('ready');
   // Leave the message handler first so that 'ready' is flushed before this thread blocks in its loop.
-  setTimeout(() => workerLoop(init, exports), 0);
+  setTimeout(() => workerLoop(init, exports, gen0), 0);
 });
