@@ -44,9 +44,14 @@ export async function loadTextData(data: string, field: string, validationFracti
 
 /** A tokenizer.json path or a directory holding one. */
 export function loadTokenizerFrom(path: string): TextTokenizer {
+  return loadTokenizerFile(tokenizerJsonPath(path));
+}
+
+/** The tokenizer.json a path designates (the file, or the one in a directory). */
+export function tokenizerJsonPath(path: string): string {
   const p = existsSync(path) && statSync(path).isDirectory() ? join(path, 'tokenizer.json') : path;
   if (!existsSync(p)) throw new UsageError(`tokenizer: no tokenizer.json at '${p}'`);
-  return loadTokenizerFile(p);
+  return p;
 }
 
 /**
@@ -66,8 +71,7 @@ export function tokenByteLengths(tok: TextTokenizer): Int32Array {
 
 /** Packs tokenized documents into rows of seqLen (documents never see each other; see data/packing). */
 export function packTexts(tok: TextTokenizer, docs: string[], seqLen: number): PackedRow[] {
-  const eosId = tok.eosId ?? undefined;
-  const rows = packDocuments(docs.map((d) => tok.encode(d)), { seqLen, eosId: eosId ?? undefined });
+  const rows = packDocuments(docs.map((d) => tok.encode(d)), { seqLen, eosId: tok.eosId ?? undefined });
   if (rows.length === 0) throw new UsageError('the data produced no training rows (all documents empty?)');
   return rows;
 }

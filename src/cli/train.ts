@@ -15,7 +15,7 @@ import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, type StepMetrics, Trainer, evaluate } from '../train/index.js';
 import { type Schema, type Values, UsageError, helpText, parseCommandLine, parseOptions } from './options.js';
 import { lossCurveSvg } from './plot.js';
-import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, toBatch, tokenByteLengths } from './shared.js';
+import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, toBatch, tokenByteLengths, tokenizerJsonPath } from './shared.js';
 
 export const trainSchema = {
   data: { type: 'string', default: 'brown', help: "training text: 'brown' (the built-in Brown corpus) or a .txt, .jsonl or .parquet file" },
@@ -102,7 +102,7 @@ export async function runTrain(argv: string[], log: (s: string) => void = (s) =>
     saveTokenizer(bpe, dir);
     tok = bpe;
   }
-  if (!resumeDir && o.tokenizer) writeFileSync(join(dir, 'tokenizer.json'), readFileSync(o.tokenizer.endsWith('.json') ? o.tokenizer : join(o.tokenizer, 'tokenizer.json')));
+  if (!resumeDir && o.tokenizer) writeFileSync(join(dir, 'tokenizer.json'), readFileSync(tokenizerJsonPath(o.tokenizer)));
   const bytesOf = tokenByteLengths(tok);
   const trainRows = packTexts(tok, text.train, o.seqLen);
   const valRows = packTexts(tok, text.validation, o.seqLen);

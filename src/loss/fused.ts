@@ -72,10 +72,9 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
     }
   }
   const r = run(hidden.storage, weight.storage, targets.storage, args, wantGrad ? { scale: 1 / denom } : null, hidden.dtype);
-  const lossRows = makeResult(r.loss, [N], hidden.dtype, hidden.backend);
   let total = 0;
-  const lr = lossRows.dataSync();
-  for (let i = 0; i < N; i++) total += lr[i]!;
+  const rowLoss = makeResult(r.loss, [N], hidden.dtype, hidden.backend).dataSync(); // [N]
+  for (let i = 0; i < N; i++) total += rowLoss[i]!;
   const [dH, dW] = grads(r.dHidden, r.dWeight);
   return makeResult(tensor(total / denom, [], hidden.dtype, hidden.backend).storage, [], hidden.dtype, hidden.backend, wantGrad ? {
     name: 'linearCrossEntropy', inputs: [hidden, weight], freshGrads: true, // dW becomes the head's .grad, no copy

@@ -126,14 +126,15 @@ export class Trainer {
     if (micro.length === 0) return null;
     const stepNo = this.step + 1; // 1-based in messages and metrics
     const t0 = Date.now();
-    const numItemsInBatch = micro.reduce((n, b) => n + countTargets(b), 0);
+    const targetsPerMicro = micro.map((b) => countTargets(b));
+    const numItemsInBatch = targetsPerMicro.reduce((n, c) => n + c, 0);
     let loss = 0, tokens = 0;
     let skipped = numItemsInBatch === 0; // nothing to learn from (e.g. every label is -100)
     if (!skipped) {
       for (let k = 0; k < micro.length; k++) {
         const b = micro[k]!;
         tokens += b.attentionMask ? b.attentionMask.reduce((a, x) => a + x, 0) : b.inputIds.length;
-        if (countTargets(b) === 0) continue;
+        if (targetsPerMicro[k] === 0) continue;
         const t = toTensors(b, this.model.backend);
         const out = this.model.forward(t.inputIds, {
           attentionMask: t.attentionMask, labels: t.labels, positionIds: t.positionIds, documentIds: t.documentIds,
