@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import {
   AdamW, type Backend, type KernelName, LlamaForCausalLM, RNG, type Tensor, causalLMLoss, clipGradNorm, getBackend,
-  kernel, mean, registerBackend, tensor,
+  kernel, mean, openScope, registerBackend, tensor,
 } from '../src/index.js';
 import { copyStats, registerWasmBackend, shutdownWasmBackend } from '../src/backends/wasm/index.js';
 
@@ -140,35 +140,40 @@ async function main(): Promise<void> {
   const step = async (): Promise<{ loss: number; ph: number[] }> => {
     const ids = batches[it++ % batches.length]!;
     const t0 = performance.now();
-    let loss: Tensor, t1: number;
-    if (o.loss === 'none') {
-      const positions = tensor(Int32Array.from({ length: B * T }, (_, i) => i % T), [B, T], 'int32', be);
-      const h = model.model.forward(ids, { positions, keyMask: null, documentIds: null, cache: null });
-      t1 = performance.now();
-      loss = mean(h);
-    } else if (o.loss === 'fused' && fusedAvailable) {
-      try {
-        loss = model.forward(ids, { labels: ids, fusedLoss: true } as Parameters<typeof model.forward>[1])!.loss!;
-      } catch (e) {
-        fusedAvailable = false;
-        console.error(`bench: the fused loss failed (${e instanceof Error ? e.message : String(e)}); measuring the unfused loss`);
-        return step();
+    const scope = openScope(be); // as the Trainer: the step's tensors are freed at its end
+    try {
+      let loss: Tensor, t1: number;
+      if (o.loss === 'none') {
+        const positions = tensor(Int32Array.from({ length: B * T }, (_, i) => i % T), [B, T], 'int32', be);
+        const h = model.model.forward(ids, { positions, keyMask: null, documentIds: null, cache: null });
+        t1 = performance.now();
+        loss = mean(h);
+      } else if (o.loss === 'fused' && fusedAvailable) {
+        try {
+          loss = model.forward(ids, { labels: ids, fusedLoss: true } as Parameters<typeof model.forward>[1])!.loss!;
+        } catch (e) {
+          fusedAvailable = false;
+          console.error(`bench: the fused loss failed (${e instanceof Error ? e.message : String(e)}); measuring the unfused loss`);
+          return step();
+        }
+        t1 = performance.now();
+      } else {
+        const { logits } = model.forward(ids);
+        t1 = performance.now();
+        loss = causalLMLoss(logits!, ids);
       }
-      t1 = performance.now();
-    } else {
-      const { logits } = model.forward(ids);
-      t1 = performance.now();
-      loss = causalLMLoss(logits!, ids);
+      const lossVal = (loss.dataSync() as Float32Array)[0]!;
+      const t2 = performance.now();
+      loss.backward();
+      const t3 = performance.now();
+      await clipGradNorm(params, 1.0);
+      opt.step();
+      opt.zeroGrad();
+      const t4 = performance.now();
+      return { loss: lossVal, ph: [t1 - t0, t2 - t1, t3 - t2, t4 - t3] };
+    } finally {
+      scope.close();
     }
-    const lossVal = (loss.dataSync() as Float32Array)[0]!;
-    const t2 = performance.now();
-    loss.backward();
-    const t3 = performance.now();
-    await clipGradNorm(params, 1.0);
-    opt.step();
-    opt.zeroGrad();
-    const t4 = performance.now();
-    return { loss: lossVal, ph: [t1 - t0, t2 - t1, t3 - t2, t4 - t3] };
   };
 
   const tw = performance.now();

@@ -27,9 +27,8 @@ for (const threads of [...new Set([1, maxThreads])]) {
   await rt.setThreads(threads);
   console.log(`--- ${threads} thread(s)`);
   for (const [M, N, K, tA, tB, what] of SHAPES) {
-    rt.reset();
-    const pa = rt.alloc(M * K * 4), pb = rt.alloc(K * N * 4), pc = rt.alloc(M * N * 4);
-    const f = rt.f32;
+    const pa = rt.temp(M * K * 4), pb = rt.temp(K * N * 4), pc = rt.temp(M * N * 4);
+    const f = rt.blocks.f32;
     for (let i = 0; i < M * K; i++) f[(pa >> 2) + i] = Math.sin(i * 0.37);
     for (let i = 0; i < K * N; i++) f[(pb >> 2) + i] = Math.cos(i * 0.11);
     const args = [tA ? 1 : 0, tB ? 1 : 0, M, N, K, pa, tA ? M : K, pb, tB ? K : N, pc, N, rt.gemmScratch, 0];
@@ -52,6 +51,7 @@ for (const threads of [...new Set([1, maxThreads])]) {
     console.log(`${what.padEnd(32)} ${`${M}×${N}×${K}${tA ? ' Aᵀ' : ''}${tB ? ' Bᵀ' : ''}`.padEnd(22)} ${ms.toFixed(2).padStart(8)} ms ` +
       `${gflops.toFixed(1).padStart(6)} GFLOP/s (${(gflops / threads).toFixed(1)}/thread)  max rel err ${(err / scale).toExponential(1)}`);
     if (!(err / scale < 1e-4)) { console.error('gemm: wrong result'); process.exitCode = 1; }
+    rt.endCall(); // frees the three blocks
   }
 }
 await rt.close();

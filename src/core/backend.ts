@@ -140,6 +140,24 @@ export interface Backend {
   downloadSync?(s: Storage, dtype: DType, size: number): TypedArray;
   /** Which dtypes this backend stores. */
   supports(dtype: DType): boolean;
+  /** Explicit lifetimes, for backends whose storages the JS GC cannot free in time (see core/scope.ts). */
+  readonly memory?: BackendMemory;
+}
+
+/** Memory a backend manages itself (the wasm backend's tensors live in its WebAssembly.Memory). */
+export interface BackendMemory {
+  /** Starts tracking new storages; returns the scope's depth (1 = outermost). */
+  openScope(): number;
+  /**
+   * Ends the scope opened at `depth` (and any left open inside it): frees every storage allocated in it except
+   * those in `keep`, which move to the enclosing scope (or, outside every scope, back to GC management).
+   * Returns the freed storages.
+   */
+  closeScope(depth: number, keep: ReadonlySet<Storage>): Storage[];
+  /** Exempts a storage from every scope: it lives until release() or until it is unreachable. */
+  persist(s: Storage): void;
+  /** Frees a storage now (dispose()); false when this backend did not allocate it. */
+  release(s: Storage): boolean;
 }
 
 const backends = new Map<string, Backend>();

@@ -1,5 +1,6 @@
 export * from './dtype.js';
 export * from './backend.js';
 export * from './tensor.js';
+export * from './scope.js';
 export * from './ops.js';
 export { RNG } from './rng.js';

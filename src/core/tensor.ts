@@ -4,6 +4,7 @@
 
 import { type Backend, type Storage, getBackend, kernel } from './backend.js';
 import { type DType, type Shape, type TypedArray, arrayFor, dtypeOf, isFloat, sizeOf, shapeStr } from './dtype.js';
+import { isReleased, markReleased } from './scope.js';
 
 export interface GradNode {
   readonly name: string;
@@ -37,8 +38,9 @@ export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
   readonly backend: Backend;
-  /** The backend buffer; shared between views made by reshape. */
-  storage: Storage;
+  private _storage: Storage;
+  /** Kept across step scopes (parameters, gradients, optimizer state): see keep(). */
+  persistent = false;
   requiresGrad: boolean;
   grad: Tensor | null = null;
   /** The op that produced this tensor, when it is part of a tape. */
@@ -47,11 +49,34 @@ export class Tensor {
   graphFreed = false;
 
   constructor(storage: Storage, shape: Shape, dtype: DType, backend: Backend, requiresGrad = false) {
-    this.storage = storage;
+    this._storage = storage;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
     this.backend = backend;
     this.requiresGrad = requiresGrad;
+  }
+
+  /** The backend buffer; shared between views made by reshape. Throws once the buffer was released. */
+  get storage(): Storage {
+    const s = this._storage;
+    if (isReleased(s)) {
+      throw new Error(`${this.toString()} was released (by the step scope it was made in, or by dispose()/zeroGrad()); ` +
+        'read what you need inside the step, or keep(t) it before the scope closes');
+    }
+    return s;
+  }
+
+  set storage(s: Storage) {
+    this._storage = s;
+    if (this.persistent) this.backend.memory?.persist(s);
+  }
+
+  /** Frees the storage now (the wasm backend returns its memory at once); any later use is an error. */
+  dispose(): void {
+    const s = this._storage;
+    if (isReleased(s)) return;
+    this.backend.memory?.release(s);
+    markReleased([s]);
   }
 
   get size(): number { return sizeOf(this.shape); }
@@ -110,6 +135,25 @@ export class Tensor {
   toString(): string {
     return `Tensor(${shapeStr(this.shape)}, ${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''})`;
   }
+}
+
+/**
+ * Keeps t's storage alive across step scopes (until dispose() or until it is unreachable): parameters,
+ * gradients and optimizer state. Returns t.
+ */
+export function keep<T extends Tensor>(t: T): T {
+  t.persistent = true;
+  t.backend.memory?.persist(t.storage);
+  return t;
+}
+
+/** Gradients backward() allocated for leaves: zeroGrad may free them (nothing outside the engine made them). */
+const engineGrads = new WeakSet<Tensor>();
+
+/** Drops p's gradient (PyTorch's set_to_none), freeing it at once when backward() allocated it. */
+export function releaseGrad(p: Tensor): void {
+  if (p.grad && engineGrads.has(p.grad)) p.grad.dispose();
+  p.grad = null;
 }
 
 /** Creates the output of an op and, when needed, records its tape node. */
@@ -188,12 +232,14 @@ function addSameShape(a: Tensor, b: Tensor): Tensor {
 
 /** leaf.grad += g (a private copy the first time, so in-place updates never alias; `owned` g is taken as is). */
 function accumulate(leaf: Tensor, g: Tensor, owned = false): void {
-  if (!leaf.grad && owned) {
-    leaf.grad = new Tensor(g.storage, leaf.shape, g.dtype, leaf.backend);
-  } else if (!leaf.grad) {
-    const z = kernel(leaf.backend, 'fill')(g.dtype, g.size, 0);
-    kernel(leaf.backend, 'addInPlace')(z, g.storage, g.dtype);
-    leaf.grad = new Tensor(z, leaf.shape, g.dtype, leaf.backend);
+  if (!leaf.grad) {
+    let s = g.storage;
+    if (!owned) {
+      s = kernel(leaf.backend, 'fill')(g.dtype, g.size, 0);
+      kernel(leaf.backend, 'addInPlace')(s, g.storage, g.dtype);
+    }
+    leaf.grad = keep(new Tensor(s, leaf.shape, g.dtype, leaf.backend));
+    engineGrads.add(leaf.grad);
   } else {
     kernel(leaf.backend, 'addInPlace')(leaf.grad.storage, g.storage, g.dtype);
   }

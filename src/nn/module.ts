@@ -2,7 +2,7 @@
 // Hugging Face's parameter names for the LLaMA modules (`model.layers.0.self_attn.q_proj.weight`), so
 // loading and exporting checkpoints is a rename-free copy.
 
-import { type Backend, type DType, type Tensor, type TypedArray, arrayFor, shapeStr, sizeOf } from '../core/index.js';
+import { type Backend, type DType, type Tensor, type TypedArray, arrayFor, keep, releaseGrad, shapeStr, sizeOf } from '../core/index.js';
 
 /** What loadStateDict accepts: our tensors or raw arrays (e.g. straight from a safetensors file). */
 export interface StateEntry { shape: readonly number[]; dtype: DType; data?: TypedArray }
@@ -13,7 +13,7 @@ export abstract class Module {
   private readonly children = new Map<string, Module>();
 
   protected registerParameter(name: string, t: Tensor): Tensor {
-    t.requireGrad(true);
+    keep(t.requireGrad(true)); // parameters outlive every step scope
     this.params.set(name, t);
     return t;
   }
@@ -53,7 +53,7 @@ export abstract class Module {
 
   /** Drops every parameter's gradient (PyTorch's set_to_none default). */
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad = null;
+    for (const p of this.parameters()) releaseGrad(p);
   }
 
   /** Parameters by HF name (shared parameters once, under their first name). */

@@ -1,7 +1,7 @@
 // Optimizer base: PyTorch-shaped parameter groups (writable lr / weightDecay), zeroGrad, step, and a state dict
 // that checkpoints can store (tensors by parameter index, as torch's optimizer.state_dict()).
 
-import { type Tensor, isFloat, shapeStr, tensor, zeros } from '../core/index.js';
+import { type Tensor, isFloat, keep, releaseGrad, shapeStr, tensor, zeros } from '../core/index.js';
 
 export interface ParamGroup {
   params: Tensor[];
@@ -48,7 +48,7 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
 
   /** Drops every gradient (PyTorch's set_to_none). */
   zeroGrad(): void {
-    for (const g of this.paramGroups) for (const p of g.params) p.grad = null;
+    for (const g of this.paramGroups) for (const p of g.params) releaseGrad(p);
   }
 
   /** One update of every parameter that has a gradient. */
@@ -58,7 +58,7 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
   protected buffer(p: Tensor, name: string): Tensor {
     const st = this.stateOf(p);
     let b = st[name] as Tensor | undefined;
-    if (!b) { b = zeros(p.shape, p.dtype, p.backend); st[name] = b; }
+    if (!b) { b = keep(zeros(p.shape, p.dtype, p.backend)); st[name] = b; }
     return b;
   }
 
@@ -114,7 +114,7 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
         if (v.shape.length !== p.shape.length || v.shape.some((d, i) => d !== p.shape[i])) {
           throw new Error(`optimizer state '${name}' of parameter ${k} has shape ${shapeStr(v.shape)}, the parameter is ${shapeStr(p.shape)}`);
         }
-        restored[name] = tensor(v.data, v.shape, p.dtype, p.backend);
+        restored[name] = keep(tensor(v.data, v.shape, p.dtype, p.backend));
       }
       this.state.set(p, restored);
     }

@@ -1,6 +1,6 @@
 // Evaluation: plain next-token NLL (no smoothing, no z-loss), weighted by tokens over the whole set.
 
-import { noGrad } from '../core/index.js';
+import { noGrad, withScope } from '../core/index.js';
 import type { LlamaForCausalLM } from '../nn/index.js';
 import { type Batch, countTargets, toTensors } from './batch.js';
 
@@ -22,11 +22,12 @@ export function evaluate(model: LlamaForCausalLM, batches: Iterable<Batch>): Eva
       const n = countTargets(b);
       if (n === 0) continue;
       const t = toTensors(b, model.backend);
-      const l = noGrad(() => model.forward(t.inputIds, {
+      // one scope per batch: its activations are freed as soon as its loss is read
+      const l = withScope(model.backend, () => noGrad(() => model.forward(t.inputIds, {
         attentionMask: t.attentionMask, labels: t.labels, positionIds: t.positionIds, documentIds: t.documentIds, numItemsInBatch: n,
         fusedLoss: true, // only the loss is needed: never form the logits
-      }).loss);
-      nats += l.dataSync()[0]! * n; // sum over targets
+      }).loss!.dataSync()[0]!));
+      nats += l * n; // sum over targets
       tokens += n;
       if (b.targetBytes === undefined) haveBytes = false; else bytes += b.targetBytes;
     }

@@ -2,7 +2,7 @@
 // count as numItemsInBatch, so the accumulated gradient equals the full-batch gradient; then clip, step the
 // optimizer, step the schedule (per optimizer step, never per epoch), zero the gradients.
 
-import { RNG } from '../core/index.js';
+import { RNG, openScope } from '../core/index.js';
 import type { LlamaForCausalLM } from '../nn/index.js';
 import { type LRScheduler, type Optimizer, clipCoefficient, gradNorm, scaleGrads } from '../optim/index.js';
 import { type Batch, type BatchSource, countTargets, toTensors } from './batch.js';
@@ -130,45 +130,52 @@ export class Trainer {
     const numItemsInBatch = targetsPerMicro.reduce((n, c) => n + c, 0);
     let loss = 0, tokens = 0;
     let skipped = numItemsInBatch === 0; // nothing to learn from (e.g. every label is -100)
-    if (!skipped) {
-      for (let k = 0; k < micro.length; k++) {
-        const b = micro[k]!;
-        tokens += b.attentionMask ? b.attentionMask.reduce((a, x) => a + x, 0) : b.inputIds.length;
-        if (targetsPerMicro[k] === 0) continue;
-        const t = toTensors(b, this.model.backend);
-        const out = this.model.forward(t.inputIds, {
-          attentionMask: t.attentionMask, labels: t.labels, positionIds: t.positionIds, documentIds: t.documentIds,
-          numItemsInBatch, labelSmoothing: this.opts.labelSmoothing, zLoss: this.opts.zLoss, fusedLoss: this.opts.fusedLoss ?? true,
-        });
-        const l = (await out.loss!.data())[0]!;
-        if (!Number.isFinite(l)) {
-          if (this.nonFinite(`step ${stepNo}: the loss of micro-batch ${k + 1}/${micro.length} is ${l}`, stepNo)) { skipped = true; break; }
-        }
-        out.loss!.backward();
-        loss += l;
-      }
-    }
-    this.emit('afterBackward', { step: stepNo, model: this.model });
-    const lr = this.optimizer.paramGroups[0]!.lr;
     let norm = 0;
-    if (!skipped) {
-      const params = this.model.parameters();
-      const maxNorm = this.opts.clipGradNorm === undefined ? 1.0 : this.opts.clipGradNorm;
-      // Measure first: a non-finite norm must leave the gradients as they are, so the culprit can be named.
-      norm = await gradNorm(params);
-      if (Number.isFinite(norm) && maxNorm !== null) scaleGrads(params, clipCoefficient(norm, maxNorm));
-      if (!Number.isFinite(norm)) {
-        const bad = await this.firstNonFiniteGrad();
-        skipped = this.nonFinite(`step ${stepNo}: the gradient norm is ${norm}` +
-          (bad ? `; the first parameter with a non-finite gradient is ${bad}` : ''), stepNo, bad ?? undefined);
+    const lr = this.optimizer.paramGroups[0]!.lr;
+    // Activations and their gradients live for this step: the scope frees them at the end (parameters, gradients
+    // and optimizer state are kept). On the wasm backend this is what lets tensors live in its memory.
+    const scope = openScope(this.model.backend);
+    try {
+      if (!skipped) {
+        for (let k = 0; k < micro.length; k++) {
+          const b = micro[k]!;
+          tokens += b.attentionMask ? b.attentionMask.reduce((a, x) => a + x, 0) : b.inputIds.length;
+          if (targetsPerMicro[k] === 0) continue;
+          const t = toTensors(b, this.model.backend);
+          const out = this.model.forward(t.inputIds, {
+            attentionMask: t.attentionMask, labels: t.labels, positionIds: t.positionIds, documentIds: t.documentIds,
+            numItemsInBatch, labelSmoothing: this.opts.labelSmoothing, zLoss: this.opts.zLoss, fusedLoss: this.opts.fusedLoss ?? true,
+          });
+          const l = (await out.loss!.data())[0]!;
+          if (!Number.isFinite(l)) {
+            if (this.nonFinite(`step ${stepNo}: the loss of micro-batch ${k + 1}/${micro.length} is ${l}`, stepNo)) { skipped = true; break; }
+          }
+          out.loss!.backward();
+          loss += l;
+        }
       }
+      this.emit('afterBackward', { step: stepNo, model: this.model });
+      if (!skipped) {
+        const params = this.model.parameters();
+        const maxNorm = this.opts.clipGradNorm === undefined ? 1.0 : this.opts.clipGradNorm;
+        // Measure first: a non-finite norm must leave the gradients as they are, so the culprit can be named.
+        norm = await gradNorm(params);
+        if (Number.isFinite(norm) && maxNorm !== null) scaleGrads(params, clipCoefficient(norm, maxNorm));
+        if (!Number.isFinite(norm)) {
+          const bad = await this.firstNonFiniteGrad();
+          skipped = this.nonFinite(`step ${stepNo}: the gradient norm is ${norm}` +
+            (bad ? `; the first parameter with a non-finite gradient is ${bad}` : ''), stepNo, bad ?? undefined);
+        }
+      }
+      if (!skipped) {
+        this.optimizer.step();
+        this.scheduler?.step();
+      }
+      this.optimizer.zeroGrad();
+      this.model.zeroGrad(); // parameters outside the optimizer, if any
+    } finally {
+      scope.close();
     }
-    if (!skipped) {
-      this.optimizer.step();
-      this.scheduler?.step();
-    }
-    this.optimizer.zeroGrad();
-    this.model.zeroGrad(); // parameters outside the optimizer, if any
     this.step = stepNo;
     this.tokensSeen += tokens;
     const elapsedMs = Date.now() - t0;

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import {
   type Backend, LlamaForCausalLM, RNG, type Tensor, add, attention, crossEntropyRows, embedding, logSoftmax, logsumexp,
-  div, kernel, linearCrossEntropy, matmul, mul, parseSafetensors, sub, type RawTensor, refBackend, reshape, rmsNorm, rope, silu, softmax, square, sum, tensor,
+  div, kernel, linearCrossEntropy, matmul, mul, parseSafetensors, sub, type RawTensor, refBackend, reshape, rmsNorm, rope, silu, softmax, square, sum, tensor, withScope,
 } from '../../src/index.js';
 import {
   fallbackKernels, registerWasmBackend, setParallelThreshold, setWasmThreads, shutdownWasmBackend, wasmAvailable,
@@ -64,14 +64,17 @@ function runOn(be: Backend, f: (...xs: Tensor[]) => Tensor, inputs: Input[], w: 
 function check(name: string, f: (...xs: Tensor[]) => Tensor, inputs: Input[], tol = 2e-5): void {
   const probe = f(...inputs.map((x) => tensor(x.data, x.shape, x.data instanceof Float32Array ? 'float32' : 'int32', refBackend)));
   const w = Float32Array.from({ length: probe.size }, () => rng.normal());
-  const r = runOn(refBackend, f, inputs, w), o = runOn(wasm, f, inputs, w);
-  const e = relErr(o.out, r.out);
-  assert.ok(e <= tol, `${name}: forward rel err ${e.toExponential(2)} > ${tol}`);
-  r.grads.forEach((g, i) => {
-    if (!g) return;
-    const eg = relErr(o.grads[i]!, g);
-    assert.ok(eg <= tol, `${name}: gradient of input ${i} rel err ${eg.toExponential(2)} > ${tol}`);
-  });
+  const r = runOn(refBackend, f, inputs, w);
+  // outside a scope (results copied out to JS arrays) and inside one (resident results, operands by address)
+  for (const [how, o] of [['', runOn(wasm, f, inputs, w)], [' (in a scope)', withScope(wasm, () => runOn(wasm, f, inputs, w))]] as const) {
+    const e = relErr(o.out, r.out);
+    assert.ok(e <= tol, `${name}${how}: forward rel err ${e.toExponential(2)} > ${tol}`);
+    r.grads.forEach((g, i) => {
+      if (!g) return;
+      const eg = relErr(o.grads[i]!, g);
+      assert.ok(eg <= tol, `${name}${how}: gradient of input ${i} rel err ${eg.toExponential(2)} > ${tol}`);
+    });
+  }
 }
 
 function matmulCases(): void {

@@ -1,6 +1,8 @@
 // The `wasm` backend: WebAssembly SIMD128 kernels on a pool of threads sharing one WebAssembly.Memory.
-// Storage is a plain Float32Array / Int32Array, exactly as `ref`: every kernel not ported yet is ref's, with
-// no conversion (the explicit fallback list is `fallbackKernels()`), and float64 always runs on ref.
+// Storage is a Float32Array / Int32Array, as `ref`'s, but resident ones are views of the shared memory (so
+// kernels need no copies): every kernel not ported yet is ref's, reading and writing the same views (the explicit
+// fallback list is `fallbackKernels()`), and float64 always runs on ref. Memory is freed by step scopes
+// (core/scope.ts; the Trainer opens one per step) or, outside them, when a tensor becomes unreachable.
 //
 //   import { registerWasmBackend } from 'llamatrain';
 //   const backend = await registerWasmBackend({ threads: 2 });   // registers 'wasm'
@@ -9,7 +11,7 @@
 import { type Backend, type KernelName, type KernelTable, registerBackend } from '../../core/backend.js';
 import { refKernels } from '../ref/kernels.js';
 import { copyStats, setParallelThreshold, wasmKernels } from './kernels.js';
-import { WasmRuntime, defaultThreads, wasmAvailable } from './runtime.js';
+import { WasmRuntime, copyOut, defaultThreads, wasmAvailable } from './runtime.js';
 
 export { wasmAvailable, copyStats, setParallelThreshold };
 
@@ -37,13 +39,22 @@ async function getRuntime(threads: number): Promise<WasmRuntime> {
   return runtime;
 }
 
-function makeBackend(name: string): Backend {
+function makeBackend(name: string, rt: WasmRuntime): Backend {
+  const heap = rt.blocks;
+  const read = (s: object) => (heap.isResident(s) ? copyOut(s as Float32Array) : (s as Float32Array).slice());
   return {
     name,
-    upload: (data) => data,
-    download: async (s) => (s as Float32Array).slice(),
-    downloadSync: (s) => (s as Float32Array).slice(),
+    // f32 / i32 data moves into the wasm memory (parameters, batches); float64 stays a JS array (ref kernels)
+    upload: (data) => {
+      if (!(data instanceof Float32Array || data instanceof Int32Array)) return data;
+      const v = heap.view(data.length, data instanceof Int32Array);
+      v.set(data);
+      return v;
+    },
+    download: async (s) => read(s),
+    downloadSync: (s) => read(s),
     supports: () => true, // float64 / int32 kernels run on ref
+    memory: heap,
   };
 }
 
@@ -70,7 +81,7 @@ export async function registerWasmBackend(opts: WasmBackendOptions = {}): Promis
   const name = opts.name ?? 'wasm';
   let backend = registered.get(name);
   if (!backend) {
-    backend = makeBackend(name);
+    backend = makeBackend(name, rt);
     const table: KernelTable = { ...refKernels, ...wasmKernels(rt) };
     registerBackend(backend, table);
     registered.set(name, backend);

@@ -1,9 +1,11 @@
-// Kernels of the `wasm` backend. Storage is the same as `ref` (Float32Array / Int32Array on the JS heap), so a
-// kernel not listed here is the ref kernel with no conversion, and float64 calls go to ref (this backend is f32).
+// Kernels of the `wasm` backend. Storages are Float32Array / Int32Array views: resident ones are views of the
+// shared WebAssembly.Memory (made by this backend's kernels inside step scopes, by upload and fill), others are
+// plain JS arrays (made by ref kernels, or outside every scope). A kernel not listed here is the ref kernel,
+// which reads and writes both kinds; float64 calls go to ref (this backend is f32).
 //
-// Each kernel copies its operands into the arena of the shared memory, runs the wasm code (threaded when the
-// work is big enough) and copies the result out into a fresh array. The copies are O(inputs + outputs) against
-// O(M·N·K) compute for GEMM; removing them (tensors living in the wasm memory) is the next step (issue 6 §3).
+// A kernel passes resident operands to wasm by address and copies the others into temporary blocks; inside a
+// step scope its outputs are new resident blocks (no copy at all), outside every scope they are copied out into
+// JS arrays the GC manages (see runtime.ts).
 
 import type { KernelTable } from '../../core/backend.js';
 import { type Shape, broadcastStrides, sizeOf } from '../../core/dtype.js';
@@ -34,23 +36,23 @@ type Kernels = Partial<KernelTable>;
 export function wasmKernels(rt: WasmRuntime): Kernels {
   const threadsFor = (flops: number) => (flops >= parMinFlop ? rt.threads : 1);
 
-  /** Copies in, runs, copies out; counts the copy time. */
-  const timed = <T>(copyIn: () => number[], compute: (ptrs: number[]) => void, copyOut: (ptrs: number[]) => T): T => {
-    rt.reset();
-    const bytes0 = rt.copiedBytes;
-    const t0 = performance.now();
-    const ptrs = copyIn();
-    const t1 = performance.now();
-    compute(ptrs);
-    const t2 = performance.now();
-    const r = copyOut(ptrs);
-    copyStats.ms += t1 - t0 + (performance.now() - t2);
-    copyStats.inMs += t1 - t0;
-    copyStats.bytes += rt.copiedBytes - bytes0;
-    return r;
+  /** One kernel call: its temporaries (operand copies, scratch) are freed when it returns or throws. */
+  const call = <T>(body: () => T): T => {
+    const bytes0 = rt.copiedBytes, ms0 = rt.copyMs, in0 = rt.copyInMs;
+    try {
+      return body();
+    } finally {
+      rt.endCall();
+      copyStats.bytes += rt.copiedBytes - bytes0;
+      copyStats.ms += rt.copyMs - ms0;
+      copyStats.inMs += rt.copyInMs - in0;
+    }
   };
   const F = (s: object) => s as Float32Array;
   const I = (s: object) => s as Int32Array;
+  const at = (s: object) => rt.input(s as Float32Array);
+  const out = (n: number) => rt.output(n);
+  const take = (p: number) => rt.result(p);
 
   const matmul: KernelTable['matmul'] = (a, aShape, b, bShape, transA, transB, outShape, dtype) => {
     if (dtype !== 'float32') return refKernels.matmul(a, aShape, b, bShape, transA, transB, outShape, dtype);
@@ -59,125 +61,118 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
     const K = transA ? aShape[aShape.length - 2]! : aShape[aShape.length - 1]!;
     const batchShape = outShape.slice(0, -2);
     const nBatch = sizeOf(batchShape);
-    if (M * N === 0 || nBatch === 0) return new Float32Array(sizeOf(outShape));
+    if (M * N === 0 || nBatch === 0) return fill('float32', sizeOf(outShape), 0);
     const sa = broadcastStrides(aShape.slice(0, -2), batchShape); // batch strides, in matrices
     const sb = broadcastStrides(bShape.slice(0, -2), batchShape);
     const lda = transA ? M : K, ldb = transB ? K : N;
-    let pc = 0;
-    return timed(() => {
-      const p = [rt.put(F(a)), rt.put(F(b))];
-      pc = rt.alloc(nBatch * M * N * 4); // [..., M, N]
-      return p;
-    }, ([pa, pb]) => {
-      if (!transA && nBatch > 1 && sb.every((st) => st === 0) && sizeOf(aShape.slice(0, -2)) === nBatch) {
+    return call(() => {
+      const pa = at(a), pb = at(b);
+      const pc = out(nBatch * M * N); // [..., M, N]
+      if (K === 0) rt.blocks.f32.fill(0, pc >> 2, (pc >> 2) + nBatch * M * N);
+      else if (!transA && nBatch > 1 && sb.every((st) => st === 0) && sizeOf(aShape.slice(0, -2)) === nBatch) {
         // A [..., M, K] (not broadcast) times one shared B: a single GEMM with M' = batch·M (B packed once)
         const Mb = nBatch * M;
-        gemmTimed(rt, threadsFor(2 * Mb * N * K), [0, transB ? 1 : 0, Mb, N, K, pa!, lda, pb!, ldb, pc, N, rt.gemmScratch, 0], 2 * Mb * N * K);
-        return;
+        gemmTimed(rt, threadsFor(2 * Mb * N * K), [0, transB ? 1 : 0, Mb, N, K, pa, lda, pb, ldb, pc, N, rt.gemmScratch, 0], 2 * Mb * N * K);
+      } else {
+        const nth = threadsFor(2 * M * N * K);
+        forEachBatch(batchShape, sa, sb, (o, ia, ib) => {
+          gemmTimed(rt, nth, [transA ? 1 : 0, transB ? 1 : 0, M, N, K, pa + ia * M * K * 4, lda, pb + ib * K * N * 4, ldb,
+            pc + o * M * N * 4, N, rt.gemmScratch, 0], 2 * M * N * K);
+        });
       }
-      const nth = threadsFor(2 * M * N * K);
-      forEachBatch(batchShape, sa, sb, (o, ia, ib) => {
-        gemmTimed(rt, nth, [transA ? 1 : 0, transB ? 1 : 0, M, N, K, pa! + ia * M * K * 4, lda, pb! + ib * K * N * 4, ldb,
-          pc + o * M * N * 4, N, rt.gemmScratch, 0], 2 * M * N * K);
-      });
-    }, () => rt.takeF32(pc, nBatch * M * N));
+      return take(pc);
+    });
   };
-
 
   const attention: KernelTable['attention'] = (q, k, v, args, dtype) => {
     if (dtype !== 'float32') return refKernels.attention(q, k, v, args, dtype);
     const { B, T, S, NH, NKV, HD } = args;
-    let po = 0, pl = 0;
-    return timed(() => {
-      const p = [rt.put(F(q)), rt.put(F(k)), rt.put(F(v)), args.keyMask ? rt.put(I(args.keyMask)) : 0, args.docIds ? rt.put(I(args.docIds)) : 0];
-      po = rt.alloc(B * T * NH * HD * 4); // out [B, T, NH, HD]
-      pl = rt.alloc(B * NH * T * 4); // lse [B, NH, T]
-      return p;
-    }, ([pq, pk, pv, pm, pd]) => {
+    return call(() => {
+      const pq = at(q), pk = at(k), pv = at(v);
+      const pm = args.keyMask ? at(args.keyMask) : 0, pd = args.docIds ? at(args.docIds) : 0;
+      const po = out(B * T * NH * HD); // out [B, T, NH, HD]
+      const pl = out(B * NH * T); // lse [B, NH, T]
       const nth = threadsFor(4 * B * NH * T * S * HD);
-      const scratch = rt.alloc(nth * align64(S * 4)); // [nth][S] score rows
-      rt.run('attention', nth, [pq!, pk!, pv!, po, pl, B, T, S, NH, NKV, HD, args.scale, args.causal ? 1 : 0, args.qOffset, pm!, pd!, scratch]);
-    }, () => ({ out: rt.takeF32(po, B * T * NH * HD), lse: rt.takeF32(pl, B * NH * T) }));
+      const scratch = rt.temp(nth * align64(S * 4)); // [nth][S] score rows
+      rt.run('attention', nth, [pq, pk, pv, po, pl, B, T, S, NH, NKV, HD, args.scale, args.causal ? 1 : 0, args.qOffset, pm, pd, scratch]);
+      return { out: take(po), lse: take(pl) };
+    });
   };
 
-  const attentionBackward: KernelTable['attentionBackward'] = (q, k, v, out, lse, g, args, dtype) => {
-    if (dtype !== 'float32') return refKernels.attentionBackward(q, k, v, out, lse, g, args, dtype);
+  const attentionBackward: KernelTable['attentionBackward'] = (q, k, v, o, lse, g, args, dtype) => {
+    if (dtype !== 'float32') return refKernels.attentionBackward(q, k, v, o, lse, g, args, dtype);
     const { B, T, S, NH, NKV, HD } = args;
-    let pdq = 0, pdk = 0, pdv = 0;
-    return timed(() => {
-      const p = [rt.put(F(q)), rt.put(F(k)), rt.put(F(v)), rt.put(F(out)), rt.put(F(lse)), rt.put(F(g)),
-        args.keyMask ? rt.put(I(args.keyMask)) : 0, args.docIds ? rt.put(I(args.docIds)) : 0];
-      pdq = rt.alloc(B * T * NH * HD * 4); // [B, T, NH, HD]
-      pdk = rt.alloc(B * S * NKV * HD * 4); // [B, S, NKV, HD]
-      pdv = rt.alloc(B * S * NKV * HD * 4);
-      return p;
-    }, ([pq, pk, pv, po, pl, pg, pm, pd]) => {
+    return call(() => {
+      const pq = at(q), pk = at(k), pv = at(v), po = at(o), pl = at(lse), pg = at(g);
+      const pm = args.keyMask ? at(args.keyMask) : 0, pd = args.docIds ? at(args.docIds) : 0;
+      const pdq = out(B * T * NH * HD); // [B, T, NH, HD]
+      const pdk = out(B * S * NKV * HD); // [B, S, NKV, HD]
+      const pdv = out(B * S * NKV * HD);
       const nth = threadsFor(8 * B * NH * T * S * HD);
-      const scratch = rt.alloc(nth * 2 * align64(S * 4)); // [nth][2][S] P and dS rows
-      rt.run('attentionBackward', nth, [pq!, pk!, pv!, po!, pl!, pg!, pdq, pdk, pdv, B, T, S, NH, NKV, HD, args.scale,
-        args.causal ? 1 : 0, args.qOffset, pm!, pd!, scratch]);
-    }, () => ({ dq: rt.takeF32(pdq, B * T * NH * HD), dk: rt.takeF32(pdk, B * S * NKV * HD), dv: rt.takeF32(pdv, B * S * NKV * HD) }));
+      const scratch = rt.temp(nth * 2 * align64(S * 4)); // [nth][2][S] P and dS rows
+      rt.run('attentionBackward', nth, [pq, pk, pv, po, pl, pg, pdq, pdk, pdv, B, T, S, NH, NKV, HD, args.scale,
+        args.causal ? 1 : 0, args.qOffset, pm, pd, scratch]);
+      return { dq: take(pdq), dk: take(pdk), dv: take(pdv) };
+    });
   };
 
   const crossEntropy: KernelTable['crossEntropy'] = (logits, targets, args, dtype) => {
     if (dtype !== 'float32') return refKernels.crossEntropy(logits, targets, args, dtype);
     const { N, V } = args;
     checkTargets(I(targets), V, args.ignoreIndex);
-    let ploss = 0, plse = 0;
-    return timed(() => {
-      const p = [rt.put(F(logits)), rt.put(I(targets))];
-      ploss = rt.alloc(N * 4); plse = rt.alloc(N * 4); // [N] each
-      return p;
-    }, ([pz, pt]) => {
-      rt.run('crossEntropy', threadsFor(8 * N * V), [pz!, pt!, ploss, plse, N, V, args.ignoreIndex, args.labelSmoothing, args.zLoss]);
-    }, () => ({ loss: rt.takeF32(ploss, N), lse: rt.takeF32(plse, N) }));
+    return call(() => {
+      const pz = at(logits), pt = at(targets);
+      const ploss = out(N), plse = out(N); // [N] each
+      rt.run('crossEntropy', threadsFor(8 * N * V), [pz, pt, ploss, plse, N, V, args.ignoreIndex, args.labelSmoothing, args.zLoss]);
+      return { loss: take(ploss), lse: take(plse) };
+    });
   };
 
   const crossEntropyBackward: KernelTable['crossEntropyBackward'] = (logits, lse, targets, g, args, dtype) => {
     if (dtype !== 'float32') return refKernels.crossEntropyBackward(logits, lse, targets, g, args, dtype);
     const { N, V } = args;
-    let pdz = 0;
-    return timed(() => {
-      const p = [rt.put(F(logits)), rt.put(F(lse)), rt.put(I(targets)), rt.put(F(g))];
-      pdz = rt.alloc(N * V * 4); // [N, V]
-      return p;
-    }, ([pz, pl, pt, pg]) => {
-      rt.run('crossEntropyBackward', threadsFor(8 * N * V), [pz!, pl!, pt!, pg!, pdz, N, V, args.ignoreIndex, args.labelSmoothing, args.zLoss]);
-    }, () => rt.takeF32(pdz, N * V));
+    return call(() => {
+      const pz = at(logits), pl = at(lse), pt = at(targets), pg = at(g);
+      const pdz = out(N * V); // [N, V]
+      rt.run('crossEntropyBackward', threadsFor(8 * N * V), [pz, pl, pt, pg, pdz, N, V, args.ignoreIndex, args.labelSmoothing, args.zLoss]);
+      return take(pdz);
+    });
   };
 
   const rmsNorm: KernelTable['rmsNorm'] = (x, w, rows, C, eps, dtype) => {
     if (dtype !== 'float32') return refKernels.rmsNorm(x, w, rows, C, eps, dtype);
-    let py = 0, pr = 0;
-    return timed(() => {
-      const p = [rt.put(F(x)), rt.put(F(w))];
-      py = rt.alloc(rows * C * 4); pr = rt.alloc(rows * 4); // y [rows, C], rstd [rows]
-      return p;
-    }, ([px, pw]) => {
-      rt.run('rmsNorm', threadsFor(4 * rows * C), [px!, pw!, py, pr, rows, C, eps]);
-    }, () => ({ y: rt.takeF32(py, rows * C), rstd: rt.takeF32(pr, rows) }));
+    return call(() => {
+      const px = at(x), pw = at(w);
+      const py = out(rows * C), pr = out(rows); // y [rows, C], rstd [rows]
+      rt.run('rmsNorm', threadsFor(4 * rows * C), [px, pw, py, pr, rows, C, eps]);
+      return { y: take(py), rstd: take(pr) };
+    });
   };
 
   const rmsNormBackward: KernelTable['rmsNormBackward'] = (x, w, rstd, g, rows, C, dtype) => {
     if (dtype !== 'float32') return refKernels.rmsNormBackward(x, w, rstd, g, rows, C, dtype);
-    let pdx = 0, pdw = 0, nth = 1;
-    return timed(() => {
-      const p = [rt.put(F(x)), rt.put(F(w)), rt.put(F(rstd)), rt.put(F(g))];
-      nth = threadsFor(8 * rows * C);
-      pdx = rt.alloc(rows * C * 4); // [rows, C]
-      pdw = rt.alloc(nth * C * 4); // [nth, C] per-thread partial sums of dw
-      return p;
-    }, ([px, pw, pr, pg]) => {
-      rt.run('rmsNormBackward', nth, [px!, pw!, pr!, pg!, pdx, pdw, rows, C]);
-    }, () => {
-      const parts = rt.f32.subarray(pdw >> 2, (pdw >> 2) + nth * C);
-      const dw = new Float32Array(C);
-      for (let t = 0; t < nth; t++) for (let c = 0; c < C; c++) dw[c]! += parts[t * C + c]!;
-      return { dx: rt.takeF32(pdx, rows * C), dw };
+    return call(() => {
+      const px = at(x), pw = at(w), pr = at(rstd), pg = at(g);
+      const nth = threadsFor(8 * rows * C);
+      const pdx = out(rows * C); // [rows, C]
+      const pparts = rt.temp(nth * C * 4); // [nth, C] per-thread partial sums of dw
+      const pdw = out(C); // [C]
+      rt.run('rmsNormBackward', nth, [px, pw, pr, pg, pdx, pparts, rows, C]);
+      const f = rt.blocks.f32, parts = pparts >> 2, dw = pdw >> 2;
+      for (let c = 0; c < C; c++) {
+        let s = 0;
+        for (let t = 0; t < nth; t++) s += f[parts + t * C + c]!;
+        f[dw + c] = s;
+      }
+      return { dx: take(pdx), dw: take(pdw) };
     });
   };
 
   const binaryOps = { add: 0, sub: 1, mul: 2, div: 3 } as const;
+  /** out = a op b elementwise (b of the same size, or one value); out may be a. */
+  const elementwise = (op: keyof typeof binaryOps, pa: number, pb: number, po: number, n: number, bScalar: boolean) => {
+    rt.run('binary', threadsFor(ELEMENTWISE_FLOP * n), [binaryOps[op], pa, pb, po, n, bScalar ? 1 : 0]);
+  };
   const binary: KernelTable['binary'] = (op, a, aShape, b, bShape, outShape, dtype) => {
     const x = a as Float32Array, y = b as Float32Array;
     const n = sizeOf(outShape);
@@ -185,26 +180,38 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
     if (dtype !== 'float32' || x.length !== n || (y.length !== n && y.length !== 1) || n < 1024) {
       return refKernels.binary(op, a, aShape, b, bShape, outShape, dtype);
     }
-    let po = 0;
-    return timed(() => {
-      const p = [rt.put(x), rt.put(y)];
-      po = rt.alloc(n * 4);
-      return p;
-    }, ([pa, pb]) => {
-      rt.run('binary', threadsFor(ELEMENTWISE_FLOP * n), [binaryOps[op], pa!, pb!, po, n, y.length === 1 ? 1 : 0]);
-    }, () => rt.takeF32(po, n));
+    return call(() => {
+      const pa = at(x), pb = at(y), po = out(n);
+      elementwise(op, pa, pb, po, n, y.length === 1);
+      return take(po);
+    });
+  };
+
+  const addInPlace: KernelTable['addInPlace'] = (dst, src, dtype) => {
+    const d = dst as Float32Array;
+    if (dtype !== 'float32' || !rt.blocks.isResident(d) || d.length < 1024) return refKernels.addInPlace(dst, src, dtype);
+    call(() => elementwise('add', d.byteOffset, at(src), d.byteOffset, d.length, false));
+  };
+
+  const scaleInPlace: KernelTable['scaleInPlace'] = (a, s, dtype) => {
+    const d = a as Float32Array;
+    if (dtype !== 'float32' || !rt.blocks.isResident(d) || d.length < 1024) return refKernels.scaleInPlace(a, s, dtype);
+    call(() => {
+      const ps = rt.temp(4);
+      rt.blocks.f32[ps >> 2] = s;
+      elementwise('mul', d.byteOffset, ps, d.byteOffset, d.length, true);
+    });
   };
 
   const unary: KernelTable['unary'] = (op, a, dtype) => {
     const x = a as Float32Array;
     if (dtype !== 'float32' || (op !== 'silu' && op !== 'square') || x.length < 1024) return refKernels.unary(op, a, dtype);
     const n = x.length;
-    let po = 0;
-    return timed(() => {
-      const p = [rt.put(x)];
-      po = rt.alloc(n * 4);
-      return p;
-    }, ([px]) => rt.run(op, threadsFor((op === 'silu' ? 8 : 1) * ELEMENTWISE_FLOP * n), [px!, po, n]), () => rt.takeF32(po, n));
+    return call(() => {
+      const px = at(x), po = out(n);
+      rt.run(op, threadsFor((op === 'silu' ? 8 : 1) * ELEMENTWISE_FLOP * n), [px, po, n]);
+      return take(po);
+    });
   };
 
   const sum: KernelTable['sum'] = (a, shape, axes, dtype) => {
@@ -212,13 +219,11 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
     // the full reduction (gradient norms, losses) in wasm, summed in f64 like ref; partial reductions are ref's
     if (dtype !== 'float32' || axes.length !== shape.length || x.length < 4096) return refKernels.sum(a, shape, axes, dtype);
     const n = x.length;
-    let pp = 0, nth = 1;
-    return timed(() => {
-      const p = [rt.put(x)];
-      nth = threadsFor(ELEMENTWISE_FLOP * n);
-      pp = rt.alloc(nth * 8); // [nth] f64 partial sums
-      return p;
-    }, ([px]) => rt.run('sumAll', nth, [px!, n, pp]), () => {
+    return call(() => {
+      const px = at(x);
+      const nth = threadsFor(ELEMENTWISE_FLOP * n);
+      const pp = rt.temp(nth * 8); // [nth] f64 partial sums
+      rt.run('sumAll', nth, [px, n, pp]);
       const parts = new Float64Array(rt.memory.buffer, pp, nth);
       let s = 0;
       for (let t = 0; t < nth; t++) s += parts[t]!;
@@ -229,12 +234,11 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
   const siluBackward: KernelTable['siluBackward'] = (x, g, dtype) => {
     if (dtype !== 'float32') return refKernels.siluBackward(x, g, dtype);
     const n = F(x).length;
-    let po = 0;
-    return timed(() => {
-      const p = [rt.put(F(x)), rt.put(F(g))];
-      po = rt.alloc(n * 4);
-      return p;
-    }, ([px, pg]) => rt.run('siluBackward', threadsFor(8 * ELEMENTWISE_FLOP * n), [px!, pg!, po, n]), () => rt.takeF32(po, n));
+    return call(() => {
+      const px = at(x), pg = at(g), po = out(n);
+      rt.run('siluBackward', threadsFor(8 * ELEMENTWISE_FLOP * n), [px, pg, po, n]);
+      return take(po);
+    });
   };
 
   const linearCrossEntropy: KernelTable['linearCrossEntropy'] = (hidden, weight, targets, args, grad, dtype) => {
@@ -244,34 +248,26 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
     // Rows of logits held at once: at least LCE_MIN_ROWS, because dW += dzᵀ·H has K = rows and GEMMs with K < ~256
     // run far below peak (s15M: 32-row chunks 2.9 s, 128 → 1.9 s, 512 → 1.6 s per step). Memory stays O(rows·V).
     const R = Math.max(1, Math.min(Math.max(args.chunkSize, LCE_MIN_ROWS), N));
-    let ploss = 0, pdh = 0, pdw = 0;
-    return timed(() => {
-      const p = [rt.put(F(hidden)), rt.put(F(weight)), rt.put(I(targets)), grad && 'rows' in grad ? rt.put(F(grad.rows)) : 0];
-      ploss = rt.alloc(N * 4); // [N]
-      if (grad) {
-        pdh = rt.alloc(N * C * 4); // dHidden [N, C]
-        pdw = rt.alloc(V * C * 4); // dWeight [V, C], accumulated over chunks
-      }
-      return p;
-    }, ([ph, pw, pt, prow]) => {
-      const pz = rt.alloc(R * V * 4); // [R, V] the only logits buffer
+    return call(() => {
+      const ph = at(hidden), pw = at(weight), pt = at(targets), prow = grad && 'rows' in grad ? at(grad.rows) : 0;
+      const ploss = out(N); // [N]
+      const pdh = grad ? out(N * C) : 0; // dHidden [N, C]
+      const pdw = grad ? out(V * C) : 0; // dWeight [V, C], accumulated over chunks
+      const pz = rt.temp(R * V * 4); // [R, V] the only logits buffer
       const scale = grad && 'scale' in grad ? grad.scale : 0;
       for (let n0 = 0; n0 < N; n0 += R) {
         const rows = Math.min(R, N - n0);
-        const hc = ph! + n0 * C * 4; // H[n0 : n0+rows]  [rows, C]
+        const hc = ph + n0 * C * 4; // H[n0 : n0+rows]  [rows, C]
         const flop = 2 * rows * V * C;
-        gemmTimed(rt, threadsFor(flop), [0, 1, rows, V, C, hc, C, pw!, C, pz, V, rt.gemmScratch, 0], flop); // z = Hc · Wᵀ
-        rt.run('crossEntropyChunk', threadsFor(8 * rows * V), [pz, pt!, ploss, prow!, scale, n0, rows, V, args.ignoreIndex,
+        gemmTimed(rt, threadsFor(flop), [0, 1, rows, V, C, hc, C, pw, C, pz, V, rt.gemmScratch, 0], flop); // z = Hc · Wᵀ
+        rt.run('crossEntropyChunk', threadsFor(8 * rows * V), [pz, pt, ploss, prow, scale, n0, rows, V, args.ignoreIndex,
           args.labelSmoothing, args.zLoss, grad ? 1 : 0]);
         if (!grad) continue;
-        gemmTimed(rt, threadsFor(flop), [0, 0, rows, C, V, pz, V, pw!, C, pdh + n0 * C * 4, C, rt.gemmScratch, 0], flop); // dHc = dz · W
+        gemmTimed(rt, threadsFor(flop), [0, 0, rows, C, V, pz, V, pw, C, pdh + n0 * C * 4, C, rt.gemmScratch, 0], flop); // dHc = dz · W
         gemmTimed(rt, threadsFor(flop), [1, 0, V, C, rows, pz, V, hc, C, pdw, C, rt.gemmScratch, n0 > 0 ? 1 : 0], flop); // dW += dzᵀ · Hc
       }
-    }, () => ({
-      loss: rt.takeF32(ploss, N),
-      dHidden: grad ? rt.takeF32(pdh, N * C) : null,
-      dWeight: grad ? rt.takeF32(pdw, V * C) : null,
-    }));
+      return { loss: take(ploss), dHidden: grad ? take(pdh) : null, dWeight: grad ? take(pdw) : null };
+    });
   };
 
   const rope: KernelTable['rope'] = (x, B, T, H, HD, positions, invFreq, scaling, inverse, dtype) => {
@@ -282,23 +278,22 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
       return refKernels.rope(x, B, T, H, HD, positions, invFreq, scaling, inverse, dtype);
     }
     const half = HD / 2, P = maxPos + 1;
-    // cos/sin of position · invFreq in float64 (as ref), scaled, rounded to f32: [P, HD/2] each
-    const cosT = new Float32Array(P * half), sinT = new Float32Array(P * half);
-    for (let p = 0; p < P; p++) {
-      for (let j = 0; j < half; j++) {
-        const ang = p * invFreq[j]!;
-        cosT[p * half + j] = Math.cos(ang) * scaling;
-        sinT[p * half + j] = (inverse ? -Math.sin(ang) : Math.sin(ang)) * scaling;
-      }
-    }
     const n = B * T * H * HD;
-    let po = 0;
-    return timed(() => {
-      const p = [rt.put(F(x)), rt.put(pos), rt.put(cosT), rt.put(sinT)];
-      po = rt.alloc(n * 4); // [B, T, H, HD]
-      return p;
-    }, ([px, pp, pc, ps]) => rt.run('rope', threadsFor(ELEMENTWISE_FLOP * n), [px!, po, pp!, pc!, ps!, B * T, H, HD]),
-    () => rt.takeF32(po, n));
+    return call(() => {
+      // cos/sin of position · invFreq in float64 (as ref), scaled, rounded to f32: [P, HD/2] each
+      const pc = rt.temp(P * half * 4), ps = rt.temp(P * half * 4);
+      const f = rt.blocks.f32, c0 = pc >> 2, s0 = ps >> 2;
+      for (let p = 0; p < P; p++) {
+        for (let j = 0; j < half; j++) {
+          const ang = p * invFreq[j]!;
+          f[c0 + p * half + j] = Math.cos(ang) * scaling;
+          f[s0 + p * half + j] = (inverse ? -Math.sin(ang) : Math.sin(ang)) * scaling;
+        }
+      }
+      const px = at(x), pp = at(pos), po = out(n); // [B, T, H, HD]
+      rt.run('rope', threadsFor(ELEMENTWISE_FLOP * n), [px, po, pp, pc, ps, B * T, H, HD]);
+      return take(po);
+    });
   };
 
   const adamStep: KernelTable['adamStep'] = (p, g, m, v, vMax, args, dtype) => {
@@ -308,18 +303,60 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
     if (n < 4096) return refKernels.adamStep(p, g, m, v, vMax, args, dtype);
     const { lr, beta1, beta2, eps, weightDecay, decoupled, step } = args;
     const stepSize = lr / (1 - beta1 ** step), bc2Sqrt = Math.sqrt(1 - beta2 ** step);
-    timed(() => [rt.put(ps), rt.put(F(g)), rt.put(ms), rt.put(vs)], ([pp, pg, pm, pv]) => {
-      rt.run('adamStep', threadsFor(4 * ELEMENTWISE_FLOP * n), [pp!, pg!, pm!, pv!, n, lr, beta1, beta2, eps, weightDecay,
+    call(() => {
+      const pp = at(ps), pg = at(g), pm = at(ms), pv = at(vs);
+      rt.run('adamStep', threadsFor(4 * ELEMENTWISE_FLOP * n), [pp, pg, pm, pv, n, lr, beta1, beta2, eps, weightDecay,
         decoupled ? 1 : 0, stepSize, bc2Sqrt]);
-    }, ([pp, , pm, pv]) => {
-      // in place: write p, m, v back into the caller's arrays (already touched memory: a plain memcpy)
-      const f = rt.f32;
-      const at = (ptr: number) => f.subarray(ptr >> 2, (ptr >> 2) + n);
-      ps.set(at(pp!)); ms.set(at(pm!)); vs.set(at(pv!));
+      // in place: arrays that were copied in (not resident) get their new values back
+      const f = rt.blocks.f32;
+      for (const [arr, ptr] of [[ps, pp], [ms, pm], [vs, pv]] as const) {
+        if (arr.byteOffset !== ptr || !rt.blocks.isResident(arr)) arr.set(f.subarray(ptr >> 2, (ptr >> 2) + n));
+      }
     });
   };
 
-  return { matmul, linearCrossEntropy, rope, adamStep, sum, attention, attentionBackward, crossEntropy, crossEntropyBackward, rmsNorm, rmsNormBackward, binary, unary, siluBackward };
+  /** Resident zeros / constants (parameters, gradients, optimizer state live in the wasm memory). */
+  const fill: KernelTable['fill'] = (dtype, size, value) => {
+    if (dtype !== 'float32' && dtype !== 'int32') return refKernels.fill(dtype, size, value);
+    const v = rt.blocks.view(size, dtype === 'int32');
+    v.fill(value);
+    return v;
+  };
+
+  const embedding: KernelTable['embedding'] = (w, V, C, ids, N, dtype) => {
+    if (dtype !== 'float32') return refKernels.embedding(w, V, C, ids, N, dtype);
+    const idv = I(ids);
+    for (let n = 0; n < N; n++) {
+      const id = idv[n]!;
+      if (!(id >= 0 && id < V)) return refKernels.embedding(w, V, C, ids, N, dtype); // ref names the bad id
+    }
+    return call(() => {
+      const pw = at(w) >> 2, po = out(N * C); // [N, C]
+      const f = rt.blocks.f32, o = po >> 2;
+      for (let n = 0; n < N; n++) f.copyWithin(o + n * C, pw + idv[n]! * C, pw + idv[n]! * C + C);
+      return take(po);
+    });
+  };
+
+  const embeddingBackward: KernelTable['embeddingBackward'] = (g, ids, N, V, C, dtype) => {
+    if (dtype !== 'float32') return refKernels.embeddingBackward(g, ids, N, V, C, dtype);
+    const idv = I(ids);
+    return call(() => {
+      const pg = at(g) >> 2, pdw = out(V * C); // dW [V, C]
+      const f = rt.blocks.f32, dw = pdw >> 2;
+      f.fill(0, dw, dw + V * C);
+      for (let n = 0; n < N; n++) {
+        const row = dw + idv[n]! * C, src = pg + n * C;
+        for (let c = 0; c < C; c++) f[row + c]! += f[src + c]!;
+      }
+      return take(pdw);
+    });
+  };
+
+  return {
+    matmul, linearCrossEntropy, rope, adamStep, sum, attention, attentionBackward, crossEntropy, crossEntropyBackward, rmsNorm,
+    rmsNormBackward, binary, unary, siluBackward, addInPlace, scaleInPlace, fill, embedding, embeddingBackward,
+  };
 }
 
 /** Smallest chunk of the fused LM-head loss (512 × V = 32000 floats: 65 MB of logits at a time). */

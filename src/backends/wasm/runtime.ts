@@ -1,10 +1,11 @@
 // The wasm runtime: one compiled kernels module, one shared WebAssembly.Memory, the caller's instance, a
-// thread pool, and a bump arena in which a kernel call places its operands.
+// thread pool, and the block allocator in which tensors, operands and temporaries live.
 //
-// Memory layout (bytes):  [0, heapBase) module statics | per-thread GEMM scratch | arena (reset per call)
+// Memory layout (bytes):  [0, heapBase) module statics | blocks (BlockHeap): tensors, GEMM scratch, temporaries.
 // The memory only grows (a grown page is touched once and reused: fresh pages cost ~13 µs each on these VMs).
 
 import { kernelsWasmBase64 } from './kernels.wasm.js';
+import type { BackendMemory, Storage } from '../../core/backend.js';
 import { type Exports, type PoolWorker, ThreadPool } from './pool.js';
 
 const PAGE = 65536;
@@ -94,19 +95,14 @@ export class WasmRuntime {
   readonly memory: WebAssembly.Memory;
   readonly exports: Exports;
   pool: ThreadPool;
-  /** Start of the arena (after statics and the threads' scratch). */
-  private arenaBase = 0;
-  private top = 0;
+  private readonly heap: BlockHeap;
   private scratch = 0;
-  private f32View: Float32Array;
-  private i32View: Int32Array;
 
   private constructor(private readonly module: WebAssembly.Module, memory: WebAssembly.Memory, exports: Exports, pool: ThreadPool) {
     this.memory = memory;
     this.exports = exports;
     this.pool = pool;
-    this.f32View = new Float32Array(memory.buffer);
-    this.i32View = new Int32Array(memory.buffer);
+    this.heap = new BlockHeap(memory, align(exports.heapBase!() as number, 64));
     this.layout();
   }
 
@@ -138,12 +134,8 @@ export class WasmRuntime {
   }
 
   private layout(): void {
-    const heapBase = this.exports.heapBase!() as number;
-    const scratchBytes = this.exports.gemmScratchBytes!() as number;
-    this.scratch = align(heapBase, 64);
-    this.arenaBase = align(this.scratch + scratchBytes * this.pool.size, 64);
-    this.ensure(this.arenaBase);
-    this.top = this.arenaBase;
+    if (this.scratch) this.heap.free(this.scratch);
+    this.scratch = this.heap.alloc((this.exports.gemmScratchBytes!() as number) * this.pool.size);
   }
 
   /** Address of the GEMM scratch (threads × gemmScratchBytes). */
@@ -151,24 +143,206 @@ export class WasmRuntime {
     return this.scratch;
   }
 
-  /** Frees every arena allocation (call at the start of each kernel). */
-  reset(): void {
-    this.top = this.arenaBase;
+  /** The resident-memory hooks of the backend (scopes, persist, release): see core/scope.ts. */
+  get blocks(): BlockHeap {
+    return this.heap;
   }
 
-  /** `bytes` from the arena, 64-byte aligned (cache lines; v128 loads). */
-  alloc(bytes: number): number {
-    const p = this.top;
-    this.top = align(p + bytes, 64);
-    this.ensure(this.top);
+  // ---- one kernel call: operands, temporaries and outputs ----
+
+  private temps: number[] = [];
+  private pendingOut: { addr: number; n: number; int: boolean }[] = [];
+
+  /** Bytes copied in and out by kernels so far, and the time it took (the bench's copy profile). */
+  copiedBytes = 0;
+  copyMs = 0;
+  copyInMs = 0;
+
+  /** The address of a storage's data: resident storages in place, others copied into a temporary block. */
+  input(s: Float32Array | Int32Array): number {
+    if (this.heap.isResident(s)) return s.byteOffset;
+    const t0 = performance.now();
+    this.copiedBytes += s.byteLength;
+    const p = this.temp(s.byteLength);
+    (s instanceof Float32Array ? this.heap.f32 : this.heap.i32).set(s, p >> 2);
+    const ms = performance.now() - t0;
+    this.copyMs += ms;
+    this.copyInMs += ms;
     return p;
+  }
+
+  /** A temporary block, freed when the kernel call ends. */
+  temp(bytes: number): number {
+    const p = this.heap.alloc(bytes);
+    this.temps.push(p);
+    return p;
+  }
+
+  /**
+   * Space for an output of n elements. Inside a step scope it becomes the result itself (resident, no copy);
+   * outside every scope the result is copied out to a JS array the GC manages, and the block is reused.
+   */
+  output(n: number, int = false): number {
+    const p = this.heap.alloc(Math.max(1, n) * 4);
+    this.pendingOut.push({ addr: p, n, int });
+    return p;
+  }
+
+  /** The storage of an output made by output() (call once per output, before endCall). */
+  result(addr: number): Float32Array {
+    const i = this.pendingOut.findIndex((o) => o.addr === addr);
+    if (i < 0) throw new Error(`internal: wasm kernel output ${addr} taken twice`);
+    const { n, int } = this.pendingOut[i]!;
+    this.pendingOut.splice(i, 1);
+    if (this.heap.scoped) return this.heap.adopt(addr, int, n) as Float32Array;
+    this.temps.push(addr);
+    const t0 = performance.now();
+    this.copiedBytes += n * 4;
+    const out = copyOut((int ? this.heap.i32 : this.heap.f32).subarray(addr >> 2, (addr >> 2) + n));
+    this.copyMs += performance.now() - t0;
+    return out as Float32Array;
+  }
+
+  /** Ends a kernel call: frees its temporaries (and outputs never taken, after an error). */
+  endCall(): void {
+    for (const p of this.temps) this.heap.free(p);
+    for (const o of this.pendingOut) this.heap.free(o.addr);
+    this.temps.length = 0;
+    this.pendingOut.length = 0;
+  }
+
+  run(fn: (typeof PARALLEL_EXPORTS)[number], nth: number, args: readonly number[]): void {
+    this.pool.run(fn, nth, args);
+  }
+}
+
+/**
+ * The allocator of the shared memory: blocks in size classes (64-byte steps up to 4 KiB, then 8 per power of
+ * two, ≤ 12.5% slack) with a free list per class, above a bump pointer that only grows. A training step asks
+ * for the same sizes every time, so after the first step every block is a reused, already-touched one (fresh
+ * pages cost ~13 µs each on these VMs).
+ *
+ * Resident storages are Float32Array / Int32Array views of exactly one block. Inside scopes a new block belongs
+ * to the innermost scope; outside every scope (and once persisted) a FinalizationRegistry frees it when its view
+ * is unreachable.
+ */
+export class BlockHeap implements BackendMemory {
+  private top: number;
+  private readonly freeLists = new Map<number, number[]>();
+  /** Class size of every allocated block, by address. */
+  private readonly sizes = new Map<number, number>();
+  /** Open scopes, innermost last: the resident views each one allocated. */
+  private readonly scopes: Set<Storage>[] = [];
+  private readonly buffers = new WeakSet<ArrayBufferLike>();
+  private readonly finalizer = new FinalizationRegistry<number>((addr) => this.free(addr));
+  private f32View: Float32Array;
+  private i32View: Int32Array;
+
+  constructor(private readonly memory: WebAssembly.Memory, base: number) {
+    this.top = base;
+    this.f32View = new Float32Array(memory.buffer);
+    this.i32View = new Int32Array(memory.buffer);
+    this.buffers.add(memory.buffer);
+    this.ensure(base);
+  }
+
+  get scoped(): boolean {
+    return this.scopes.length > 0;
+  }
+
+  /** Bytes in use by blocks and free lists (the bump pointer). */
+  get highWater(): number {
+    return this.top;
+  }
+
+  alloc(bytes: number): number {
+    const size = sizeClass(bytes);
+    const list = this.freeLists.get(size);
+    let p = list?.pop();
+    if (p === undefined) {
+      p = this.top;
+      this.ensure(p + size);
+      this.top = p + size;
+    }
+    this.sizes.set(p, size);
+    return p;
+  }
+
+  free(addr: number): void {
+    const size = this.sizes.get(addr);
+    if (size === undefined) throw new Error(`internal: wasm heap: block ${addr} freed twice or never allocated`);
+    this.sizes.delete(addr);
+    let list = this.freeLists.get(size);
+    if (!list) { list = []; this.freeLists.set(size, list); }
+    list.push(addr);
+  }
+
+  /** A resident view of n elements in a new block (owned by the innermost scope, or by the GC outside scopes). */
+  view(n: number, int: boolean): Float32Array | Int32Array {
+    return this.adopt(this.alloc(Math.max(1, n) * 4), int, n);
+  }
+
+  /** Wraps an allocated block as a resident storage of n elements. */
+  adopt(addr: number, int: boolean, n: number): Float32Array | Int32Array {
+    const buf = this.memory.buffer;
+    this.buffers.add(buf);
+    const v = int ? new Int32Array(buf, addr, n) : new Float32Array(buf, addr, n);
+    this.own(v);
+    return v;
+  }
+
+  /** Whether s is a view of this memory (its data can be passed to kernels by address). */
+  isResident(s: object): boolean {
+    return ArrayBuffer.isView(s) && this.buffers.has(s.buffer);
+  }
+
+  private own(v: Storage): void {
+    const top = this.scopes[this.scopes.length - 1];
+    if (top) top.add(v);
+    else this.finalizer.register(v, (v as Float32Array).byteOffset, v);
+  }
+
+  openScope(): number {
+    this.scopes.push(new Set());
+    return this.scopes.length;
+  }
+
+  closeScope(depth: number, keep: ReadonlySet<Storage>): Storage[] {
+    const freed: Storage[] = [];
+    while (this.scopes.length >= depth) {
+      const views = this.scopes.pop()!;
+      for (const v of views) {
+        if (keep.has(v)) { this.own(v); continue; }
+        this.free((v as Float32Array).byteOffset);
+        freed.push(v);
+      }
+    }
+    return freed;
+  }
+
+  persist(s: Storage): void {
+    for (let i = this.scopes.length - 1; i >= 0; i--) {
+      if (this.scopes[i]!.delete(s)) { this.finalizer.register(s, (s as Float32Array).byteOffset, s); return; }
+    }
+  }
+
+  release(s: Storage): boolean {
+    if (!this.isResident(s)) return false;
+    let found = false;
+    for (let i = this.scopes.length - 1; i >= 0 && !found; i--) found = this.scopes[i]!.delete(s);
+    if (!found && !this.finalizer.unregister(s)) return false; // not a block's view (or already freed)
+    this.free((s as Float32Array).byteOffset);
+    return true;
   }
 
   private ensure(end: number): void {
     const have = this.memory.buffer.byteLength;
     if (end <= have) return;
     const pages = Math.ceil((end - have) / PAGE);
-    if (have / PAGE + pages > MAX_PAGES) throw new RangeError(`wasm backend: a kernel needs ${(end / 2 ** 20).toFixed(0)} MiB, more than wasm32's 4 GiB`);
+    if (have / PAGE + pages > MAX_PAGES) {
+      throw new RangeError(`wasm backend: out of memory: tensors need ${(end / 2 ** 20).toFixed(0)} MiB, more than wasm32's 4 GiB ` +
+        '(use a smaller batch or sequence length, gradient accumulation, or the fused loss)');
+    }
     // grow by at least 1/8 to keep the number of grows (and view refreshes) small
     this.memory.grow(Math.min(MAX_PAGES - have / PAGE, Math.max(pages, Math.ceil(have / PAGE / 8))));
   }
@@ -186,33 +360,25 @@ export class WasmRuntime {
 
   private refresh(): void {
     const buf = this.memory.buffer;
+    this.buffers.add(buf);
     this.f32View = new Float32Array(buf);
     this.i32View = new Int32Array(buf);
   }
+}
 
-  /** Bytes copied by put/takeF32 so far (the bench's copy profile). */
-  copiedBytes = 0;
+/** Block size for a request: 64-byte steps up to 4 KiB, then 8 classes per power of two. */
+function sizeClass(bytes: number): number {
+  const b = Math.max(64, align(bytes, 64));
+  if (b <= 4096) return b;
+  const step = 2 ** (Math.floor(Math.log2(b)) - 3);
+  return Math.ceil(b / step) * step;
+}
 
-  /** Copies a host array into the arena; returns its address. */
-  put(a: Float32Array | Int32Array): number {
-    this.copiedBytes += a.length * 4;
-    const p = this.alloc(a.length * 4);
-    (a instanceof Float32Array ? this.f32 : this.i32).set(a, p >> 2);
-    return p;
-  }
-
-  /** A fresh host copy of n floats at address p. */
-  takeF32(p: number, n: number): Float32Array {
-    // new + set, not slice(): V8's slice of a shared buffer copies ~3× slower (measured: 1 MiB 0.49 vs 0.16 ms)
-    this.copiedBytes += n * 4;
-    const out = new Float32Array(n);
-    out.set(this.f32.subarray(p >> 2, (p >> 2) + n));
-    return out;
-  }
-
-  run(fn: (typeof PARALLEL_EXPORTS)[number], nth: number, args: readonly number[]): void {
-    this.pool.run(fn, nth, args);
-  }
+/** A JS-heap copy of a view. new + set, not slice(): V8's slice of a shared buffer copies ~3× slower (1 MiB: 0.49 vs 0.16 ms). */
+export function copyOut<A extends Float32Array | Int32Array>(v: A): A {
+  const out = (v instanceof Int32Array ? new Int32Array(v.length) : new Float32Array(v.length)) as A;
+  out.set(v);
+  return out;
 }
 
 function align(x: number, a: number): number {

@@ -1,0 +1,145 @@
+// Tensors resident in the wasm memory: step scopes free what a step made and keep parameters, gradients and
+// optimizer state; a released tensor is an error to use; memory is reused from step to step; and training on the
+// wasm backend (resident tensors, no copies) gives the ref backend's numbers.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  AdamW, type Backend, LlamaForCausalLM, type LlamaConfigInput, type Tensor, add, keep, matmul, mul, openScope, refBackend, sum, tensor,
+  withScope,
+} from '../../src/index.js';
+import { registerWasmBackend, setWasmThreads, shutdownWasmBackend } from '../../src/backends/wasm/index.js';
+import type { BlockHeap } from '../../src/backends/wasm/runtime.js';
+import { ListSource, makeTrainer, randomBatches } from '../train/util.js';
+
+let wasm: Backend;
+let heap: BlockHeap;
+before(async () => {
+  wasm = await registerWasmBackend({ threads: 2 });
+  heap = wasm.memory as BlockHeap;
+});
+after(async () => {
+  await shutdownWasmBackend();
+});
+
+const big = (n: number, v = 1) => tensor(new Float32Array(n).fill(v), [n], 'float32', wasm);
+
+test('inside a scope kernel outputs are resident; outside they are JS arrays', () => {
+  const a = big(4096, 2);
+  assert.ok(heap.isResident(a.storage), 'uploads live in the wasm memory');
+  const outside = add(a, a);
+  assert.ok(!heap.isResident(outside.storage), 'outside every scope a result is a GC-managed copy');
+  const scope = openScope(wasm);
+  const inside = add(a, a);
+  assert.ok(heap.isResident(inside.storage), 'inside a scope the result is the block itself');
+  assert.equal(inside.dataSync()[4095], 4);
+  scope.close();
+  assert.equal(outside.dataSync()[0], 4);
+});
+
+test('closing a scope releases what it made: using such a tensor is a clear error; kept and returned tensors live', () => {
+  const a = big(4096, 1.5);
+  let temp!: Tensor, kept!: Tensor, returned!: Tensor;
+  const scope = openScope(wasm);
+  try {
+    temp = mul(a, a);
+    kept = keep(add(a, a));
+    returned = add(a, 1);
+  } finally {
+    scope.close(returned);
+  }
+  assert.throws(() => temp.dataSync(), /was released \(by the step scope it was made in/);
+  assert.throws(() => add(temp, a), /was released/);
+  assert.equal(kept.dataSync()[7], 3);
+  assert.equal(returned.dataSync()[7], 2.5);
+  // withScope returns what fn returns, the rest is freed
+  const [x, y] = withScope(wasm, () => [add(a, a), mul(a, 2)]);
+  assert.equal(x!.dataSync()[0], 3);
+  assert.equal(y!.dataSync()[0], 3);
+  // nested: a tensor returned from the inner scope belongs to the outer one, and dies with it
+  const outer = openScope(wasm);
+  const fromInner = withScope(wasm, () => add(a, a));
+  assert.equal(fromInner.dataSync()[0], 3);
+  outer.close();
+  assert.throws(() => fromInner.dataSync(), /was released/);
+});
+
+test('dispose() frees at once; zeroGrad frees gradients backward() allocated; the freed block is reused', () => {
+  const scope = openScope(wasm);
+  try {
+    const t = big(8192, 1);
+    const addr = (t.storage as Float32Array).byteOffset;
+    t.dispose();
+    assert.throws(() => t.dataSync(), /was released/);
+    const u = big(8192, 2);
+    assert.equal((u.storage as Float32Array).byteOffset, addr, 'same size class: the block is reused');
+    assert.equal(t.size, 8192, 'shape information stays readable');
+
+    const w = big(4096, 0.5).requireGrad();
+    keep(w);
+    sum(mul(w, w)).backward();
+    const g = w.grad!;
+    assert.ok(heap.isResident(g.storage), 'a gradient made inside a scope is resident');
+    const opt = new AdamW([w], { lr: 0.1, weightDecay: 0 });
+    opt.step();
+    opt.zeroGrad();
+    assert.equal(w.grad, null);
+    assert.throws(() => g.dataSync(), /was released/, 'zeroGrad freed the engine-made gradient');
+    assert.ok(Math.abs(w.dataSync()[0]! - 0.4) < 1e-6, 'the AdamW update landed in the resident parameter');
+  } finally {
+    scope.close();
+  }
+});
+
+test('a persistent tensor keeps a storage assigned inside a scope (clipGradValue-style replacement)', () => {
+  const p = keep(big(2048, 1));
+  withScope(wasm, () => { p.storage = wasm.upload(new Float32Array(2048).fill(7)); });
+  assert.equal(p.dataSync()[100], 7);
+});
+
+const memCfg: LlamaConfigInput = {
+  vocabSize: 300, hiddenSize: 64, intermediateSize: 160, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2,
+  initializerRange: 0.05, tieWordEmbeddings: true,
+};
+
+async function trainLosses(be: Backend, steps: number, onStep?: (step: number) => void): Promise<{ losses: number[]; norms: number[] }> {
+  const model = new LlamaForCausalLM(memCfg, { backend: be, seed: 3 });
+  const batches = randomBatches(6, 4, 40, memCfg.vocabSize!, 9);
+  const trainer = makeTrainer(model, new ListSource(batches), { maxSteps: steps, gradAccumSteps: 2 });
+  const losses: number[] = [], norms: number[] = [];
+  trainer.on('step', (m) => { losses.push(m.loss); norms.push(m.gradNorm); onStep?.(m.step); });
+  await trainer.train();
+  return { losses, norms };
+}
+
+for (const threads of [1, 2]) {
+  test(`the Trainer on wasm (resident tensors, ${threads} thread(s)) matches ref step by step; memory stops growing after step 1`, async () => {
+    await setWasmThreads(threads);
+    const ref = await trainLosses(refBackend, 8);
+    const highWater: number[] = [];
+    const ours = await trainLosses(wasm, 8, () => highWater.push(heap.highWater));
+    for (let i = 0; i < 8; i++) {
+      const e = Math.abs(ours.losses[i]! - ref.losses[i]!) / Math.abs(ref.losses[i]!);
+      assert.ok(e <= 1e-4, `step ${i + 1}: loss ${ours.losses[i]} vs ref ${ref.losses[i]} (rel ${e.toExponential(2)})`);
+      const en = Math.abs(ours.norms[i]! - ref.norms[i]!) / Math.abs(ref.norms[i]!);
+      assert.ok(en <= 1e-3, `step ${i + 1}: grad norm ${ours.norms[i]} vs ref ${ref.norms[i]}`);
+    }
+    assert.ok(ours.losses[7]! < ours.losses[0]!, 'the loss falls');
+    // Step 1 allocates the optimizer state and every size class; later steps reuse freed blocks.
+    assert.deepEqual(highWater.slice(2), new Array(highWater.length - 2).fill(highWater[1]),
+      `wasm heap high-water mark per step: ${highWater.join(', ')}`);
+  });
+}
+
+test('a GEMM inside a scope reads resident operands in place (no copies) and matches ref', () => {
+  const M = 70, N = 90, K = 130;
+  const a = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i)), b = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i));
+  const expect = matmul(tensor(a, [M, K], 'float32', refBackend), tensor(b, [K, N], 'float32', refBackend)).dataSync();
+  const got = withScope(wasm, () => {
+    const c = matmul(tensor(a, [M, K], 'float32', wasm), tensor(b, [K, N], 'float32', wasm));
+    assert.ok(heap.isResident(c.storage));
+    return c.dataSync();
+  });
+  let err = 0;
+  for (let i = 0; i < M * N; i++) err = Math.max(err, Math.abs(got[i]! - expect[i]!));
+  assert.ok(err < 1e-4, `max abs err ${err}`);
+});
