@@ -4,6 +4,7 @@
 // Query head h reads KV head h / (NH / NKV) (HF repeat_kv). A query with no allowed key outputs 0 and lse −∞.
 
 import { axpy, dot, exp1, exp4 } from './math';
+import { gemmScratchBytes, gemmSingle } from './gemm';
 
 const NEG_INF: f32 = -Infinity;
 
@@ -117,7 +118,7 @@ function expRow(p: usize, n: i32, shift: f32): f32 {
 }
 
 /** Forward: thread tid of nth takes a share of the B·NH (batch, head) pairs. scratch: nth × S floats (64-aligned). */
-export function attention(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
+function attentionRows(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
                           B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32, scale: f32, causal: i32, qOffset: i32,
                           keyMask: usize, docIds: usize, scratch: usize): void {
   const p = scratch + <usize>tid * ((<usize>S * 4 + 63) & ~<usize>63); // [S] scores, then weights
@@ -154,7 +155,7 @@ export function attention(tid: i32, nth: i32, q: usize, k: usize, v: usize, out:
  * it accumulates into (and the dq rows of the group's query heads): no races, no reduction.
  * dS = P ⊙ (dP − D)·scale with D = rowsum(dO ⊙ O); dq = dS·K, dk = dSᵀ·Q, dv = Pᵀ·dO.
  */
-export function attentionBackward(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, g: usize,
+function attentionBackwardRows(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, g: usize,
                                   dq: usize, dk: usize, dv: usize, B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32,
                                   scale: f32, causal: i32, qOffset: i32, keyMask: usize, docIds: usize, scratch: usize): void {
   const rowAl = (<usize>S * 4 + 63) & ~<usize>63;
@@ -209,5 +210,172 @@ export function attentionBackward(tid: i32, nth: i32, q: usize, k: usize, v: usi
         }
       }
     }
+  }
+}
+
+// ---- blocked attention: blocks of QB query rows through the GEMM micro-kernel ----------------------------------
+// For T ≥ QB_MIN. Per (batch, head) and block of query rows [t0, t1): scores S = Q·Kᵀ over the keys the block may
+// see, the softmax row by row (masks, lse), then O = P·V; the backward recomputes P from lse and runs dV += Pᵀ·dO,
+// dP = dO·Vᵀ, dS = P ⊙ (dP − D)·scale, dQ = dS·K, dK += dSᵀ·Q. Only a [QB, S] block of scores exists at a time.
+
+const QB: i32 = 64;
+const QB_MIN: i32 = 16;
+
+/**
+ * Turns the raw scores of query row t (s[0, jB), jB = the block's key range) into softmax weights in place:
+ * scaled, masked (causal, key mask, documents) with exp(x − lse) given lse, or computing lse when computeLse.
+ * Returns lse (−∞ when no key is allowed: the row is all zeros).
+ */
+function softmaxRow(s: usize, jB: i32, jEnd: i32, scale: f32, keyMask: usize, docIds: usize, maskRow: usize, qdoc: i32,
+                    computeLse: bool, lseIn: f32): f32 {
+  // scale; −∞ past the row's causal end and on masked keys
+  const vsc = f32x4.splat(scale);
+  let j = 0;
+  for (; j + 4 <= jEnd; j += 4) v128.store(s + <usize>j * 4, f32x4.mul(v128.load(s + <usize>j * 4), vsc));
+  for (; j < jEnd; j++) store<f32>(s + <usize>j * 4, load<f32>(s + <usize>j * 4) * scale);
+  for (j = jEnd; j < jB; j++) store<f32>(s + <usize>j * 4, NEG_INF);
+  if (keyMask != 0 || docIds != 0) {
+    for (j = 0; j < jEnd; j++) {
+      const jo = <usize>j * 4;
+      if ((keyMask != 0 && load<i32>(keyMask + maskRow + jo) == 0) || (docIds != 0 && load<i32>(docIds + maskRow + jo) != qdoc)) {
+        store<f32>(s + jo, NEG_INF);
+      }
+    }
+  }
+  let l = lseIn;
+  if (computeLse) {
+    let vm = f32x4.splat(NEG_INF);
+    for (j = 0; j + 4 <= jEnd; j += 4) vm = f32x4.max(vm, v128.load(s + <usize>j * 4));
+    let m = max(max(f32x4.extract_lane(vm, 0), f32x4.extract_lane(vm, 1)), max(f32x4.extract_lane(vm, 2), f32x4.extract_lane(vm, 3)));
+    for (; j < jEnd; j++) m = max(m, load<f32>(s + <usize>j * 4));
+    if (m == NEG_INF) { memory.fill(s, 0, <usize>jB * 4); return NEG_INF; }
+    const sum = expRow(s, jEnd, m);
+    const inv = f32x4.splat(<f32>1 / sum);
+    for (j = 0; j + 4 <= jEnd; j += 4) v128.store(s + <usize>j * 4, f32x4.mul(v128.load(s + <usize>j * 4), inv));
+    for (; j < jEnd; j++) store<f32>(s + <usize>j * 4, load<f32>(s + <usize>j * 4) * f32x4.extract_lane(inv, 0));
+    l = m + Mathf.log(sum);
+  } else {
+    if (l == NEG_INF) { memory.fill(s, 0, <usize>jB * 4); return NEG_INF; }
+    expRow(s, jEnd, l);
+  }
+  for (j = jEnd; j < jB; j++) store<f32>(s + <usize>j * 4, 0);
+  return l;
+}
+
+function attentionBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
+                          B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32, scale: f32, causal: i32, qOffset: i32,
+                          keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize): void {
+  const ldS = S; // scores block [QB, S]
+  const sb = scratch + <usize>tid * ((<usize>(QB * S) * 4 + 63) & ~<usize>63);
+  const gs = gemmScratch + <usize>tid * gemmScratchBytes();
+  const items = B * NH, rep = NH / NKV;
+  const i0 = <i32>((<i64>items * tid) / nth), i1 = <i32>((<i64>items * (tid + 1)) / nth);
+  const ldq = NH * HD, ldk = NKV * HD;
+  for (let item = i0; item < i1; item++) {
+    const b = item / NH, h = item % NH, kvh = h / rep;
+    const kbase = k + <usize>((b * S * NKV + kvh) * HD) * 4, vbase = v + <usize>((b * S * NKV + kvh) * HD) * 4;
+    const maskRow = <usize>(b * S) * 4;
+    for (let t0 = 0; t0 < T; t0 += QB) {
+      const rows = min(QB, T - t0);
+      const jB = causal ? min(S, qOffset + t0 + rows) : S; // keys any row of the block may see
+      const qo = q + <usize>(((b * T + t0) * NH + h) * HD) * 4, oo = out + <usize>(((b * T + t0) * NH + h) * HD) * 4;
+      gemmSingle(false, true, rows, jB, HD, qo, ldq, kbase, ldk, sb, ldS, gs, false); // S = Q·Kᵀ
+      for (let r = 0; r < rows; r++) {
+        const t = t0 + r, qpos = qOffset + t;
+        const jEnd = causal ? min(S, qpos + 1) : S;
+        const qdoc = docIds != 0 ? load<i32>(docIds + maskRow + <usize>qpos * 4) : 0;
+        const l = softmaxRow(sb + <usize>(r * ldS) * 4, jB, jEnd, scale, keyMask, docIds, maskRow, qdoc, true, 0);
+        store<f32>(lse + <usize>((b * NH + h) * T + t) * 4, l);
+      }
+      gemmSingle(false, false, rows, HD, jB, sb, ldS, vbase, ldk, oo, ldq, gs, false); // O = P·V
+    }
+  }
+}
+
+function attentionBackwardBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, g: usize,
+                                  dq: usize, dk: usize, dv: usize, B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32,
+                                  scale: f32, causal: i32, qOffset: i32, keyMask: usize, docIds: usize, scratch: usize,
+                                  gemmScratch: usize): void {
+  const ldS = S;
+  const blockBytes = (<usize>(QB * S) * 4 + 63) & ~<usize>63;
+  const pb = scratch + <usize>tid * 2 * blockBytes; // P block [QB, S]
+  const db = pb + blockBytes; // dP, then dS block [QB, S]
+  const gs = gemmScratch + <usize>tid * gemmScratchBytes();
+  const items = B * NKV, rep = NH / NKV;
+  const i0 = <i32>((<i64>items * tid) / nth), i1 = <i32>((<i64>items * (tid + 1)) / nth);
+  const ldq = NH * HD, ldk = NKV * HD;
+  const kstride = <usize>ldk * 4, rowBytes = <usize>HD * 4;
+  for (let item = i0; item < i1; item++) {
+    const b = item / NKV, kvh = item % NKV;
+    const off = <usize>((b * S * NKV + kvh) * HD) * 4;
+    const kbase = k + off, vbase = v + off, dkbase = dk + off, dvbase = dv + off;
+    const maskRow = <usize>(b * S) * 4;
+    for (let j = 0; j < S; j++) {
+      memory.fill(dkbase + <usize>j * kstride, 0, rowBytes);
+      memory.fill(dvbase + <usize>j * kstride, 0, rowBytes);
+    }
+    for (let hh = 0; hh < rep; hh++) {
+      const h = kvh * rep + hh;
+      for (let t0 = 0; t0 < T; t0 += QB) {
+        const rows = min(QB, T - t0);
+        const jB = causal ? min(S, qOffset + t0 + rows) : S;
+        const ro = <usize>(((b * T + t0) * NH + h) * HD) * 4;
+        gemmSingle(false, true, rows, jB, HD, q + ro, ldq, kbase, ldk, pb, ldS, gs, false); // S = Q·Kᵀ
+        gemmSingle(false, true, rows, jB, HD, g + ro, ldq, vbase, ldk, db, ldS, gs, false); // dP = dO·Vᵀ
+        for (let r = 0; r < rows; r++) {
+          const t = t0 + r, qpos = qOffset + t;
+          const jEnd = causal ? min(S, qpos + 1) : S;
+          const qdoc = docIds != 0 ? load<i32>(docIds + maskRow + <usize>qpos * 4) : 0;
+          const pr = pb + <usize>(r * ldS) * 4, dr = db + <usize>(r * ldS) * 4;
+          const l = load<f32>(lse + <usize>((b * NH + h) * T + t) * 4);
+          softmaxRow(pr, jB, jEnd, scale, keyMask, docIds, maskRow, qdoc, false, l); // P = exp(s − lse)
+          const rowOff = <usize>(r * ldq) * 4;
+          const D = dot(g + ro + rowOff, out + ro + rowOff, HD);
+          const vD = f32x4.splat(D), vsc = f32x4.splat(scale);
+          let j = 0;
+          for (; j + 4 <= jB; j += 4) {
+            const o = <usize>j * 4;
+            v128.store(dr + o, f32x4.mul(f32x4.mul(v128.load(pr + o), f32x4.sub(v128.load(dr + o), vD)), vsc));
+          }
+          for (; j < jB; j++) {
+            const o = <usize>j * 4;
+            store<f32>(dr + o, load<f32>(pr + o) * (load<f32>(dr + o) - D) * scale);
+          }
+        }
+        gemmSingle(true, false, jB, HD, rows, pb, ldS, g + ro, ldq, dvbase, ldk, gs, true); // dV += Pᵀ·dO
+        gemmSingle(true, false, jB, HD, rows, db, ldS, q + ro, ldq, dkbase, ldk, gs, true); // dK += dSᵀ·Q
+        gemmSingle(false, false, rows, HD, jB, db, ldS, kbase, ldk, dq + ro, ldq, gs, false); // dQ = dS·K
+      }
+    }
+  }
+}
+
+/** Bytes of block scratch per thread the forward (1 block) and backward (2 blocks) need beyond the GEMM scratch. */
+export function attentionBlockBytes(S: i32): usize {
+  return (<usize>(QB * S) * 4 + 63) & ~<usize>63;
+}
+
+/**
+ * Forward: thread tid of nth takes a share of the B·NH (batch, head) pairs. T ≥ 16: blocked (scratch: nth ×
+ * attentionBlockBytes(S), plus the GEMM scratch); smaller T (decoding): row by row (scratch: nth × S floats).
+ */
+export function attention(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
+                          B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32, scale: f32, causal: i32, qOffset: i32,
+                          keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize): void {
+  if (T >= QB_MIN) attentionBlocked(tid, nth, q, k, v, out, lse, B, T, S, NH, NKV, HD, scale, causal, qOffset, keyMask, docIds, scratch, gemmScratch);
+  else attentionRows(tid, nth, q, k, v, out, lse, B, T, S, NH, NKV, HD, scale, causal, qOffset, keyMask, docIds, scratch);
+}
+
+/** Backward: a share of the B·NKV groups per thread (scratch: nth × 2 × attentionBlockBytes(S) when T ≥ 16). */
+export function attentionBackward(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, g: usize,
+                                  dq: usize, dk: usize, dv: usize, B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32,
+                                  scale: f32, causal: i32, qOffset: i32, keyMask: usize, docIds: usize, scratch: usize,
+                                  gemmScratch: usize): void {
+  if (T >= QB_MIN) {
+    attentionBackwardBlocked(tid, nth, q, k, v, out, lse, g, dq, dk, dv, B, T, S, NH, NKV, HD, scale, causal, qOffset,
+      keyMask, docIds, scratch, gemmScratch);
+  } else {
+    attentionBackwardRows(tid, nth, q, k, v, out, lse, g, dq, dk, dv, B, T, S, NH, NKV, HD, scale, causal, qOffset,
+      keyMask, docIds, scratch);
   }
 }

@@ -35,6 +35,14 @@ function packA(ap: usize, a: usize, sai: i32, sak: i32, i0: i32, mc: i32, p0: i3
         store<f32>(d, load<f32>(r2 + o), 8);
         store<f32>(d, load<f32>(r3 + o), 12);
       }
+    } else if (rows == MR && sai == 1) {
+      // Aᵀ stored [K, M]: the sliver's four rows are four contiguous floats at every k (one vector copy)
+      let src = a + <usize>((i0 + s) + p0 * sak) * 4;
+      const step = <usize>sak * 4;
+      for (let k = 0; k < kc; k++) {
+        v128.store(dst + <usize>(k * MR) * 4, v128.load(src));
+        src += step;
+      }
     } else {
       for (let k = 0; k < kc; k++) {
         const d = dst + <usize>(k * MR) * 4;
@@ -195,4 +203,11 @@ export function gemm(tid: i32, nth: i32, transA: i32, transB: i32, M: i32, N: i3
     const i0 = min(M, <i32>((<i64>slivers * tid) / nth) * MR), i1 = min(M, <i32>((<i64>slivers * (tid + 1)) / nth) * MR);
     if (i1 > i0) gemmBlock(transA != 0, transB != 0, M, N, K, a, lda, b, ldb, c, ldc, i0, i1, 0, N, mine, acc != 0);
   }
+}
+
+/** Single-threaded C = op(A)·op(B) (or C += with acc) on the caller's scratch (gemmScratchBytes()): for kernels
+ *  that run GEMMs inside their own thread split (attention). */
+export function gemmSingle(transA: bool, transB: bool, M: i32, N: i32, K: i32, a: usize, lda: i32, b: usize, ldb: i32,
+                           c: usize, ldc: i32, scratch: usize, acc: bool): void {
+  gemmBlock(transA, transB, M, N, K, a, lda, b, ldb, c, ldc, 0, M, 0, N, scratch, acc);
 }

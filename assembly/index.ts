@@ -3,7 +3,7 @@
 // Parallel kernels take (tid, nth) first: thread tid of nth computes its share.
 
 export { gemm, gemmScratchBytes } from './gemm';
-export { attention, attentionBackward } from './attention';
+export { attention, attentionBackward, attentionBlockBytes } from './attention';
 export { adamStep, binary, crossEntropy, crossEntropyBackward, crossEntropyChunk, rmsNorm, rope, square, sumAll, rmsNormBackward, silu, siluBackward } from './rows';
 
 /** First free byte after the module's static data (JS places its arena above it). */

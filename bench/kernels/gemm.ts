@@ -18,6 +18,7 @@ const SHAPES: [number, number, number, boolean, boolean, string][] = [
   [2048, 4096, 288, false, true, 's15M head block x·Wᵀ'],
   [512, 32000, 288, false, true, 's15M fused-loss chunk z = h·Wᵀ'],
   [32000, 288, 512, true, false, 's15M fused-loss dW += dzᵀ·h'],
+  [512, 288, 32000, false, false, 's15M fused-loss dh = dz·W'],
   [1024, 352, 128, false, true, 'cli x·W_upᵀ'],
   [1024, 64, 64, false, true, 'tiny x·W_qᵀ'],
 ];

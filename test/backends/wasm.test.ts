@@ -119,6 +119,17 @@ function modelOpCases(): void {
   check('logsumexp', (x) => logsumexp(x), [randf([B * T, V], 2)]);
   check('attention KV-cache offset (T < S)', (a, b, c) => attention(a, b, c), [randf([B, 3, NH, HD]), k, v]);
   check('attention HD = 16, T = 37', (a, b, c) => attention(a, b, c), [randf([2, 37, 4, 16]), randf([2, 37, 1, 16]), randf([2, 37, 1, 16])]);
+  // T ≥ 16 runs the blocked kernel (64-row query blocks through the GEMM): T = 150 spans 3 blocks, HD = 12 is no
+  // multiple of the 8-wide tile; masks, documents, non-causal, a KV-cache offset and GQA in that path too
+  {
+    const TL = 150, qL = randf([2, TL, 4, 12]), kL = randf([2, TL, 2, 12]), vL = randf([2, TL, 2, 12]);
+    check('attention blocked, causal GQA', (a, b, c) => attention(a, b, c), [qL, kL, vL]);
+    check('attention blocked, key mask (left padding: first rows see no key)', (a, b, c, m) => attention(a, b, c, { keyMask: m }),
+      [qL, kL, vL, ints([2, TL], (i) => (i >= TL && i % TL < 70 ? 0 : 1))]);
+    check('attention blocked, documents', (a, b, c, d) => attention(a, b, c, { documentIds: d }), [qL, kL, vL, ints([2, TL], (i) => Math.floor((i % TL) / 41))]);
+    check('attention blocked, non-causal', (a, b, c) => attention(a, b, c, { causal: false }), [qL, kL, vL]);
+    check('attention blocked, KV offset (T = 20 < S = 150)', (a, b, c) => attention(a, b, c), [randf([2, 20, 4, 12]), kL, vL]);
+  }
   // elementwise: sizes ≥ 1024 (smaller ones stay on ref) and not multiples of 4
   const big = [3, 7, 53];
   check('SwiGLU silu(a)·b', (a, b) => mul(silu(a), b), [randf(big), randf(big)]);

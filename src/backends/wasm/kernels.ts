@@ -35,6 +35,7 @@ type Kernels = Partial<KernelTable>;
 
 export function wasmKernels(rt: WasmRuntime): Kernels {
   const threadsFor = (flops: number) => (flops >= parMinFlop ? rt.threads : 1);
+  const blockBytes = (S: number) => rt.exports.attentionBlockBytes!(S) as number;
 
   /** One kernel call: its temporaries (operand copies, scratch) are freed when it returns or throws. */
   const call = <T>(body: () => T): T => {
@@ -93,8 +94,9 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
       const po = out(B * T * NH * HD); // out [B, T, NH, HD]
       const pl = out(B * NH * T); // lse [B, NH, T]
       const nth = threadsFor(4 * B * NH * T * S * HD);
-      const scratch = rt.temp(nth * align64(S * 4)); // [nth][S] score rows
-      rt.run('attention', nth, [pq, pk, pv, po, pl, B, T, S, NH, NKV, HD, args.scale, args.causal ? 1 : 0, args.qOffset, pm, pd, scratch]);
+      const scratch = rt.temp(nth * blockBytes(S)); // [nth][QB, S] score blocks (or [nth][S] rows when T is small)
+      rt.run('attention', nth, [pq, pk, pv, po, pl, B, T, S, NH, NKV, HD, args.scale, args.causal ? 1 : 0, args.qOffset, pm, pd, scratch,
+        rt.gemmScratch]);
       return { out: take(po), lse: take(pl) };
     });
   };
@@ -109,9 +111,9 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
       const pdk = out(B * S * NKV * HD); // [B, S, NKV, HD]
       const pdv = out(B * S * NKV * HD);
       const nth = threadsFor(8 * B * NH * T * S * HD);
-      const scratch = rt.temp(nth * 2 * align64(S * 4)); // [nth][2][S] P and dS rows
+      const scratch = rt.temp(nth * 2 * blockBytes(S)); // [nth][2][QB, S] P and dS blocks
       rt.run('attentionBackward', nth, [pq, pk, pv, po, pl, pg, pdq, pdk, pdv, B, T, S, NH, NKV, HD, args.scale,
-        args.causal ? 1 : 0, args.qOffset, pm, pd, scratch]);
+        args.causal ? 1 : 0, args.qOffset, pm, pd, scratch, rt.gemmScratch]);
       return { dq: take(pdq), dk: take(pdk), dv: take(pdv) };
     });
   };
@@ -365,7 +367,6 @@ const LCE_MIN_ROWS = 512;
 /** Elementwise ops are memory-bound: weigh an element like this many flops when deciding to thread. */
 const ELEMENTWISE_FLOP = 4;
 
-const align64 = (x: number) => Math.ceil(x / 64) * 64;
 
 
 /** Calls fn(outBatch, aBatch, bBatch) for every batch index (batch offsets in units of whole matrices). */

@@ -14,8 +14,12 @@ export const GEN = 0, PENDING = 1, FN = 2, ARGC = 3, NTH = 4, ERROR = 5;
 export const ARGS_BYTE = 64;
 export const MAX_ARGS = 32;
 export const CTL_BYTES = ARGS_BYTE + 8 * MAX_ARGS;
-/** The caller's join spins this many iterations before sleeping (workers usually finish within it). */
-export const SPIN = 4000;
+/**
+ * How long the caller's join spins before sleeping (µs). Sleeping costs a ~75 µs wake-up, more than a whole small
+ * kernel (tiny's 1024×64×64 GEMM: 55 µs per thread): with a 4,000-iteration spin (~15 µs) the caller slept
+ * whenever the worker started a little late, and that GEMM took 197 µs on 2 threads instead of 110.
+ */
+export const JOIN_SPIN_US = 5000;
 /**
  * How long an idle worker spins before sleeping (µs). Waking a sleeping worker costs ~75 µs here (measured:
  * an 8×8×8 GEMM on 2 threads took 92 µs after 200 µs of JS work, 18 µs back to back), longer than most kernels of
@@ -163,7 +167,13 @@ export class ThreadPool {
     }
     // join: spin briefly, then sleep until the last worker notifies
     let pending = Atomics.load(ctl, PENDING);
-    for (let i = 0; i < SPIN && pending !== 0; i++) pending = Atomics.load(ctl, PENDING);
+    if (pending !== 0) {
+      const until = performance.now() + JOIN_SPIN_US / 1000;
+      for (let i = 1; pending !== 0; i++) {
+        pending = Atomics.load(ctl, PENDING);
+        if ((i & 255) === 0 && performance.now() > until) break;
+      }
+    }
     while (pending !== 0) {
       Atomics.wait(ctl, PENDING, pending);
       pending = Atomics.load(ctl, PENDING);
