@@ -4,7 +4,7 @@
 
 export { gemm, gemmScratchBytes } from './gemm';
 export { attention, attentionBackward, attentionBlockBytes } from './attention';
-export { adamStep, binary, crossEntropy, crossEntropyBackward, crossEntropyChunk, rmsNorm, rope, square, sumAll, rmsNormBackward, silu, siluBackward } from './rows';
+export { adamStep, binary, crossEntropy, crossEntropyBackward, crossEntropyChunk, rmsNorm, rope, square, sumAll, rmsNormBackward, silu, siluBackward, swiglu, swigluBackward, gatherRows } from './rows';
 
 /** First free byte after the module's static data (JS places its arena above it). */
 export function heapBase(): usize {

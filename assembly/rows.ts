@@ -236,6 +236,46 @@ export function siluBackward(tid: i32, nth: i32, x: usize, g: usize, out: usize,
   }
 }
 
+/** out = silu(a)·b = a·σ(a)·b (SwiGLU's gated product) */
+export function swiglu(tid: i32, nth: i32, a: usize, b: usize, out: usize, n: i32): void {
+  const r = share((n + 3) >> 2, tid, nth);
+  const i0 = <i32>(r >> 32) << 2, i1 = min(n, <i32>r << 2);
+  const n4 = i0 + (((i1 - i0) >> 2) << 2);
+  const one = f32x4.splat(1);
+  for (let i = i0; i < n4; i += 4) {
+    const o = <usize>i * 4;
+    const v = v128.load(a + o);
+    v128.store(out + o, f32x4.mul(f32x4.div(v, f32x4.add(one, exp4(f32x4.neg(v)))), v128.load(b + o)));
+  }
+  for (let i = n4; i < i1; i++) {
+    const o = <usize>i * 4;
+    const v = load<f32>(a + o);
+    store<f32>(out + o, v / (<f32>1 + exp1(-v)) * load<f32>(b + o));
+  }
+}
+
+/** da = g·b·σ(a)·(1 + a·(1 − σ(a))), db = g·a·σ(a) */
+export function swigluBackward(tid: i32, nth: i32, a: usize, b: usize, g: usize, da: usize, db: usize, n: i32): void {
+  const r = share((n + 3) >> 2, tid, nth);
+  const i0 = <i32>(r >> 32) << 2, i1 = min(n, <i32>r << 2);
+  const n4 = i0 + (((i1 - i0) >> 2) << 2);
+  const one = f32x4.splat(1);
+  for (let i = i0; i < n4; i += 4) {
+    const o = <usize>i * 4;
+    const v = v128.load(a + o), gv = v128.load(g + o);
+    const s = f32x4.div(one, f32x4.add(one, exp4(f32x4.neg(v))));
+    v128.store(db + o, f32x4.mul(gv, f32x4.mul(v, s)));
+    v128.store(da + o, f32x4.mul(f32x4.mul(f32x4.mul(gv, v128.load(b + o)), s), f32x4.add(one, f32x4.mul(v, f32x4.sub(one, s)))));
+  }
+  for (let i = n4; i < i1; i++) {
+    const o = <usize>i * 4;
+    const v = load<f32>(a + o), gv = load<f32>(g + o);
+    const s: f32 = <f32>1 / (<f32>1 + exp1(-v));
+    store<f32>(db + o, gv * v * s);
+    store<f32>(da + o, gv * load<f32>(b + o) * s * (<f32>1 + v * (<f32>1 - s)));
+  }
+}
+
 /**
  * RoPE (HF rotate_half) on x [B·T, H, HD] → out: rows use the cos/sin table row of their position
  * (cosT, sinT [P, HD/2], already scaled; sin negated by the caller for the inverse).
@@ -333,4 +373,13 @@ export function square(tid: i32, nth: i32, x: usize, out: usize, n: i32): void {
     v128.store(out + <usize>i * 4, f32x4.mul(v, v));
   }
   for (; i < i1; i++) { const v = load<f32>(x + <usize>i * 4); store<f32>(out + <usize>i * 4, v * v); }
+}
+
+/** out[n, :] = w[ids[n], :] for rows n of [N, C] (ids already checked to be in range). */
+export function gatherRows(tid: i32, nth: i32, w: usize, ids: usize, out: usize, N: i32, C: i32): void {
+  const r = share(N, tid, nth);
+  const rowBytes = <usize>C * 4;
+  for (let n = <i32>(r >> 32); n < <i32>r; n++) {
+    memory.copy(out + <usize>n * rowBytes, w + <usize>load<i32>(ids + <usize>n * 4) * rowBytes, rowBytes);
+  }
 }

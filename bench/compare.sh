@@ -4,16 +4,18 @@
 # and prints each throughput and the ratio. Needs: apt-get install -y python3-torch libopenblas0-openmp
 #
 #   bench/compare.sh --config tiny|s15M [--threads N] [--backend wasm|ref] [--loss unfused|fused|none]
-#                    [--steps N] [--rounds R]
+#                    [--steps N] [--rounds R] [--torch-loss standard|chunked_fn|...]
+# --torch-loss picks PyTorch's loss (default: the one matching ours: unfused -> standard, fused -> chunked_fn).
 # Our bench runs without the huge-page tunable: for Node it made fresh-array allocation slower (measured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CONFIG=tiny THREADS=2 BACKEND=wasm LOSS=unfused STEPS=0 ROUNDS=1
+CONFIG=tiny THREADS=2 BACKEND=wasm LOSS=unfused STEPS=0 ROUNDS=1 PT_LOSS=
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG=$2; shift 2 ;; --threads) THREADS=$2; shift 2 ;; --backend) BACKEND=$2; shift 2 ;;
     --loss) LOSS=$2; shift 2 ;; --steps) STEPS=$2; shift 2 ;; --rounds) ROUNDS=$2; shift 2 ;;
+    --torch-loss) PT_LOSS=$2; shift 2 ;;
     *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -24,7 +26,7 @@ if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || [ ! -d /usr/lib/x86_64-li
   echo "compare.sh: needs PyTorch and OpenBLAS: apt-get install -y python3-torch libopenblas0-openmp" >&2; exit 2
 fi
 # PyTorch's loss that matches ours: unfused = F.cross_entropy on full logits; fused = chunked linear+CE
-case "$LOSS" in unfused|none) PT_LOSS=standard ;; fused) PT_LOSS=chunked_fn ;; *) echo "bad --loss $LOSS" >&2; exit 2 ;; esac
+[ -n "$PT_LOSS" ] || case "$LOSS" in unfused|none) PT_LOSS=standard ;; fused) PT_LOSS=chunked_fn ;; *) echo "bad --loss $LOSS" >&2; exit 2 ;; esac
 PT_STEPS=$([ "$STEPS" -gt 0 ] && echo "$STEPS" || { [ "$CONFIG" = tiny ] && echo 20 || echo 6; })
 
 npm run build --silent
@@ -45,7 +47,7 @@ for (let r = 1; r <= Number(rounds); r++) {
   const t = JSON.parse(readFileSync(`${dir}/torch.${r}.json`, 'utf8'));
   const o = JSON.parse(readFileSync(`${dir}/ours.${r}.json`, 'utf8'));
   const ratio = o.tokensPerSec / t.tok_s_median;
-  console.log(`round ${r}: ${o.config}, ${o.threads} thread(s), loss ${o.loss}: llamatrain ${o.backend} ${o.tokensPerSec} tok/s ` +
+  console.log(`round ${r}: ${o.config}, ${o.threads} thread(s), loss ${o.loss} (PyTorch ${t.loss_impl}): llamatrain ${o.backend} ${o.tokensPerSec} tok/s ` +
     `(peak RSS ${o.peakRssMB} MB) vs PyTorch ${t.tok_s_median.toFixed(1)} tok/s (peak RSS ${t.peak_rss_steady_mb.toFixed(0)} MB, ` +
     `${t.torch}) → ratio ${ratio.toFixed(3)}`);
   console.log(JSON.stringify({ config: o.config, threads: o.threads, loss: o.loss, backend: o.backend, oursTokPerSec: o.tokensPerSec,

@@ -67,6 +67,10 @@ export interface KernelTable {
   unary(op: UnaryOp, a: Storage, dtype: DType): Storage;
   /** d silu(x) / dx · g */
   siluBackward(x: Storage, g: Storage, dtype: DType): Storage;
+  /** SwiGLU's product silu(gate) · up, elementwise (same sizes). */
+  swiglu(gate: Storage, up: Storage, dtype: DType): Storage;
+  /** Gradients of silu(gate) · up given g: dGate = g · up · silu'(gate), dUp = g · silu(gate). */
+  swigluBackward(gate: Storage, up: Storage, g: Storage, dtype: DType): { dGate: Storage; dUp: Storage };
   /** Sum over `axes` (kept as size-1 dims in the result's layout). */
   sum(a: Storage, shape: Shape, axes: readonly number[], dtype: DType): Storage;
   /** Max along one axis: values and the index of the first maximum. */

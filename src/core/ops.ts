@@ -96,6 +96,25 @@ export const abs = (x: Tensor): Tensor =>
 export const silu = (x: Tensor): Tensor =>
   unary('silu', x, (g) => new Tensor(k(x, 'siluBackward')(x.storage, g.storage, x.dtype), x.shape, x.dtype, x.backend));
 
+/** SwiGLU's gated product silu(gate) · up (same shapes), one kernel each way: LLaMA's MLP is down(swiglu(gate(x), up(x))). */
+export function swiglu(gate: Tensor, up: Tensor): Tensor {
+  requireFloat(gate, 'swiglu');
+  sameBackend(gate, up, 'swiglu');
+  if (!sameShape(gate.shape, up.shape) || gate.dtype !== up.dtype) {
+    throw new Error(`swiglu: gate and up must have the same shape and dtype, got ${gate.dtype} ${shapeStr(gate.shape)} and ${up.dtype} ${shapeStr(up.shape)}`);
+  }
+  const out = k(gate, 'swiglu')(gate.storage, up.storage, gate.dtype);
+  return makeResult(out, gate.shape, gate.dtype, gate.backend, {
+    name: 'swiglu',
+    inputs: [gate, up],
+    freshGrads: true,
+    backward: (g) => {
+      const { dGate, dUp } = k(gate, 'swigluBackward')(gate.storage, up.storage, g.storage, gate.dtype);
+      return [new Tensor(dGate, gate.shape, gate.dtype, gate.backend), new Tensor(dUp, up.shape, up.dtype, up.backend)];
+    },
+  });
+}
+
 /** Converts dtype (no gradient across int32; float↔float passes the gradient through, cast back). */
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;

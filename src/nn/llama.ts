@@ -3,7 +3,7 @@
 
 import {
   type Backend, type DType, RNG, type Tensor, add, attention, concat, getBackend, matmul, mul, noGrad, reshape, rope,
-  shapeStr, silu, slice, tensor, type RopeFreqs,
+  shapeStr, slice, swiglu, tensor, type RopeFreqs,
 } from '../core/index.js';
 import { causalLMLoss, linearCrossEntropy, shiftLabels } from '../loss/index.js';
 import { type LlamaConfig, type LlamaConfigInput, llamaConfig, ropeInvFreq } from './config.js';
@@ -77,7 +77,7 @@ export class LlamaMLP extends Module {
 
   /** SwiGLU: down(silu(gate(x)) · up(x)) */
   forward(x: Tensor): Tensor {
-    return this.downProj.forward(mul(silu(this.gateProj.forward(x)), this.upProj.forward(x)));
+    return this.downProj.forward(swiglu(this.gateProj.forward(x), this.upProj.forward(x)));
   }
 }
 

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import {
   type Backend, LlamaForCausalLM, RNG, type Tensor, add, attention, crossEntropyRows, embedding, logSoftmax, logsumexp,
-  div, kernel, linearCrossEntropy, matmul, mul, parseSafetensors, sub, type RawTensor, refBackend, reshape, rmsNorm, rope, silu, softmax, square, sum, tensor, withScope,
+  div, kernel, linearCrossEntropy, matmul, mul, parseSafetensors, sub, type RawTensor, refBackend, reshape, rmsNorm, rope, silu, softmax, square, sum, swiglu, tensor, withScope,
 } from '../../src/index.js';
 import {
   fallbackKernels, registerWasmBackend, setParallelThreshold, setWasmThreads, shutdownWasmBackend, wasmAvailable,
@@ -133,6 +133,8 @@ function modelOpCases(): void {
   // elementwise: sizes ≥ 1024 (smaller ones stay on ref) and not multiples of 4
   const big = [3, 7, 53];
   check('SwiGLU silu(a)·b', (a, b) => mul(silu(a), b), [randf(big), randf(big)]);
+  check('swiglu (fused op)', (a, b) => swiglu(a, b), [randf(big, 3), randf(big)]);
+  check('embedding large (gather in wasm)', (w, i) => embedding(w, i), [randf([301, 40]), ints([3, 57], (i) => (i * 37) % 301)]);
   for (const [name, f] of [['add', add], ['sub', sub], ['mul', mul], ['div', div]] as const) {
     check(`${name} same shape`, (a, b) => f(a, b), [randf(big), name === 'div' ? { data: Float32Array.from({ length: 1113 }, () => 0.5 + rng.uniform()), shape: big } : randf(big)]);
     check(`${name} scalar`, (a) => f(a, 1.7), [randf(big)]);

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   RNG, type Tensor, abs, add, attention, concat, crossEntropyRows, div, embedding, exp, expand, log, logSoftmax,
-  logsumexp, matmul, max, mean, mul, neg, permute, reshape, rmsNorm, rope, rsqrt, sigmoid, silu, slice, softmax, sqrt,
+  logsumexp, matmul, max, mean, mul, neg, permute, reshape, rmsNorm, rope, rsqrt, sigmoid, silu, slice, softmax, sqrt, swiglu,
   square, sub, sum, tanh, tensor, transpose,
 } from '../../src/index.js';
 import { gradcheck, maxRelErr, randn } from '../gradcheck.js';
@@ -33,7 +33,10 @@ test('unary ops: gradients', () => {
     gradcheck(name, f, [x]);
   }
   for (const [name, f] of [['log', log], ['sqrt', sqrt], ['rsqrt', rsqrt]] as const) gradcheck(name, f, [p]);
-  // silu(x) = x·σ(x)
+  // silu(x) = x·σ(x); swiglu(a, b) = silu(a)·b, one op with its own backward
+  gradcheck('swiglu', (a, b) => swiglu(a, b), [randn([3, 4], rng), randn([3, 4], rng)]);
+  { const a = randn([2, 5], rng), b = randn([2, 5], rng); assert.ok(maxRelErr(swiglu(a, b).dataSync(), mul(silu(a), b).dataSync()) < 1e-15); }
+  assert.throws(() => swiglu(randn([2, 3], rng), randn([3, 2], rng)), /swiglu: gate and up must have the same shape and dtype, got float64 \[2, 3\] and float64 \[3, 2\]/);
   assert.ok(maxRelErr(silu(x).dataSync(), mul(x, sigmoid(x)).dataSync()) < 1e-15);
 });
 

@@ -171,6 +171,24 @@ export const refKernels: KernelTable = {
     return out;
   },
 
+  swiglu(gate, up, dtype) {
+    const a = Fl(gate), b = Fl(up);
+    const out = alloc(dtype, a.length);
+    for (let i = 0; i < a.length; i++) out[i] = (a[i]! / (1 + Math.exp(-a[i]!))) * b[i]!;
+    return out;
+  },
+
+  swigluBackward(gate, up, g, dtype) {
+    const a = Fl(gate), b = Fl(up), gs = Fl(g);
+    const dGate = alloc(dtype, a.length), dUp = alloc(dtype, a.length);
+    for (let i = 0; i < a.length; i++) {
+      const s = 1 / (1 + Math.exp(-a[i]!));
+      dUp[i] = gs[i]! * a[i]! * s;
+      dGate[i] = gs[i]! * b[i]! * s * (1 + a[i]! * (1 - s));
+    }
+    return { dGate, dUp };
+  },
+
   sum(a, shape, axes, dtype) {
     const x = A(a);
     const outShape = shape.map((d, i) => (axes.includes(i) ? 1 : d));

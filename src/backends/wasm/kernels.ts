@@ -243,6 +243,26 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
     });
   };
 
+  const swiglu: KernelTable['swiglu'] = (gate, up, dtype) => {
+    if (dtype !== 'float32') return refKernels.swiglu(gate, up, dtype);
+    const n = F(gate).length;
+    return call(() => {
+      const pa = at(gate), pb = at(up), po = out(n);
+      rt.run('swiglu', threadsFor(9 * ELEMENTWISE_FLOP * n), [pa, pb, po, n]);
+      return take(po);
+    });
+  };
+
+  const swigluBackward: KernelTable['swigluBackward'] = (gate, up, g, dtype) => {
+    if (dtype !== 'float32') return refKernels.swigluBackward(gate, up, g, dtype);
+    const n = F(gate).length;
+    return call(() => {
+      const pa = at(gate), pb = at(up), pg = at(g), pda = out(n), pdb = out(n);
+      rt.run('swigluBackward', threadsFor(12 * ELEMENTWISE_FLOP * n), [pa, pb, pg, pda, pdb, n]);
+      return { dGate: take(pda), dUp: take(pdb) };
+    });
+  };
+
   const linearCrossEntropy: KernelTable['linearCrossEntropy'] = (hidden, weight, targets, args, grad, dtype) => {
     if (dtype !== 'float32' || args.softcap > 0) return refKernels.linearCrossEntropy(hidden, weight, targets, args, grad, dtype);
     const { N, C, V } = args;
@@ -272,6 +292,29 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
     });
   };
 
+  /**
+   * cos/sin of position · invFreq in float64 (as ref), scaled, rounded to f32: [P, HD/2] each, resident. The last
+   * few tables are kept (a model asks for the same ones at every layer and step).
+   */
+  const ropeTables: { invFreq: Float64Array; P: number; scaling: number; inverse: boolean; pc: number; ps: number }[] = [];
+  const ropeTable = (invFreq: Float64Array, P: number, scaling: number, inverse: boolean): [number, number] => {
+    const hit = ropeTables.find((e) => e.invFreq === invFreq && e.P >= P && e.scaling === scaling && e.inverse === inverse);
+    if (hit) return [hit.pc, hit.ps];
+    const half = invFreq.length;
+    const pc = rt.blocks.alloc(P * half * 4), ps = rt.blocks.alloc(P * half * 4);
+    const f = rt.blocks.f32, c0 = pc >> 2, s0 = ps >> 2;
+    for (let p = 0; p < P; p++) {
+      for (let j = 0; j < half; j++) {
+        const ang = p * invFreq[j]!;
+        f[c0 + p * half + j] = Math.cos(ang) * scaling;
+        f[s0 + p * half + j] = (inverse ? -Math.sin(ang) : Math.sin(ang)) * scaling;
+      }
+    }
+    ropeTables.unshift({ invFreq, P, scaling, inverse, pc, ps });
+    for (const old of ropeTables.splice(4)) { rt.blocks.free(old.pc); rt.blocks.free(old.ps); }
+    return [pc, ps];
+  };
+
   const rope: KernelTable['rope'] = (x, B, T, H, HD, positions, invFreq, scaling, inverse, dtype) => {
     const pos = I(positions);
     let maxPos = 0, minPos = 0;
@@ -279,19 +322,9 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
     if (dtype !== 'float32' || minPos < 0 || maxPos > 1 << 20 || B * T * H * HD < 1024) {
       return refKernels.rope(x, B, T, H, HD, positions, invFreq, scaling, inverse, dtype);
     }
-    const half = HD / 2, P = maxPos + 1;
-    const n = B * T * H * HD;
+    const P = maxPos + 1, n = B * T * H * HD;
     return call(() => {
-      // cos/sin of position · invFreq in float64 (as ref), scaled, rounded to f32: [P, HD/2] each
-      const pc = rt.temp(P * half * 4), ps = rt.temp(P * half * 4);
-      const f = rt.blocks.f32, c0 = pc >> 2, s0 = ps >> 2;
-      for (let p = 0; p < P; p++) {
-        for (let j = 0; j < half; j++) {
-          const ang = p * invFreq[j]!;
-          f[c0 + p * half + j] = Math.cos(ang) * scaling;
-          f[s0 + p * half + j] = (inverse ? -Math.sin(ang) : Math.sin(ang)) * scaling;
-        }
-      }
+      const [pc, ps] = ropeTable(invFreq, P, scaling, inverse);
       const px = at(x), pp = at(pos), po = out(n); // [B, T, H, HD]
       rt.run('rope', threadsFor(ELEMENTWISE_FLOP * n), [px, po, pp, pc, ps, B * T, H, HD]);
       return take(po);
@@ -333,9 +366,8 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
       if (!(id >= 0 && id < V)) return refKernels.embedding(w, V, C, ids, N, dtype); // ref names the bad id
     }
     return call(() => {
-      const pw = at(w) >> 2, po = out(N * C); // [N, C]
-      const f = rt.blocks.f32, o = po >> 2;
-      for (let n = 0; n < N; n++) f.copyWithin(o + n * C, pw + idv[n]! * C, pw + idv[n]! * C + C);
+      const pw = at(w), pi = at(ids), po = out(N * C); // [N, C]
+      rt.run('gatherRows', threadsFor(ELEMENTWISE_FLOP * N * C), [pw, pi, po, N, C]);
       return take(po);
     });
   };
@@ -357,7 +389,7 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
 
   return {
     matmul, linearCrossEntropy, rope, adamStep, sum, attention, attentionBackward, crossEntropy, crossEntropyBackward, rmsNorm,
-    rmsNormBackward, binary, unary, siluBackward, addInPlace, scaleInPlace, fill, embedding, embeddingBackward,
+    rmsNormBackward, binary, unary, siluBackward, swiglu, swigluBackward, addInPlace, scaleInPlace, fill, embedding, embeddingBackward,
   };
 }
 

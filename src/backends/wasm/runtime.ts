@@ -13,7 +13,7 @@ const MAX_PAGES = 65536; // must match --maximumMemory in tools/build-wasm.mjs
 /** Export names the pool can dispatch (parallel kernels: first two parameters are tid, nth). */
 export const PARALLEL_EXPORTS = [
   'gemm', 'attention', 'attentionBackward', 'crossEntropy', 'crossEntropyBackward', 'crossEntropyChunk', 'rmsNorm', 'rmsNormBackward',
-  'binary', 'silu', 'siluBackward', 'rope', 'adamStep', 'sumAll', 'square',
+  'binary', 'silu', 'siluBackward', 'swiglu', 'swigluBackward', 'gatherRows', 'rope', 'adamStep', 'sumAll', 'square',
 ] as const;
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
