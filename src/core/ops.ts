@@ -207,6 +207,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const out = k(a, 'matmul')(a.storage, a.shape, b.storage, b.shape, transA, transB, outShape, a.dtype);
   return makeResult(out, outShape, a.dtype, a.backend, {
     name: 'matmul',
+    freshGrads: true, // the gradients are new buffers: the engine adds into them and hands them to leaves without a copy
     inputs: [a, b],
     backward: (g) => {
       const da = transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
@@ -353,6 +354,7 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   const { y, rstd } = k(x, 'rmsNorm')(x.storage, weight.storage, rows, C, eps, x.dtype);
   return makeResult(y, x.shape, x.dtype, x.backend, {
     name: 'rmsNorm',
+    freshGrads: true,
     inputs: [x, weight],
     backward: (g) => {
       const { dx, dw } = k(x, 'rmsNormBackward')(x.storage, weight.storage, rstd, g.storage, rows, C, x.dtype);
@@ -382,6 +384,7 @@ export function rope(x: Tensor, positions: Tensor, freqs: RopeFreqs): Tensor {
     k(x, 'rope')(s, B, T, H, HD, positions.storage, freqs.invFreq, freqs.attentionScaling, inverse, x.dtype);
   return makeResult(run(x.storage, false), x.shape, x.dtype, x.backend, {
     name: 'rope',
+    freshGrads: true,
     inputs: [x],
     backward: (g) => [new Tensor(run(g.storage, true), x.shape, x.dtype, x.backend)],
   });
@@ -432,6 +435,7 @@ export function attention(q: Tensor, kT: Tensor, v: Tensor, opts: AttentionOptio
   const { out, lse } = k(q, 'attention')(q.storage, kT.storage, v.storage, args, q.dtype);
   return makeResult(out, q.shape, q.dtype, q.backend, {
     name: 'attention',
+    freshGrads: true,
     inputs: [q, kT, v],
     backward: (g) => {
       const r = k(q, 'attentionBackward')(q.storage, kT.storage, v.storage, out, lse, g.storage, args, q.dtype);
@@ -450,6 +454,7 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const out = k(weight, 'embedding')(weight.storage, V, C, ids.storage, N, weight.dtype);
   return makeResult(out, [...ids.shape, C], weight.dtype, weight.backend, {
     name: 'embedding',
+    freshGrads: true,
     inputs: [weight],
     backward: (g) => [new Tensor(k(weight, 'embeddingBackward')(g.storage, ids.storage, N, V, C, weight.dtype), weight.shape, weight.dtype, weight.backend)],
   });
