@@ -99,14 +99,65 @@ export function crossEntropyChunk(tid: i32, nth: i32, z: usize, targets: usize, 
       if (wantGrad) memory.fill(row, 0, <usize>V * 4);
       continue;
     }
-    const l = rowLse(row, V);
-    let v = (<f32>1 - eps) * (l - load<f32>(row + <usize>y * 4));
-    if (eps != 0) v += eps * (l - rowSum(row, V) / <f32>V);
+    const zy = load<f32>(row + <usize>y * 4);
+    const mean = eps != 0 ? rowSum(row, V) / <f32>V : 0;
+    // with a gradient wanted, the row keeps exp(z − max) so the gradient pass multiplies instead of exponentiating again
+    const l = wantGrad ? rowExpLse(row, V) : rowLse(row, V);
+    let v = (<f32>1 - eps) * (l - zy);
+    if (eps != 0) v += eps * (l - mean);
     if (zLoss != 0) v += zLoss * l * l;
     store<f32>(loss + <usize>n * 4, v);
     if (!wantGrad) continue;
-    gradRow(row, row, y, l, rowScale != 0 ? load<f32>(rowScale + <usize>n * 4) : scale, V, eps, zLoss);
+    const gn = rowScale != 0 ? load<f32>(rowScale + <usize>n * 4) : scale;
+    gradRowFromExp(row, y, l, gn, V, eps, zLoss);
   }
+}
+
+/**
+ * Like rowLse, but leaves e_j = exp(z_j − m) in the row (m = the row max) and returns lse = m + log Σ e.
+ * An all −∞ row is left as is and gives −∞.
+ */
+function rowExpLse(z: usize, n: i32): f32 {
+  let vm = f32x4.splat(NEG_INF);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) vm = f32x4.max(vm, v128.load(z + <usize>j * 4));
+  let m = hmax(vm);
+  for (; j < n; j++) m = max(m, load<f32>(z + <usize>j * 4));
+  if (m == NEG_INF) return NEG_INF;
+  const vs = f32x4.splat(m);
+  let acc = f32x4.splat(0);
+  j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const e = exp4(f32x4.sub(v128.load(z + <usize>j * 4), vs));
+    v128.store(z + <usize>j * 4, e);
+    acc = f32x4.add(acc, e);
+  }
+  let s = hsum(acc);
+  for (; j < n; j++) {
+    const e = exp1(load<f32>(z + <usize>j * 4) - m);
+    store<f32>(z + <usize>j * 4, e);
+    s += e;
+  }
+  // stash the max for gradRowFromExp: p_j = e_j · exp(m − lse)
+  expShift = m;
+  return m + Mathf.log(s);
+}
+
+/** The row max rowExpLse used (a wasm global belongs to one instance, i.e. to one thread: no race). */
+let expShift: f32 = 0;
+
+/** gradRow on a row that holds e_j = exp(z_j − m) (rowExpLse just ran on it): p_j = e_j · exp(m − lse). */
+function gradRowFromExp(row: usize, y: i32, l: f32, gn: f32, V: i32, eps: f32, zLoss: f32): void {
+  const a = gn * (<f32>1 + 2 * zLoss * l) * Mathf.exp(expShift - l), c = gn * eps / <f32>V;
+  const va = f32x4.splat(a), vc = f32x4.splat(c);
+  let j = 0;
+  for (; j + 4 <= V; j += 4) {
+    const o = <usize>j * 4;
+    v128.store(row + o, f32x4.sub(f32x4.mul(va, v128.load(row + o)), vc));
+  }
+  for (; j < V; j++) store<f32>(row + <usize>j * 4, a * load<f32>(row + <usize>j * 4) - c);
+  const yo = row + <usize>y * 4;
+  store<f32>(yo, load<f32>(yo) - gn * (<f32>1 - eps));
 }
 
 /** y = x · rsqrt(mean(x²) + eps) · w per row of C; rstd [rows]. */
