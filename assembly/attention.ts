@@ -54,7 +54,7 @@ function scoreRow(p: usize, qo: usize, kbase: usize, kstride: usize, jEnd: i32, 
   }
   let vm = f32x4.splat(NEG_INF);
   let j = 0;
-  for (; j + 4 <= jEnd; j += 4) vm = f32x4.max(vm, v128.load(p + <usize>j * 4));
+  for (; j + 4 <= jEnd; j += 4) vm = f32x4.pmax(vm, v128.load(p + <usize>j * 4));
   let m = max(max(f32x4.extract_lane(vm, 0), f32x4.extract_lane(vm, 1)), max(f32x4.extract_lane(vm, 2), f32x4.extract_lane(vm, 3)));
   for (; j < jEnd; j++) m = max(m, load<f32>(p + <usize>j * 4));
   return m;
@@ -245,7 +245,7 @@ function softmaxRow(s: usize, jB: i32, jEnd: i32, scale: f32, keyMask: usize, do
   let l = lseIn;
   if (computeLse) {
     let vm = f32x4.splat(NEG_INF);
-    for (j = 0; j + 4 <= jEnd; j += 4) vm = f32x4.max(vm, v128.load(s + <usize>j * 4));
+    for (j = 0; j + 4 <= jEnd; j += 4) vm = f32x4.pmax(vm, v128.load(s + <usize>j * 4));
     let m = max(max(f32x4.extract_lane(vm, 0), f32x4.extract_lane(vm, 1)), max(f32x4.extract_lane(vm, 2), f32x4.extract_lane(vm, 3)));
     for (; j < jEnd; j++) m = max(m, load<f32>(s + <usize>j * 4));
     if (m == NEG_INF) { memory.fill(s, 0, <usize>jB * 4); return NEG_INF; }

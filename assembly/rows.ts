@@ -16,7 +16,7 @@ function share(n: i32, tid: i32, nth: i32): i64 {
 function rowLse(z: usize, n: i32): f32 {
   let vm = f32x4.splat(NEG_INF);
   let j = 0;
-  for (; j + 4 <= n; j += 4) vm = f32x4.max(vm, v128.load(z + <usize>j * 4));
+  for (; j + 4 <= n; j += 4) vm = f32x4.pmax(vm, v128.load(z + <usize>j * 4));
   let m = hmax(vm);
   for (; j < n; j++) m = max(m, load<f32>(z + <usize>j * 4));
   if (m == NEG_INF) return NEG_INF;
@@ -120,7 +120,7 @@ export function crossEntropyChunk(tid: i32, nth: i32, z: usize, targets: usize, 
 function rowExpLse(z: usize, n: i32): f32 {
   let vm = f32x4.splat(NEG_INF);
   let j = 0;
-  for (; j + 4 <= n; j += 4) vm = f32x4.max(vm, v128.load(z + <usize>j * 4));
+  for (; j + 4 <= n; j += 4) vm = f32x4.pmax(vm, v128.load(z + <usize>j * 4));
   let m = hmax(vm);
   for (; j < n; j++) m = max(m, load<f32>(z + <usize>j * 4));
   if (m == NEG_INF) return NEG_INF;

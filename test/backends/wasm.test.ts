@@ -209,6 +209,20 @@ describe('wasm backend vs ref', () => {
     }
   });
 
+  test('a NaN logit or hidden state gives a NaN loss on the wasm kernels (never a silently finite one)', () => {
+    const V = 1001, N = 6;
+    const z = Float32Array.from({ length: N * V }, () => rng.normal());
+    z[2 * V + 17] = NaN; // row 2, not the max position
+    const t = Int32Array.from({ length: N }, (_, i) => (i * 31) % V);
+    const rows = crossEntropyRows(tensor(z, [N, V], 'float32', wasm), tensor(t, [N], 'int32', wasm), { ignoreIndex: -100, labelSmoothing: 0, zLoss: 0 }).dataSync();
+    assert.ok(Number.isNaN(rows[2]) && Number.isFinite(rows[1]), `row losses ${Array.from(rows)}`);
+    const h = Float32Array.from({ length: 600 * 40 }, () => rng.normal()); h[5 * 40 + 3] = NaN;
+    const w = Float32Array.from({ length: V * 40 }, () => rng.normal() * 0.1);
+    const lce = linearCrossEntropy(tensor(h, [600, 40], 'float32', wasm), tensor(w, [V, 40], 'float32', wasm),
+      tensor(Int32Array.from({ length: 600 }, (_, i) => i % V), [600], 'int32', wasm));
+    assert.ok(Number.isNaN(lce.dataSync()[0]), 'fused loss with a NaN hidden state');
+  });
+
   test('float64 runs on the ref kernels (bit-identical)', () => {
     const a = Float64Array.from({ length: 35 }, () => rng.normal()), b = Float64Array.from({ length: 56 }, () => rng.normal());
     const r = matmul(tensor(a, [5, 7], 'float64', refBackend), tensor(b, [7, 8], 'float64', refBackend)).dataSync();
