@@ -218,7 +218,7 @@ function attentionBackwardRows(tid: i32, nth: i32, q: usize, k: usize, v: usize,
 // see, the softmax row by row (masks, lse), then O = P·V; the backward recomputes P from lse and runs dV += Pᵀ·dO,
 // dP = dO·Vᵀ, dS = P ⊙ (dP − D)·scale, dQ = dS·K, dK += dSᵀ·Q. Only a [QB, S] block of scores exists at a time.
 
-const QB: i32 = 64;
+const QB: i32 = 32; // 32 wastes less on the causal diagonal than 64 (s15M attention 150 -> 141 ms per step)
 const QB_MIN: i32 = 16;
 
 /**

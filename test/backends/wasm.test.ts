@@ -119,7 +119,7 @@ function modelOpCases(): void {
   check('logsumexp', (x) => logsumexp(x), [randf([B * T, V], 2)]);
   check('attention KV-cache offset (T < S)', (a, b, c) => attention(a, b, c), [randf([B, 3, NH, HD]), k, v]);
   check('attention HD = 16, T = 37', (a, b, c) => attention(a, b, c), [randf([2, 37, 4, 16]), randf([2, 37, 1, 16]), randf([2, 37, 1, 16])]);
-  // T ≥ 16 runs the blocked kernel (64-row query blocks through the GEMM): T = 150 spans 3 blocks, HD = 12 is no
+  // T ≥ 16 runs the blocked kernel (32-row query blocks through the GEMM): T = 150 spans 5 blocks, HD = 12 is no
   // multiple of the 8-wide tile; masks, documents, non-causal, a KV-cache offset and GQA in that path too
   {
     const TL = 150, qL = randf([2, TL, 4, 12]), kL = randf([2, TL, 2, 12]), vL = randf([2, TL, 2, 12]);
