@@ -87,8 +87,8 @@ export interface KernelTable {
   pad(a: Storage, aShape: Shape, outShape: Shape, starts: readonly number[], dtype: DType): Storage;
   /** out[n, :] = w[ids[n], :]; w [V, C], ids [N] → [N, C] */
   embedding(w: Storage, V: number, C: number, ids: Storage, N: number, dtype: DType): Storage;
-  /** dW[V, C] = scatter-add of g[N, C] at ids[N] */
-  embeddingBackward(g: Storage, ids: Storage, N: number, V: number, C: number, dtype: DType): Storage;
+  /** dW[V, C] = scatter-add of g[N, C] at ids[N]; with `into` ([V, C]) the rows are added to it in place and it is returned. */
+  embeddingBackward(g: Storage, ids: Storage, N: number, V: number, C: number, dtype: DType, into?: Storage): Storage;
   /** Row-wise (last axis, `cols` wide) softmax or log-softmax, max-subtracted. */
   softmax(a: Storage, rows: number, cols: number, log: boolean, dtype: DType): Storage;
   /** Given y = softmax (or log-softmax) output and g = dL/dy, returns dL/dx. */

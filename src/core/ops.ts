@@ -457,6 +457,7 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
     freshGrads: true,
     inputs: [weight],
     backward: (g) => [new Tensor(k(weight, 'embeddingBackward')(g.storage, ids.storage, N, V, C, weight.dtype), weight.shape, weight.dtype, weight.backend)],
+    accumulateInto: (g, into) => { k(weight, 'embeddingBackward')(g.storage, ids.storage, N, V, C, weight.dtype, into.storage); },
   });
 }
 

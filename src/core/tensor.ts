@@ -13,6 +13,12 @@ export interface GradNode {
   backward(grad: Tensor): (Tensor | null)[];
   /** The gradients backward returns are fresh buffers nothing else holds (the engine may then reuse them). */
   readonly freshGrads?: boolean;
+  /**
+   * For single-input nodes: adds the input's gradient into `into` (a buffer the engine owns, of the input's
+   * shape) instead of returning a new one. The tied LM head's gradient takes the embedding's rows this way
+   * without a second [V, C] buffer.
+   */
+  accumulateInto?(grad: Tensor, into: Tensor): void;
 }
 
 let gradEnabled = true;
@@ -202,6 +208,14 @@ function runBackward(root: Tensor, seed: Tensor): void {
       if (!g) continue;
       if (t.isLeaf) { accumulate(t, g, owned.has(g)); continue; }
       const node = t.node!;
+      const only = node.inputs.length === 1 ? node.inputs[0]! : null;
+      const pending = only ? grads.get(only) : undefined;
+      if (node.accumulateInto && only?.requiresGrad && pending && owned.has(pending)) {
+        node.accumulateInto(g, pending);
+        t.node = null;
+        t.graphFreed = true;
+        continue;
+      }
       const inGrads = node.backward(g);
       node.inputs.forEach((x, i) => {
         const gi = inGrads[i];

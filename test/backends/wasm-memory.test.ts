@@ -8,7 +8,8 @@ import {
   withScope,
 } from '../../src/index.js';
 import { registerWasmBackend, setWasmThreads, shutdownWasmBackend } from '../../src/backends/wasm/index.js';
-import type { BlockHeap } from '../../src/backends/wasm/runtime.js';
+import { BlockHeap } from '../../src/backends/wasm/runtime.js';
+import { RNG } from '../../src/index.js';
 import { ListSource, makeTrainer, randomBatches } from '../train/util.js';
 
 let wasm: Backend;
@@ -142,4 +143,38 @@ test('a GEMM inside a scope reads resident operands in place (no copies) and mat
   let err = 0;
   for (let i = 0; i < M * N; i++) err = Math.max(err, Math.abs(got[i]! - expect[i]!));
   assert.ok(err < 1e-4, `max abs err ${err}`);
+});
+
+test('the block heap: no two live blocks overlap, freed neighbours merge, best fit reuses freed space', () => {
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true });
+  const h = new BlockHeap(memory, 64);
+  const rng = new RNG(5);
+  const live = new Map<number, number>(); // addr → requested bytes
+  for (let i = 0; i < 4000; i++) {
+    if (live.size > 0 && rng.uniform() < 0.45) {
+      const addrs = [...live.keys()];
+      const a = addrs[rng.int(addrs.length)]!;
+      h.free(a);
+      live.delete(a);
+    } else {
+      const bytes = 1 + rng.int(rng.uniform() < 0.1 ? 3_000_000 : 20_000);
+      const a = h.alloc(bytes);
+      assert.equal(a % 64, 0, 'blocks are 64-byte aligned');
+      live.set(a, bytes);
+    }
+    if (i % 97 === 0) {
+      const spans = [...live].map(([a, n]) => [a, a + n] as const).sort((p, q) => p[0] - q[0]);
+      for (let k = 1; k < spans.length; k++) assert.ok(spans[k]![0] >= spans[k - 1]![1], `blocks overlap at step ${i}`);
+      assert.ok(memory.buffer.byteLength >= h.highWater, 'the memory covers every block');
+    }
+  }
+  for (const a of live.keys()) h.free(a);
+  assert.equal(h.inUse, 0);
+  // everything merged back: one allocation as large as the whole peak fits without growing the memory
+  const peak = h.highWater;
+  const big = h.alloc(Math.floor((peak - 64) / 2)); // (size classes round up by ≤ 12.5%)
+  assert.equal(big, 64, 'the bump pointer is back at the base');
+  assert.equal(h.highWater, peak, 'no growth: the freed space was merged into one region');
+  h.free(big);
+  assert.throws(() => h.free(big), /freed twice/);
 });

@@ -90,6 +90,9 @@ test('embedding: gather forward, scatter-add backward (repeated ids accumulate)'
   const w = randn([5, 3], rng);
   const i = ids([4, 0, 4, 2], [2, 2]);
   gradcheck('embedding', (t) => embedding(t, i), [w]);
+  // a tied head, logits = E[ids]·Wᵀ with E = W: the head's gradient comes first, then the embedding's rows are added
+  // into that same buffer (accumulateInto) — the result must still be the full gradient
+  gradcheck('embedding tied with a head matmul', (t) => matmul(embedding(t, i), t, { transB: true }), [w]);
   const e = embedding(w, i);
   assert.deepEqual([...e.shape], [2, 2, 3]);
   assert.deepEqual(Array.from(e.dataSync().subarray(0, 3)), Array.from(w.dataSync().subarray(12, 15)));

@@ -289,9 +289,9 @@ export const refKernels: KernelTable = {
     return out;
   },
 
-  embeddingBackward(g, ids, N, V, C, dtype) {
+  embeddingBackward(g, ids, N, V, C, dtype, into) {
     const gs = Fl(g), is = I(ids);
-    const out = alloc(dtype, V * C);
+    const out = into ? Fl(into) : alloc(dtype, V * C);
     for (let n = 0; n < N; n++) {
       const o = is[n]! * C;
       for (let c = 0; c < C; c++) out[o + c]! += gs[n * C + c]!;

@@ -372,18 +372,19 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
     });
   };
 
-  const embeddingBackward: KernelTable['embeddingBackward'] = (g, ids, N, V, C, dtype) => {
-    if (dtype !== 'float32') return refKernels.embeddingBackward(g, ids, N, V, C, dtype);
+  const embeddingBackward: KernelTable['embeddingBackward'] = (g, ids, N, V, C, dtype, into) => {
+    if (dtype !== 'float32' || (into && !rt.blocks.isResident(into))) return refKernels.embeddingBackward(g, ids, N, V, C, dtype, into);
     const idv = I(ids);
     return call(() => {
-      const pg = at(g) >> 2, pdw = out(V * C); // dW [V, C]
+      const pg = at(g) >> 2;
+      const pdw = into ? F(into).byteOffset : out(V * C); // dW [V, C]
       const f = rt.blocks.f32, dw = pdw >> 2;
-      f.fill(0, dw, dw + V * C);
+      if (!into) f.fill(0, dw, dw + V * C);
       for (let n = 0; n < N; n++) {
         const row = dw + idv[n]! * C, src = pg + n * C;
         for (let c = 0; c < C; c++) f[row + c]! += f[src + c]!;
       }
-      return take(pdw);
+      return into ?? take(pdw);
     });
   };
 

@@ -218,9 +218,9 @@ export class WasmRuntime {
 
 /**
  * The allocator of the shared memory: blocks in size classes (64-byte steps up to 4 KiB, then 8 per power of
- * two, ≤ 12.5% slack) with a free list per class, above a bump pointer that only grows. A training step asks
- * for the same sizes every time, so after the first step every block is a reused, already-touched one (fresh
- * pages cost ~13 µs each on these VMs).
+ * two, ≤ 12.5% slack), best fit among free blocks that merge with their free neighbours, below a bump pointer.
+ * A training step asks for the same sizes every time, so after the first step every block is reused, already
+ * touched memory (fresh pages cost ~13 µs each on these VMs).
  *
  * Resident storages are Float32Array / Int32Array views of exactly one block. Inside scopes a new block belongs
  * to the innermost scope; outside every scope (and once persisted) a FinalizationRegistry frees it when its view
@@ -228,9 +228,15 @@ export class WasmRuntime {
  */
 export class BlockHeap implements BackendMemory {
   private top: number;
-  private readonly freeLists = new Map<number, number[]>();
-  /** Class size of every allocated block, by address. */
-  private readonly sizes = new Map<number, number>();
+  private peak: number;
+  /** Allocated blocks: start → size. */
+  private readonly used = new Map<number, number>();
+  /** Free blocks: start → size and end → start (a freed block merges with free neighbours). */
+  private readonly freeAt = new Map<number, number>();
+  private readonly freeEnd = new Map<number, number>();
+  /** Free block starts by size, and the sizes present, ascending (best fit by binary search). */
+  private readonly bySize = new Map<number, Set<number>>();
+  private readonly freeSizes: number[] = [];
   /** Open scopes, innermost last: the resident views each one allocated. */
   private readonly scopes: Set<Storage>[] = [];
   private readonly buffers = new WeakSet<ArrayBufferLike>();
@@ -240,6 +246,7 @@ export class BlockHeap implements BackendMemory {
 
   constructor(private readonly memory: WebAssembly.Memory, base: number) {
     this.top = base;
+    this.peak = base;
     this.f32View = new Float32Array(memory.buffer);
     this.i32View = new Int32Array(memory.buffer);
     this.buffers.add(memory.buffer);
@@ -250,31 +257,80 @@ export class BlockHeap implements BackendMemory {
     return this.scopes.length > 0;
   }
 
-  /** Bytes in use by blocks and free lists (the bump pointer). */
+  /** The highest address any block has reached: the wasm memory this heap has touched. */
   get highWater(): number {
-    return this.top;
+    return this.peak;
   }
 
+  /** Bytes in allocated blocks. */
+  get inUse(): number {
+    let n = 0;
+    for (const s of this.used.values()) n += s;
+    return n;
+  }
+
+  /**
+   * A block of at least `bytes` (64-byte aligned): the smallest free block that fits (split, the rest stays free),
+   * else new space at the top. With neighbours merging on free, memory a step freed is reused by whatever size
+   * the next phase asks for (the fused loss's logits chunk becomes backward's gradients), so the heap's footprint
+   * follows the live bytes instead of growing by every size class ever used.
+   */
   alloc(bytes: number): number {
     const size = sizeClass(bytes);
-    const list = this.freeLists.get(size);
-    let p = list?.pop();
-    if (p === undefined) {
+    let lo = 0, hi = this.freeSizes.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (this.freeSizes[mid]! < size) lo = mid + 1; else hi = mid; }
+    let p: number;
+    if (lo < this.freeSizes.length) {
+      const have = this.freeSizes[lo]!;
+      p = this.bySize.get(have)!.values().next().value!;
+      this.removeFree(p, have);
+      if (have > size) this.addFree(p + size, have - size);
+    } else {
       p = this.top;
       this.ensure(p + size);
       this.top = p + size;
+      if (this.top > this.peak) this.peak = this.top;
     }
-    this.sizes.set(p, size);
+    this.used.set(p, size);
     return p;
   }
 
   free(addr: number): void {
-    const size = this.sizes.get(addr);
+    const size = this.used.get(addr);
     if (size === undefined) throw new Error(`internal: wasm heap: block ${addr} freed twice or never allocated`);
-    this.sizes.delete(addr);
-    let list = this.freeLists.get(size);
-    if (!list) { list = []; this.freeLists.set(size, list); }
-    list.push(addr);
+    this.used.delete(addr);
+    let start = addr, end = addr + size;
+    const next = this.freeAt.get(end);
+    if (next !== undefined) { this.removeFree(end, next); end += next; }
+    const prev = this.freeEnd.get(start);
+    if (prev !== undefined) { this.removeFree(prev, start - prev); start = prev; }
+    if (end === this.top) this.top = start; // back to the bump region
+    else this.addFree(start, end - start);
+  }
+
+  private addFree(start: number, size: number): void {
+    this.freeAt.set(start, size);
+    this.freeEnd.set(start + size, start);
+    let set = this.bySize.get(size);
+    if (!set) {
+      set = new Set();
+      this.bySize.set(size, set);
+      let lo = 0, hi = this.freeSizes.length;
+      while (lo < hi) { const mid = (lo + hi) >> 1; if (this.freeSizes[mid]! < size) lo = mid + 1; else hi = mid; }
+      this.freeSizes.splice(lo, 0, size);
+    }
+    set.add(start);
+  }
+
+  private removeFree(start: number, size: number): void {
+    this.freeAt.delete(start);
+    this.freeEnd.delete(start + size);
+    const set = this.bySize.get(size)!;
+    set.delete(start);
+    if (set.size === 0) {
+      this.bySize.delete(size);
+      this.freeSizes.splice(this.freeSizes.indexOf(size), 1);
+    }
   }
 
   /** A resident view of n elements in a new block (owned by the innermost scope, or by the GC outside scopes). */
