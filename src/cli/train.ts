@@ -58,7 +58,7 @@ export const trainSchema = {
 
 export type TrainOptions = Values<typeof trainSchema>;
 
-export const trainHelp = helpText('train', 'Train a LLaMA model. With no options: a 2M-parameter model on the built-in Brown corpus (~6 min on 2 cores).', trainSchema);
+export const trainHelp = helpText('train', 'Train a LLaMA model. With no options: a 2M-parameter model on the built-in Brown corpus (~4 min on 2 cores).', trainSchema);
 
 function stamp(): string {
   return new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*/, '');
