@@ -223,6 +223,18 @@ describe('wasm backend vs ref', () => {
     assert.ok(Number.isNaN(lce.dataSync()[0]), 'fused loss with a NaN hidden state');
   });
 
+  test('softmax weights below e^-69 are exactly 0 on wasm (no denormals: a GEMM over them would run ~145× slower)', () => {
+    const V = 1001;
+    const z = Float32Array.from({ length: 2 * V }, (_, i) => (i % V === 7 ? 0 : -80 - (i % 5))); // one logit 80+ above the rest
+    const x = tensor(z, [2, V], 'float32', wasm).requireGrad();
+    sum(crossEntropyRows(x, tensor(Int32Array.from([7, 7]), [2], 'int32', wasm), { ignoreIndex: -100, labelSmoothing: 0, zLoss: 0 })).backward();
+    const g = x.grad!.dataSync();
+    let denormal = 0, zeros = 0;
+    for (let i = 0; i < g.length; i++) { if (g[i] === 0) zeros++; else if (Math.abs(g[i]!) < 1.1754944e-38) denormal++; }
+    assert.equal(denormal, 0);
+    assert.equal(zeros, 2 * V, 'p − onehot is 0 everywhere: p = 1 at the target (to f32), e^-80 → 0 elsewhere');
+  });
+
   test('float64 runs on the ref kernels (bit-identical)', () => {
     const a = Float64Array.from({ length: 35 }, () => rng.normal()), b = Float64Array.from({ length: 56 }, () => rng.normal());
     const r = matmul(tensor(a, [5, 7], 'float64', refBackend), tensor(b, [7, 8], 'float64', refBackend)).dataSync();
