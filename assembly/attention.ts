@@ -1,9 +1,10 @@
-// Causal GQA attention, forward and backward, row by row with the softmax statistics (lse) saved: no [T, S]
-// matrix is kept between forward and backward (the backward recomputes each score row from q, k and lse).
+// Causal GQA attention, forward and backward, with the softmax statistics (lse) saved: no [T, S] matrix is kept
+// between forward and backward (the backward recomputes each block of scores from q, k and lse). Blocks of query
+// rows go through the GEMM micro-kernel; the forward of a few rows (decoding with a KV cache) goes row by row.
 // Layouts: q, out, g, dq [B, T, NH, HD]; k, v, dk, dv [B, S, NKV, HD]; lse [B, NH, T]; keyMask, docIds [B, S] i32.
 // Query head h reads KV head h / (NH / NKV) (HF repeat_kv). A query with no allowed key outputs 0 and lse −∞.
 
-import { axpy, dot, exp1, exp4 } from './math';
+import { dot, exp1, exp4 } from './math';
 import { gemmScratchBytes, gemmSingle } from './gemm';
 
 const NEG_INF: f32 = -Infinity;
@@ -146,69 +147,6 @@ function attentionRows(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: us
       for (; j < jEnd; j++) store<f32>(p + <usize>j * 4, load<f32>(p + <usize>j * 4) * f32x4.extract_lane(inv, 0));
       weightedSum(oo, p, vbase, kstride, jEnd, HD);
       store<f32>(lo, m + Mathf.log(sum));
-    }
-  }
-}
-
-/**
- * Backward (scratch: nth × 2 × S floats): thread tid takes a share of the B·NKV (batch, KV head) groups, so each thread owns the dk/dv slices
- * it accumulates into (and the dq rows of the group's query heads): no races, no reduction.
- * dS = P ⊙ (dP − D)·scale with D = rowsum(dO ⊙ O); dq = dS·K, dk = dSᵀ·Q, dv = Pᵀ·dO.
- */
-function attentionBackwardRows(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, g: usize,
-                                  dq: usize, dk: usize, dv: usize, B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32,
-                                  scale: f32, causal: i32, qOffset: i32, keyMask: usize, docIds: usize, scratch: usize): void {
-  const rowAl = (<usize>S * 4 + 63) & ~<usize>63;
-  const p = scratch + <usize>tid * 2 * rowAl; // [S] P row
-  const dp = p + rowAl; // [S] dP row, then dS
-  const items = B * NKV, rep = NH / NKV;
-  const i0 = <i32>((<i64>items * tid) / nth), i1 = <i32>((<i64>items * (tid + 1)) / nth);
-  const kstride = <usize>(NKV * HD) * 4;
-  const rowBytes = <usize>HD * 4;
-  for (let item = i0; item < i1; item++) {
-    const b = item / NKV, kvh = item % NKV;
-    const off = <usize>((b * S * NKV + kvh) * HD) * 4;
-    const kbase = k + off, vbase = v + off, dkbase = dk + off, dvbase = dv + off;
-    const maskRow = <usize>(b * S) * 4;
-    for (let j = 0; j < S; j++) {
-      memory.fill(dkbase + <usize>j * kstride, 0, rowBytes);
-      memory.fill(dvbase + <usize>j * kstride, 0, rowBytes);
-    }
-    for (let hh = 0; hh < rep; hh++) {
-      const h = kvh * rep + hh;
-      for (let t = 0; t < T; t++) {
-        const ro = <usize>(((b * T + t) * NH + h) * HD) * 4;
-        const qo = q + ro, go = g + ro, dqo = dq + ro;
-        memory.fill(dqo, 0, rowBytes);
-        const l = load<f32>(lse + <usize>((b * NH + h) * T + t) * 4);
-        if (l == NEG_INF) continue;
-        const qpos = qOffset + t;
-        const jEnd = causal ? min(S, qpos + 1) : S;
-        const qdoc = docIds != 0 ? load<i32>(docIds + maskRow + <usize>qpos * 4) : 0;
-        const D = dot(go, out + ro, HD);
-        scoreRow(p, qo, kbase, kstride, jEnd, HD, scale, keyMask, docIds, maskRow, qdoc);
-        expRow(p, jEnd, l); // P = exp(s − lse)
-        dotRows(dp, go, vbase, kstride, jEnd, HD, 1); // dP = dO · v_j
-        // dS = P ⊙ (dP − D) · scale
-        const vD = f32x4.splat(D), vsc = f32x4.splat(scale);
-        let j = 0;
-        for (; j + 4 <= jEnd; j += 4) {
-          const o = <usize>j * 4;
-          v128.store(dp + o, f32x4.mul(f32x4.mul(v128.load(p + o), f32x4.sub(v128.load(dp + o), vD)), vsc));
-        }
-        for (; j < jEnd; j++) {
-          const o = <usize>j * 4;
-          store<f32>(dp + o, load<f32>(p + o) * (load<f32>(dp + o) - D) * scale);
-        }
-        weightedSum(dqo, dp, kbase, kstride, jEnd, HD); // dq = Σ_j dS_j k_j
-        for (j = 0; j < jEnd; j++) {
-          const P = load<f32>(p + <usize>j * 4);
-          if (P == 0) continue;
-          const jo = <usize>j * kstride;
-          axpy(P, go, dvbase + jo, HD); // dv_j += P_j dO
-          axpy(load<f32>(dp + <usize>j * 4), qo, dkbase + jo, HD); // dk_j += dS_j q
-        }
-      }
     }
   }
 }
@@ -366,16 +304,15 @@ export function attention(tid: i32, nth: i32, q: usize, k: usize, v: usize, out:
   else attentionRows(tid, nth, q, k, v, out, lse, B, T, S, NH, NKV, HD, scale, causal, qOffset, keyMask, docIds, scratch);
 }
 
-/** Backward: a share of the B·NKV groups per thread (scratch: nth × 2 × attentionBlockBytes(S) when T ≥ 16). */
+/**
+ * Backward, always blocked: thread tid takes a share of the B·NKV (batch, KV head) groups, so each thread owns the
+ * dk/dv slices it accumulates into (and the dq rows of the group's query heads): no races, no reduction.
+ * Scratch: nth × 2 × attentionBlockBytes(S), plus the GEMM scratch.
+ */
 export function attentionBackward(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, g: usize,
                                   dq: usize, dk: usize, dv: usize, B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32,
                                   scale: f32, causal: i32, qOffset: i32, keyMask: usize, docIds: usize, scratch: usize,
                                   gemmScratch: usize): void {
-  if (T >= QB_MIN) {
-    attentionBackwardBlocked(tid, nth, q, k, v, out, lse, g, dq, dk, dv, B, T, S, NH, NKV, HD, scale, causal, qOffset,
-      keyMask, docIds, scratch, gemmScratch);
-  } else {
-    attentionBackwardRows(tid, nth, q, k, v, out, lse, g, dq, dk, dv, B, T, S, NH, NKV, HD, scale, causal, qOffset,
-      keyMask, docIds, scratch);
-  }
+  attentionBackwardBlocked(tid, nth, q, k, v, out, lse, g, dq, dk, dv, B, T, S, NH, NKV, HD, scale, causal, qOffset,
+    keyMask, docIds, scratch, gemmScratch);
 }

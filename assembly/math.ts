@@ -69,17 +69,3 @@ export function dot(a: usize, b: usize, n: i32): f32 {
   for (; i < n; i++) s += load<f32>(a + <usize>i * 4) * load<f32>(b + <usize>i * 4);
   return s;
 }
-
-/** y[i] += alpha·x[i] over n floats. */
-export function axpy(alpha: f32, x: usize, y: usize, n: i32): void {
-  const va = f32x4.splat(alpha);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const o = <usize>i * 4;
-    v128.store(y + o, f32x4.add(v128.load(y + o), f32x4.mul(va, v128.load(x + o))));
-  }
-  for (; i < n; i++) {
-    const o = <usize>i * 4;
-    store<f32>(y + o, load<f32>(y + o) + alpha * load<f32>(x + o));
-  }
-}

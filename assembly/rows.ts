@@ -12,8 +12,13 @@ function share(n: i32, tid: i32, nth: i32): i64 {
   return (<i64>a << 32) | <i64>b;
 }
 
-/** log Σ exp over n floats at z (max-subtracted); −∞ for an all −∞ row. */
-function rowLse(z: usize, n: i32): f32 {
+/**
+ * log Σ exp over n floats at z (max-subtracted); −∞ for an all −∞ row (left as is). keepExp: the row is left holding
+ * e_j = exp(z_j − max), and the max is kept in expShift (for gradRowFromExp).
+ */
+// @ts-ignore: decorator
+@inline
+function rowLse(z: usize, n: i32, keepExp: bool): f32 {
   let vm = f32x4.splat(NEG_INF);
   let j = 0;
   for (; j + 4 <= n; j += 4) vm = f32x4.pmax(vm, v128.load(z + <usize>j * 4));
@@ -23,9 +28,18 @@ function rowLse(z: usize, n: i32): f32 {
   const vs = f32x4.splat(m);
   let acc = f32x4.splat(0);
   j = 0;
-  for (; j + 4 <= n; j += 4) acc = f32x4.add(acc, exp4(f32x4.sub(v128.load(z + <usize>j * 4), vs)));
+  for (; j + 4 <= n; j += 4) {
+    const e = exp4(f32x4.sub(v128.load(z + <usize>j * 4), vs));
+    if (keepExp) v128.store(z + <usize>j * 4, e);
+    acc = f32x4.add(acc, e);
+  }
   let s = hsum(acc);
-  for (; j < n; j++) s += exp1(load<f32>(z + <usize>j * 4) - m);
+  for (; j < n; j++) {
+    const e = exp1(load<f32>(z + <usize>j * 4) - m);
+    if (keepExp) store<f32>(z + <usize>j * 4, e);
+    s += e;
+  }
+  if (keepExp) expShift = m;
   return m + Mathf.log(s);
 }
 
@@ -44,7 +58,7 @@ export function crossEntropy(tid: i32, nth: i32, z: usize, targets: usize, loss:
   const r = share(N, tid, nth);
   for (let n = <i32>(r >> 32); n < <i32>r; n++) {
     const row = z + <usize>n * <usize>V * 4;
-    const l = rowLse(row, V);
+    const l = rowLse(row, V, false);
     store<f32>(lse + <usize>n * 4, l);
     const y = load<i32>(targets + <usize>n * 4);
     if (y == ignoreIndex) { store<f32>(loss + <usize>n * 4, 0); continue; }
@@ -102,7 +116,7 @@ export function crossEntropyChunk(tid: i32, nth: i32, z: usize, targets: usize, 
     const zy = load<f32>(row + <usize>y * 4);
     const mean = eps != 0 ? rowSum(row, V) / <f32>V : 0;
     // with a gradient wanted, the row keeps exp(z − max) so the gradient pass multiplies instead of exponentiating again
-    const l = wantGrad ? rowExpLse(row, V) : rowLse(row, V);
+    const l = rowLse(row, V, wantGrad != 0);
     let v = (<f32>1 - eps) * (l - zy);
     if (eps != 0) v += eps * (l - mean);
     if (zLoss != 0) v += zLoss * l * l;
@@ -113,40 +127,10 @@ export function crossEntropyChunk(tid: i32, nth: i32, z: usize, targets: usize, 
   }
 }
 
-/**
- * Like rowLse, but leaves e_j = exp(z_j − m) in the row (m = the row max) and returns lse = m + log Σ e.
- * An all −∞ row is left as is and gives −∞.
- */
-function rowExpLse(z: usize, n: i32): f32 {
-  let vm = f32x4.splat(NEG_INF);
-  let j = 0;
-  for (; j + 4 <= n; j += 4) vm = f32x4.pmax(vm, v128.load(z + <usize>j * 4));
-  let m = hmax(vm);
-  for (; j < n; j++) m = max(m, load<f32>(z + <usize>j * 4));
-  if (m == NEG_INF) return NEG_INF;
-  const vs = f32x4.splat(m);
-  let acc = f32x4.splat(0);
-  j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const e = exp4(f32x4.sub(v128.load(z + <usize>j * 4), vs));
-    v128.store(z + <usize>j * 4, e);
-    acc = f32x4.add(acc, e);
-  }
-  let s = hsum(acc);
-  for (; j < n; j++) {
-    const e = exp1(load<f32>(z + <usize>j * 4) - m);
-    store<f32>(z + <usize>j * 4, e);
-    s += e;
-  }
-  // stash the max for gradRowFromExp: p_j = e_j · exp(m − lse)
-  expShift = m;
-  return m + Mathf.log(s);
-}
-
-/** The row max rowExpLse used (a wasm global belongs to one instance, i.e. to one thread: no race). */
+/** The row max rowLse(…, keepExp) used (a wasm global belongs to one instance, i.e. to one thread: no race). */
 let expShift: f32 = 0;
 
-/** gradRow on a row that holds e_j = exp(z_j − m) (rowExpLse just ran on it): p_j = e_j · exp(m − lse). */
+/** gradRow on a row that holds e_j = exp(z_j − m) (rowLse(…, true) just ran on it): p_j = e_j · exp(m − lse). */
 function gradRowFromExp(row: usize, y: i32, l: f32, gn: f32, V: i32, eps: f32, zLoss: f32): void {
   const a = gn * (<f32>1 + 2 * zLoss * l) * Mathf.exp(expShift - l), c = gn * eps / <f32>V;
   const va = f32x4.splat(a), vc = f32x4.splat(c);
