@@ -21,12 +21,14 @@ export function evaluate(model: LlamaForCausalLM, batches: Iterable<Batch>): Eva
     for (const b of batches) {
       const n = countTargets(b);
       if (n === 0) continue;
-      const t = toTensors(b, model.backend);
-      // one scope per batch: its activations are freed as soon as its loss is read
-      const l = withScope(model.backend, () => noGrad(() => model.forward(t.inputIds, {
-        attentionMask: t.attentionMask, labels: t.labels, positionIds: t.positionIds, documentIds: t.documentIds, numItemsInBatch: n,
-        fusedLoss: true, // only the loss is needed: never form the logits
-      }).loss!.dataSync()[0]!));
+      // one scope per batch: its inputs and activations are freed as soon as its loss is read
+      const l = withScope(model.backend, () => {
+        const t = toTensors(b, model.backend);
+        return noGrad(() => model.forward(t.inputIds, {
+          attentionMask: t.attentionMask, labels: t.labels, positionIds: t.positionIds, documentIds: t.documentIds, numItemsInBatch: n,
+          fusedLoss: true, // only the loss is needed: never form the logits
+        }).loss!.dataSync()[0]!);
+      });
       nats += l * n; // sum over targets
       tokens += n;
       if (b.targetBytes === undefined) haveBytes = false; else bytes += b.targetBytes;
