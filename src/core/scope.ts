@@ -63,8 +63,11 @@ export function withScope<T>(backend: Backend, fn: () => T): T {
 }
 
 function tensorsIn(x: unknown): HasStorage[] {
+  if (isTensorLike(x)) return [x];
   if (x === null || typeof x !== 'object') return [];
-  if ('storage' in x && 'shape' in x && 'backend' in x) return [x as HasStorage];
-  const vals = Array.isArray(x) ? x : Object.values(x);
-  return vals.filter((v): v is HasStorage => v !== null && typeof v === 'object' && 'storage' in v && 'shape' in v && 'backend' in v);
+  return (Array.isArray(x) ? x : Object.values(x)).filter(isTensorLike);
+}
+
+function isTensorLike(v: unknown): v is HasStorage {
+  return v !== null && typeof v === 'object' && 'storage' in v && 'shape' in v && 'backend' in v;
 }

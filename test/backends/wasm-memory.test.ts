@@ -4,12 +4,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  AdamW, type Backend, LlamaForCausalLM, type LlamaConfigInput, type Tensor, add, keep, matmul, mul, openScope, refBackend, sum, tensor,
+  AdamW, type Backend, LlamaForCausalLM, type LlamaConfigInput, RNG, type Tensor, add, keep, matmul, mul, openScope, refBackend, sum, tensor,
   withScope,
 } from '../../src/index.js';
 import { registerWasmBackend, setWasmThreads, shutdownWasmBackend } from '../../src/backends/wasm/index.js';
 import { BlockHeap } from '../../src/backends/wasm/runtime.js';
-import { RNG } from '../../src/index.js';
 import { ListSource, makeTrainer, randomBatches } from '../train/util.js';
 
 let wasm: Backend;

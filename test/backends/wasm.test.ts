@@ -78,8 +78,8 @@ function check(name: string, f: (...xs: Tensor[]) => Tensor, inputs: Input[], to
 }
 
 function matmulCases(): void {
-  // M, N, K: not multiples of the 3×12 tile, 1, large K (several K blocks), and K split unevenly
-  const sizes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [5, 1, 3], [3, 12, 4], [4, 13, 9], [37, 29, 600], [50, 70, 1100], [200, 25, 33]];
+  // M, N, K: not multiples of the 3×12 tile, 1, K = 0 (zeros), large K (several K blocks), and K split unevenly
+  const sizes: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [5, 1, 3], [3, 5, 0], [3, 12, 4], [4, 13, 9], [37, 29, 600], [50, 70, 1100], [200, 25, 33]];
   for (const [M, N, K] of sizes) {
     for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
       const a = randf(tA ? [K, M] : [M, K]), b = randf(tB ? [N, K] : [K, N]);

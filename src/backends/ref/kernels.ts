@@ -111,6 +111,17 @@ function matmulInto(out: F, a: F, aOff: number, b: F, bOff: number, oOff: number
   for (let i = M4; i < M; i++) for (let j = 0; j < N; j++) dot(i, j);
 }
 
+/** Every token id is in [0, V) (shared with the other backends: one message). */
+export function checkTokenIds(ids: Int32Array, V: number): void {
+  for (let n = 0; n < ids.length; n++) {
+    const id = ids[n]!;
+    if (id < 0 || id >= V) {
+      throw new RangeError(`embedding: token id ${id} at position ${n} is outside the vocabulary [0, ${V}); ` +
+        `check the tokenizer's vocab size against the model's vocab_size (${V})`);
+    }
+  }
+}
+
 /** Every target is a class id in [0, V) or ignoreIndex (shared with the other backends: one message). */
 export function checkTargets(t: Int32Array, V: number, ignoreIndex: number): void {
   for (let n = 0; n < t.length; n++) {
@@ -277,15 +288,9 @@ export const refKernels: KernelTable = {
 
   embedding(w, V, C, ids, N, dtype) {
     const ws = Fl(w), is = I(ids);
+    checkTokenIds(is, V);
     const out = alloc(dtype, N * C);
-    for (let n = 0; n < N; n++) {
-      const id = is[n]!;
-      if (id < 0 || id >= V) {
-        throw new RangeError(`embedding: token id ${id} at position ${n} is outside the vocabulary [0, ${V}); ` +
-          `check the tokenizer's vocab size against the model's vocab_size (${V})`);
-      }
-      out.set(ws.subarray(id * C, id * C + C), n * C);
-    }
+    for (let n = 0; n < N; n++) out.set(ws.subarray(is[n]! * C, is[n]! * C + C), n * C);
     return out;
   },
 

@@ -9,7 +9,7 @@
 
 import type { KernelTable } from '../../core/backend.js';
 import { type Shape, broadcastStrides, sizeOf } from '../../core/dtype.js';
-import { checkTargets, refKernels } from '../ref/kernels.js';
+import { checkTargets, checkTokenIds, refKernels } from '../ref/kernels.js';
 import type { WasmRuntime } from './runtime.js';
 
 /** Below this many flops a kernel runs on the caller alone: a dispatch costs ~6–17 µs (notes/cpu-kernels.md). */
@@ -69,8 +69,8 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
     return call(() => {
       const pa = at(a), pb = at(b);
       const pc = out(nBatch * M * N); // [..., M, N]
-      if (K === 0) rt.blocks.f32.fill(0, pc >> 2, (pc >> 2) + nBatch * M * N);
-      else if (!transA && nBatch > 1 && sb.every((st) => st === 0) && sizeOf(aShape.slice(0, -2)) === nBatch) {
+      // (K = 0: the gemm kernel writes zeros)
+      if (!transA && nBatch > 1 && sb.every((st) => st === 0) && sizeOf(aShape.slice(0, -2)) === nBatch) {
         // A [..., M, K] (not broadcast) times one shared B: a single GEMM with M' = batch·M (B packed once)
         const Mb = nBatch * M;
         gemmTimed(rt, threadsFor(2 * Mb * N * K), [0, transB ? 1 : 0, Mb, N, K, pa, lda, pb, ldb, pc, N, rt.gemmScratch, 0], 2 * Mb * N * K);
@@ -360,11 +360,7 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
 
   const embedding: KernelTable['embedding'] = (w, V, C, ids, N, dtype) => {
     if (dtype !== 'float32') return refKernels.embedding(w, V, C, ids, N, dtype);
-    const idv = I(ids);
-    for (let n = 0; n < N; n++) {
-      const id = idv[n]!;
-      if (!(id >= 0 && id < V)) return refKernels.embedding(w, V, C, ids, N, dtype); // ref names the bad id
-    }
+    checkTokenIds(I(ids), V);
     return call(() => {
       const pw = at(w), pi = at(ids), po = out(N * C); // [N, C]
       rt.run('gatherRows', threadsFor(ELEMENTWISE_FLOP * N * C), [pw, pi, po, N, C]);
