@@ -214,6 +214,7 @@ function runBackward(root: Tensor, seed: Tensor): void {
         node.accumulateInto(g, pending);
         t.node = null;
         t.graphFreed = true;
+        freeConsumed(g, owned, grads, [], []);
         continue;
       }
       const inGrads = node.backward(g);
@@ -233,10 +234,33 @@ function runBackward(root: Tensor, seed: Tensor): void {
       });
       t.node = null; // free the tape as we go
       t.graphFreed = true;
+      freeConsumed(g, owned, grads, node.inputs, inGrads);
     }
   } finally {
     gradEnabled = prev;
   }
+}
+
+/**
+ * After g's node has consumed it: an owned g (nothing outside the engine holds it) is freed at once, so the next
+ * op's gradient reuses that memory while it is still in cache and backward's footprint stays a few buffers
+ * instead of one per op. A gradient passed on that shares g's storage (reshape's, or add's g itself) takes the
+ * ownership over when it is the only holder; when two inputs hold it, nobody owns it (no in-place add into it).
+ */
+function freeConsumed(g: Tensor, owned: Set<Tensor>, grads: Map<Tensor, Tensor>, inputs: readonly Tensor[],
+                      passedOn: readonly (Tensor | null)[]): void {
+  if (!owned.has(g)) return;
+  owned.delete(g);
+  let aliased = false;
+  const holders = new Set<Tensor>(); // inputs whose pending gradient is g's storage
+  passedOn.forEach((gi, i) => {
+    if (!gi || gi.storage !== g.storage) return;
+    aliased = true;
+    const x = inputs[i]!;
+    if (grads.get(x) === gi) holders.add(x);
+  });
+  if (!aliased || holders.size === 0) g.dispose();
+  else if (holders.size === 1) owned.add(grads.get([...holders][0]!)!);
 }
 
 function addSameShape(a: Tensor, b: Tensor): Tensor {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RNG, add, mul, noGrad, sum, tensor, zeros, ones, full, isGradEnabled } from '../../src/index.js';
+import { RNG, add, mul, noGrad, reshape, sum, tensor, zeros, ones, full, isGradEnabled } from '../../src/index.js';
 
 test('tensor(): dtypes, shapes, async reads, clear errors', async () => {
   const t = tensor([1, 2, 3, 4], [2, 2]);
@@ -75,4 +75,28 @@ test('RNG: seeded, reproducible, state save/restore, sane normal moments', () =>
   m /= n; v = v / n - m * m;
   assert.ok(Math.abs(m) < 0.03 && Math.abs(v - 1) < 0.05, `normal mean ${m}, var ${v}`);
   for (let i = 0; i < 1000; i++) { const u = r.uniform(); assert.ok(u >= 0 && u < 1); }
+});
+
+test('autograd: a gradient two inputs share is never added to in place; a reshape view of an owned gradient may be', () => {
+  // h = x + y hands h's gradient (an engine-made sum: h is used twice) to both x and y, which also meet in x·y:
+  // adding x·y's contribution for x into the shared buffer would also change y's pending gradient. Every order of
+  // the terms is tried (the tape's topological order follows it); sum(reshape(h)) makes a view of a gradient.
+  const P = [1, -2, 0.5], Q = [0.25, 3, -1];
+  const terms = ['hh', 'h', 'xy', 'x5'] as const;
+  const perms = (n: number): number[][] => (n === 0 ? [[]] : perms(n - 1).flatMap((p) => Array.from({ length: n }, (_, i) => [...p.slice(0, i), n - 1, ...p.slice(i)])));
+  for (const swap of [false, true]) {
+    for (const order of perms(terms.length)) {
+      const p = tensor(P, [3], 'float64').requireGrad(), q = tensor(Q, [3], 'float64').requireGrad();
+      const x = mul(p, 2), y = mul(q, 3);
+      const h = swap ? add(y, x) : add(x, y);
+      const parts = { hh: () => sum(mul(h, h)), h: () => sum(reshape(h, [3, 1])), xy: () => sum(mul(x, y)), x5: () => sum(mul(x, 5)) };
+      let out = parts[terms[order[0]!]!]();
+      for (const k of order.slice(1)) out = add(out, parts[terms[k]!]());
+      out.backward();
+      const xv = P.map((v) => 2 * v), yv = Q.map((v) => 3 * v), hv = xv.map((v, i) => v + yv[i]!);
+      const what = `order ${order.map((k) => terms[k]).join(' + ')}${swap ? ', h = y + x' : ''}`;
+      assert.deepEqual(Array.from(p.grad!.dataSync()), hv.map((v, i) => 2 * (2 * v + 1 + yv[i]! + 5)), `dp, ${what}`);
+      assert.deepEqual(Array.from(q.grad!.dataSync()), hv.map((v, i) => 3 * (2 * v + 1 + xv[i]!)), `dq, ${what}`);
+    }
+  }
 });
