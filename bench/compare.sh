@@ -4,18 +4,22 @@
 # and prints each throughput and the ratio. Needs: apt-get install -y python3-torch libopenblas0-openmp
 #
 #   bench/compare.sh --config tiny|s15M [--threads N] [--backend wasm|ref] [--loss unfused|fused|none]
-#                    [--steps N] [--rounds R] [--torch-loss standard|chunked_fn|...]
+#                    [--steps N] [--rounds R] [--torch-loss standard|chunked_fn|...] [--quiet-wait S]
+# --quiet-wait S goes to both benches: each waits up to S s for a quiet machine (≥ one 0.25 s window) before
+# every step. Default: each script's own (PyTorch 20, ours 10). --quiet-wait 0 runs both back to back, as a
+# training loop does; on this VM it is the steadier measure: memory left untouched for 0.25 s costs ~14 µs per
+# 4 KiB page to touch again, which slows the first part of every small step on both sides (RESULTS 2026-11-28).
 # --torch-loss picks PyTorch's loss (default: the one matching ours: unfused -> standard, fused -> chunked_fn).
 # Our bench runs without the huge-page tunable: for Node it made fresh-array allocation slower (measured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CONFIG=tiny THREADS=2 BACKEND=wasm LOSS=unfused STEPS=0 ROUNDS=1 PT_LOSS=
+CONFIG=tiny THREADS=2 BACKEND=wasm LOSS=unfused STEPS=0 ROUNDS=1 PT_LOSS= QWAIT=
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG=$2; shift 2 ;; --threads) THREADS=$2; shift 2 ;; --backend) BACKEND=$2; shift 2 ;;
     --loss) LOSS=$2; shift 2 ;; --steps) STEPS=$2; shift 2 ;; --rounds) ROUNDS=$2; shift 2 ;;
-    --torch-loss) PT_LOSS=$2; shift 2 ;;
+    --torch-loss) PT_LOSS=$2; shift 2 ;; --quiet-wait) QWAIT=$2; shift 2 ;;
     *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -27,6 +31,7 @@ if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || [ ! -d /usr/lib/x86_64-li
 fi
 # PyTorch's loss that matches ours: unfused = F.cross_entropy on full logits; fused = chunked linear+CE
 [ -n "$PT_LOSS" ] || case "$LOSS" in unfused|none) PT_LOSS=standard ;; fused) PT_LOSS=chunked_fn ;; *) echo "bad --loss $LOSS" >&2; exit 2 ;; esac
+QW_FLAG=${QWAIT:+--quiet-wait $QWAIT}
 PT_STEPS=$([ "$STEPS" -gt 0 ] && echo "$STEPS" || { [ "$CONFIG" = tiny ] && echo 20 || echo 6; })
 
 npm run build --silent
@@ -34,15 +39,15 @@ OUT=$(mktemp -d)
 for r in $(seq 1 "$ROUNDS"); do
   (cd "$REF_DIR" && LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OPENBLAS_CORETYPE=SkylakeX \
     GLIBC_TUNABLES=glibc.malloc.hugetlb=1 /usr/bin/python3 bench_train.py --config "$CONFIG" --threads "$THREADS" \
-    --loss "$PT_LOSS" --steps "$PT_STEPS") | tail -1 > "$OUT/torch.$r.json"
+    --loss "$PT_LOSS" --steps "$PT_STEPS" $QW_FLAG) | tail -1 > "$OUT/torch.$r.json"
   node dist/bench/train.js --config "$CONFIG" --threads "$THREADS" \
-    --backend "$BACKEND" --loss "$LOSS" --steps "$STEPS" --json | tee "$OUT/ours.$r.txt" | head -n -1
+    --backend "$BACKEND" --loss "$LOSS" --steps "$STEPS" $QW_FLAG --json | tee "$OUT/ours.$r.txt" | head -n -1
   tail -1 "$OUT/ours.$r.txt" > "$OUT/ours.$r.json"
 done
 
-node --input-type=module - "$OUT" "$ROUNDS" <<'EOF'
+node --input-type=module - "$OUT" "$ROUNDS" "${QWAIT:-default}" <<'EOF'
 import { readFileSync } from 'node:fs';
-const [dir, rounds] = process.argv.slice(2);
+const [dir, rounds, quietWait] = process.argv.slice(2);
 for (let r = 1; r <= Number(rounds); r++) {
   const t = JSON.parse(readFileSync(`${dir}/torch.${r}.json`, 'utf8'));
   const o = JSON.parse(readFileSync(`${dir}/ours.${r}.json`, 'utf8'));
@@ -51,7 +56,7 @@ for (let r = 1; r <= Number(rounds); r++) {
     `(peak RSS ${o.peakRssMB} MB) vs PyTorch ${t.tok_s_median.toFixed(1)} tok/s (peak RSS ${t.peak_rss_steady_mb.toFixed(0)} MB, ` +
     `${t.torch}) → ratio ${ratio.toFixed(3)}`);
   console.log(JSON.stringify({ config: o.config, threads: o.threads, loss: o.loss, backend: o.backend, oursTokPerSec: o.tokensPerSec,
-    torchTokPerSec: +t.tok_s_median.toFixed(1), ratio: +ratio.toFixed(3), oursPeakRssMB: o.peakRssMB, torchPeakRssMB: +t.peak_rss_steady_mb.toFixed(1) }));
+    torchTokPerSec: +t.tok_s_median.toFixed(1), ratio: +ratio.toFixed(3), quietWait, oursPeakRssMB: o.peakRssMB, torchPeakRssMB: +t.peak_rss_steady_mb.toFixed(1) }));
 }
 EOF
 rm -rf "$OUT"

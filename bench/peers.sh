@@ -6,7 +6,11 @@
 # (set PEERS_DIR to an already-installed copy to skip the install; it is then left in place).
 #
 #   bench/peers.sh --config tiny|s15M [--threads N] [--jax-threads N] [--steps N] [--jax-steps N]
-#                  [--rounds R] [--loss fused|unfused] [--tied]
+#                  [--rounds R] [--loss fused|unfused] [--tied] [--quiet-wait S]
+# Both sides run their steps back to back: jax-js's script has no pause between steps, so ours runs with
+# --quiet-wait 0 too (its default waits ≥ 0.25 s for a quiet machine before every step, and on this VM memory
+# untouched for 0.25 s costs ~14 µs per 4 KiB page to touch again: +15 ms on a 28 ms tiny step; RESULTS
+# 2026-11-28). --quiet-wait S gives ours the per-step wait back (jax-js still runs back to back).
 # --threads N: ours; jax-js gets JAXJS_THREADS=N workers for N > 1 and, for N = 1, JAXJS_THREADS=0 (its
 # main-thread path: one core, no dispatch; faster than 1 worker on tiny here). --jax-threads overrides.
 # --steps: our timed steps (default: the bench's); --jax-steps: jax-js's steps including its 2 warm-up steps
@@ -14,12 +18,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CONFIG=tiny THREADS=2 JTHREADS= STEPS=0 JSTEPS=0 ROUNDS=1 LOSS=fused TIED=0
+CONFIG=tiny THREADS=2 JTHREADS= STEPS=0 JSTEPS=0 ROUNDS=1 LOSS=fused TIED=0 QWAIT=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG=$2; shift 2 ;; --threads) THREADS=$2; shift 2 ;; --jax-threads) JTHREADS=$2; shift 2 ;;
     --steps) STEPS=$2; shift 2 ;; --jax-steps) JSTEPS=$2; shift 2 ;; --rounds) ROUNDS=$2; shift 2 ;;
-    --loss) LOSS=$2; shift 2 ;; --tied) TIED=1; shift ;;
+    --loss) LOSS=$2; shift 2 ;; --tied) TIED=1; shift ;; --quiet-wait) QWAIT=$2; shift 2 ;;
     *) echo "peers.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -55,7 +59,7 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "$b0 $b1 $t0 $t1 $(getconf CLK_TCK) $(cat "$OUT/jax.$r.time")" | awk '{printf "%.2f", (($2-$1)/$5-($6+$7))/($4-$3)}' > "$OUT/jax.$r.other"
   if [ ! -s "$OUT/jax.$r.json" ]; then echo "peers.sh: jax-js failed:" >&2; tail -5 "$OUT/jax.$r.err" >&2; exit 1; fi
   node --max-semi-space-size=64 dist/bench/train.js --config "$CONFIG" --threads "$THREADS" --loss "$LOSS" \
-    --steps "$STEPS" $UNTIED_FLAG --json | tee "$OUT/ours.$r.txt" | head -n -1
+    --steps "$STEPS" --quiet-wait "$QWAIT" $UNTIED_FLAG --json | tee "$OUT/ours.$r.txt" | head -n -1
   tail -1 "$OUT/ours.$r.txt" > "$OUT/ours.$r.json"
 done
 
