@@ -17,6 +17,22 @@ export function gemmScratchBytes(): usize {
 }
 
 /**
+ * Stores the 4×4 transpose of the rows at s0..s3 (4 floats each) as 4 vectors at d, d + stride, …: vector k holds
+ * element k of each row.
+ */
+// @ts-ignore: decorator
+@inline
+function transpose4(d: usize, stride: usize, s0: usize, s1: usize, s2: usize, s3: usize): void {
+  const v0 = v128.load(s0), v1 = v128.load(s1), v2 = v128.load(s2), v3 = v128.load(s3);
+  const t0 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
+  const t2 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
+  v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+  v128.store(d + stride, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+  v128.store(d + 2 * stride, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+  v128.store(d + 3 * stride, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+}
+
+/**
  * Packs rows [i0, i0+mc) × depth [p0, p0+kc) of op(A) into MR-row slivers: ap[s][k][r] (zero rows past mc).
  * A(i, k) = a[i·sai + k·sak].
  */
@@ -25,10 +41,12 @@ function packA(ap: usize, a: usize, sai: i32, sak: i32, i0: i32, mc: i32, p0: i3
     const rows = min(MR, mc - s);
     const dst = ap + <usize>(s * kc) * 4;
     if (rows == MR && sak == 1) {
-      // A row-major: four contiguous rows, interleaved
+      // A row-major: four contiguous rows, interleaved; 4 depths at a time as a 4×4 transpose
       const r0 = a + <usize>((i0 + s) * sai + p0) * 4;
       const r1 = r0 + <usize>sai * 4, r2 = r1 + <usize>sai * 4, r3 = r2 + <usize>sai * 4;
-      for (let k = 0; k < kc; k++) {
+      let k = 0;
+      for (; k + 4 <= kc; k += 4) transpose4(dst + <usize>(k * MR) * 4, 16, r0 + <usize>k * 4, r1 + <usize>k * 4, r2 + <usize>k * 4, r3 + <usize>k * 4);
+      for (; k < kc; k++) {
         const d = dst + <usize>(k * MR) * 4, o = <usize>k * 4;
         store<f32>(d, load<f32>(r0 + o));
         store<f32>(d, load<f32>(r1 + o), 4);
@@ -73,8 +91,21 @@ function packB(bp: usize, b: usize, sbk: i32, sbj: i32, p0: i32, kc: i32, j0: i3
         v128.store(d, v128.load(src, 16), 16);
         src += step;
       }
+    } else if (sbk == 1 && cols == NR) {
+      // Bᵀ stored [N, K]: each column of op(B) is contiguous; 4 depths of 4 columns at a time as 4×4 transposes
+      const c0 = b + <usize>((j0 + s) * sbj + p0) * 4, cs = <usize>sbj * 4;
+      let k = 0;
+      for (; k + 4 <= kc; k += 4) {
+        const d = dst + <usize>(k * NR) * 4, o = c0 + <usize>k * 4;
+        transpose4(d, NR * 4, o, o + cs, o + 2 * cs, o + 3 * cs);
+        transpose4(d + 16, NR * 4, o + 4 * cs, o + 5 * cs, o + 6 * cs, o + 7 * cs);
+      }
+      for (; k < kc; k++) {
+        const d = dst + <usize>(k * NR) * 4, o = c0 + <usize>k * 4;
+        for (let j = 0; j < NR; j++) store<f32>(d + <usize>j * 4, load<f32>(o + <usize>j * cs));
+      }
     } else if (sbk == 1) {
-      // Bᵀ stored [N, K]: each column of op(B) is contiguous in memory
+      // Bᵀ, an edge panel (fewer than NR columns)
       for (let j = 0; j < NR; j++) {
         const d = dst + <usize>j * 4;
         if (j < cols) {
