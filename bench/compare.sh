@@ -10,6 +10,8 @@
 # training loop does; on this VM it is the steadier measure: memory left untouched for 0.25 s costs ~14 µs per
 # 4 KiB page to touch again, which slows the first part of every small step on both sides (RESULTS 2026-11-28).
 # --torch-loss picks PyTorch's loss (default: the one matching ours: unfused -> standard, fused -> chunked_fn).
+# Warm-up: ours ≥ 2 s (its --warmup-s: V8's JIT settles), PyTorch its 3 steps (no JIT: 3 and 60 warm-up steps gave
+# the same tiny speed, RESULTS 2026-11-28).
 # Our bench runs without the huge-page tunable: for Node it made fresh-array allocation slower (measured).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -5,7 +5,7 @@
 # (pass --tied to tie both). shared/ is read-only: the peers folder is copied to a temp dir and npm-installed there
 # (set PEERS_DIR to an already-installed copy to skip the install; it is then left in place).
 #
-#   bench/peers.sh --config tiny|s15M [--threads N] [--jax-threads N] [--steps N] [--jax-steps N]
+#   bench/peers.sh --config tiny|s15M [--threads N] [--jax-threads N] [--steps N] [--jax-steps N] [--jax-warmup N]
 #                  [--rounds R] [--loss fused|unfused] [--tied] [--quiet-wait S]
 # Both sides run their steps back to back: jax-js's script has no pause between steps, so ours runs with
 # --quiet-wait 0 too (its default waits ≥ 0.25 s for a quiet machine before every step, and on this VM memory
@@ -13,22 +13,25 @@
 # 2026-11-28). --quiet-wait S gives ours the per-step wait back (jax-js still runs back to back).
 # --threads N: ours; jax-js gets JAXJS_THREADS=N workers for N > 1 and, for N = 1, JAXJS_THREADS=0 (its
 # main-thread path: one core, no dispatch; faster than 1 worker on tiny here). --jax-threads overrides.
-# --steps: our timed steps (default: the bench's); --jax-steps: jax-js's steps including its 2 warm-up steps
-# (default 22 for tiny, 6 for s15M). Needs network for npm install (npm registry) unless PEERS_DIR is set.
+# --steps: our timed steps (default: the bench's); --jax-steps: jax-js's timed steps (default 20 for tiny, 4 for
+# s15M). Warm-up, both sides about 2 s (JIT compilers settle; measured +10% for jax-js, +25% for ours on tiny):
+# ours by its --warmup-s 2, jax-js by --jax-warmup N steps (default 15 for tiny at ~0.11 s a step, 2 for s15M).
+# Needs network for npm install (npm registry) unless PEERS_DIR is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CONFIG=tiny THREADS=2 JTHREADS= STEPS=0 JSTEPS=0 ROUNDS=1 LOSS=fused TIED=0 QWAIT=0
+CONFIG=tiny THREADS=2 JTHREADS= STEPS=0 JSTEPS=0 JWARMUP= ROUNDS=1 LOSS=fused TIED=0 QWAIT=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG=$2; shift 2 ;; --threads) THREADS=$2; shift 2 ;; --jax-threads) JTHREADS=$2; shift 2 ;;
-    --steps) STEPS=$2; shift 2 ;; --jax-steps) JSTEPS=$2; shift 2 ;; --rounds) ROUNDS=$2; shift 2 ;;
+    --steps) STEPS=$2; shift 2 ;; --jax-steps) JSTEPS=$2; shift 2 ;; --jax-warmup) JWARMUP=$2; shift 2 ;; --rounds) ROUNDS=$2; shift 2 ;;
     --loss) LOSS=$2; shift 2 ;; --tied) TIED=1; shift ;; --quiet-wait) QWAIT=$2; shift 2 ;;
     *) echo "peers.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 JTHREADS=${JTHREADS:-$([ "$THREADS" -gt 1 ] && echo "$THREADS" || echo 0)}
-[ "$JSTEPS" -gt 0 ] || JSTEPS=$([ "$CONFIG" = tiny ] && echo 22 || echo 6)
+[ -n "$JWARMUP" ] || JWARMUP=$([ "$CONFIG" = tiny ] && echo 15 || echo 2)
+[ "$JSTEPS" -gt 0 ] || JSTEPS=$([ "$CONFIG" = tiny ] && echo 20 || echo 4)
 UNTIED_FLAG=$([ "$TIED" = 1 ] && echo "" || echo "--untied")
 
 SRC=${LLAMATRAIN_SHARED:-../shared}/bench/peers
@@ -52,7 +55,7 @@ busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
 for r in $(seq 1 "$ROUNDS"); do
   # other processes' load during the jax-js run (cores), as ../shared/bench/peers/run_one.sh: /proc/stat minus its CPU time
   b0=$(busy); t0=$(date +%s.%N)
-  (cd "$PEERS" && CFG=$CONFIG JAXJS_THREADS=$JTHREADS STEPS=$JSTEPS WARMUP=2 TIED=$TIED \
+  (cd "$PEERS" && CFG=$CONFIG JAXJS_THREADS=$JTHREADS STEPS=$((JWARMUP + JSTEPS)) WARMUP=$JWARMUP TIED=$TIED \
     /usr/bin/time -f '%U %S' -o "$OUT/jax.$r.time" node jaxjs_train.mjs) \
     2> "$OUT/jax.$r.err" | grep '^RESULT ' | tail -1 | cut -c8- > "$OUT/jax.$r.json" || true
   b1=$(busy); t1=$(date +%s.%N)

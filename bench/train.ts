@@ -1,5 +1,8 @@
 // Training-step benchmark: npm run bench -- --config tiny|s15M|cli --threads N [--backend wasm|ref]
-//   [--loss unfused|fused|none] [--steps N] [--warmup N] [--profile] [--json] [--quiet-wait S] [--untied]
+//   [--loss unfused|fused|none] [--steps N] [--warmup N] [--warmup-s S] [--profile] [--json] [--quiet-wait S] [--untied]
+// Warm-up: at least --warmup steps (2) and --warmup-s seconds (2): V8 spends the first second optimising the JS
+// (~60 TurboFan compilations, ~250 ms of a core on tiny), which slowed tiny's first 20 steps by ~25% (RESULTS
+// 2026-11-28); the timed steps are the steady state a training run sees.
 // --untied: a separate LM head (tieWordEmbeddings false), the model ../shared/bench/peers/ measures by default.
 // A step = forward + loss + backward + clipGradNorm(1.0) + AdamW + zeroGrad, as /work/shared/bench/bench_train.py
 // (same configs, same flop count: 6·N_matmul + 12·L·T·C per token). Prints tokens/s, ms per phase, GFLOP/s and
@@ -23,7 +26,7 @@ const CONFIGS: Record<string, BenchConfig> = {
 };
 
 function parseArgs(argv: string[]) {
-  const o = { config: 'tiny', threads: 0, backend: 'wasm', loss: 'unfused', steps: 0, warmup: 2, json: false, profile: false, quietWait: 10, seed: 0, untied: false };
+  const o = { config: 'tiny', threads: 0, backend: 'wasm', loss: 'unfused', steps: 0, warmup: 2, warmupS: 2, json: false, profile: false, quietWait: 10, seed: 0, untied: false };
   for (let i = 0; i < argv.length; i++) {
     const [k, inline] = argv[i]!.replace(/^--/, '').split('=', 2) as [string, string | undefined];
     const key = k.replace(/-(\w)/g, (_, c: string) => c.toUpperCase()) as keyof typeof o;
@@ -178,7 +181,11 @@ async function main(): Promise<void> {
 
   const tw = performance.now();
   let firstLoss = NaN;
-  for (let i = 0; i < o.warmup; i++) { const r = await step(); if (i === 0) firstLoss = r.loss; }
+  let warmupSteps = 0;
+  while (warmupSteps < o.warmup || performance.now() - tw < o.warmupS * 1000) {
+    const r = await step();
+    if (warmupSteps++ === 0) firstLoss = r.loss;
+  }
   const warmupS = (performance.now() - tw) / 1000;
   const hwmWarmupMB = procStatusKB('VmHWM') / 1024;
   const hwmReset = resetHWM();
@@ -203,7 +210,7 @@ async function main(): Promise<void> {
   const clean = times.filter((_, i) => others[i]! < 0.1);
   const res = {
     config: o.config, tied: !o.untied, backend: o.backend, threads, loss: o.loss === 'fused' && !fusedAvailable ? 'unfused' : o.loss,
-    steps, warmup: o.warmup, tokensPerStep: B * T,
+    steps, warmup: warmupSteps, tokensPerStep: B * T,
     tokensPerSec: +((B * T) / (stepMs / 1000)).toFixed(1),
     tokensPerSecBest: +((B * T) / (Math.min(...times) / 1000)).toFixed(1),
     tokensPerSecClean: clean.length ? +((B * T) / (median(clean) / 1000)).toFixed(1) : null,
