@@ -4,7 +4,7 @@
 // Layouts: q, out, g, dq [B, T, NH, HD]; k, v, dk, dv [B, S, NKV, HD]; lse [B, NH, T]; keyMask, docIds [B, S] i32.
 // Query head h reads KV head h / (NH / NKV) (HF repeat_kv). A query with no allowed key outputs 0 and lse −∞.
 
-import { dot, exp1, exp4 } from './math';
+import { dot, exp1, exp4, hsum } from './math';
 import { gemmScratchBytes, gemmSingle } from './gemm';
 
 const NEG_INF: f32 = -Infinity;
@@ -160,25 +160,29 @@ const QB: i32 = 32; // 32 wastes less on the causal diagonal than 64 (s15M atten
 const QB_MIN: i32 = 16;
 
 /**
- * Turns the raw scores of query row t (s[0, jB), jB = the block's key range) into softmax weights in place:
- * scaled, masked (causal, key mask, documents) with exp(x − lse) given lse, or computing lse when computeLse.
- * Returns lse (−∞ when no key is allowed: the row is all zeros).
+ * Turns the raw scores of query row t (s[0, jB), jB = the block's key range) into softmax weights of scale·s in
+ * place: masked (causal end, key mask, documents) and exponentiated in one pass. computeLse: returns lse and
+ * leaves the weights UNnormalised (their sum is 1 / `rowInv`, written there; the caller scales the output row);
+ * else uses lseIn (exp(scale·s − lse): normalised). Returns lse (−∞ when no key is allowed: the row is zeros).
  */
 function softmaxRow(s: usize, jB: i32, jEnd: i32, scale: f32, keyMask: usize, docIds: usize, maskRow: usize, qdoc: i32,
-                    computeLse: bool, lseIn: f32): f32 {
-  // scale; −∞ past the row's causal end and on masked keys
-  const vsc = f32x4.splat(scale);
+                    computeLse: bool, lseIn: f32, rowInv: usize): f32 {
   let j = 0;
-  for (; j + 4 <= jEnd; j += 4) v128.store(s + <usize>j * 4, f32x4.mul(v128.load(s + <usize>j * 4), vsc));
-  for (; j < jEnd; j++) store<f32>(s + <usize>j * 4, load<f32>(s + <usize>j * 4) * scale);
-  for (j = jEnd; j < jB; j++) store<f32>(s + <usize>j * 4, NEG_INF);
   if (keyMask != 0 || docIds != 0) {
-    for (j = 0; j < jEnd; j++) {
+    for (; j < jEnd; j++) {
       const jo = <usize>j * 4;
       if ((keyMask != 0 && load<i32>(keyMask + maskRow + jo) == 0) || (docIds != 0 && load<i32>(docIds + maskRow + jo) != qdoc)) {
         store<f32>(s + jo, NEG_INF);
       }
     }
+  }
+  if (!(scale > 0)) {
+    // a non-positive scale flips the order of the scores: scale them first (−∞ stays −∞ only for masked keys)
+    for (j = 0; j < jEnd; j++) {
+      const x = load<f32>(s + <usize>j * 4);
+      if (x != NEG_INF) store<f32>(s + <usize>j * 4, x * scale);
+    }
+    scale = 1;
   }
   let l = lseIn;
   if (computeLse) {
@@ -186,25 +190,46 @@ function softmaxRow(s: usize, jB: i32, jEnd: i32, scale: f32, keyMask: usize, do
     for (j = 0; j + 4 <= jEnd; j += 4) vm = f32x4.pmax(vm, v128.load(s + <usize>j * 4));
     let m = max(max(f32x4.extract_lane(vm, 0), f32x4.extract_lane(vm, 1)), max(f32x4.extract_lane(vm, 2), f32x4.extract_lane(vm, 3)));
     for (; j < jEnd; j++) m = max(m, load<f32>(s + <usize>j * 4));
-    if (m == NEG_INF) { memory.fill(s, 0, <usize>jB * 4); return NEG_INF; }
-    const sum = expRow(s, jEnd, m);
-    const inv = f32x4.splat(<f32>1 / sum);
-    for (j = 0; j + 4 <= jEnd; j += 4) v128.store(s + <usize>j * 4, f32x4.mul(v128.load(s + <usize>j * 4), inv));
-    for (; j < jEnd; j++) store<f32>(s + <usize>j * 4, load<f32>(s + <usize>j * 4) * f32x4.extract_lane(inv, 0));
-    l = m + Mathf.log(sum);
+    if (m == NEG_INF) { memory.fill(s, 0, <usize>jB * 4); store<f32>(rowInv, 0); return NEG_INF; }
+    const shift = m * scale; // = max of scale·s (scale > 0: rounding is monotonic)
+    const sum = expRowScaled(s, jEnd, scale, shift);
+    store<f32>(rowInv, <f32>1 / sum);
+    l = shift + Mathf.log(sum);
   } else {
     if (l == NEG_INF) { memory.fill(s, 0, <usize>jB * 4); return NEG_INF; }
-    expRow(s, jEnd, l);
+    expRowScaled(s, jEnd, scale, l);
   }
-  for (j = jEnd; j < jB; j++) store<f32>(s + <usize>j * 4, 0);
+  if (jB > jEnd) memory.fill(s + <usize>jEnd * 4, 0, <usize>(jB - jEnd) * 4);
   return l;
+}
+
+/** p[j] = exp(scale·p[j] − shift) for j < n, exactly 0 where p[j] = −∞ (masked); returns Σ p. */
+function expRowScaled(p: usize, n: i32, scale: f32, shift: f32): f32 {
+  const vsc = f32x4.splat(scale), vs = f32x4.splat(shift), ninf = f32x4.splat(NEG_INF);
+  let acc = f32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const x = v128.load(p + <usize>j * 4);
+    const e = v128.and(exp4(f32x4.sub(f32x4.mul(x, vsc), vs)), f32x4.ne(x, ninf));
+    v128.store(p + <usize>j * 4, e);
+    acc = f32x4.add(acc, e);
+  }
+  let tail: f32 = 0;
+  for (; j < n; j++) {
+    const x = load<f32>(p + <usize>j * 4);
+    const e: f32 = x == NEG_INF ? 0 : exp1(x * scale - shift);
+    store<f32>(p + <usize>j * 4, e);
+    tail += e;
+  }
+  return hsum(acc) + tail;
 }
 
 function attentionBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
                           B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32, scale: f32, causal: i32, qOffset: i32,
                           keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize): void {
-  const ldS = S; // scores block [QB, S]
-  const sb = scratch + <usize>tid * ((<usize>(QB * S) * 4 + 63) & ~<usize>63);
+  const ldS = S; // scores block [QB, S], then the rows' 1 / Σ weights [QB]
+  const sb = scratch + <usize>tid * attentionBlockBytes(S);
+  const inv = sb + <usize>(QB * S) * 4;
   const gs = gemmScratch + <usize>tid * gemmScratchBytes();
   const items = B * NH, rep = NH / NKV;
   const i0 = <i32>((<i64>items * tid) / nth), i1 = <i32>((<i64>items * (tid + 1)) / nth);
@@ -222,10 +247,11 @@ function attentionBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out:
         const t = t0 + r, qpos = qOffset + t;
         const jEnd = causal ? min(S, qpos + 1) : S;
         const qdoc = docIds != 0 ? load<i32>(docIds + maskRow + <usize>qpos * 4) : 0;
-        const l = softmaxRow(sb + <usize>(r * ldS) * 4, jB, jEnd, scale, keyMask, docIds, maskRow, qdoc, true, 0);
+        const l = softmaxRow(sb + <usize>(r * ldS) * 4, jB, jEnd, scale, keyMask, docIds, maskRow, qdoc, true, 0, inv + <usize>r * 4);
         store<f32>(lse + <usize>((b * NH + h) * T + t) * 4, l);
       }
-      gemmSingle(false, false, rows, HD, jB, sb, ldS, vbase, ldk, oo, ldq, gs, false); // O = P·V
+      gemmSingle(false, false, rows, HD, jB, sb, ldS, vbase, ldk, oo, ldq, gs, false); // O = P·V, P unnormalised
+      for (let r = 0; r < rows; r++) scaleRow(oo + <usize>(r * ldq) * 4, HD, load<f32>(inv + <usize>r * 4)); // O /= Σ P
     }
   }
 }
@@ -235,7 +261,7 @@ function attentionBackwardBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usi
                                   scale: f32, causal: i32, qOffset: i32, keyMask: usize, docIds: usize, scratch: usize,
                                   gemmScratch: usize): void {
   const ldS = S;
-  const blockBytes = (<usize>(QB * S) * 4 + 63) & ~<usize>63;
+  const blockBytes = attentionBlockBytes(S);
   const pb = scratch + <usize>tid * 2 * blockBytes; // P block [QB, S]
   const db = pb + blockBytes; // dP, then dS block [QB, S]
   const gs = gemmScratch + <usize>tid * gemmScratchBytes();
@@ -266,7 +292,7 @@ function attentionBackwardBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usi
           const qdoc = docIds != 0 ? load<i32>(docIds + maskRow + <usize>qpos * 4) : 0;
           const pr = pb + <usize>(r * ldS) * 4, dr = db + <usize>(r * ldS) * 4;
           const l = load<f32>(lse + <usize>((b * NH + h) * T + t) * 4);
-          softmaxRow(pr, jB, jEnd, scale, keyMask, docIds, maskRow, qdoc, false, l); // P = exp(s − lse)
+          softmaxRow(pr, jB, jEnd, scale, keyMask, docIds, maskRow, qdoc, false, l, 0); // P = exp(scale·s − lse)
           const rowOff = <usize>(r * ldq) * 4;
           const D = dot(g + ro + rowOff, out + ro + rowOff, HD);
           const vD = f32x4.splat(D), vsc = f32x4.splat(scale);
@@ -290,7 +316,15 @@ function attentionBackwardBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usi
 
 /** Bytes of block scratch per thread the forward (1 block) and backward (2 blocks) need beyond the GEMM scratch. */
 export function attentionBlockBytes(S: i32): usize {
-  return (<usize>(QB * S) * 4 + 63) & ~<usize>63;
+  return (<usize>(QB * S + QB) * 4 + 63) & ~<usize>63; // a [QB, S] block and QB floats (the forward's row sums)
+}
+
+/** x[0, n) *= a. */
+function scaleRow(x: usize, n: i32, a: f32): void {
+  const va = f32x4.splat(a);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(x + <usize>i * 4, f32x4.mul(v128.load(x + <usize>i * 4), va));
+  for (; i < n; i++) store<f32>(x + <usize>i * 4, load<f32>(x + <usize>i * 4) * a);
 }
 
 /**

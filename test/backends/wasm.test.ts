@@ -129,6 +129,10 @@ function modelOpCases(): void {
     check('attention blocked, documents', (a, b, c, d) => attention(a, b, c, { documentIds: d }), [qL, kL, vL, ints([2, TL], (i) => Math.floor((i % TL) / 41))]);
     check('attention blocked, non-causal', (a, b, c) => attention(a, b, c, { causal: false }), [qL, kL, vL]);
     check('attention blocked, KV offset (T = 20 < S = 150)', (a, b, c) => attention(a, b, c), [randf([2, 20, 4, 12]), kL, vL]);
+    // the scale is applied inside the exp pass when positive; a negative or zero one reorders the scores
+    const pad = ints([2, TL], (i) => (i >= TL && i % TL < 30 ? 0 : 1));
+    check('attention blocked, key mask, scale −0.3', (a, b, c, m) => attention(a, b, c, { keyMask: m, scale: -0.3 }), [qL, kL, vL, pad]);
+    check('attention blocked, key mask, scale 0', (a, b, c, m) => attention(a, b, c, { keyMask: m, scale: 0 }), [qL, kL, vL, pad]);
   }
   // elementwise: sizes ≥ 1024 (smaller ones stay on ref) and not multiples of 4
   const big = [3, 7, 53];
