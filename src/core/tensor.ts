@@ -207,6 +207,8 @@ function runBackward(root: Tensor, seed: Tensor): void {
       grads.delete(t);
       if (!g) continue;
       if (t.isLeaf) { accumulate(t, g, owned.has(g)); continue; }
+      // g is consumed here: while its node hands it on (perhaps to two inputs), nothing may add into it in place
+      const gOwned = owned.delete(g);
       const node = t.node!;
       const only = node.inputs.length === 1 ? node.inputs[0]! : null;
       const pending = only ? grads.get(only) : undefined;
@@ -214,7 +216,7 @@ function runBackward(root: Tensor, seed: Tensor): void {
         node.accumulateInto(g, pending);
         t.node = null;
         t.graphFreed = true;
-        freeConsumed(g, owned, grads, [], []);
+        freeConsumed(g, gOwned, owned, grads, [], []);
         continue;
       }
       const inGrads = node.backward(g);
@@ -234,7 +236,7 @@ function runBackward(root: Tensor, seed: Tensor): void {
       });
       t.node = null; // free the tape as we go
       t.graphFreed = true;
-      freeConsumed(g, owned, grads, node.inputs, inGrads);
+      freeConsumed(g, gOwned, owned, grads, node.inputs, inGrads);
     }
   } finally {
     gradEnabled = prev;
@@ -247,10 +249,9 @@ function runBackward(root: Tensor, seed: Tensor): void {
  * instead of one per op. A gradient passed on that shares g's storage (reshape's, or add's g itself) takes the
  * ownership over when it is the only holder; when two inputs hold it, nobody owns it (no in-place add into it).
  */
-function freeConsumed(g: Tensor, owned: Set<Tensor>, grads: Map<Tensor, Tensor>, inputs: readonly Tensor[],
-                      passedOn: readonly (Tensor | null)[]): void {
-  if (!owned.has(g)) return;
-  owned.delete(g);
+function freeConsumed(g: Tensor, gOwned: boolean, owned: Set<Tensor>, grads: Map<Tensor, Tensor>,
+                      inputs: readonly Tensor[], passedOn: readonly (Tensor | null)[]): void {
+  if (!gOwned) return;
   let aliased = false;
   const holders = new Set<Tensor>(); // inputs whose pending gradient is g's storage
   passedOn.forEach((gi, i) => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RNG, add, mul, noGrad, reshape, sum, tensor, zeros, ones, full, isGradEnabled } from '../../src/index.js';
+import { RNG, add, makeResult, mul, noGrad, reshape, sum, tensor, zeros, ones, full, isGradEnabled } from '../../src/index.js';
 
 test('tensor(): dtypes, shapes, async reads, clear errors', async () => {
   const t = tensor([1, 2, 3, 4], [2, 2]);
@@ -99,4 +99,18 @@ test('autograd: a gradient two inputs share is never added to in place; a reshap
       assert.deepEqual(Array.from(q.grad!.dataSync()), hv.map((v, i) => 3 * (2 * v + 1 + xv[i]!)), `dq, ${what}`);
     }
   }
+});
+
+test('autograd: a node that hands its (engine-owned) gradient to two inputs, one of them listed twice', () => {
+  // f(x, y, x) = x + y + 2x with a backward returning [g, g, 2g]: adding 2g into x's pending gradient in place
+  // would also change y's (the same buffer)
+  const x = tensor([1, 2], [2], 'float64').requireGrad(), y = tensor([3, 4], [2], 'float64').requireGrad();
+  const u = mul(x, 1), v = mul(y, 1); // non-leaves: their gradients wait in the engine
+  const f = makeResult(add(add(u, v), mul(u, 2)).storage, [2], 'float64', x.backend, {
+    name: 'custom', inputs: [u, v, u], backward: (g) => [g, g, mul(g, 2)],
+  });
+  const h = add(f, f); // f's gradient is an engine-made sum: owned
+  sum(mul(h, 1)).backward();
+  assert.deepEqual(Array.from(x.grad!.dataSync()), [6, 6]);
+  assert.deepEqual(Array.from(y.grad!.dataSync()), [2, 2]);
 });
