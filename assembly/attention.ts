@@ -45,19 +45,28 @@ function dotRows(p: usize, x: usize, base: usize, kstride: usize, n: i32, HD: i3
 function scoreRow(p: usize, qo: usize, kbase: usize, kstride: usize, jEnd: i32, HD: i32, scale: f32,
                   keyMask: usize, docIds: usize, maskRow: usize, qdoc: i32): f32 {
   dotRows(p, qo, kbase, kstride, jEnd, HD, scale);
-  if (keyMask != 0 || docIds != 0) {
-    for (let j = 0; j < jEnd; j++) {
-      const jo = <usize>j * 4;
-      if ((keyMask != 0 && load<i32>(keyMask + maskRow + jo) == 0) || (docIds != 0 && load<i32>(docIds + maskRow + jo) != qdoc)) {
-        store<f32>(p + jo, NEG_INF);
-      }
+  maskKeys(p, jEnd, keyMask, docIds, maskRow, qdoc);
+  return rowMax(p, jEnd);
+}
+
+/** p[j] = −∞ for the keys j < jEnd the query may not see: padding (keyMask 0) or another document. */
+function maskKeys(p: usize, jEnd: i32, keyMask: usize, docIds: usize, maskRow: usize, qdoc: i32): void {
+  if (keyMask == 0 && docIds == 0) return;
+  for (let j = 0; j < jEnd; j++) {
+    const jo = <usize>j * 4;
+    if ((keyMask != 0 && load<i32>(keyMask + maskRow + jo) == 0) || (docIds != 0 && load<i32>(docIds + maskRow + jo) != qdoc)) {
+      store<f32>(p + jo, NEG_INF);
     }
   }
+}
+
+/** max of p[0, n) (−∞ for n = 0); pmax is one maxps (f32x4.max's NaN/−0 handling costs ~8 instructions on x64). */
+function rowMax(p: usize, n: i32): f32 {
   let vm = f32x4.splat(NEG_INF);
   let j = 0;
-  for (; j + 4 <= jEnd; j += 4) vm = f32x4.pmax(vm, v128.load(p + <usize>j * 4));
+  for (; j + 4 <= n; j += 4) vm = f32x4.pmax(vm, v128.load(p + <usize>j * 4));
   let m = max(max(f32x4.extract_lane(vm, 0), f32x4.extract_lane(vm, 1)), max(f32x4.extract_lane(vm, 2), f32x4.extract_lane(vm, 3)));
-  for (; j < jEnd; j++) m = max(m, load<f32>(p + <usize>j * 4));
+  for (; j < n; j++) m = max(m, load<f32>(p + <usize>j * 4));
   return m;
 }
 
@@ -94,28 +103,25 @@ function weightedSum(out: usize, p: usize, vbase: usize, kstride: usize, n: i32,
   }
 }
 
-/** p[j] = exp(p[j] − shift) for j < n, exactly 0 where p[j] = −∞; returns Σ p. */
-// @ts-ignore: decorator
-@inline
-function expRow(p: usize, n: i32, shift: f32): f32 {
-  const vs = f32x4.splat(shift), ninf = f32x4.splat(NEG_INF);
+/** p[j] = exp(scale·p[j] − shift) for j < n, exactly 0 where p[j] = −∞ (masked); returns Σ p. */
+function expRowScaled(p: usize, n: i32, scale: f32, shift: f32): f32 {
+  const vsc = f32x4.splat(scale), vs = f32x4.splat(shift), ninf = f32x4.splat(NEG_INF);
   let acc = f32x4.splat(0);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
     const x = v128.load(p + <usize>j * 4);
-    const e = v128.and(exp4(f32x4.sub(x, vs)), f32x4.ne(x, ninf));
+    const e = v128.and(exp4(f32x4.sub(f32x4.mul(x, vsc), vs)), f32x4.ne(x, ninf));
     v128.store(p + <usize>j * 4, e);
     acc = f32x4.add(acc, e);
   }
   let tail: f32 = 0;
   for (; j < n; j++) {
     const x = load<f32>(p + <usize>j * 4);
-    const e: f32 = x == NEG_INF ? 0 : exp1(x - shift);
+    const e: f32 = x == NEG_INF ? 0 : exp1(x * scale - shift);
     store<f32>(p + <usize>j * 4, e);
     tail += e;
   }
-  const s = f32x4.add(acc, v128.shuffle<f32>(acc, acc, 2, 3, 0, 1));
-  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + tail;
+  return hsum(acc) + tail;
 }
 
 /** Forward: thread tid of nth takes a share of the B·NH (batch, head) pairs. scratch: nth × S floats (64-aligned). */
@@ -139,12 +145,8 @@ function attentionRows(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: us
       const m = scoreRow(p, qo, kbase, kstride, jEnd, HD, scale, keyMask, docIds, maskRow, qdoc);
       const lo = lse + <usize>((b * NH + h) * T + t) * 4;
       if (m == NEG_INF) { memory.fill(oo, 0, <usize>HD * 4); store<f32>(lo, NEG_INF); continue; }
-      const sum = expRow(p, jEnd, m);
-      // normalise the weights first (jEnd multiplies instead of HD, and the sum stays in registers)
-      const inv = f32x4.splat(<f32>1 / sum);
-      let j = 0;
-      for (; j + 4 <= jEnd; j += 4) v128.store(p + <usize>j * 4, f32x4.mul(v128.load(p + <usize>j * 4), inv));
-      for (; j < jEnd; j++) store<f32>(p + <usize>j * 4, load<f32>(p + <usize>j * 4) * f32x4.extract_lane(inv, 0));
+      const sum = expRowScaled(p, jEnd, 1, m); // the scores are scaled already
+      scaleRow(p, jEnd, <f32>1 / sum); // normalise the weights first (jEnd multiplies instead of HD)
       weightedSum(oo, p, vbase, kstride, jEnd, HD);
       store<f32>(lo, m + Mathf.log(sum));
     }
@@ -167,18 +169,10 @@ const QB_MIN: i32 = 16;
  */
 function softmaxRow(s: usize, jB: i32, jEnd: i32, scale: f32, keyMask: usize, docIds: usize, maskRow: usize, qdoc: i32,
                     computeLse: bool, lseIn: f32, rowInv: usize): f32 {
-  let j = 0;
-  if (keyMask != 0 || docIds != 0) {
-    for (; j < jEnd; j++) {
-      const jo = <usize>j * 4;
-      if ((keyMask != 0 && load<i32>(keyMask + maskRow + jo) == 0) || (docIds != 0 && load<i32>(docIds + maskRow + jo) != qdoc)) {
-        store<f32>(s + jo, NEG_INF);
-      }
-    }
-  }
+  maskKeys(s, jEnd, keyMask, docIds, maskRow, qdoc);
   if (!(scale > 0)) {
     // a non-positive scale flips the order of the scores: scale them first (−∞ stays −∞ only for masked keys)
-    for (j = 0; j < jEnd; j++) {
+    for (let j = 0; j < jEnd; j++) {
       const x = load<f32>(s + <usize>j * 4);
       if (x != NEG_INF) store<f32>(s + <usize>j * 4, x * scale);
     }
@@ -186,10 +180,7 @@ function softmaxRow(s: usize, jB: i32, jEnd: i32, scale: f32, keyMask: usize, do
   }
   let l = lseIn;
   if (computeLse) {
-    let vm = f32x4.splat(NEG_INF);
-    for (j = 0; j + 4 <= jEnd; j += 4) vm = f32x4.pmax(vm, v128.load(s + <usize>j * 4));
-    let m = max(max(f32x4.extract_lane(vm, 0), f32x4.extract_lane(vm, 1)), max(f32x4.extract_lane(vm, 2), f32x4.extract_lane(vm, 3)));
-    for (; j < jEnd; j++) m = max(m, load<f32>(s + <usize>j * 4));
+    const m = rowMax(s, jEnd);
     if (m == NEG_INF) { memory.fill(s, 0, <usize>jB * 4); store<f32>(rowInv, 0); return NEG_INF; }
     const shift = m * scale; // = max of scale·s (scale > 0: rounding is monotonic)
     const sum = expRowScaled(s, jEnd, scale, shift);
@@ -201,27 +192,6 @@ function softmaxRow(s: usize, jB: i32, jEnd: i32, scale: f32, keyMask: usize, do
   }
   if (jB > jEnd) memory.fill(s + <usize>jEnd * 4, 0, <usize>(jB - jEnd) * 4);
   return l;
-}
-
-/** p[j] = exp(scale·p[j] − shift) for j < n, exactly 0 where p[j] = −∞ (masked); returns Σ p. */
-function expRowScaled(p: usize, n: i32, scale: f32, shift: f32): f32 {
-  const vsc = f32x4.splat(scale), vs = f32x4.splat(shift), ninf = f32x4.splat(NEG_INF);
-  let acc = f32x4.splat(0);
-  let j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const x = v128.load(p + <usize>j * 4);
-    const e = v128.and(exp4(f32x4.sub(f32x4.mul(x, vsc), vs)), f32x4.ne(x, ninf));
-    v128.store(p + <usize>j * 4, e);
-    acc = f32x4.add(acc, e);
-  }
-  let tail: f32 = 0;
-  for (; j < n; j++) {
-    const x = load<f32>(p + <usize>j * 4);
-    const e: f32 = x == NEG_INF ? 0 : exp1(x * scale - shift);
-    store<f32>(p + <usize>j * 4, e);
-    tail += e;
-  }
-  return hsum(acc) + tail;
 }
 
 function attentionBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,

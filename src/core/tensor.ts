@@ -252,15 +252,11 @@ function runBackward(root: Tensor, seed: Tensor): void {
 function freeConsumed(g: Tensor, gOwned: boolean, owned: Set<Tensor>, grads: Map<Tensor, Tensor>,
                       inputs: readonly Tensor[], passedOn: readonly (Tensor | null)[]): void {
   if (!gOwned) return;
-  let aliased = false;
   const holders = new Set<Tensor>(); // inputs whose pending gradient is g's storage
   passedOn.forEach((gi, i) => {
-    if (!gi || gi.storage !== g.storage) return;
-    aliased = true;
-    const x = inputs[i]!;
-    if (grads.get(x) === gi) holders.add(x);
+    if (gi && gi.storage === g.storage && grads.get(inputs[i]!) === gi) holders.add(inputs[i]!);
   });
-  if (!aliased || holders.size === 0) g.dispose();
+  if (holders.size === 0) g.dispose();
   else if (holders.size === 1) owned.add(grads.get([...holders][0]!)!);
 }
 
