@@ -3,6 +3,7 @@
 // the same steps in PyTorch and writes expected.json. Run: npm run build && node tools/make-train-parity.mjs
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { LlamaForCausalLM, RNG, serializeSafetensors } from '../dist/src/index.js';
+import { savePretrained } from '../dist/src/node.js';
 
 const dir = 'test/fixtures/train-parity';
 mkdirSync(dir, { recursive: true });
@@ -13,7 +14,7 @@ const config = {
   initializerRange: 0.02,
 };
 const model = new LlamaForCausalLM(config, { seed: 1234 });
-await model.savePretrained(dir);
+await savePretrained(model, dir);
 
 const hyper = {
   steps: 30, microBatches: 2, microBatchSize: 2, seqLen: 128,

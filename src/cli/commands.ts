@@ -40,7 +40,7 @@ export async function runEval(argv: string[], log: Log): Promise<void> {
   const tok = loadTokenizerFrom(dir);
   const text = await loadTextData(o.data, o.textField, o.validationFraction);
   const docs = o.split === 'all' ? [...text.train, ...text.validation] : text[o.split as 'train' | 'validation'];
-  const r = evaluate(model, batchesOf(packTexts(tok, docs, o.seqLen), o.batchSize, tokenByteLengths(tok)));
+  const r = await evaluate(model, batchesOf(packTexts(tok, docs, o.seqLen), o.batchSize, tokenByteLengths(tok)));
   log(`${o.split} of ${text.source} (${r.tokens} tokens): loss ${r.loss.toFixed(4)} | perplexity ${r.perplexity.toFixed(2)} | bits per byte ${r.bitsPerByte?.toFixed(4) ?? 'n/a'}`);
 }
 

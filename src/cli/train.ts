@@ -7,7 +7,7 @@ import cliProgress from 'cli-progress';
 import { RNG, tensor } from '../core/index.js';
 import { ArrayDataset, DataLoader, type PackedBatch, packedCollate } from '../data/index.js';
 import { loadPretrained, savePretrained } from '../io/pretrained.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import { LlamaForCausalLM } from '../nn/index.js';
 import { AdamW, LRScheduler, decayGroups, warmupCosine } from '../optim/index.js';
 import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
@@ -133,7 +133,7 @@ export async function runTrain(argv: string[], log: (s: string) => void = (s) =>
   const trainer = new Trainer({
     model, optimizer, scheduler, train: loaderSource(loader, bytesOf), gradAccumSteps: o.gradAccum, maxSteps: o.steps,
     clipGradNorm: o.clip > 0 ? o.clip : null, labelSmoothing: o.labelSmoothing, zLoss: o.zLoss, seed: o.seed,
-    evalEvery: o.evalEvery, evalData: () => batchesOf(valRows, o.batchSize, bytesOf, o.evalBatches),
+    evalEvery: o.evalEvery, evalData: () => batchesOf(valRows, o.batchSize, bytesOf, o.evalBatches), checkpointWriter: saveCheckpoint,
   });
   if (state) trainer.loadState(state);
 
@@ -203,7 +203,7 @@ export async function runTrain(argv: string[], log: (s: string) => void = (s) =>
   bar?.stop();
 
   // ---- final: the whole validation split, the model, the picture
-  const final = evaluate(model, batchesOf(valRows, o.batchSize, bytesOf));
+  const final = await evaluate(model, batchesOf(valRows, o.batchSize, bytesOf));
   appendFileSync(metricsPath, JSON.stringify({ type: 'final', step: trainer.step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte, tokens: final.tokens }) + '\n');
   await savePretrained(model, join(dir, 'model'));
   writeFileSync(join(dir, 'model', 'tokenizer.json'), readFileSync(join(dir, 'tokenizer.json')));

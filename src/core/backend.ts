@@ -34,15 +34,30 @@ export interface AdamArgs {
   lr: number; beta1: number; beta2: number; eps: number; weightDecay: number;
   /** true: AdamW (p ← p·(1 − lr·wd) before the update); false: Adam (g ← g + wd·p, L2). */
   decoupled: boolean;
-  /** 1-based step count of this parameter (bias correction). */
-  step: number;
   amsgrad: boolean;
+}
+
+/** The tensors of one optimizer group, as parallel lists (one entry per parameter that has a gradient). */
+export interface AdamGroupStorages {
+  params: Storage[]; grads: Storage[]; m: Storage[]; v: Storage[];
+  /** amsgrad's running max of v, or null without amsgrad. */
+  vMax: Storage[] | null;
+  sizes: number[];
+  /** 1-based step count of each parameter (bias correction). */
+  steps: number[];
 }
 
 export interface SGDArgs {
   lr: number; momentum: number; dampening: number; nesterov: boolean; weightDecay: number;
-  /** The momentum buffer is initialised to the first gradient (PyTorch), not blended. */
-  firstStep: boolean;
+}
+
+export interface SGDGroupStorages {
+  params: Storage[]; grads: Storage[];
+  /** Momentum buffers (null without momentum). */
+  bufs: Storage[] | null;
+  sizes: number[];
+  /** Per parameter: the momentum buffer is initialised to this first gradient (PyTorch), not blended. */
+  firstStep: boolean[];
 }
 
 export interface LinearCrossEntropyArgs {
@@ -85,7 +100,8 @@ export interface KernelTable {
   slice(a: Storage, shape: Shape, starts: readonly number[], ends: readonly number[], dtype: DType): Storage;
   /** Writes `a` (the box's shape) into a zero tensor of `outShape` at `starts` (slice's backward, concat's forward). */
   pad(a: Storage, aShape: Shape, outShape: Shape, starts: readonly number[], dtype: DType): Storage;
-  /** out[n, :] = w[ids[n], :]; w [V, C], ids [N] → [N, C] */
+  /** out[n, :] = w[ids[n], :]; w [V, C], ids [N] → [N, C]. The op validates ids where the host knows them; a kernel
+   *  never reads ids on the host, and writes NaN rows for ids outside [0, V) (never reads out of bounds). */
   embedding(w: Storage, V: number, C: number, ids: Storage, N: number, dtype: DType): Storage;
   /** dW[V, C] = scatter-add of g[N, C] at ids[N]; with `into` ([V, C]) the rows are added to it in place and it is returned. */
   embeddingBackward(g: Storage, ids: Storage, N: number, V: number, C: number, dtype: DType, into?: Storage): Storage;
@@ -102,7 +118,7 @@ export interface KernelTable {
    * RoPE in HF's rotate_half convention on x [B, T, H, HD]: out = x·cos + rotate_half(x)·sin with angle
    * positions[b, t] · invFreq[j] (positions [B, T] int32). inverse = true applies the transpose (the backward).
    */
-  rope(x: Storage, B: number, T: number, H: number, HD: number, positions: Storage, invFreq: Float64Array,
+  rope(x: Storage, B: number, T: number, H: number, HD: number, positions: Storage, invFreq: Float32Array,
        attentionScaling: number, inverse: boolean, dtype: DType): Storage;
   /** Causal scaled-dot-product attention, q [B,T,NH,HD], k/v [B,S,NKV,HD] → out [B,T,NH,HD], lse [B,NH,T]. */
   attention(q: Storage, k: Storage, v: Storage, args: AttentionArgs, dtype: DType): { out: Storage; lse: Storage };
@@ -110,7 +126,8 @@ export interface KernelTable {
                     dtype: DType): { dq: Storage; dk: Storage; dv: Storage };
   /**
    * Per-row cross-entropy of logits [N, V] against targets [N] (int32): loss[n] = (1-ε)·(lse − z_t) +
-   * ε·(lse − mean z) + zLoss·lse², 0 where target = ignoreIndex. Throws on a target outside [0, V).
+   * ε·(lse − mean z) + zLoss·lse², 0 where target = ignoreIndex. A target outside [0, V) gives a NaN loss (the op
+   * validates targets on the host before upload; kernels never read them there).
    */
   crossEntropy(logits: Storage, targets: Storage, args: CrossEntropyArgs, dtype: DType): { loss: Storage; lse: Storage };
   /** dlogits[n, :] = g[n] · (p − (1-ε)·onehot − ε/V + 2·zLoss·lse·p), 0 on ignored rows. */
@@ -124,12 +141,30 @@ export interface KernelTable {
                      dtype: DType): { loss: Storage; dHidden: Storage | null; dWeight: Storage | null };
   /** dst += src (same size), in place: gradient accumulation. */
   addInPlace(dst: Storage, src: Storage, dtype: DType): void;
-  /** a *= s, in place (gradient clipping). */
+  /** a *= s, in place (a host scalar). */
   scaleInPlace(a: Storage, s: number, dtype: DType): void;
-  /** One Adam/AdamW update of p in place (PyTorch semantics); m, v (and vMax with amsgrad) are updated too. */
-  adamStep(p: Storage, g: Storage, m: Storage, v: Storage, vMax: Storage | null, args: AdamArgs, dtype: DType): void;
-  /** One SGD update of p in place (PyTorch semantics); buf is the momentum buffer (null without momentum). */
-  sgdStep(p: Storage, g: Storage, buf: Storage | null, args: SGDArgs, dtype: DType): void;
+  /** min(max(x, lo), hi) elementwise (NaN stays NaN). */
+  clamp(a: Storage, lo: number, hi: number, dtype: DType): Storage;
+  /** clamp's gradient: g where lo ≤ x ≤ hi, else 0. */
+  clampBackward(x: Storage, g: Storage, lo: number, hi: number, dtype: DType): Storage;
+  /**
+   * The global norm of many tensors as one [1] storage: (Σ |x|^p)^(1/p) over all of them (normType p ≥ 1), or
+   * max |x| for Infinity. NaN or ±Infinity anywhere makes it non-finite. One call for all gradients of a step.
+   */
+  globalNorm(list: readonly Storage[], sizes: readonly number[], normType: number, dtype: DType): Storage;
+  /**
+   * Multiplies every tensor of the list in place by min(1, maxNorm / (norm + 1e-6)), norm being the [1] storage
+   * globalNorm made (read on the device, never on the host). A non-finite norm leaves them unchanged.
+   */
+  clipByNorm(list: readonly Storage[], sizes: readonly number[], norm: Storage, maxNorm: number, dtype: DType): void;
+  /**
+   * One Adam/AdamW update of every parameter of a group in place (PyTorch semantics); m, v (and vMax) too.
+   * gate: a [1] storage or null; when its value is not finite the call changes nothing (a step whose loss or
+   * gradient norm is NaN/Inf is skipped on the device, without a read).
+   */
+  adamStep(group: AdamGroupStorages, args: AdamArgs, gate: Storage | null, dtype: DType): void;
+  /** One SGD update of every parameter of a group in place (PyTorch semantics); gate as adamStep's. */
+  sgdStep(group: SGDGroupStorages, args: SGDArgs, gate: Storage | null, dtype: DType): void;
 }
 
 export type KernelName = keyof KernelTable;
@@ -191,6 +226,11 @@ export function setBackend(name: string): void {
 
 export function backendNames(): string[] {
   return [...backends.keys()];
+}
+
+/** Whether `backend` implements kernel `name` (ops compose a fallback when it does not). */
+export function hasKernel(backend: Backend, name: KernelName): boolean {
+  return kernels.get(backend.name)?.[name] !== undefined;
 }
 
 /** The kernel `name` of `backend`; throws a clear error when the backend does not implement it. */

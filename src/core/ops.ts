@@ -1,11 +1,11 @@
 // Differentiable ops. Each op = one forward kernel call + one backward rule (which calls kernels through
 // other ops, with the tape off). Gradient checks for every op live in test/core/ops.test.ts.
 
-import { type BinaryOp, type Storage, type UnaryOp, kernel } from './backend.js';
+import { type BinaryOp, type Storage, type UnaryOp, hasKernel, kernel } from './backend.js';
 import {
   type DType, type Shape, broadcastShapes, isFloat, normAxis, sameShape, shapeStr, sizeOf,
 } from './dtype.js';
-import { Tensor, makeResult, tensor } from './tensor.js';
+import { Tensor, hostInts, makeResult, tensor } from './tensor.js';
 
 // ---- helpers ----------------------------------------------------------------------------------------------
 
@@ -112,6 +112,22 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
       const { dGate, dUp } = k(gate, 'swigluBackward')(gate.storage, up.storage, g.storage, gate.dtype);
       return [new Tensor(dGate, gate.shape, gate.dtype, gate.backend), new Tensor(dUp, up.shape, up.dtype, up.backend)];
     },
+  });
+}
+
+/**
+ * min(max(x, lo), hi) elementwise; the gradient passes where lo ≤ x ≤ hi (torch.clamp). NaN stays NaN.
+ * (clipGradValue clamps gradients with the same kernel.)
+ */
+export function clamp(x: Tensor, lo: number, hi: number): Tensor {
+  requireFloat(x, 'clamp');
+  if (!(lo <= hi)) throw new RangeError(`clamp: needs lo ≤ hi, got [${lo}, ${hi}]`);
+  const out = k(x, 'clamp')(x.storage, lo, hi, x.dtype);
+  return makeResult(out, x.shape, x.dtype, x.backend, {
+    name: 'clamp',
+    inputs: [x],
+    freshGrads: true,
+    backward: (g) => [new Tensor(k(x, 'clampBackward')(x.storage, g.storage, lo, hi, x.dtype), x.shape, x.dtype, x.backend)],
   });
 }
 
@@ -364,7 +380,11 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
 }
 
 /** Rotary embedding data: inverse frequencies [HD/2] and HF's attention scaling of cos/sin. */
-export interface RopeFreqs { invFreq: Float64Array; attentionScaling: number }
+export interface RopeFreqs {
+  /** [HD/2], float32 as HF's inv_freq buffer (and as a GPU reads it). */
+  invFreq: Float32Array;
+  attentionScaling: number;
+}
 
 /**
  * RoPE on x [B, T, H, HD] in HF's rotate_half convention; positions [B, T] int32 (per-row positions allow
@@ -451,6 +471,8 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   if (weight.rank !== 2) throw new RangeError(`embedding: weight must be [V, C], got ${shapeStr(weight.shape)}`);
   const [V, C] = weight.shape as [number, number];
   const N = ids.size;
+  const host = hostInts(ids);
+  if (host) validateTokenIds(host, V);
   const out = k(weight, 'embedding')(weight.storage, V, C, ids.storage, N, weight.dtype);
   return makeResult(out, [...ids.shape, C], weight.dtype, weight.backend, {
     name: 'embedding',
@@ -470,6 +492,9 @@ export interface CrossEntropyRowOptions { ignoreIndex: number; labelSmoothing: n
 export function crossEntropyRows(logits: Tensor, targets: Tensor, o: CrossEntropyRowOptions): Tensor {
   requireFloat(logits, 'crossEntropy');
   const [N, V] = logits.shape as [number, number];
+  if (targets.dtype !== 'int32') throw new TypeError(`crossEntropy: targets must be an int32 tensor of class ids, got ${targets.dtype}`);
+  const host = hostInts(targets);
+  if (host) validateTargets(host, V, o.ignoreIndex);
   const args = { N, V, ignoreIndex: o.ignoreIndex, labelSmoothing: o.labelSmoothing, zLoss: o.zLoss };
   const { loss, lse } = k(logits, 'crossEntropy')(logits.storage, targets.storage, args, logits.dtype);
   return makeResult(loss, [N], logits.dtype, logits.backend, {
@@ -478,4 +503,58 @@ export function crossEntropyRows(logits: Tensor, targets: Tensor, o: CrossEntrop
     backward: (g) => [new Tensor(k(logits, 'crossEntropyBackward')(logits.storage, lse, targets.storage, g.storage, args, logits.dtype),
       logits.shape, logits.dtype, logits.backend)],
   });
+}
+
+// ---- host-side validation (before upload: kernels never read ids on the host) ---------------------------------
+
+/** Every token id is in [0, V). */
+export function validateTokenIds(ids: Int32Array, V: number): void {
+  for (let n = 0; n < ids.length; n++) {
+    const id = ids[n]!;
+    if (id < 0 || id >= V) {
+      throw new RangeError(`embedding: token id ${id} at position ${n} is outside the vocabulary [0, ${V}); ` +
+        `check the tokenizer's vocab size against the model's vocab_size (${V})`);
+    }
+  }
+}
+
+/** Every target is a class id in [0, V) or ignoreIndex. */
+export function validateTargets(t: Int32Array, V: number, ignoreIndex: number): void {
+  for (let n = 0; n < t.length; n++) {
+    const y = t[n]!;
+    if (y !== ignoreIndex && (y < 0 || y >= V)) {
+      throw new RangeError(`cross-entropy: target ${y} at row ${n} is outside [0, ${V}) (vocab size ${V}) and is not ` +
+        `ignoreIndex (${ignoreIndex}); fix the labels or mark the position with ${ignoreIndex}`);
+    }
+  }
+}
+
+// ---- multi-tensor ops (gradient clipping, optimizers): one kernel call for a whole list --------------------
+
+/**
+ * The global norm of `tensors` (2 by default, any p ≥ 1, or Infinity) as a device scalar [] — one reduction over
+ * all of them, nothing read on the host. Without a `globalNorm` kernel it is composed from per-tensor ops.
+ */
+export function globalNorm(tensors: readonly Tensor[], normType = 2): Tensor {
+  if (tensors.length === 0) throw new RangeError('globalNorm: needs at least one tensor');
+  const first = tensors[0]!;
+  for (const t of tensors) { requireFloat(t, 'globalNorm'); sameBackend(first, t, 'globalNorm'); }
+  if (hasKernel(first.backend, 'globalNorm')) {
+    const out = k(first, 'globalNorm')(tensors.map((t) => t.storage), tensors.map((t) => t.size), normType, first.dtype);
+    return new Tensor(out, [], first.dtype, first.backend);
+  }
+  // composed fallback (MLX's way): per-tensor reductions on the device, combined on the device
+  const parts = tensors.map((t) => {
+    const flat = reshape(t.detach(), [t.size]);
+    const part = normType === Infinity ? max(abs(flat), 0) : sum(normType === 2 ? square(flat) : powScalar(abs(flat), normType));
+    return reshape(part, [1]);
+  });
+  const all = concat(parts, 0); // [tensors.length]
+  if (normType === Infinity) return max(all, 0);
+  return normType === 2 ? sqrt(sum(all)) : powScalar(sum(all), 1 / normType);
+}
+
+/** x^p for x ≥ 0 (composed: exp(p·log x); 0^p = 0 for p > 0). */
+function powScalar(x: Tensor, p: number): Tensor {
+  return exp(mul(log(x), p));
 }

@@ -9,6 +9,9 @@
 // marked with keep() (parameters, gradients, optimizer state) and those passed to close(), which move to the
 // enclosing scope (or, with none, back to GC management). A released tensor throws on every later use.
 // Backends without resident memory (ref) only do the bookkeeping of keep/dispose.
+//
+// Scopes nest as a stack per backend: a scope held open across `await` works as long as the scopes opened in
+// between (by other interleaved work on the same backend) are closed before it — run one training loop per backend.
 
 import type { Backend, Storage } from './backend.js';
 
@@ -49,17 +52,27 @@ export function openScope(backend: Backend): Scope {
   };
 }
 
-/** Runs a synchronous fn inside a scope; the tensors it returns (a tensor, or an array / object of tensors) survive. */
+/**
+ * Runs fn inside a scope; the tensors it returns (a tensor, or an array / object of tensors) survive. An async fn
+ * keeps the scope open until its promise settles (the tensors it resolves to survive).
+ */
 export function withScope<T>(backend: Backend, fn: () => T): T {
   const scope = openScope(backend);
-  let result: T | undefined;
+  let result: T;
   try {
     result = fn();
-    if (result instanceof Promise) throw new Error('withScope(fn): fn must be synchronous; use openScope() and close() around awaited work');
-    return result;
-  } finally {
-    scope.close(...tensorsIn(result));
+  } catch (e) {
+    scope.close();
+    throw e;
   }
+  if (result instanceof Promise) {
+    return result.then(
+      (r: unknown) => { scope.close(...tensorsIn(r)); return r; },
+      (e: unknown) => { scope.close(); throw e; },
+    ) as T;
+  }
+  scope.close(...tensorsIn(result));
+  return result;
 }
 
 function tensorsIn(x: unknown): HasStorage[] {

@@ -21,23 +21,29 @@ export interface GradNode {
   accumulateInto?(grad: Tensor, into: Tensor): void;
 }
 
-let gradEnabled = true;
+/** Open noGrad sections (synchronous ones, and async ones until their promise settles). */
+let noGradDepth = 0;
 
-/** Runs `fn` without recording the tape (inference, optimizer updates). Synchronous functions only. */
+/**
+ * Runs `fn` without recording the tape (inference, optimizer updates). An async fn keeps grad mode off until its
+ * promise settles, across its awaits; note that other work interleaved at those awaits also runs without grad.
+ */
 export function noGrad<T>(fn: () => T): T {
-  const prev = gradEnabled;
-  gradEnabled = false;
+  noGradDepth++;
+  let r: T;
   try {
-    const r = fn();
-    if (r instanceof Promise) throw new Error('noGrad(fn): fn must be synchronous (an awaited section would leave grad mode off)');
-    return r;
-  } finally {
-    gradEnabled = prev;
+    r = fn();
+  } catch (e) {
+    noGradDepth--;
+    throw e;
   }
+  if (r instanceof Promise) return r.finally(() => { noGradDepth--; }) as T;
+  noGradDepth--;
+  return r;
 }
 
 export function isGradEnabled(): boolean {
-  return gradEnabled;
+  return noGradDepth === 0;
 }
 
 export class Tensor {
@@ -53,9 +59,17 @@ export class Tensor {
   node: GradNode | null = null;
   /** Set when backward() freed this tensor's tape node: a second backward through it is an error. */
   graphFreed = false;
+  /**
+   * The host values of a tensor made from host data, kept when they are cheap and useful: int32 tensors (ids,
+   * labels, masks, positions: validation and label shifting read these, never the device) and single values
+   * (a known backward seed). Null otherwise. Tensors are never written in place except parameters, gradients
+   * and optimizer state: keep() and requireGrad() drop it.
+   */
+  hostData: TypedArray | null;
 
-  constructor(storage: Storage, shape: Shape, dtype: DType, backend: Backend, requiresGrad = false) {
+  constructor(storage: Storage, shape: Shape, dtype: DType, backend: Backend, requiresGrad = false, hostData: TypedArray | null = null) {
     this._storage = storage;
+    this.hostData = hostData;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
     this.backend = backend;
@@ -95,7 +109,10 @@ export class Tensor {
     return this.backend.download(this.storage, this.dtype, this.size);
   }
 
-  /** Synchronous read; only CPU backends support it. */
+  /**
+   * Synchronous read: a convenience for user code on CPU backends (ref, wasm), which throws on backends that cannot
+   * block (GPUs). The library itself never calls it inside a training step; use `await t.data()`.
+   */
   dataSync(): TypedArray {
     if (!this.backend.downloadSync) throw new Error(`backend '${this.backend.name}' cannot be read synchronously; use await t.data()`);
     return this.backend.downloadSync(this.storage, this.dtype, this.size);
@@ -108,13 +125,14 @@ export class Tensor {
 
   /** Same storage, cut from the tape. */
   detach(): Tensor {
-    return new Tensor(this.storage, this.shape, this.dtype, this.backend, false);
+    return new Tensor(this.storage, this.shape, this.dtype, this.backend, false, this.hostData);
   }
 
   /** Marks a leaf as trainable (returns this). */
   requireGrad(flag = true): this {
     if (flag && !isFloat(this.dtype)) throw new TypeError(`only floating-point tensors can require grad, got ${this.dtype}`);
     this.requiresGrad = flag;
+    if (flag) this.hostData = null; // it will be updated in place
     return this;
   }
 
@@ -144,11 +162,28 @@ export class Tensor {
 }
 
 /**
+ * The values of an int32 tensor on the host without touching the device: its host copy (tensors made by
+ * `tensor()` from host data keep one), else a synchronous read where the backend allows one (CPU backends),
+ * else null. Validation and label shifting use it; a GPU backend's device-made ids give null.
+ */
+export function hostInts(t: Tensor): Int32Array | null {
+  if (t.dtype !== 'int32') return null;
+  if (t.hostData) return t.hostData as Int32Array;
+  return t.backend.downloadSync ? (t.backend.downloadSync(t.storage, t.dtype, t.size) as Int32Array) : null;
+}
+
+/** The value of a one-element tensor when the host knows it without a read (a seed made by full()), else null. */
+export function knownScalar(t: Tensor): number | null {
+  return t.size === 1 && t.hostData ? t.hostData[0]! : null;
+}
+
+/**
  * Keeps t's storage alive across step scopes (until dispose() or until it is unreachable): parameters,
  * gradients and optimizer state. Returns t.
  */
 export function keep<T extends Tensor>(t: T): T {
   t.persistent = true;
+  t.hostData = null; // kept tensors may be updated in place
   t.backend.memory?.persist(t.storage);
   return t;
 }
@@ -165,7 +200,7 @@ export function releaseGrad(p: Tensor): void {
 /** Creates the output of an op and, when needed, records its tape node. */
 export function makeResult(storage: Storage, shape: Shape, dtype: DType, backend: Backend,
                            node?: Omit<GradNode, 'inputs'> & { inputs: readonly Tensor[] }): Tensor {
-  const needsGrad = gradEnabled && node !== undefined && node.inputs.some((t) => t.requiresGrad);
+  const needsGrad = noGradDepth === 0 && node !== undefined && node.inputs.some((t) => t.requiresGrad);
   const t = new Tensor(storage, shape, dtype, backend, needsGrad);
   if (needsGrad) t.node = node!;
   return t;
@@ -198,8 +233,7 @@ function runBackward(root: Tensor, seed: Tensor): void {
   // Sums the engine allocated itself: nothing else references them, so they may be added to in place and handed
   // to a leaf as its .grad without a copy. (A gradient returned by a backward rule may alias its upstream.)
   const owned = new Set<Tensor>();
-  const prev = gradEnabled;
-  gradEnabled = false;
+  noGradDepth++;
   try {
     for (let n = order.length - 1; n >= 0; n--) {
       const t = order[n]!;
@@ -239,7 +273,7 @@ function runBackward(root: Tensor, seed: Tensor): void {
       freeConsumed(g, gOwned, owned, grads, node.inputs, inGrads);
     }
   } finally {
-    gradEnabled = prev;
+    noGradDepth--;
   }
 }
 
@@ -310,12 +344,16 @@ export function tensor(data: NumericInput, shape?: Shape, dtype?: DType, backend
     throw new RangeError(`tensor(): shape ${shapeStr(sh)} holds ${sizeOf(sh)} elements but the data has ${arr.length}`);
   }
   if (!be.supports(dt)) throw new TypeError(`backend '${be.name}' does not support ${dt}`);
-  return new Tensor(be.upload(arr), sh, dt, be);
+  // a private copy: upload may keep a reference to arr (ref does), so the host copy is a second array
+  const host = dt === 'int32' || arr.length === 1 ? arr.slice() : null;
+  return new Tensor(be.upload(arr), sh, dt, be, false, host);
 }
 
 export function full(shape: Shape, value: number, dtype: DType = 'float32', backend?: Backend): Tensor {
   const be = backend ?? getBackend();
-  return new Tensor(kernel(be, 'fill')(dtype, sizeOf(shape), value), shape, dtype, be);
+  const size = sizeOf(shape);
+  const host = size === 1 || dtype === 'int32' ? arrayFor(dtype, size).fill(value) : null;
+  return new Tensor(kernel(be, 'fill')(dtype, size, value), shape, dtype, be, false, host);
 }
 
 export function zeros(shape: Shape, dtype: DType = 'float32', backend?: Backend): Tensor {

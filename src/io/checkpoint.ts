@@ -8,34 +8,20 @@ import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { OptimizerStateDict } from '../optim/index.js';
+import type { CheckpointWriter, SaveCheckpointOptions, TrainingState } from '../train/trainer.js';
 import type { LlamaForCausalLM, ModelOptions } from '../nn/index.js';
 import { readJsonFile, readSafetensorsFile, writeFileAtomic, writeJsonFile, writeSafetensorsFile } from './files.js';
 import { loadPretrained, savePretrained } from './pretrained.js';
 import type { RawTensor } from './safetensors.js';
 
-/** Everything besides the model weights that a resume needs. */
-export interface TrainingState {
-  step: number;
-  optimizer: OptimizerStateDict;
-  scheduler: unknown;
-  data: unknown;
-  rng: number[];
-  /** Free-form extras (tokens seen, config of the run, ...). */
-  extra?: Record<string, unknown>;
-}
-
-export interface SaveCheckpointOptions {
-  /** Keep this many most recent step-N directories (default 2; 0 = keep all). */
-  keep?: number;
-  /** Called after every file is written to the temporary directory, before it is renamed into place (tests). */
-  beforeCommit?: () => Promise<void> | void;
-}
-
 const stepDir = (step: number) => `step-${String(step).padStart(8, '0')}`;
 
-/** Writes `root/step-N` atomically and points `root/latest` at it. Returns the checkpoint directory. */
-export async function saveCheckpoint(root: string, model: LlamaForCausalLM, state: TrainingState,
-                                     opts: SaveCheckpointOptions = {}): Promise<string> {
+/**
+ * Writes `root/step-N` atomically and points `root/latest` at it. Returns the checkpoint directory. It is the
+ * Trainer's checkpointWriter on Node: `new Trainer({ …, checkpointWriter: saveCheckpoint })`.
+ */
+export const saveCheckpoint: CheckpointWriter = async (root: string, model: LlamaForCausalLM, state: TrainingState,
+                                                      opts: SaveCheckpointOptions = {}): Promise<string> => {
   await mkdir(root, { recursive: true });
   const name = stepDir(state.step);
   const tmp = join(root, `.tmp-${name}-${randomBytes(4).toString('hex')}`);
@@ -70,7 +56,7 @@ export async function saveCheckpoint(root: string, model: LlamaForCausalLM, stat
   if (hadOld) await rm(old, { recursive: true, force: true });
   await prune(root, opts.keep ?? 2);
   return final;
-}
+};
 
 async function exists(p: string): Promise<boolean> {
   try { await stat(p); return true; } catch { return false; }

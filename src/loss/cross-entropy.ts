@@ -8,7 +8,7 @@
 // micro-batch without any target (an SFT row with no assistant token, a chunk of pure padding) contributes
 // nothing and never poisons training with a silent NaN. 'sum' of nothing is 0 in both.
 
-import { type Tensor, crossEntropyRows, div, reshape, sum, tensor } from '../core/index.js';
+import { type Tensor, crossEntropyRows, div, hostInts, reshape, sum, tensor } from '../core/index.js';
 import { shapeStr } from '../core/dtype.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -38,9 +38,18 @@ function resolve(o: CrossEntropyOptions, where: string): Resolved & { reduction:
   return { ignoreIndex, labelSmoothing, zLoss, reduction };
 }
 
-function hostTargets(t: Tensor, where: string): Int32Array {
+/**
+ * The host values of targets / labels (their host copy: tensor() keeps one for int32 data). Counting and shifting
+ * happen on the host, from the batch, never by reading the device.
+ */
+export function hostTargets(t: Tensor, where: string): Int32Array {
   if (t.dtype !== 'int32') throw new TypeError(`${where}: targets must be an int32 tensor of class ids, got ${t.dtype}`);
-  return t.dataSync() as Int32Array;
+  const host = hostInts(t);
+  if (!host) {
+    throw new Error(`${where}: the targets/labels live on backend '${t.backend.name}' without a host copy; make them ` +
+      'from host data with tensor(int32Array, shape, \'int32\', backend) (the loss counts and shifts them on the host)');
+  }
+  return host;
 }
 
 /** Number of targets that are not ignoreIndex. */

@@ -5,8 +5,10 @@
 // only scales them by the incoming gradient (1 for a plain loss.backward()). reduction 'none' returns per-row
 // losses whose upstream gradient is not known in advance, so it recomputes in backward instead.
 
-import { type Tensor, isGradEnabled, kernel, makeResult, mul, shapeStr, tensor } from '../core/index.js';
-import { type CrossEntropyOptions, countValid } from './cross-entropy.js';
+import {
+  Tensor, div, hostInts, isGradEnabled, kernel, knownScalar, makeResult, mul, noGrad, shapeStr, sum, validateTargets,
+} from '../core/index.js';
+import { type CrossEntropyOptions, countValid, hostTargets } from './cross-entropy.js';
 
 export interface LinearCrossEntropyOptions extends CrossEntropyOptions {
   /** Valid targets of the whole optimizer step: the loss is sum / numItemsInBatch (gradient accumulation). */
@@ -40,6 +42,8 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
   const chunkSize = opts.chunkSize ?? Math.max(1, Math.floor((1 << 20) / V));
   if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new RangeError(`linearCrossEntropy: chunkSize must be a positive integer, got ${chunkSize}`);
   const args = { N, C, V, ignoreIndex, labelSmoothing, zLoss, softcap, chunkSize };
+  const host = hostInts(targets);
+  if (host) validateTargets(host, V, ignoreIndex);
   const run = kernel(hidden.backend, 'linearCrossEntropy');
   const wantGrad = isGradEnabled() && (hidden.requiresGrad || weight.requiresGrad);
   const grads = (dH: object | null, dW: object | null) => [
@@ -61,7 +65,7 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
   // sum / mean: the scalar's own gradient is computed now, then scaled by the upstream gradient.
   let denom = 1;
   if (reduction === 'mean' || opts.numItemsInBatch !== undefined) {
-    const valid = countValid(targets.dataSync() as Int32Array, ignoreIndex);
+    const valid = countValid(hostTargets(targets, 'linearCrossEntropy'), ignoreIndex);
     denom = Math.max(1, valid); // all ignored → 0 with zero gradient, never NaN (as crossEntropy)
     if (opts.numItemsInBatch !== undefined) {
       const n = opts.numItemsInBatch;
@@ -72,14 +76,14 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
     }
   }
   const r = run(hidden.storage, weight.storage, targets.storage, args, wantGrad ? { scale: 1 / denom } : null, hidden.dtype);
-  let total = 0;
-  const rowLoss = makeResult(r.loss, [N], hidden.dtype, hidden.backend).dataSync(); // [N]
-  for (let i = 0; i < N; i++) total += rowLoss[i]!;
+  // the loss stays on the device: Σ rows / denom, a scalar nothing reads here
+  const value = noGrad(() => div(sum(new Tensor(r.loss, [N], hidden.dtype, hidden.backend)), denom));
   const [dH, dW] = grads(r.dHidden, r.dWeight);
-  return makeResult(tensor(total / denom, [], hidden.dtype, hidden.backend).storage, [], hidden.dtype, hidden.backend, wantGrad ? {
+  return makeResult(value.storage, [], hidden.dtype, hidden.backend, wantGrad ? {
     name: 'linearCrossEntropy', inputs: [hidden, weight], freshGrads: true, // dW becomes the head's .grad, no copy
     backward: (g) => {
-      const unit = g.dataSync()[0] === 1; // the usual loss.backward(): hand the gradients over as they are
+      // the usual loss.backward() seeds 1, which the host knows without a read: hand the gradients over as they are
+      const unit = knownScalar(g) === 1;
       return [dH && (unit ? dH : mul(dH, g)), dW && (unit ? dW : mul(dW, g))];
     },
   } : undefined);

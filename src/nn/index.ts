@@ -2,3 +2,4 @@ export * from './config.js';
 export * from './module.js';
 export * from './layers.js';
 export * from './llama.js';
+export * from './generate.js';

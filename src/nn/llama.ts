@@ -2,29 +2,16 @@
 // RMSNorm → SwiGLU MLP → residual) → RMSNorm → LM head (tied or untied). Parameter names are HF's.
 
 import {
-  type Backend, type DType, RNG, type Tensor, add, attention, concat, getBackend, matmul, mul, noGrad, reshape, rope,
+  type Backend, type DType, RNG, type Tensor, add, attention, concat, getBackend, hostInts, matmul, reshape, rope,
   shapeStr, slice, swiglu, tensor, type RopeFreqs,
 } from '../core/index.js';
-import { causalLMLoss, linearCrossEntropy, shiftLabels } from '../loss/index.js';
+import { causalLMLoss, hostTargets, linearCrossEntropy, shiftLabels } from '../loss/index.js';
+import { type GenerateOptions, type KVCache, generate } from './generate.js';
 import { type LlamaConfig, type LlamaConfigInput, llamaConfig, ropeInvFreq } from './config.js';
 import { Embedding, type InitOptions, Linear, RMSNorm } from './layers.js';
 import { Module } from './module.js';
 
-/** Per-layer cached keys and values ([B, S, NKV, HD] each) for incremental decoding. */
-export class KVCache {
-  readonly k: (Tensor | null)[];
-  readonly v: (Tensor | null)[];
-  constructor(numLayers: number) {
-    this.k = new Array<Tensor | null>(numLayers).fill(null);
-    this.v = new Array<Tensor | null>(numLayers).fill(null);
-  }
-  /** Number of cached positions. */
-  get length(): number {
-    return this.k[0]?.shape[1] ?? 0;
-  }
-}
-
-interface LayerContext {
+export interface LayerContext {
   positions: Tensor; // [B, T] int32
   keyMask: Tensor | null; // [B, S] int32, S = cached + T
   documentIds?: Tensor | null; // [B, T] int32 (packing; not with a KV cache)
@@ -107,7 +94,7 @@ export class LlamaModel extends Module {
   constructor(readonly cfg: LlamaConfig, init: InitOptions) {
     super();
     const f = ropeInvFreq(cfg, { float32: true }); // HF's float32 inv_freq
-    const freqs: RopeFreqs = { invFreq: f.invFreq, attentionScaling: f.attentionScaling };
+    const freqs: RopeFreqs = { invFreq: Float32Array.from(f.invFreq), attentionScaling: f.attentionScaling };
     this.embedTokens = this.registerModule('embed_tokens', new Embedding(cfg.vocabSize, cfg.hiddenSize, init));
     this.layers = [];
     for (let i = 0; i < cfg.numHiddenLayers; i++) {
@@ -165,22 +152,6 @@ export interface CausalLMOutput {
   loss: Tensor | null;
 }
 
-export interface GenerateOptions {
-  maxNewTokens?: number;
-  /** 0 = greedy (argmax). Default 1. */
-  temperature?: number;
-  /** Keep only the k most likely tokens (0 = off). */
-  topK?: number;
-  /** Nucleus sampling: keep the smallest set of tokens whose probability reaches p (1 = off). */
-  topP?: number;
-  /** Sampling seed; the same seed gives the same text. Default: random. */
-  seed?: number;
-  /** [B, T] int32 mask of the prompt (left padding for batched prompts of different lengths). */
-  attentionMask?: Tensor | null;
-  /** Stop a row at these ids (default: none; pass model.config.eosTokenId to stop at EOS). */
-  eosTokenId?: number | readonly number[] | null;
-}
-
 export class LlamaForCausalLM extends Module {
   readonly config: LlamaConfig;
   readonly model: LlamaModel;
@@ -203,18 +174,6 @@ export class LlamaForCausalLM extends Module {
   /** The [V, C] matrix that maps hidden states to logits. */
   get headWeight(): Tensor {
     return this.lmHead ? this.lmHead.weight : this.model.embedTokens.weight;
-  }
-
-  /** Loads config.json + model.safetensors (or a sharded model.safetensors.index.json) from a directory. Node only. */
-  static async fromPretrained(dir: string, opts: ModelOptions = {}): Promise<LlamaForCausalLM> {
-    const { loadPretrained } = await import('../io/pretrained.js');
-    return loadPretrained(dir, opts);
-  }
-
-  /** Writes config.json + model.safetensors that transformers loads. Node only. */
-  async savePretrained(dir: string, opts: { dtype?: 'F32' | 'BF16' } = {}): Promise<void> {
-    const { savePretrained } = await import('../io/pretrained.js');
-    return savePretrained(this, dir, opts);
   }
 
   /**
@@ -245,7 +204,7 @@ export class LlamaForCausalLM extends Module {
     if (opts.fusedLoss) {
       // Same semantics as causalLMLoss: the labels are shifted, the logits are never formed.
       const ignoreIndex = opts.ignoreIndex ?? -100;
-      const targets = tensor(shiftLabels(labels!.dataSync() as Int32Array, B, T, ignoreIndex), [B * T], 'int32', this.backend);
+      const targets = tensor(shiftLabels(hostTargets(labels!, 'forward'), B, T, ignoreIndex), [B * T], 'int32', this.backend);
       const C = this.config.hiddenSize;
       const loss = linearCrossEntropy(reshape(hidden, [B * T, C]), this.headWeight, targets, { ...lossOpts, softcap: opts.softcap });
       return { logits: null, loss };
@@ -254,82 +213,37 @@ export class LlamaForCausalLM extends Module {
     return { logits, loss: labels ? causalLMLoss(logits, labels, lossOpts) : null };
   }
 
-  private logitsOf(hidden: Tensor): Tensor {
+  /** Decoding: ids [B, t] at positions [B, t] through the model with a KV cache; logits of the last position [B, 1, V]. */
+  lastLogits(ids: Tensor, positions: Tensor, keyMask: Tensor | null, cache: KVCache): Tensor {
+    const h = this.model.forward(ids, { positions, keyMask, cache }); // [B, t, C]
+    const t = h.shape[1]!;
+    return this.logitsOf(slice(h, 1, t - 1, t));
+  }
+
+  /** Logits [B, T, V] of final hidden states [B, T, C] (the LM head, tied or not). */
+  logitsOf(hidden: Tensor): Tensor {
     if (this.lmHead) return this.lmHead.forward(hidden);
     const [B, T, C] = hidden.shape as [number, number, number];
     return reshape(matmulT(reshape(hidden, [B * T, C]), this.model.embedTokens.weight), [B, T, this.config.vocabSize]);
   }
 
   /**
-   * Autoregressive decoding with a KV cache: the prompt is processed once, then each new token costs one
-   * position. Returns [B, T + generated] int32 (fewer new tokens if every row stopped at eosTokenId).
+   * Autoregressive decoding with a KV cache (see generate.ts): the prompt is processed once, then each new token
+   * costs one position. Returns [B, T + generated] int32.
    */
-  async generate(inputIds: Tensor, opts: GenerateOptions = {}): Promise<Tensor> {
-    const { B, T } = this.checkIds(inputIds, 'generate');
-    const maxNew = opts.maxNewTokens ?? 20;
-    const temperature = opts.temperature ?? 1;
-    const topK = opts.topK ?? 0, topP = opts.topP ?? 1;
-    if (!Number.isInteger(maxNew) || maxNew < 0) throw new RangeError(`generate: maxNewTokens must be an integer ≥ 0, got ${maxNew}`);
-    if (!(temperature >= 0)) throw new RangeError(`generate: temperature must be ≥ 0, got ${temperature}`);
-    if (!Number.isInteger(topK) || topK < 0) throw new RangeError(`generate: topK must be an integer ≥ 0, got ${topK}`);
-    if (!(topP > 0 && topP <= 1)) throw new RangeError(`generate: topP must be in (0, 1], got ${topP}`);
-    const eos = new Set(opts.eosTokenId == null ? [] : typeof opts.eosTokenId === 'number' ? [opts.eosTokenId] : opts.eosTokenId);
-    const rng = new RNG(opts.seed ?? Math.floor(Math.random() * 2 ** 32));
-
-    const V = this.config.vocabSize;
-    const mask0 = this.checkMask(opts.attentionMask ?? null, B, T, 'attentionMask');
-    const maskRows: number[][] = [];
-    const m0 = mask0 ? (mask0.dataSync() as Int32Array) : new Int32Array(B * T).fill(1);
-    for (let b = 0; b < B; b++) maskRows.push(Array.from(m0.subarray(b * T, b * T + T)));
-    // HF generation positions: cumulative count of real tokens − 1 (left padding shifts nothing).
-    const nextPos = maskRows.map((r) => r.reduce((a, x) => a + x, 0));
-    const prefillPos = new Int32Array(B * T);
-    maskRows.forEach((r, b) => { let c = 0; r.forEach((x, t) => { prefillPos[b * T + t] = x ? c++ : 0; }); });
-
-    const tokens = Array.from({ length: B }, (_, b) => Array.from((inputIds.dataSync() as Int32Array).subarray(b * T, b * T + T)));
-    const done = new Array<boolean>(B).fill(false);
-    const cache = new KVCache(this.config.numHiddenLayers);
-    const wasTraining = this.training;
-    this.eval();
-    try {
-      let stepIds = inputIds;
-      let stepPos = tensor(prefillPos, [B, T], 'int32', this.backend);
-      for (let step = 0; step < maxNew; step++) {
-        const S = maskRows[0]!.length;
-        const keyMask = mask0 ? tensor(Int32Array.from(maskRows.flat()), [B, S], 'int32', this.backend) : null;
-        const last = noGrad(() => {
-          const h = this.model.forward(stepIds, { positions: stepPos, keyMask, cache }); // [B, t, C]
-          const t = h.shape[1]!;
-          return this.logitsOf(slice(h, 1, t - 1, t)).dataSync(); // [B, 1, V]
-        });
-        const next = new Int32Array(B);
-        for (let b = 0; b < B; b++) {
-          next[b] = done[b] ? (this.config.padTokenId ?? [...eos][0] ?? 0)
-            : sampleToken(last.subarray(b * V, (b + 1) * V), temperature, topK, topP, rng);
-          tokens[b]!.push(next[b]!);
-          if (eos.has(next[b]!)) done[b] = true;
-        }
-        if (done.every(Boolean)) break;
-        maskRows.forEach((r) => r.push(1));
-        stepIds = tensor(next, [B, 1], 'int32', this.backend);
-        stepPos = tensor(Int32Array.from(nextPos), [B, 1], 'int32', this.backend);
-        nextPos.forEach((p, b) => { nextPos[b] = p + 1; });
-      }
-    } finally {
-      this.train(wasTraining);
-    }
-    const outT = tokens[0]!.length;
-    return tensor(Int32Array.from(tokens.flat()), [B, outT], 'int32', this.backend);
+  generate(inputIds: Tensor, opts: GenerateOptions = {}): Promise<Tensor> {
+    return generate(this, inputIds, opts);
   }
 
-  private checkIds(ids: Tensor, where: string): { B: number; T: number } {
+  /** Shape checks, and the id range where the host knows the ids (their host copy; never a device read). */
+  checkIds(ids: Tensor, where: string): { B: number; T: number } {
     if (ids.dtype !== 'int32' || ids.rank !== 2) {
       throw new TypeError(`${where}: input ids must be an int32 tensor [B, T], got ${ids.dtype} ${shapeStr(ids.shape)}`);
     }
     const [B, T] = ids.shape as [number, number];
     if (T === 0 || B === 0) throw new RangeError(`${where}: input ids are empty (${shapeStr(ids.shape)}); give at least one token`);
     const V = this.config.vocabSize;
-    const d = ids.dataSync() as Int32Array;
+    const d = hostInts(ids) ?? new Int32Array(0); // device-made ids: the embedding kernel writes NaN rows for bad ones
     for (let i = 0; i < d.length; i++) {
       const id = d[i]!;
       if (id < 0 || id >= V) {
@@ -340,13 +254,13 @@ export class LlamaForCausalLM extends Module {
     return { B, T };
   }
 
-  private checkMask(mask: Tensor | null, B: number, T: number, what: string): Tensor | null {
+  checkMask(mask: Tensor | null, B: number, T: number, what: string): Tensor | null {
     if (!mask) return null;
     if (mask.dtype !== 'int32' || mask.rank !== 2 || mask.shape[0] !== B || mask.shape[1] !== T) {
       throw new RangeError(`${what} must be int32 [${B}, ${T}] like input_ids, got ${mask.dtype} ${shapeStr(mask.shape)}`);
     }
-    const d = mask.dataSync() as Int32Array;
-    if (d.some((x) => x !== 0 && x !== 1)) throw new RangeError(`${what} must contain only 0 (padding) and 1 (token)`);
+    const d = hostInts(mask);
+    if (d && d.some((x) => x !== 0 && x !== 1)) throw new RangeError(`${what} must contain only 0 (padding) and 1 (token)`);
     return mask;
   }
 
@@ -370,35 +284,3 @@ function arangePositions(B: number, T: number, offset: number, backend: Backend)
   return tensor(p, [B, T], 'int32', backend);
 }
 
-/** Index of the largest of the last `V` values (greedy decoding of the last position). */
-export function argmaxLast(logits: ArrayLike<number>, V: number): number {
-  const o = logits.length - V;
-  let best = 0;
-  for (let j = 1; j < V; j++) if (logits[o + j]! > logits[o + best]!) best = j;
-  return best;
-}
-
-/** Picks the next token from one row of logits. */
-export function sampleToken(logits: ArrayLike<number>, temperature: number, topK: number, topP: number, rng: RNG): number {
-  const V = logits.length;
-  if (temperature === 0) return argmaxLast(logits, V);
-  // Candidates sorted by logit, cut by top-k, softmax at the temperature, cut by top-p.
-  let idx = Array.from({ length: V }, (_, j) => j).sort((a, b) => logits[b]! - logits[a]!);
-  if (topK > 0) idx = idx.slice(0, topK);
-  const m = logits[idx[0]!]!;
-  let probs = idx.map((j) => Math.exp((logits[j]! - m) / temperature));
-  let total = probs.reduce((a, x) => a + x, 0);
-  if (topP < 1) {
-    let acc = 0, keep = 0;
-    while (keep < probs.length && acc < topP * total) acc += probs[keep++]!;
-    idx = idx.slice(0, Math.max(1, keep));
-    probs = probs.slice(0, Math.max(1, keep));
-    total = probs.reduce((a, x) => a + x, 0);
-  }
-  let u = rng.uniform() * total;
-  for (let i = 0; i < idx.length; i++) {
-    u -= probs[i]!;
-    if (u < 0) return idx[i]!;
-  }
-  return idx[idx.length - 1]!;
-}

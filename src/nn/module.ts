@@ -2,7 +2,7 @@
 // Hugging Face's parameter names for the LLaMA modules (`model.layers.0.self_attn.q_proj.weight`), so
 // loading and exporting checkpoints is a rename-free copy.
 
-import { type Backend, type DType, type Tensor, type TypedArray, arrayFor, keep, releaseGrad, shapeStr, sizeOf } from '../core/index.js';
+import { type Backend, type DType, Tensor, type TypedArray, arrayFor, keep, kernel, releaseGrad, shapeStr, sizeOf } from '../core/index.js';
 
 /** What loadStateDict accepts: our tensors or raw arrays (e.g. straight from a safetensors file). */
 export interface StateEntry { shape: readonly number[]; dtype: DType; data?: TypedArray }
@@ -92,17 +92,22 @@ export abstract class Module {
         throw new Error(`${src}: '${name}' has shape ${shapeStr(e.shape)} but the model expects ${shapeStr(p.shape)} ` +
           '(does config.json match the weights?)');
       }
-      const data = entryData(e, name, src);
-      copyInto(p, data);
+      if (e instanceof Tensor) copyTensorInto(p, e, name, src);
+      else if (e.data) copyInto(p, e.data);
+      else throw new Error(`${src}: entry '${name}' has no data`);
     }
   }
 }
 
-function entryData(e: StateEntry, name: string, src: string): TypedArray {
-  if (e.data) return e.data;
-  const t = e as unknown as Tensor;
-  if (typeof t.dataSync === 'function') return t.dataSync();
-  throw new Error(`${src}: entry '${name}' has no data`);
+/** Copies a tensor's values into parameter p on the device (same backend and dtype; nothing read on the host). */
+function copyTensorInto(p: Tensor, t: Tensor, name: string, src: string): void {
+  if (t.backend !== p.backend || t.dtype !== p.dtype) {
+    throw new Error(`${src}: '${name}' is a ${t.dtype} tensor on backend '${t.backend.name}', the parameter is ${p.dtype} on ` +
+      `'${p.backend.name}'; pass { shape, data: await t.data() } to convert it`);
+  }
+  const copy = kernel(p.backend, 'fill')(p.dtype, p.size, 0);
+  kernel(p.backend, 'addInPlace')(copy, t.storage, p.dtype);
+  p.storage = copy;
 }
 
 /** Replaces a parameter's contents (the tensor object, and so optimizer references to it, stay the same). */

@@ -1,7 +1,7 @@
 // Adam and AdamW with PyTorch semantics (torch.optim.Adam / AdamW): bias correction, eps outside the square
 // root, amsgrad, weight decay coupled (Adam: L2 added to the gradient) or decoupled (AdamW: p ← p·(1 − lr·wd)).
 
-import { kernel } from '../core/index.js';
+import { type Tensor, kernel } from '../core/index.js';
 import { Optimizer, type ParamGroup, type ParamsInput } from './optimizer.js';
 
 export interface AdamGroup extends ParamGroup {
@@ -22,21 +22,16 @@ abstract class AdamBase extends Optimizer<AdamGroup> {
     if (!(g.eps >= 0)) throw new RangeError(`${this.constructor.name}: group ${gi} eps must be ≥ 0, got ${g.eps}`);
   }
 
-  step(): void {
-    for (const g of this.paramGroups) {
-      for (const p of g.params) {
-        if (!p.grad) continue;
-        const st = this.stateOf(p);
-        const step = ((st.step as number | undefined) ?? 0) + 1;
-        st.step = step;
-        const m = this.buffer(p, 'expAvg'), v = this.buffer(p, 'expAvgSq');
-        const vMax = g.amsgrad ? this.buffer(p, 'maxExpAvgSq') : null;
-        kernel(p.backend, 'adamStep')(p.storage, p.grad.storage, m.storage, v.storage, vMax ? vMax.storage : null, {
-          lr: g.lr, beta1: g.betas[0], beta2: g.betas[1], eps: g.eps, weightDecay: g.weightDecay,
-          decoupled: this.decoupled, step, amsgrad: g.amsgrad,
-        }, p.dtype);
-      }
-    }
+  protected updateGroup(g: AdamGroup, params: Tensor[], gate: Tensor | null): void {
+    const steps = params.map((p) => this.advance(p));
+    const buffers = (name: string) => params.map((p) => this.buffer(p, name).storage);
+    kernel(params[0]!.backend, 'adamStep')({
+      params: params.map((p) => p.storage), grads: params.map((p) => p.grad!.storage),
+      m: buffers('expAvg'), v: buffers('expAvgSq'), vMax: g.amsgrad ? buffers('maxExpAvgSq') : null,
+      sizes: params.map((p) => p.size), steps,
+    }, {
+      lr: g.lr, beta1: g.betas[0], beta2: g.betas[1], eps: g.eps, weightDecay: g.weightDecay, decoupled: this.decoupled, amsgrad: g.amsgrad,
+    }, gate ? gate.storage : null, params[0]!.dtype);
   }
 }
 

@@ -18,10 +18,29 @@ export interface OptimizerStateDict {
   paramGroups: Record<string, unknown>[];
 }
 
+export interface StepOptions {
+  /** A device scalar: when it is NaN or infinite the update is skipped on the device (no read). */
+  gate?: Tensor | null;
+}
+
+/** Splits params by (backend, dtype): each part is one multi-tensor kernel call. */
+function byBackendAndDtype(params: Tensor[]): Tensor[][] {
+  const parts = new Map<string, Tensor[]>();
+  for (const p of params) {
+    const key = `${p.backend.name}/${p.dtype}`;
+    let list = parts.get(key);
+    if (!list) { list = []; parts.set(key, list); }
+    list.push(p);
+  }
+  return [...parts.values()];
+}
+
 export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
   readonly paramGroups: G[];
   /** Per-parameter state (moment estimates, step counts). */
   protected readonly state = new Map<Tensor, Record<string, Tensor | number>>();
+  /** Step counts before the last step(), for cancelStep(). */
+  private readonly stepUndo = new Map<Tensor, number | undefined>();
 
   constructor(params: ParamsInput<G>, defaults: Omit<G, 'params'>) {
     const groups = params.length > 0 && !('params' in (params[0] as object)) ? [{ params: params as Tensor[] }] : params as (Partial<G> & { params: Tensor[] })[];
@@ -51,8 +70,39 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
     for (const g of this.paramGroups) for (const p of g.params) releaseGrad(p);
   }
 
-  /** One update of every parameter that has a gradient. */
-  abstract step(): void;
+  /**
+   * One update of every parameter that has a gradient: one kernel call per group, nothing read from the device.
+   * With a `gate` (a device scalar, e.g. the gradient norm) the kernels change nothing when its value is NaN or
+   * infinite — the step is skipped on the device; call cancelStep() once the host knows, to undo the step counts.
+   */
+  step(opts: StepOptions = {}): void {
+    this.stepUndo.clear();
+    for (const g of this.paramGroups) {
+      const withGrad = g.params.filter((p) => p.grad !== null);
+      for (const batch of byBackendAndDtype(withGrad)) this.updateGroup(g, batch, opts.gate ?? null);
+    }
+  }
+
+  /** Updates params (all with a gradient, one backend and dtype) of group g in one kernel call. */
+  protected abstract updateGroup(g: G, params: Tensor[], gate: Tensor | null): void;
+
+  /** Increments p's step count (1-based after the call) and remembers the old one for cancelStep(). */
+  protected advance(p: Tensor): number {
+    const st = this.stateOf(p);
+    const old = st.step as number | undefined;
+    this.stepUndo.set(p, old);
+    st.step = (old ?? 0) + 1;
+    return st.step;
+  }
+
+  /** Undoes the step counts of the last step() (its gate skipped the update on the device). */
+  cancelStep(): void {
+    for (const [p, old] of this.stepUndo) {
+      const st = this.stateOf(p);
+      st.step = old ?? 0; // 0, not absent: SGD's "first step" reads it
+    }
+    this.stepUndo.clear();
+  }
 
   /** The state tensor `name` of p, created as zeros on first use. */
   protected buffer(p: Tensor, name: string): Tensor {
@@ -72,17 +122,19 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
     return this.paramGroups.flatMap((g) => g.params);
   }
 
-  stateDict(): OptimizerStateDict {
+  /** The state as host arrays (async: it reads every state tensor from the device). */
+  async stateDict(): Promise<OptimizerStateDict> {
     const state: OptimizerStateDict['state'] = {};
-    this.allParams().forEach((p, i) => {
-      const st = this.state.get(p);
-      if (!st) return;
+    const all = this.allParams();
+    for (let i = 0; i < all.length; i++) {
+      const st = this.state.get(all[i]!);
+      if (!st) continue;
       const out: Record<string, number | { shape: number[]; data: Float32Array | Float64Array }> = {};
       for (const [k, v] of Object.entries(st)) {
-        out[k] = typeof v === 'number' ? v : { shape: [...v.shape], data: v.dataSync() as Float32Array };
+        out[k] = typeof v === 'number' ? v : { shape: [...v.shape], data: (await v.data()) as Float32Array };
       }
       state[i] = out;
-    });
+    }
     let idx = 0;
     const paramGroups = this.paramGroups.map((g) => {
       const { params, ...hyper } = g;

@@ -1,7 +1,7 @@
 // SGD with PyTorch semantics (torch.optim.SGD): L2 weight decay on the gradient, momentum buffer initialised to
 // the first gradient, dampening, Nesterov.
 
-import { kernel } from '../core/index.js';
+import { type Tensor, kernel } from '../core/index.js';
 import { Optimizer, type ParamGroup, type ParamsInput } from './optimizer.js';
 
 export interface SGDGroup extends ParamGroup {
@@ -24,17 +24,19 @@ export class SGD extends Optimizer<SGDGroup> {
     }
   }
 
-  step(): void {
-    for (const g of this.paramGroups) {
-      for (const p of g.params) {
-        if (!p.grad) continue;
-        const st = this.stateOf(p);
-        const firstStep = st.momentumBuffer === undefined;
-        const buf = g.momentum !== 0 ? this.buffer(p, 'momentumBuffer') : null;
-        kernel(p.backend, 'sgdStep')(p.storage, p.grad.storage, buf ? buf.storage : null, {
-          lr: g.lr, momentum: g.momentum, dampening: g.dampening, nesterov: g.nesterov, weightDecay: g.weightDecay, firstStep,
-        }, p.dtype);
-      }
-    }
+  protected updateGroup(g: SGDGroup, params: Tensor[], gate: Tensor | null): void {
+    // the momentum buffer starts as the first gradient: "first" = no completed step (older checkpoints carry no
+    // step count, only the buffer)
+    const firstStep = params.map((p) => {
+      const st = this.stateOf(p);
+      return st.step === undefined ? st.momentumBuffer === undefined : st.step === 0;
+    });
+    params.forEach((p) => this.advance(p));
+    kernel(params[0]!.backend, 'sgdStep')({
+      params: params.map((p) => p.storage), grads: params.map((p) => p.grad!.storage),
+      bufs: g.momentum !== 0 ? params.map((p) => this.buffer(p, 'momentumBuffer').storage) : null,
+      sizes: params.map((p) => p.size), firstStep,
+    }, { lr: g.lr, momentum: g.momentum, dampening: g.dampening, nesterov: g.nesterov, weightDecay: g.weightDecay },
+    gate ? gate.storage : null, params[0]!.dtype);
   }
 }

@@ -1,6 +1,7 @@
-// Evaluation: plain next-token NLL (no smoothing, no z-loss), weighted by tokens over the whole set.
+// Evaluation: plain next-token NLL (no smoothing, no z-loss), weighted by tokens over the whole set. Each batch's
+// loss stays a device scalar; all of them are read together at the end.
 
-import { noGrad, withScope } from '../core/index.js';
+import { type Tensor, concat, noGrad, reshape, withScope } from '../core/index.js';
 import type { LlamaForCausalLM } from '../nn/index.js';
 import { type Batch, countTargets, toTensors } from './batch.js';
 
@@ -13,30 +14,36 @@ export interface EvalResult {
   tokens: number;
 }
 
-export function evaluate(model: LlamaForCausalLM, batches: Iterable<Batch>): EvalResult {
+export async function evaluate(model: LlamaForCausalLM, batches: Iterable<Batch>): Promise<EvalResult> {
   const wasTraining = model.training;
   model.eval();
-  let nats = 0, tokens = 0, bytes = 0, haveBytes = true;
+  const losses: Tensor[] = []; // [1] each, kept out of the batches' scopes
+  const counts: number[] = [];
+  let tokens = 0, bytes = 0, haveBytes = true;
   try {
     for (const b of batches) {
       const n = countTargets(b);
       if (n === 0) continue;
-      // one scope per batch: its inputs and activations are freed as soon as its loss is read
-      const l = withScope(model.backend, () => {
+      // one scope per batch: its inputs and activations are freed as soon as its loss is computed
+      losses.push(withScope(model.backend, () => {
         const t = toTensors(b, model.backend);
-        return noGrad(() => model.forward(t.inputIds, {
+        return noGrad(() => reshape(model.forward(t.inputIds, {
           attentionMask: t.attentionMask, labels: t.labels, positionIds: t.positionIds, documentIds: t.documentIds, numItemsInBatch: n,
           fusedLoss: true, // only the loss is needed: never form the logits
-        }).loss!.dataSync()[0]!);
-      });
-      nats += l * n; // sum over targets
+        }).loss!, [1]));
+      }));
+      counts.push(n);
       tokens += n;
       if (b.targetBytes === undefined) haveBytes = false; else bytes += b.targetBytes;
     }
+    if (tokens === 0) throw new Error('evaluate: the evaluation set has no target tokens (every label is -100 or rows are one token long)');
+    const read = await withScope(model.backend, () => noGrad(() => concat(losses, 0)).data());
+    let nats = 0;
+    counts.forEach((n, i) => { nats += read[i]! * n; }); // sum over targets, in float64
+    const loss = nats / tokens;
+    return { loss, perplexity: Math.exp(loss), bitsPerByte: haveBytes && bytes > 0 ? nats / Math.LN2 / bytes : null, tokens };
   } finally {
+    for (const l of losses) l.dispose();
     model.train(wasTraining);
   }
-  if (tokens === 0) throw new Error('evaluate: the evaluation set has no target tokens (every label is -100 or rows are one token long)');
-  const loss = nats / tokens;
-  return { loss, perplexity: Math.exp(loss), bitsPerByte: haveBytes && bytes > 0 ? nats / Math.LN2 / bytes : null, tokens };
 }

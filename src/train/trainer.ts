@@ -1,12 +1,43 @@
-// The training loop. One optimizer step = K micro-batches: count the valid targets of all K first and pass that
-// count as numItemsInBatch, so the accumulated gradient equals the full-batch gradient; then clip, step the
-// optimizer, step the schedule (per optimizer step, never per epoch), zero the gradients.
+// The training loop. One optimizer step = K micro-batches: count the valid targets of all K first (on the host,
+// from the batches) and pass that count as numItemsInBatch, so the accumulated gradient equals the full-batch
+// gradient; then clip, step the optimizer, step the schedule (per optimizer step, never per epoch), zero the
+// gradients.
+//
+// Nothing is read from the device until the step's work is queued: the losses are summed, the global gradient
+// norm computed and the gradients clipped on the device, and the optimizer update is gated on the device by
+// "loss and norm are finite". The step then reads the loss and the norm once, at its end, and only then decides
+// on the host what a non-finite value means (stop with a message naming the parameter, or skip: the device
+// already left the weights untouched; the host undoes the optimizer's step counts and does not step the schedule).
 
-import { RNG, openScope } from '../core/index.js';
+import { RNG, type Tensor, concat, mul, noGrad, openScope, reshape, sum } from '../core/index.js';
 import type { LlamaForCausalLM } from '../nn/index.js';
-import { type LRScheduler, type Optimizer, clipCoefficient, gradNorm, scaleGrads } from '../optim/index.js';
+import { type LRScheduler, type Optimizer, type OptimizerStateDict, clipGradsByNorm, gradNormTensor } from '../optim/index.js';
 import { type Batch, type BatchSource, countTargets, toTensors } from './batch.js';
 import { type EvalResult, evaluate } from './evaluate.js';
+
+/** Everything besides the model weights that a resume needs. */
+export interface TrainingState {
+  step: number;
+  optimizer: OptimizerStateDict;
+  scheduler: unknown;
+  data: unknown;
+  rng: number[];
+  /** Free-form extras (tokens seen, config of the run, ...). */
+  extra?: Record<string, unknown>;
+}
+
+export interface SaveCheckpointOptions {
+  /** Keep this many most recent step-N directories (default 2; 0 = keep all). */
+  keep?: number;
+  /** Called after every file is written to the temporary directory, before it is renamed into place (tests). */
+  beforeCommit?: () => Promise<void> | void;
+}
+
+/**
+ * Writes a checkpoint and returns where. Injected so that this module stays browser-safe: on Node pass
+ * `saveCheckpoint` from 'llamatrain/node'; a browser app can store the state wherever it likes.
+ */
+export type CheckpointWriter = (root: string, model: LlamaForCausalLM, state: TrainingState, opts: SaveCheckpointOptions) => Promise<string>;
 
 export interface TrainerOptions {
   model: LlamaForCausalLM;
@@ -30,6 +61,8 @@ export interface TrainerOptions {
   fusedLoss?: boolean;
   /** Seed of the trainer's RNG (saved in checkpoints). */
   seed?: number;
+  /** How saveCheckpoint() writes (Node: `saveCheckpoint` from 'llamatrain/node'). */
+  checkpointWriter?: CheckpointWriter;
 }
 
 export interface StepMetrics {
@@ -102,14 +135,14 @@ export class Trainer {
       if (!m) break;
       last = m;
       const every = this.opts.evalEvery ?? 0;
-      if (every > 0 && this.opts.evalData && (this.step % every === 0 || this.step === this.opts.maxSteps)) this.runEval();
+      if (every > 0 && this.opts.evalData && (this.step % every === 0 || this.step === this.opts.maxSteps)) await this.runEval();
     }
     return last;
   }
 
-  runEval(): EvalResult & { step: number } {
+  async runEval(): Promise<EvalResult & { step: number }> {
     if (!this.opts.evalData) throw new Error('Trainer: no evalData was given');
-    const r = { ...evaluate(this.model, this.opts.evalData()), step: this.step };
+    const r = { ...(await evaluate(this.model, this.opts.evalData())), step: this.step };
     this.emit('eval', r);
     return r;
   }
@@ -128,48 +161,56 @@ export class Trainer {
     const t0 = Date.now();
     const targetsPerMicro = micro.map((b) => countTargets(b));
     const numItemsInBatch = targetsPerMicro.reduce((n, c) => n + c, 0);
-    let loss = 0, tokens = 0;
+    const tokens = micro.reduce((n, b) => n + (b.attentionMask ? b.attentionMask.reduce((a, x) => a + x, 0) : b.inputIds.length), 0);
+    let loss = 0, norm = 0;
     let skipped = numItemsInBatch === 0; // nothing to learn from (e.g. every label is -100)
-    let norm = 0;
     const lr = this.optimizer.paramGroups[0]!.lr;
     // Activations and their gradients live for this step: the scope frees them at the end (parameters, gradients
     // and optimizer state are kept). On the wasm backend this is what lets tensors live in its memory.
     const scope = openScope(this.model.backend);
     try {
+      const losses: Tensor[] = []; // one device scalar per micro-batch that has targets
+      const lossOf: number[] = []; // its micro-batch index
       if (!skipped) {
         for (let k = 0; k < micro.length; k++) {
-          const b = micro[k]!;
-          tokens += b.attentionMask ? b.attentionMask.reduce((a, x) => a + x, 0) : b.inputIds.length;
           if (targetsPerMicro[k] === 0) continue;
-          const t = toTensors(b, this.model.backend);
+          const t = toTensors(micro[k]!, this.model.backend);
           const out = this.model.forward(t.inputIds, {
             attentionMask: t.attentionMask, labels: t.labels, positionIds: t.positionIds, documentIds: t.documentIds,
             numItemsInBatch, labelSmoothing: this.opts.labelSmoothing, zLoss: this.opts.zLoss, fusedLoss: this.opts.fusedLoss ?? true,
           });
-          const l = (await out.loss!.data())[0]!;
-          if (!Number.isFinite(l)) {
-            if (this.nonFinite(`step ${stepNo}: the loss of micro-batch ${k + 1}/${micro.length} is ${l}`, stepNo)) { skipped = true; break; }
-          }
           out.loss!.backward();
-          loss += l;
+          losses.push(out.loss!.detach());
+          lossOf.push(k);
         }
       }
       this.emit('afterBackward', { step: stepNo, model: this.model });
       if (!skipped) {
         const params = this.model.parameters();
         const maxNorm = this.opts.clipGradNorm === undefined ? 1.0 : this.opts.clipGradNorm;
-        // Measure first: a non-finite norm must leave the gradients as they are, so the culprit can be named.
-        norm = await gradNorm(params);
-        if (Number.isFinite(norm) && maxNorm !== null) scaleGrads(params, clipCoefficient(norm, maxNorm));
-        if (!Number.isFinite(norm)) {
-          const bad = await this.firstNonFiniteGrad();
-          skipped = this.nonFinite(`step ${stepNo}: the gradient norm is ${norm}` +
-            (bad ? `; the first parameter with a non-finite gradient is ${bad}` : ''), stepNo, bad ?? undefined);
+        const normT = gradNormTensor(params);
+        // [loss_1, …, loss_K, norm]: the one read of the step
+        const values = noGrad(() => concat([...losses.map((l) => reshape(l, [1])), ...(normT ? [reshape(normT, [1])] : [])], 0));
+        if (normT && maxNorm !== null) clipGradsByNorm(params, normT, maxNorm); // unchanged when the norm is not finite
+        // Σ 0·value is 0, or NaN when any loss or the norm is NaN/Inf: then the device skips the update
+        this.optimizer.step({ gate: noGrad(() => sum(mul(values, 0))) });
+        const read = await values.data();
+        loss = losses.reduce((s, _l, i) => s + read[i]!, 0);
+        norm = normT ? read[losses.length]! : 0;
+        const badLoss = losses.findIndex((_l, i) => !Number.isFinite(read[i]!));
+        if (badLoss >= 0 || !Number.isFinite(norm)) {
+          this.optimizer.cancelStep();
+          skipped = true;
+          if (badLoss >= 0) {
+            this.nonFinite(`step ${stepNo}: the loss of micro-batch ${lossOf[badLoss]! + 1}/${micro.length} is ${read[badLoss]}`, stepNo);
+          } else {
+            const bad = await this.firstNonFiniteGrad();
+            this.nonFinite(`step ${stepNo}: the gradient norm is ${norm}` +
+              (bad ? `; the first parameter with a non-finite gradient is ${bad}` : ''), stepNo, bad ?? undefined);
+          }
+        } else {
+          this.scheduler?.step();
         }
-      }
-      if (!skipped) {
-        this.optimizer.step();
-        this.scheduler?.step();
       }
       this.optimizer.zeroGrad();
       this.model.zeroGrad(); // parameters outside the optimizer, if any
@@ -187,13 +228,12 @@ export class Trainer {
     return m;
   }
 
-  /** Throws in 'stop' mode; returns true (skip the step) in 'skip' mode. */
-  private nonFinite(msg: string, step: number, parameter?: string): boolean {
+  /** Throws in 'stop' mode; in 'skip' mode the step is dropped (the device already left the weights as they were). */
+  private nonFinite(msg: string, step: number, parameter?: string): void {
     if ((this.opts.onNonFinite ?? 'stop') === 'stop') {
+      this.optimizer.zeroGrad();
       throw new NonFiniteError(`${msg}. Training stopped (lower the learning rate, check the data, or set onNonFinite: 'skip').`, step, parameter);
     }
-    this.optimizer.zeroGrad();
-    return true;
   }
 
   private async firstNonFiniteGrad(): Promise<string | null> {
@@ -205,11 +245,11 @@ export class Trainer {
     return null;
   }
 
-  /** Everything a bit-identical resume needs besides the weights. */
-  state(): { step: number; optimizer: ReturnType<Optimizer['stateDict']>; scheduler: unknown; data: unknown; rng: number[]; extra: Record<string, unknown> } {
+  /** Everything a bit-identical resume needs besides the weights (async: it reads the optimizer state). */
+  async state(): Promise<TrainingState> {
     return {
       step: this.step,
-      optimizer: this.optimizer.stateDict(),
+      optimizer: await this.optimizer.stateDict(),
       scheduler: this.scheduler ? this.scheduler.stateDict() : null,
       data: this.opts.train.state(),
       rng: this.rng.getState(),
@@ -217,7 +257,7 @@ export class Trainer {
     };
   }
 
-  loadState(s: { step: number; optimizer: ReturnType<Optimizer['stateDict']>; scheduler: unknown; data: unknown; rng: number[]; extra?: Record<string, unknown> }): void {
+  loadState(s: TrainingState): void {
     this.step = s.step;
     this.optimizer.loadStateDict(s.optimizer);
     if (this.scheduler && s.scheduler) this.scheduler.loadStateDict(s.scheduler as Parameters<LRScheduler['loadStateDict']>[0]);
@@ -226,9 +266,13 @@ export class Trainer {
     this.tokensSeen = Number(s.extra?.tokensSeen ?? 0);
   }
 
-  /** Saves a checkpoint under `root` (Node only; see io/checkpoint). */
-  async saveCheckpoint(root: string, opts: { keep?: number; beforeCommit?: () => Promise<void> | void } = {}): Promise<string> {
-    const { saveCheckpoint } = await import('../io/checkpoint.js');
-    return saveCheckpoint(root, this.model, this.state(), opts);
+  /** Saves a checkpoint under `root` with the injected checkpointWriter. */
+  async saveCheckpoint(root: string, opts: SaveCheckpointOptions = {}): Promise<string> {
+    const write = this.opts.checkpointWriter;
+    if (!write) {
+      throw new Error("Trainer.saveCheckpoint: no checkpointWriter was given; on Node pass { checkpointWriter: saveCheckpoint } " +
+        "with saveCheckpoint from 'llamatrain/node'");
+    }
+    return write(root, this.model, await this.state(), opts);
   }
 }

@@ -9,6 +9,7 @@ import {
   type Backend, LlamaForCausalLM, RNG, type Tensor, add, attention, crossEntropyRows, embedding, logSoftmax, logsumexp,
   div, kernel, linearCrossEntropy, matmul, mul, parseSafetensors, sub, type RawTensor, refBackend, reshape, rmsNorm, rope, silu, softmax, square, sum, swiglu, tensor, withScope,
 } from '../../src/index.js';
+import { loadPretrained } from '../../src/node.js';
 import {
   fallbackKernels, registerWasmBackend, setParallelThreshold, setWasmThreads, shutdownWasmBackend, wasmAvailable,
   wasmKernelNames, wasmThreads,
@@ -98,11 +99,11 @@ function matmulCases(): void {
 function modelOpCases(): void {
   const B = 2, T = 7, C = 24, NH = 4, NKV = 2, HD = 6, V = 19;
   check('rmsNorm', (x, w) => rmsNorm(x, w, 1e-5), [randf([B, T, C]), randf([C])]);
-  const invFreq = Float64Array.from({ length: HD / 2 }, (_, j) => 1 / 10000 ** ((2 * j) / HD));
+  const invFreq = Float32Array.from({ length: HD / 2 }, (_, j) => 1 / 10000 ** ((2 * j) / HD));
   const positions = ints([B, T], (i) => (i % T) + (i >= T ? 3 : 0));
   check('rope', (x, p) => rope(x, p, { invFreq, attentionScaling: 1 }), [randf([B, T, NH, HD]), positions]);
   // ≥ 1024 elements (the wasm path), HD = 16, scaled cos/sin, packed-style positions
-  const invFreq16 = Float64Array.from({ length: 8 }, (_, j) => 1 / 500000 ** ((2 * j) / 16));
+  const invFreq16 = Float32Array.from({ length: 8 }, (_, j) => 1 / 500000 ** ((2 * j) / 16));
   check('rope HD 16, scaling 1.2', (x, p) => rope(x, p, { invFreq: invFreq16, attentionScaling: 1.2 }),
     [randf([2, 9, 5, 16]), ints([2, 9], (i) => (i * 7) % 11)]);
   const q = randf([B, T, NH, HD]), k = randf([B, T, NKV, HD]), v = randf([B, T, NKV, HD]);
@@ -202,9 +203,10 @@ describe('wasm backend vs ref', () => {
       const a = init(), b = { p: a.p.slice(), m: a.m.slice(), v: a.v.slice() };
       for (let step = 1; step <= 3; step++) {
         const g = Float32Array.from({ length: n }, () => rng.normal());
-        const args = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, decoupled, step, amsgrad: false };
-        refKernels.adamStep(a.p, g, a.m, a.v, null, args, 'float32');
-        kernel(wasm, 'adamStep')(b.p, g, b.m, b.v, null, args, 'float32');
+        const args = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, decoupled, amsgrad: false };
+        const group = (x: typeof a) => ({ params: [x.p], grads: [g], m: [x.m], v: [x.v], vMax: null, sizes: [n], steps: [step] });
+        refKernels.adamStep(group(a), args, null, 'float32');
+        kernel(wasm, 'adamStep')(group(b), args, null, 'float32');
       }
       for (const k of ['p', 'm', 'v'] as const) {
         const e = relErr(b[k], a[k]);
@@ -296,7 +298,7 @@ for (const threads of [1, 2]) {
     const name = 'hf-llama-tiny';
     const ref = parseSafetensors(readFileSync(fixturePath(name, 'reference.safetensors')), name).tensors;
     const asT = (r: RawTensor) => tensor(r.data, r.shape, r.dtype, wasm);
-    const model = await LlamaForCausalLM.fromPretrained(fixturePath(name), { backend: wasm });
+    const model = await loadPretrained(fixturePath(name), { backend: wasm });
     assert.equal(model.backend, wasm);
     const ids = asT(ref.get('input_ids')!), mask = asT(ref.get('attention_mask')!), labels = asT(ref.get('labels')!);
     const { logits, loss } = model.forward(ids, { attentionMask: mask, labels });

@@ -8,7 +8,7 @@ import { parseOptions, UsageError } from '../../src/cli/options.js';
 import { trainSchema } from '../../src/cli/train.js';
 import { tokenByteLengths } from '../../src/cli/shared.js';
 import { LlamaForCausalLM, countBytes, trainByteLevelBPE } from '../../src/index.js';
-import { loadCheckpoint } from '../../src/node.js';
+import { loadCheckpoint, loadPretrained } from '../../src/node.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'llamatrain-cli-'));
 async function run(argv: string[]): Promise<{ code: number; out: string }> {
@@ -54,7 +54,7 @@ test('train → eval → generate on a small JSONL corpus; metrics, plot, sample
   assert.match(readFileSync(join(out, 'samples.txt'), 'utf8'), /--- step 2/);
   const { state } = await loadCheckpoint(join(out, 'checkpoints'));
   assert.equal(state.step, 4);
-  const model = await LlamaForCausalLM.fromPretrained(join(out, 'model'));
+  const model = await loadPretrained(join(out, 'model'));
   assert.equal(model.config.hiddenSize, 16);
 
   const ev = await run(['eval', `--model=${out}`, `--data=${data}`, '--seq-len=32']);

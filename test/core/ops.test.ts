@@ -130,7 +130,7 @@ test('rmsNorm: fused equals the composition, gradients for x and weight', () => 
 test('rope: HF rotate_half convention, positions per row, gradient', () => {
   const [B, T, H, HD] = [2, 3, 2, 4];
   const x = randn([B, T, H, HD], rng);
-  const invFreq = Float64Array.from([1, 0.01]);
+  const invFreq = Float32Array.from([1, 0.01]);
   const pos = ids([0, 1, 2, 5, 6, 7], [B, T]);
   gradcheck('rope', (t) => rope(t, pos, { invFreq, attentionScaling: 1 }), [x]);
   // Explicit formula: out = x·cos(cat(f, f)) + rotate_half(x)·sin(cat(f, f)), rotate_half(x) = cat(−x2, x1)

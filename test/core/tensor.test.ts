@@ -45,7 +45,7 @@ test('autograd: a tensor used three times sums three contributions; leaf gradien
   assert.deepEqual(Array.from(b.grad!.dataSync()), [1, 1]);
 });
 
-test('autograd: noGrad records nothing, detach cuts the tape, a second backward is an error', () => {
+test('autograd: noGrad records nothing, detach cuts the tape, a second backward is an error', async () => {
   const x = tensor([1, 2], [2], 'float64').requireGrad();
   const y = noGrad(() => mul(x, 2));
   assert.equal(y.requiresGrad, false);
@@ -56,7 +56,14 @@ test('autograd: noGrad records nothing, detach cuts the tape, a second backward 
   l.backward();
   assert.throws(() => l.backward(), /already freed by an earlier backward/);
   assert.throws(() => mul(x, 2).backward(), /needs a scalar/);
-  assert.throws(() => noGrad(() => Promise.resolve(1)), /must be synchronous/);
+  // an async section keeps grad mode off across its awaits, and restores it when it settles (also on rejection)
+  const seen: boolean[] = [];
+  await noGrad(async () => { seen.push(isGradEnabled()); await new Promise((r) => setTimeout(r, 1)); seen.push(isGradEnabled(), mul(x, 2).requiresGrad); });
+  assert.deepEqual(seen, [false, false, false]);
+  assert.equal(isGradEnabled(), true);
+  await assert.rejects(noGrad(async () => { await Promise.resolve(); throw new Error('boom'); }), /boom/);
+  assert.equal(isGradEnabled(), true);
+  assert.equal(mul(x, 2).requiresGrad, true);
 });
 
 test('RNG: seeded, reproducible, state save/restore, sane normal moments', () => {

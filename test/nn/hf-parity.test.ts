@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LlamaForCausalLM, type Tensor, countCausalTargets, parseSafetensors, slice, tensor, type RawTensor } from '../../src/index.js';
+import { loadPretrained } from '../../src/node.js';
 import { readFileSync } from 'node:fs';
 import { fixturePath } from '../helpers.js';
 
@@ -19,7 +20,7 @@ function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 export async function checkParity(name: string, opts: { dtype?: 'float32' | 'float64'; lossTol?: number; fusedLoss?: boolean } = {}): Promise<void> {
   const ref = loadRef(name);
-  const model = await LlamaForCausalLM.fromPretrained(fixturePath(name), { dtype: opts.dtype ?? 'float32' });
+  const model = await loadPretrained(fixturePath(name), { dtype: opts.dtype ?? 'float32' });
   const ids = asTensor(ref.get('input_ids')!), mask = asTensor(ref.get('attention_mask')!), labels = asTensor(ref.get('labels')!);
   const lossTol = opts.lossTol ?? 1e-5;
   const [B, T] = ids.shape as [number, number];

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import {
   LlamaForCausalLM, type LlamaConfigInput, RNG, type Tensor, argmaxLast, noGrad, parseSafetensors, sampleToken, tensor,
 } from '../../src/index.js';
+import { loadPretrained, savePretrained } from '../../src/node.js';
 import { fixturePath } from '../helpers.js';
 
 const tinyCfg: LlamaConfigInput = {
@@ -37,7 +38,7 @@ test('module API: HF names, tied head appears once, train/eval, zeroGrad, numPar
   assert.ok(m.parameters().every((p) => p.grad === null));
   // The HF fixture's file names are exactly our parameter names.
   const file = parseSafetensors(readFileSync(fixturePath('hf-llama-tiny', 'model.safetensors'))).tensors;
-  return LlamaForCausalLM.fromPretrained(fixturePath('hf-llama-tiny')).then((hf) => {
+  return loadPretrained(fixturePath('hf-llama-tiny')).then((hf) => {
     assert.deepEqual([...hf.namedParameters()].map(([n]) => n).sort(), [...file.keys()].sort());
   });
 });
@@ -70,14 +71,14 @@ test('bad inputs give clear errors', async () => {
   cpSync(fixturePath('hf-llama-tiny'), dir, { recursive: true });
   const bytes = readFileSync(join(dir, 'model.safetensors'));
   writeFileSync(join(dir, 'model.safetensors'), bytes.subarray(0, bytes.length - 1000));
-  await assert.rejects(() => LlamaForCausalLM.fromPretrained(dir), /model\.safetensors/);
+  await assert.rejects(() => loadPretrained(dir), /model\.safetensors/);
   // a config whose sizes do not match the weights
   cpSync(fixturePath('hf-llama-tiny'), dir, { recursive: true });
   const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   cfg.intermediate_size = 100;
   writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
-  await assert.rejects(() => LlamaForCausalLM.fromPretrained(dir), /'model\.layers\.0\.mlp\.gate_proj\.weight' has shape \[176, 64\] but the model expects \[100, 64\]/);
-  await assert.rejects(() => LlamaForCausalLM.fromPretrained(join(dir, 'nope')), /config\.json/);
+  await assert.rejects(() => loadPretrained(dir), /'model\.layers\.0\.mlp\.gate_proj\.weight' has shape \[176, 64\] but the model expects \[100, 64\]/);
+  await assert.rejects(() => loadPretrained(join(dir, 'nope')), /config\.json/);
 });
 
 async function logitsOf(m: LlamaForCausalLM, ids: Tensor): Promise<Float32Array | Float64Array> {
@@ -88,7 +89,7 @@ test('savePretrained → fromPretrained round trip (F32 exact, BF16 rounded), ti
   for (const tie of [false, true]) {
     const m = new LlamaForCausalLM({ ...tinyCfg, tieWordEmbeddings: tie, ropeTheta: 5e5 }, { seed: 3 });
     const dir = tmp();
-    await m.savePretrained(dir);
+    await savePretrained(m, dir);
     const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
     assert.equal(cfg.model_type, 'llama');
     assert.deepEqual(cfg.architectures, ['LlamaForCausalLM']);
@@ -97,11 +98,11 @@ test('savePretrained → fromPretrained round trip (F32 exact, BF16 rounded), ti
     assert.equal(cfg.tie_word_embeddings, tie);
     const file = parseSafetensors(readFileSync(join(dir, 'model.safetensors'))).tensors;
     assert.equal(file.has('lm_head.weight'), !tie);
-    const back = await LlamaForCausalLM.fromPretrained(dir);
+    const back = await loadPretrained(dir);
     const ids = ints([1, 5, 9, 2], [1, 4]);
     assert.deepEqual(await logitsOf(back, ids), await logitsOf(m, ids));
-    await m.savePretrained(dir, { dtype: 'BF16' });
-    const bf = await LlamaForCausalLM.fromPretrained(dir);
+    await savePretrained(m, dir, { dtype: 'BF16' });
+    const bf = await loadPretrained(dir);
     const w = bf.model.embedTokens.weight.dataSync(), w0 = m.model.embedTokens.weight.dataSync();
     for (let i = 0; i < w.length; i++) {
       assert.ok(Math.abs(w[i]! - w0[i]!) <= Math.abs(w0[i]!) * 2 ** -8, 'bf16 keeps 8 significant bits');

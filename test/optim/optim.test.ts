@@ -49,14 +49,14 @@ for (const c of meta.optimizer.cases) {
   });
 }
 
-test('optimizer state dict round trip continues identically', () => {
+test('optimizer state dict round trip continues identically', async () => {
   const c = meta.optimizer.cases.find((x: { name: string }) => x.name === 'adamw_amsgrad');
-  const run = (resumeAt: number | null) => {
+  const run = async (resumeAt: number | null) => {
     let p0 = T(`${c.name}.init.p0`).requireGrad(), p1 = T(`${c.name}.init.p1`).requireGrad();
     let opt = build(c, p0, p1);
     for (let k = 0; k < 6; k++) {
       if (k === resumeAt) {
-        const sd = JSON.parse(JSON.stringify(opt.stateDict(), (_k, v) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v)));
+        const sd = JSON.parse(JSON.stringify(await opt.stateDict(), (_k, v) => (ArrayBuffer.isView(v) ? Array.from(v as Float64Array) : v)));
         for (const st of Object.values(sd.state) as Record<string, { data: number[] } | number>[]) {
           for (const v of Object.values(st)) if (typeof v !== 'number') (v as unknown as { data: Float64Array }).data = Float64Array.from(v.data);
         }
@@ -68,7 +68,7 @@ test('optimizer state dict round trip continues identically', () => {
     }
     return [...p0.dataSync(), ...p1.dataSync()];
   };
-  assert.deepEqual(run(3), run(null));
+  assert.deepEqual(await run(3), await run(null));
 });
 
 for (const c of meta.clip.cases) {

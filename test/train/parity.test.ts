@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import {
   AdamW, type Batch, LRScheduler, LlamaForCausalLM, Trainer, decayGroups, parseSafetensors, warmupCosine,
 } from '../../src/index.js';
+import { loadPretrained } from '../../src/node.js';
 import { fixturePath } from '../helpers.js';
 import { ListSource } from './util.js';
 
@@ -19,7 +20,7 @@ test('training parity with PyTorch: losses, grad norms and learning rates at eve
     const g = (k: string) => raw.get(`step${s}.micro${m}.${k}`)!.data as Int32Array;
     batches.push({ shape: [hyper.microBatchSize, hyper.seqLen], inputIds: g('input_ids'), attentionMask: g('attention_mask'), labels: g('labels') });
   }
-  const model = await LlamaForCausalLM.fromPretrained(dir);
+  const model = await loadPretrained(dir);
   const optimizer = new AdamW(decayGroups(model.namedParameters(), hyper.weightDecay), { lr: hyper.lr, betas: hyper.betas, eps: hyper.eps });
   assert.equal(optimizer.paramGroups.length, 2);
   const { warmupSteps, totalSteps, minLrRatio } = hyper.schedule;

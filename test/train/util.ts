@@ -3,6 +3,7 @@ import {
   AdamW, type Batch, type BatchSource, LRScheduler, type LlamaConfigInput, type LlamaForCausalLM, RNG, Trainer, decayGroups,
   warmupCosine,
 } from '../../src/index.js';
+import { saveCheckpoint } from '../../src/node.js';
 
 /** Cycles over a fixed list of batches; its position is its state. */
 export class ListSource implements BatchSource {
@@ -39,6 +40,7 @@ export const cfg: LlamaConfigInput = {
 export function makeTrainer(model: LlamaForCausalLM, source: ListSource, extra: Partial<ConstructorParameters<typeof Trainer>[0]> = {}): Trainer {
   const optimizer = new AdamW(decayGroups(model.namedParameters(), 0.1), { lr: 1e-2, betas: [0.9, 0.95] });
   const scheduler = new LRScheduler(optimizer, warmupCosine({ warmupSteps: 2, totalSteps: 8, minLrRatio: 0.1 }));
-  return new Trainer({ model, optimizer, scheduler, train: source, gradAccumSteps: 2, maxSteps: 8, clipGradNorm: 1.0, ...extra });
+  return new Trainer({ model, optimizer, scheduler, train: source, gradAccumSteps: 2, maxSteps: 8, clipGradNorm: 1.0,
+    checkpointWriter: saveCheckpoint, ...extra });
 }
 

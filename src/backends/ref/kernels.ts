@@ -111,28 +111,6 @@ function matmulInto(out: F, a: F, aOff: number, b: F, bOff: number, oOff: number
   for (let i = M4; i < M; i++) for (let j = 0; j < N; j++) dot(i, j);
 }
 
-/** Every token id is in [0, V) (shared with the other backends: one message). */
-export function checkTokenIds(ids: Int32Array, V: number): void {
-  for (let n = 0; n < ids.length; n++) {
-    const id = ids[n]!;
-    if (id < 0 || id >= V) {
-      throw new RangeError(`embedding: token id ${id} at position ${n} is outside the vocabulary [0, ${V}); ` +
-        `check the tokenizer's vocab size against the model's vocab_size (${V})`);
-    }
-  }
-}
-
-/** Every target is a class id in [0, V) or ignoreIndex (shared with the other backends: one message). */
-export function checkTargets(t: Int32Array, V: number, ignoreIndex: number): void {
-  for (let n = 0; n < t.length; n++) {
-    const y = t[n]!;
-    if (y !== ignoreIndex && (y < 0 || y >= V)) {
-      throw new RangeError(`cross-entropy: target ${y} at row ${n} is outside [0, ${V}) (vocab size ${V}) and is not ` +
-        `ignoreIndex (${ignoreIndex}); fix the labels or mark the position with ${ignoreIndex}`);
-    }
-  }
-}
-
 export const refKernels: KernelTable = {
   fill(dtype, size, value) {
     const a = arrayFor(dtype, size);
@@ -288,9 +266,12 @@ export const refKernels: KernelTable = {
 
   embedding(w, V, C, ids, N, dtype) {
     const ws = Fl(w), is = I(ids);
-    checkTokenIds(is, V);
     const out = alloc(dtype, N * C);
-    for (let n = 0; n < N; n++) out.set(ws.subarray(is[n]! * C, is[n]! * C + C), n * C);
+    for (let n = 0; n < N; n++) {
+      const id = is[n]!;
+      if (id >= 0 && id < V) out.set(ws.subarray(id * C, id * C + C), n * C);
+      else out.fill(NaN, n * C, n * C + C); // the op validates ids it can see; an unseen bad id must not train silently
+    }
     return out;
   },
 
@@ -481,7 +462,6 @@ export const refKernels: KernelTable = {
   crossEntropy(logits, targets, args, dtype) {
     const { N, V, ignoreIndex, labelSmoothing: eps, zLoss } = args;
     const z = Fl(logits), t = I(targets);
-    checkTargets(t, V, ignoreIndex);
     const loss = alloc(dtype, N), lse = alloc(dtype, N);
     for (let n = 0; n < N; n++) {
       const o = n * V;
@@ -489,6 +469,7 @@ export const refKernels: KernelTable = {
       lse[n] = l;
       const y = t[n]!;
       if (y === ignoreIndex) { loss[n] = 0; continue; }
+      if (y < 0 || y >= V) { loss[n] = NaN; continue; }
       let v = (1 - eps) * (l - z[o + y]!);
       if (eps !== 0) {
         let s = 0;
@@ -509,6 +490,7 @@ export const refKernels: KernelTable = {
       const y = t[n]!;
       if (y === ignoreIndex) continue;
       const o = n * V, l = ls[n]!, gn = gs[n]!;
+      if (y < 0 || y >= V) { out.fill(NaN, o, o + V); continue; }
       const pScale = 1 + 2 * zLoss * l; // softmax coefficient: CE term + z-loss term
       for (let j = 0; j < V; j++) out[o + j] = gn * (pScale * Math.exp(z[o + j]! - l) - eps / V);
       out[o + y]! -= gn * (1 - eps);
@@ -519,7 +501,6 @@ export const refKernels: KernelTable = {
   linearCrossEntropy(hidden, weight, targets, args, grad, dtype) {
     const { N, C, V, ignoreIndex, labelSmoothing: eps, zLoss, softcap, chunkSize } = args;
     const H = Fl(hidden), W = Fl(weight), t = I(targets);
-    checkTargets(t, V, ignoreIndex);
     const loss = alloc(dtype, N);
     const rowScale = grad && 'rows' in grad ? Fl(grad.rows) : null;
     const dHidden = grad ? alloc(dtype, N * C) : null;
@@ -535,6 +516,7 @@ export const refKernels: KernelTable = {
         const n = n0 + r, o = r * V, y = t[n]!;
         if (softcap > 0) for (let j = 0; j < V; j++) z[o + j] = softcap * Math.tanh(z[o + j]! / softcap);
         if (y === ignoreIndex) { loss[n] = 0; z.fill(0, o, o + V); continue; }
+        if (y < 0 || y >= V) { loss[n] = NaN; z.fill(NaN, o, o + V); any = true; continue; }
         const l = rowLse(z, o, V);
         let v = (1 - eps) * (l - z[o + y]!);
         if (eps !== 0) { let s = 0; for (let j = 0; j < V; j++) s += z[o + j]!; v += eps * (l - s / V); }
@@ -571,38 +553,83 @@ export const refKernels: KernelTable = {
     for (let i = 0; i < x.length; i++) x[i]! *= s;
   },
 
-  adamStep(p, g, m, v, vMax, args) {
-    const ps = Fl(p), gs = Fl(g), ms = Fl(m), vs = Fl(v), vm = vMax ? Fl(vMax) : null;
-    const { lr, beta1, beta2, eps, weightDecay: wd, decoupled, step, amsgrad } = args;
-    const bc1 = 1 - beta1 ** step;
-    const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
-    const stepSize = lr / bc1;
-    for (let i = 0; i < ps.length; i++) {
-      let grad = gs[i]!;
-      if (wd !== 0) {
-        if (decoupled) ps[i]! *= 1 - lr * wd;
-        else grad += wd * ps[i]!;
-      }
-      ms[i] = beta1 * ms[i]! + (1 - beta1) * grad;
-      vs[i] = beta2 * vs[i]! + (1 - beta2) * grad * grad;
-      let second = vs[i]!;
-      if (amsgrad) { vm![i] = Math.max(vm![i]!, second); second = vm![i]!; }
-      ps[i]! -= (stepSize * ms[i]!) / (Math.sqrt(second) / bc2Sqrt + eps);
+  clamp(a, lo, hi, dtype) {
+    const x = Fl(a), out = alloc(dtype, x.length);
+    for (let i = 0; i < x.length; i++) out[i] = x[i]! < lo ? lo : x[i]! > hi ? hi : x[i]!; // NaN fails both: stays NaN
+    return out;
+  },
+
+  clampBackward(x, g, lo, hi, dtype) {
+    const xs = Fl(x), gs = Fl(g), out = alloc(dtype, xs.length);
+    for (let i = 0; i < xs.length; i++) out[i] = xs[i]! >= lo && xs[i]! <= hi ? gs[i]! : 0;
+    return out;
+  },
+
+  globalNorm(list, _sizes, normType, dtype) {
+    let total = 0;
+    for (const s of list) {
+      const x = Fl(s);
+      if (normType === Infinity) for (let i = 0; i < x.length; i++) total = Math.max(total, Math.abs(x[i]!)); // NaN sticks
+      else if (normType === 2) for (let i = 0; i < x.length; i++) total += x[i]! * x[i]!;
+      else for (let i = 0; i < x.length; i++) total += Math.abs(x[i]!) ** normType;
+    }
+    const norm = normType === Infinity ? total : normType === 2 ? Math.sqrt(total) : total ** (1 / normType);
+    const out = alloc(dtype, 1);
+    out[0] = norm;
+    return out;
+  },
+
+  clipByNorm(list, _sizes, norm, maxNorm) {
+    const total = Fl(norm)[0]!;
+    if (!Number.isFinite(total)) return;
+    const coef = Math.min(1, maxNorm / (total + 1e-6));
+    if (coef === 1) return;
+    for (const s of list) {
+      const x = Fl(s);
+      for (let i = 0; i < x.length; i++) x[i]! *= coef;
     }
   },
 
-  sgdStep(p, g, buf, args) {
-    const ps = Fl(p), gs = Fl(g), bs = buf ? Fl(buf) : null;
-    const { lr, momentum, dampening, nesterov, weightDecay: wd, firstStep } = args;
-    for (let i = 0; i < ps.length; i++) {
-      let d = gs[i]!;
-      if (wd !== 0) d += wd * ps[i]!;
-      if (bs) {
-        bs[i] = firstStep ? d : momentum * bs[i]! + (1 - dampening) * d;
-        d = nesterov ? d + momentum * bs[i]! : bs[i]!;
+  adamStep(group, args, gate) {
+    if (gate && !Number.isFinite(Fl(gate)[0]!)) return;
+    const { lr, beta1, beta2, eps, weightDecay: wd, decoupled, amsgrad } = args;
+    group.params.forEach((p, k) => {
+      const ps = Fl(p), gs = Fl(group.grads[k]!), ms = Fl(group.m[k]!), vs = Fl(group.v[k]!);
+      const vm = group.vMax ? Fl(group.vMax[k]!) : null;
+      const step = group.steps[k]!;
+      const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
+      const stepSize = lr / (1 - beta1 ** step);
+      for (let i = 0; i < ps.length; i++) {
+        let grad = gs[i]!;
+        if (wd !== 0) {
+          if (decoupled) ps[i]! *= 1 - lr * wd;
+          else grad += wd * ps[i]!;
+        }
+        ms[i] = beta1 * ms[i]! + (1 - beta1) * grad;
+        vs[i] = beta2 * vs[i]! + (1 - beta2) * grad * grad;
+        let second = vs[i]!;
+        if (amsgrad && vm) { vm[i] = Math.max(vm[i]!, second); second = vm[i]!; }
+        ps[i]! -= (stepSize * ms[i]!) / (Math.sqrt(second) / bc2Sqrt + eps);
       }
-      ps[i]! -= lr * d;
-    }
+    });
+  },
+
+  sgdStep(group, args, gate) {
+    if (gate && !Number.isFinite(Fl(gate)[0]!)) return;
+    const { lr, momentum, dampening, nesterov, weightDecay: wd } = args;
+    group.params.forEach((p, k) => {
+      const ps = Fl(p), gs = Fl(group.grads[k]!), bs = group.bufs ? Fl(group.bufs[k]!) : null;
+      const firstStep = group.firstStep[k]!;
+      for (let i = 0; i < ps.length; i++) {
+        let d = gs[i]!;
+        if (wd !== 0) d += wd * ps[i]!;
+        if (bs) {
+          bs[i] = firstStep ? d : momentum * bs[i]! + (1 - dampening) * d;
+          d = nesterov ? d + momentum * bs[i]! : bs[i]!;
+        }
+        ps[i]! -= lr * d;
+      }
+    });
   },
 };
 

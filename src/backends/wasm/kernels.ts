@@ -9,7 +9,7 @@
 
 import type { KernelTable } from '../../core/backend.js';
 import { type Shape, broadcastStrides, sizeOf } from '../../core/dtype.js';
-import { checkTargets, checkTokenIds, refKernels } from '../ref/kernels.js';
+import { refKernels } from '../ref/kernels.js';
 import type { WasmRuntime } from './runtime.js';
 
 /** Below this many flops a kernel runs on the caller alone: a dispatch costs ~6–17 µs (notes/cpu-kernels.md). */
@@ -121,7 +121,7 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
   const crossEntropy: KernelTable['crossEntropy'] = (logits, targets, args, dtype) => {
     if (dtype !== 'float32') return refKernels.crossEntropy(logits, targets, args, dtype);
     const { N, V } = args;
-    checkTargets(I(targets), V, args.ignoreIndex);
+    if (!targetsInRange(I(targets), V, args.ignoreIndex)) return refKernels.crossEntropy(logits, targets, args, dtype); // NaN rows
     return call(() => {
       const pz = at(logits), pt = at(targets);
       const ploss = out(N), plse = out(N); // [N] each
@@ -266,7 +266,7 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
   const linearCrossEntropy: KernelTable['linearCrossEntropy'] = (hidden, weight, targets, args, grad, dtype) => {
     if (dtype !== 'float32' || args.softcap > 0) return refKernels.linearCrossEntropy(hidden, weight, targets, args, grad, dtype);
     const { N, C, V } = args;
-    checkTargets(I(targets), V, args.ignoreIndex);
+    if (!targetsInRange(I(targets), V, args.ignoreIndex)) return refKernels.linearCrossEntropy(hidden, weight, targets, args, grad, dtype);
     // Rows of logits held at once: at least LCE_MIN_ROWS, because dW += dzᵀ·H has K = rows and GEMMs with K < ~256
     // run far below peak (s15M: 32-row chunks 2.9 s, 128 → 1.9 s, 512 → 1.6 s per step). Memory stays O(rows·V).
     const R = Math.max(1, Math.min(Math.max(args.chunkSize, LCE_MIN_ROWS), N));
@@ -296,8 +296,8 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
    * cos/sin of position · invFreq in float64 (as ref), scaled, rounded to f32: [P, HD/2] each, resident. The last
    * few tables are kept (a model asks for the same ones at every layer and step).
    */
-  const ropeTables: { invFreq: Float64Array; P: number; scaling: number; inverse: boolean; pc: number; ps: number }[] = [];
-  const ropeTable = (invFreq: Float64Array, P: number, scaling: number, inverse: boolean): [number, number] => {
+  const ropeTables: { invFreq: Float32Array; P: number; scaling: number; inverse: boolean; pc: number; ps: number }[] = [];
+  const ropeTable = (invFreq: Float32Array, P: number, scaling: number, inverse: boolean): [number, number] => {
     const hit = ropeTables.find((e) => e.invFreq === invFreq && e.P >= P && e.scaling === scaling && e.inverse === inverse);
     if (hit) return [hit.pc, hit.ps];
     const half = invFreq.length;
@@ -331,22 +331,26 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
     });
   };
 
-  const adamStep: KernelTable['adamStep'] = (p, g, m, v, vMax, args, dtype) => {
-    if (dtype !== 'float32' || args.amsgrad || vMax) return refKernels.adamStep(p, g, m, v, vMax, args, dtype);
-    const ps = F(p), ms = F(m), vs = F(v);
-    const n = ps.length;
-    if (n < 4096) return refKernels.adamStep(p, g, m, v, vMax, args, dtype);
-    const { lr, beta1, beta2, eps, weightDecay, decoupled, step } = args;
-    const stepSize = lr / (1 - beta1 ** step), bc2Sqrt = Math.sqrt(1 - beta2 ** step);
-    call(() => {
-      const pp = at(ps), pg = at(g), pm = at(ms), pv = at(vs);
-      rt.run('adamStep', threadsFor(4 * ELEMENTWISE_FLOP * n), [pp, pg, pm, pv, n, lr, beta1, beta2, eps, weightDecay,
-        decoupled ? 1 : 0, stepSize, bc2Sqrt]);
-      // in place: arrays that were copied in (not resident) get their new values back
-      const f = rt.blocks.f32;
-      for (const [arr, ptr] of [[ps, pp], [ms, pm], [vs, pv]] as const) {
-        if (arr.byteOffset !== ptr || !rt.blocks.isResident(arr)) arr.set(f.subarray(ptr >> 2, (ptr >> 2) + n));
-      }
+  const adamStep: KernelTable['adamStep'] = (group, args, gate, dtype) => {
+    if (dtype !== 'float32' || args.amsgrad || group.vMax) return refKernels.adamStep(group, args, gate, dtype);
+    if (gate && !Number.isFinite(F(gate)[0]!)) return;
+    const { lr, beta1, beta2, eps, weightDecay, decoupled } = args;
+    group.params.forEach((p, k) => {
+      const ps = F(p), ms = F(group.m[k]!), vs = F(group.v[k]!), g = group.grads[k]!;
+      const n = ps.length, step = group.steps[k]!;
+      const one = { ...group, params: [p], grads: [g], m: [ms], v: [vs], sizes: [n], steps: [step] };
+      if (n < 4096) return refKernels.adamStep(one, args, null, dtype);
+      const stepSize = lr / (1 - beta1 ** step), bc2Sqrt = Math.sqrt(1 - beta2 ** step);
+      call(() => {
+        const pp = at(ps), pg = at(g), pm = at(ms), pv = at(vs);
+        rt.run('adamStep', threadsFor(4 * ELEMENTWISE_FLOP * n), [pp, pg, pm, pv, n, lr, beta1, beta2, eps, weightDecay,
+          decoupled ? 1 : 0, stepSize, bc2Sqrt]);
+        // in place: arrays that were copied in (not resident) get their new values back
+        const f = rt.blocks.f32;
+        for (const [arr, ptr] of [[ps, pp], [ms, pm], [vs, pv]] as const) {
+          if (arr.byteOffset !== ptr || !rt.blocks.isResident(arr)) arr.set(f.subarray(ptr >> 2, (ptr >> 2) + n));
+        }
+      });
     });
   };
 
@@ -359,8 +363,7 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
   };
 
   const embedding: KernelTable['embedding'] = (w, V, C, ids, N, dtype) => {
-    if (dtype !== 'float32') return refKernels.embedding(w, V, C, ids, N, dtype);
-    checkTokenIds(I(ids), V);
+    if (dtype !== 'float32' || !targetsInRange(I(ids), V, 0)) return refKernels.embedding(w, V, C, ids, N, dtype); // NaN rows
     return call(() => {
       const pw = at(w), pi = at(ids), po = out(N * C); // [N, C]
       rt.run('gatherRows', threadsFor(ELEMENTWISE_FLOP * N * C), [pw, pi, po, N, C]);
@@ -388,6 +391,15 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
     matmul, linearCrossEntropy, rope, adamStep, sum, attention, attentionBackward, crossEntropy, crossEntropyBackward, rmsNorm,
     rmsNormBackward, binary, unary, siluBackward, swiglu, swigluBackward, addInPlace, scaleInPlace, fill, embedding, embeddingBackward,
   };
+}
+
+/** Whether every value is in [0, V) or equal to `ignore` (kernels hand bad ids to ref, which writes NaN rows). */
+function targetsInRange(t: Int32Array, V: number, ignore: number): boolean {
+  for (let i = 0; i < t.length; i++) {
+    const y = t[i]!;
+    if ((y < 0 || y >= V) && y !== ignore) return false;
+  }
+  return true;
 }
 
 /** Smallest chunk of the fused LM-head loss (512 × V = 32000 floats: 65 MB of logits at a time). */
