@@ -346,11 +346,12 @@ export function rope(tid: i32, nth: i32, x: usize, out: usize, positions: usize,
  * else g += wd·p. m, v updated; p −= stepSize·m / (√v / bc2Sqrt + eps).
  */
 export function adamStep(tid: i32, nth: i32, p: usize, g: usize, m: usize, v: usize, n: i32, lr: f32, beta1: f32, beta2: f32,
-                         eps: f32, wd: f32, decoupled: i32, stepSize: f32, bc2Sqrt: f32): void {
+                         eps: f32, wd: f32, decoupled: i32, stepSize: f32, bc2Sqrt: f32, oneMinusBeta1: f32, oneMinusBeta2: f32): void {
+  // 1 − β comes from the caller, computed in f64 (as PyTorch's Python scalars): 1 − f32(0.999) is off by 1.3e-5
   const r = share((n + 3) >> 2, tid, nth);
   const i0 = <i32>(r >> 32) << 2, i1 = min(n, <i32>r << 2);
   const decay = f32x4.splat(<f32>1 - lr * wd), vwd = f32x4.splat(wd);
-  const b1 = f32x4.splat(beta1), c1 = f32x4.splat(<f32>1 - beta1), b2 = f32x4.splat(beta2), c2 = f32x4.splat(<f32>1 - beta2);
+  const b1 = f32x4.splat(beta1), c1 = f32x4.splat(oneMinusBeta1), b2 = f32x4.splat(beta2), c2 = f32x4.splat(oneMinusBeta2);
   const ss = f32x4.splat(stepSize), bc = f32x4.splat(<f32>1 / bc2Sqrt), ve = f32x4.splat(eps);
   let i = i0;
   for (; i + 4 <= i1; i += 4) {
@@ -373,8 +374,8 @@ export function adamStep(tid: i32, nth: i32, p: usize, g: usize, m: usize, v: us
       if (decoupled) pv *= <f32>1 - lr * wd;
       else gv += wd * pv;
     }
-    const mv = beta1 * load<f32>(m + o) + (<f32>1 - beta1) * gv;
-    const vv = beta2 * load<f32>(v + o) + (<f32>1 - beta2) * gv * gv;
+    const mv = beta1 * load<f32>(m + o) + oneMinusBeta1 * gv;
+    const vv = beta2 * load<f32>(v + o) + oneMinusBeta2 * gv * gv;
     store<f32>(m + o, mv);
     store<f32>(v + o, vv);
     store<f32>(p + o, pv - (stepSize * mv) / (Mathf.sqrt(vv) / bc2Sqrt + eps));

@@ -246,7 +246,9 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   if (sizeOf(s) !== x.size || s.some((d) => !Number.isInteger(d) || d < 0)) {
     throw new RangeError(`reshape: cannot view ${shapeStr(x.shape)} (${x.size} elements) as ${shapeStr(shape)}`);
   }
-  return makeResult(x.storage, s, x.dtype, x.backend, { name: 'reshape', inputs: [x], backward: (g) => [reshape(g, x.shape)] });
+  const out = makeResult(x.storage, s, x.dtype, x.backend, { name: 'reshape', inputs: [x], backward: (g) => [reshape(g, x.shape)] });
+  out.hostData = x.hostData; // same values (ids, labels): validation still reads them on the host
+  return out;
 }
 
 /** Permutes dimensions (a copy). */

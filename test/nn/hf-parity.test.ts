@@ -65,26 +65,13 @@ export async function checkParity(name: string, opts: { dtype?: 'float32' | 'flo
   assert.deepEqual(Array.from(await out.data()), Array.from(ref.get('greedy_out')!.data), `${name}: greedy tokens`);
 }
 
-test('HF parity: hf-llama-tiny (transformers 5.17, GQA 2, untied)', async () => {
-  const ref = loadRef('hf-llama-tiny');
-  assert.equal(countCausalTargets(asTensor(ref.get('labels')!)), 34);
-  await checkParity('hf-llama-tiny');
-});
-
-// Fixtures made with our PyTorch reference model (tools/pyref; checked first against hf-llama-tiny).
-test('parity: llama-tied-gqa4 (transformers-4 config, tied head, GQA 4, head_dim ≠ hidden/heads, theta 5e5, eps 1e-6)', async () => {
-  await checkParity('llama-tied-gqa4');
-});
-
-test('parity: llama-mha-bias-llama3 (transformers-5 config, MHA, q/k/v/o and MLP biases, llama3 RoPE scaling)', async () => {
-  await checkParity('llama-mha-bias-llama3');
+// Float32 parity on every fixture (loss, logits, gradients, fused loss, accumulation, greedy tokens) is in the
+// conformance suite, for every backend. The float64 references pin the loss to 1e-12 on ref.
+test('the hf-llama-tiny fixture has 34 valid shifted targets', () => {
+  assert.equal(countCausalTargets(asTensor(loadRef('hf-llama-tiny').get('labels')!)), 34);
 });
 
 test('parity in float64: loss to 1e-12 on the pure-float64 references', async () => {
   await checkParity('llama-tied-gqa4', { dtype: 'float64', lossTol: 1e-12 });
   await checkParity('llama-mha-bias-llama3', { dtype: 'float64', lossTol: 1e-12 });
-});
-
-test('HF parity with the fused loss (loss, every gradient, accumulation) on all three fixtures', async () => {
-  for (const name of ['hf-llama-tiny', 'llama-tied-gqa4', 'llama-mha-bias-llama3']) await checkParity(name, { fusedLoss: true });
 });

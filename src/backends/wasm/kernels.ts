@@ -344,7 +344,7 @@ export function wasmKernels(rt: WasmRuntime): Kernels {
       call(() => {
         const pp = at(ps), pg = at(g), pm = at(ms), pv = at(vs);
         rt.run('adamStep', threadsFor(4 * ELEMENTWISE_FLOP * n), [pp, pg, pm, pv, n, lr, beta1, beta2, eps, weightDecay,
-          decoupled ? 1 : 0, stepSize, bc2Sqrt]);
+          decoupled ? 1 : 0, stepSize, bc2Sqrt, 1 - beta1, 1 - beta2]);
         // in place: arrays that were copied in (not resident) get their new values back
         const f = rt.blocks.f32;
         for (const [arr, ptr] of [[ps, pp], [ms, pm], [vs, pv]] as const) {
