@@ -3,21 +3,21 @@
 // Warm-up: at least --warmup steps (2) and --warmup-s seconds (2): V8 spends the first second optimising the JS
 // (~60 TurboFan compilations, ~250 ms of a core on tiny), which slowed tiny's first 20 steps by ~25% (RESULTS
 // 2026-11-28); the timed steps are the steady state a training run sees.
-// --untied: a separate LM head (tieWordEmbeddings false), the model ../shared/bench/peers/ measures by default.
-// A step = forward + loss + backward + clipGradNorm(1.0) + AdamW + zeroGrad, as /work/shared/bench/bench_train.py
+// --untied: a separate LM head (tieWordEmbeddings false), the model the JavaScript peers' benchmark (bench/peers.sh) measures by default.
+// A step = forward + loss + backward + global-norm clipping (1.0) + AdamW + zeroGrad, one read at its end, as the PyTorch reference benchmark that bench/compare.sh runs
 // (same configs, same flop count: 6·N_matmul + 12·L·T·C per token). Prints tokens/s, ms per phase, GFLOP/s and
 // peak RSS; with --json the last line is one JSON object. --profile adds the time per kernel and each GEMM's
 // GFLOP/s. Steps vary; the medians are reported, and the load other processes put on the machine per step.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import {
-  AdamW, type Backend, type KernelName, LlamaForCausalLM, RNG, type Tensor, causalLMLoss, clipGradNorm, getBackend,
+  AdamW, type Backend, type KernelName, LlamaForCausalLM, RNG, type Tensor, causalLMLoss, clipGradsByNorm, getBackend, gradNormTensor,
   kernel, mean, openScope, registerBackend, tensor,
 } from '../src/index.js';
 import { copyStats, registerWasmBackend, shutdownWasmBackend } from '../src/backends/wasm/index.js';
 
 interface BenchConfig { dim: number; layers: number; heads: number; kvHeads: number; ffn: number; vocab: number; seq: number; batch: number }
-/** DESIGN §7 and bench_train.py; `cli` is `llamatrain train`'s default model (its BPE vocabulary: 1024). */
+/** The benchmark configs (the same names and shapes as the PyTorch reference's); `cli` is `llamatrain train`'s default model (its BPE vocabulary: 1024). */
 const CONFIGS: Record<string, BenchConfig> = {
   tiny: { dim: 64, layers: 2, heads: 4, kvHeads: 4, ffn: 192, vocab: 512, seq: 128, batch: 8 },
   s15M: { dim: 288, layers: 6, heads: 6, kvHeads: 6, ffn: 768, vocab: 32000, seq: 256, batch: 8 },
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
   const { batch: B, seq: T } = c;
   const rng = new RNG(o.seed + 1);
   const batches = Array.from({ length: 4 }, () => tensor(Int32Array.from({ length: B * T }, () => Math.floor(rng.uniform() * c.vocab)), [B, T], 'int32', be));
-  // flops per token as bench_train.py: 6·(matmul params: non-embedding + head) + 12·L·T·C
+  // flops per token as the PyTorch reference counts them: 6·(matmul params: non-embedding + head) + 12·L·T·C
   const nParams = params.reduce((p, t) => p + t.size, 0);
   const matmulParams = o.untied ? nParams - c.vocab * c.dim : nParams; // tied: (all − embedding) + head = all
   const flopsPerToken = 6 * matmulParams + 12 * c.layers * T * c.dim;
@@ -165,13 +165,15 @@ async function main(): Promise<void> {
         t1 = performance.now();
         loss = causalLMLoss(logits!, ids);
       }
-      const lossVal = (loss.dataSync() as Float32Array)[0]!;
       const t2 = performance.now();
       loss.backward();
       const t3 = performance.now();
-      await clipGradNorm(params, 1.0);
-      opt.step();
+      // as the Trainer: norm and clipping on the device, the update gated by a finite norm, one read at the end
+      const norm = gradNormTensor(params)!;
+      clipGradsByNorm(params, norm, 1.0);
+      opt.step({ gate: norm });
       opt.zeroGrad();
+      const lossVal = (await loss.data())[0]!;
       const t4 = performance.now();
       return { loss: lossVal, ph: [t1 - t0, t2 - t1, t3 - t2, t4 - t3] };
     } finally {

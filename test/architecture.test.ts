@@ -1,4 +1,4 @@
-// Architecture rules from DESIGN.md: no static import cycles; `core` imports nothing of ours outside core;
+// Architecture rules (docs/ARCHITECTURE.md): no static import cycles; `core` imports nothing of ours outside core;
 // backends import only core; nothing imports the CLI. Also: the package is importable by its name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,6 +1,7 @@
 // Finite-difference gradient checks in float64 on the ref backend.
 import assert from 'node:assert/strict';
 import { RNG, type Tensor, mul, sum, tensor } from '../src/index.js';
+import { relErr } from './helpers.js';
 
 /** A float64 tensor of N(0, scale²) values that requires grad. */
 export function randn(shape: number[], rng: RNG, scale = 1): Tensor {
@@ -10,11 +11,6 @@ export function randn(shape: number[], rng: RNG, scale = 1): Tensor {
   return tensor(a, shape, 'float64').requireGrad();
 }
 
-export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num = Math.max(num, Math.abs(a[i]! - b[i]!)); den = Math.max(den, Math.abs(b[i]!)); }
-  return num / Math.max(den, 1e-12);
-}
 
 /**
  * Checks d/dx of sum(f(xs) · W) (W fixed random weights, so every output element matters) against central
@@ -43,7 +39,7 @@ export function gradcheck(name: string, f: (...xs: Tensor[]) => Tensor, inputs: 
       data[i] = old;
       numeric[i] = (fp - fm) / (2 * eps);
     }
-    const err = maxRelErr(analytic, numeric);
+    const err = relErr(analytic, numeric);
     assert.ok(err < tol, `${name}: input ${xi} gradient differs from finite differences: rel err ${err.toExponential(2)} > ${tol}`);
   });
 }

@@ -7,7 +7,7 @@ import { savePretrained } from '../dist/src/node.js';
 
 const dir = 'test/fixtures/train-parity';
 mkdirSync(dir, { recursive: true });
-// `tiny` (DESIGN.md §7): dim 64, 2 layers, 4 heads, 2 KV heads, vocab 512, seq 128; SwiGLU 192 (llama rule), tied.
+// `tiny` (bench/train.ts): dim 64, 2 layers, 4 heads, 2 KV heads, vocab 512, seq 128; SwiGLU 192 (llama rule), tied.
 const config = {
   vocabSize: 512, hiddenSize: 64, intermediateSize: 192, numHiddenLayers: 2, numAttentionHeads: 4,
   numKeyValueHeads: 2, rmsNormEps: 1e-5, ropeTheta: 10000, tieWordEmbeddings: true, maxPositionEmbeddings: 128,

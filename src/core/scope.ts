@@ -1,5 +1,5 @@
 // Step scopes: explicit lifetimes for backends whose storages live outside the JS heap (the wasm backend keeps
-// tensors in its WebAssembly.Memory, which the GC cannot see). DESIGN §3: activations live for one step;
+// tensors in its WebAssembly.Memory, which the GC cannot see). Activations live for one step;
 // parameters, gradients and optimizer state persist.
 //
 //   const scope = openScope(model.backend);

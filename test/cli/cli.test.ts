@@ -7,7 +7,7 @@ import { main } from '../../src/cli/main.js';
 import { parseOptions, UsageError } from '../../src/cli/options.js';
 import { trainSchema } from '../../src/cli/train.js';
 import { tokenByteLengths } from '../../src/cli/shared.js';
-import { LlamaForCausalLM, countBytes, trainByteLevelBPE } from '../../src/index.js';
+import { countBytes, trainByteLevelBPE } from '../../src/index.js';
 import { loadCheckpoint, loadPretrained } from '../../src/node.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'llamatrain-cli-'));

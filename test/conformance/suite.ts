@@ -22,7 +22,7 @@ import {
   silu, softmax, square, sub, sum, swiglu, tensor, warmupCosine, withScope,
 } from '../../src/index.js';
 import { loadCheckpoint, loadPretrained, saveCheckpoint } from '../../src/node.js';
-import { fixturePath } from '../helpers.js';
+import { fixturePath, relErr, relL2 } from '../helpers.js';
 import { gradcheck } from '../gradcheck.js';
 import { ListSource, cfg, makeTrainer, randomBatches } from '../train/util.js';
 
@@ -36,21 +36,6 @@ export interface ConformanceSpec {
   oracle?: boolean;
   /** Sections to leave out (say why where you do). */
   skip?: readonly ('ops' | 'kernels' | 'hf' | 'trajectory' | 'trainer')[];
-}
-
-/** max |a − b| / max |b| */
-export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, 'same length');
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num = Math.max(num, Math.abs(a[i]! - b[i]!)); den = Math.max(den, Math.abs(b[i]!)); }
-  return num / Math.max(den, 1e-30);
-}
-
-/** ‖a − b‖ / ‖b‖ */
-export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let n = 0, d = 0;
-  for (let i = 0; i < a.length; i++) { n += (a[i]! - b[i]!) ** 2; d += b[i]! ** 2; }
-  return Math.sqrt(n / d);
 }
 
 // ---- ops ----------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-// DESIGN §2: `data` and `tokenizer` import no tensor code (they run in a Web Worker), and their browser-safe files
+// docs/ARCHITECTURE.md: `data` and `tokenizer` import no tensor code (they run in a Web Worker), and their browser-safe files
 // import no `node:` module, directly or through another file. Node-only files are named node*.ts / *-node.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +13,7 @@ function imports(file: string): string[] {
   return [...src.matchAll(/^(?:import|export)\s[^;]*?from\s+'([^']+)'/gms)].map((m) => m[1]!);
 }
 
-// DESIGN: data and tokenizer import no tensor code (they run in Web Workers). core/rng.ts is the one exception:
+// data and tokenizer import no tensor code (they run in Web Workers). core/rng.ts is the one exception:
 // a dependency-free random generator, shared so that there is one RNG in the project.
 test('data and tokenizer import nothing of ours outside data/tokenizer but the dependency-free RNG', () => {
   assert.ok(files.length >= 10, 'the scan must see the source files');

@@ -7,6 +7,7 @@ import {
   tensor,
 } from '../../src/index.js';
 import { gradcheck, randn } from '../gradcheck.js';
+import { relErr } from '../helpers.js';
 
 const rng = new RNG(21);
 const ints = (a: number[]) => tensor(Int32Array.from(a), [a.length], 'int32');
@@ -21,11 +22,6 @@ function unfused(h: Tensor, w: Tensor, t: Tensor, o: Opts): Tensor {
   return crossEntropy(z, t, { ...ce, reduction: o.reduction });
 }
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let n = 0, d = 0;
-  for (let i = 0; i < a.length; i++) { n = Math.max(n, Math.abs(a[i]! - b[i]!)); d = Math.max(d, Math.abs(b[i]!)); }
-  return d === 0 ? n : n / d;
-}
 
 /** Loss and both gradients of fused vs unfused; with reduction 'none' through a random upstream gradient. */
 function compare(dtype: 'float32' | 'float64', N: number, C: number, V: number, targets: number[], o: Opts, tol: number, label: string): void {

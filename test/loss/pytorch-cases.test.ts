@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { crossEntropy, mul, parseSafetensors, sum, tensor } from '../../src/index.js';
-import { maxRelErr } from '../gradcheck.js';
+import { relErr as maxRelErr } from '../helpers.js';
 import { fixturePath } from '../helpers.js';
 
 interface Case { name: string; ignore_index: number; reduction: 'none' | 'sum' | 'mean'; label_smoothing: number; z_loss: number; has_upstream: boolean }

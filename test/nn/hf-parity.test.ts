@@ -1,22 +1,16 @@
 // Parity with Hugging Face transformers on reference fixtures (see test/fixtures/*/README or reference.json).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LlamaForCausalLM, type Tensor, countCausalTargets, parseSafetensors, slice, tensor, type RawTensor } from '../../src/index.js';
+import { type Tensor, countCausalTargets, parseSafetensors, slice, tensor, type RawTensor } from '../../src/index.js';
 import { loadPretrained } from '../../src/node.js';
 import { readFileSync } from 'node:fs';
-import { fixturePath } from '../helpers.js';
+import { fixturePath, relL2 } from '../helpers.js';
 
 function loadRef(name: string): Map<string, RawTensor> {
   return parseSafetensors(readFileSync(fixturePath(name, 'reference.safetensors')), name).tensors;
 }
 const asTensor = (r: RawTensor): Tensor => tensor(r.data, r.shape, r.dtype);
 
-/** ‖a − b‖ / ‖b‖ */
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let n = 0, d = 0;
-  for (let i = 0; i < a.length; i++) { n += (a[i]! - b[i]!) ** 2; d += b[i]! ** 2; }
-  return Math.sqrt(n / d);
-}
 
 export async function checkParity(name: string, opts: { dtype?: 'float32' | 'float64'; lossTol?: number; fusedLoss?: boolean } = {}): Promise<void> {
   const ref = loadRef(name);

@@ -6,7 +6,7 @@ import {
   Adam, AdamW, LRScheduler, type Optimizer, SGD, type Schedule, type Tensor, clipGradNorm, clipGradValue, constantSchedule,
   parseSafetensors, product, sequence, stepSchedule, tensor, warmupCosine, warmupLinear, wsd, linearWarmup,
 } from '../../src/index.js';
-import { maxRelErr } from '../gradcheck.js';
+import { relErr as maxRelErr } from '../helpers.js';
 import { fixturePath } from '../helpers.js';
 
 const meta = JSON.parse(readFileSync(fixturePath('optim-cases', 'cases.json'), 'utf8'));
