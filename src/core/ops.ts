@@ -3,7 +3,7 @@
 
 import { type BinaryOp, type Storage, type UnaryOp, hasKernel, kernel } from './backend.js';
 import {
-  type DType, type Shape, broadcastShapes, isFloat, normAxis, sameShape, shapeStr, sizeOf,
+  type DType, type Shape, type TypedArray, broadcastShapes, isFloat, normAxis, sameShape, shapeStr, sizeOf,
 } from './dtype.js';
 import { Tensor, hostInts, makeResult, tensor } from './tensor.js';
 
@@ -283,11 +283,21 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const ends = x.shape.map((s, i) => (i === ax ? end : s));
   const outShape = x.shape.map((s, i) => (i === ax ? end - start : s));
   const out = k(x, 'slice')(x.storage, x.shape, starts, ends, x.dtype);
-  return makeResult(out, outShape, x.dtype, x.backend, {
+  const y = makeResult(out, outShape, x.dtype, x.backend, {
     name: 'slice',
     inputs: [x],
     backward: (g) => [new Tensor(k(x, 'pad')(g.storage, g.shape, x.shape, starts, x.dtype), x.shape, x.dtype, x.backend)],
   });
+  if (x.hostData && x.dtype === 'int32') y.hostData = sliceHost(x.hostData, x.shape, ax, start, end); // ids, labels: keep a host copy
+  return y;
+}
+
+/** The host copy of x[start:end] along `axis` (x row-major of `shape`). */
+function sliceHost(data: TypedArray, shape: Shape, axis: number, start: number, end: number): TypedArray {
+  const inner = sizeOf(shape.slice(axis + 1)), outer = sizeOf(shape.slice(0, axis)), d = shape[axis]!;
+  const out = new (data.constructor as new (n: number) => TypedArray)(outer * (end - start) * inner);
+  for (let o = 0; o < outer; o++) out.set(data.subarray((o * d + start) * inner, (o * d + end) * inner), o * (end - start) * inner);
+  return out;
 }
 
 /** Concatenates along `axis`. */

@@ -177,3 +177,17 @@ test('the block heap: no two live blocks overlap, freed neighbours merge, best f
   h.free(big);
   assert.throws(() => h.free(big), /freed twice/);
 });
+
+test('withScope with an async fn: the scope stays open across await, then frees all but the resolved tensors', async () => {
+  const a = big(4096, 2);
+  let temp!: Tensor;
+  const kept = await withScope(wasm, async () => {
+    temp = mul(a, a);
+    await new Promise((r) => setTimeout(r, 5));
+    assert.equal((await temp.data())[0], 4, 'still alive after an await inside the scope');
+    return add(temp, 1);
+  });
+  assert.throws(() => temp.dataSync(), /was released/);
+  assert.equal((await kept.data())[0], 5);
+  await assert.rejects(withScope(wasm, async () => { mul(a, a); await Promise.resolve(); throw new Error('boom'); }), /boom/);
+});

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RNG, add, makeResult, mul, noGrad, reshape, sum, tensor, zeros, ones, full, isGradEnabled } from '../../src/index.js';
+import {
+  RNG, add, hostInts, keep, knownScalar, makeResult, mul, noGrad, reshape, slice, sum, tensor, zeros, ones, full, isGradEnabled,
+} from '../../src/index.js';
 
 test('tensor(): dtypes, shapes, async reads, clear errors', async () => {
   const t = tensor([1, 2, 3, 4], [2, 2]);
@@ -120,4 +122,23 @@ test('autograd: a node that hands its (engine-owned) gradient to two inputs, one
   sum(mul(h, 1)).backward();
   assert.deepEqual(Array.from(x.grad!.dataSync()), [6, 6]);
   assert.deepEqual(Array.from(y.grad!.dataSync()), [2, 2]);
+});
+
+test('host copies: int32 tensors keep their host values through reshape and slice; kept or trainable tensors do not', () => {
+  const ids = tensor(Int32Array.from([1, 2, 3, 4, 5, 6]), [2, 3], 'int32');
+  assert.deepEqual(Array.from(ids.hostData!), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(Array.from(reshape(ids, [3, 2]).hostData!), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(Array.from(slice(ids, 1, 1, 3).hostData!), [2, 3, 5, 6], 'columns 1..2 of both rows');
+  assert.deepEqual(Array.from(slice(ids, 0, 1, 2).hostData!), [4, 5, 6]);
+  assert.deepEqual(Array.from(hostInts(slice(ids, 1, 1, 3))!), Array.from(slice(ids, 1, 1, 3).dataSync()), 'the copy equals the device');
+  const data = Int32Array.from([9, 9]);
+  const t = tensor(data, [2], 'int32');
+  data[0] = 0;
+  assert.equal(t.hostData![0], 9, 'a private copy: changing the source array later changes nothing');
+  assert.equal(tensor(new Float32Array(4), [4]).hostData, null, 'float data keeps no copy (weights would double)');
+  assert.equal(knownScalar(full([], 1)), 1, 'a backward seed is known on the host');
+  assert.equal(knownScalar(tensor([2, 3], [2])), null);
+  const p = tensor([0.5], [1]).requireGrad();
+  assert.equal(p.hostData, null, 'a trainable tensor changes in place: no host copy');
+  assert.equal(keep(tensor([0.5], [1])).hostData, null);
 });
