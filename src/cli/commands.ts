@@ -7,7 +7,7 @@ import { loadPretrained } from '../io/pretrained.js';
 import { trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { evaluate } from '../train/index.js';
-import { type Schema, UsageError, helpText, parseCommandLine } from './options.js';
+import { type Schema, UsageError, helpText, parseCommandLine, wantsHelp } from './options.js';
 import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, tokenByteLengths } from './shared.js';
 
 type Log = (s: string) => void;
@@ -57,7 +57,7 @@ export const generateSchema = {
 } satisfies Schema;
 
 export async function runGenerate(argv: string[], log: Log): Promise<void> {
-  const { values: o, positional } = parseCommandLine(generateSchema, argv);
+  const { values: o, positional } = parseCommandLine(generateSchema, argv, { allowPositionals: true });
   const dir = modelDir(o.model);
   await selectBackend(o.backend, o.threads, log);
   const model = await loadPretrained(dir);
@@ -87,7 +87,7 @@ export const tokenizerEncodeSchema = {
 export async function runTokenizer(argv: string[], log: Log): Promise<void> {
   const [sub, ...rest] = argv;
   if (sub === 'train') {
-    if (rest.includes('--help')) { log(helpText('tokenizer train', 'Train a byte-level BPE tokenizer.', tokenizerTrainSchema)); return; }
+    if (wantsHelp(rest)) { log(helpText('tokenizer train', 'Train a byte-level BPE tokenizer.', tokenizerTrainSchema)); return; }
     const { values: o } = parseCommandLine(tokenizerTrainSchema, rest);
     const text = await loadTextData(o.data, o.textField, 0.05);
     const t0 = Date.now();
@@ -96,12 +96,12 @@ export async function runTokenizer(argv: string[], log: Log): Promise<void> {
     const path = saveTokenizer(bpe, o.out);
     log(`trained a ${bpe.vocabSize}-token byte-level BPE on ${text.source} in ${((Date.now() - t0) / 1000).toFixed(1)} s → ${path}`);
   } else if (sub === 'encode' || sub === 'decode') {
-    if (rest.includes('--help')) {
+    if (wantsHelp(rest)) {
       log(helpText(`tokenizer ${sub}`, sub === 'encode' ? 'Print the token ids of a text.' : 'Print the text of token ids.', tokenizerEncodeSchema,
         `llamatrain tokenizer ${sub} --tokenizer <path> ${sub === 'encode' ? '"text"' : '12 34 56'}`));
       return;
     }
-    const { values: o, positional } = parseCommandLine(tokenizerEncodeSchema, rest);
+    const { values: o, positional } = parseCommandLine(tokenizerEncodeSchema, rest, { allowPositionals: true });
     if (!o.tokenizer) throw new UsageError('--tokenizer is required (a tokenizer.json or a directory with one, e.g. a run directory)');
     const tok = loadTokenizerFrom(o.tokenizer);
     if (sub === 'encode') log(JSON.stringify(tok.encode(positional.join(' '))));

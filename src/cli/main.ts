@@ -3,7 +3,7 @@
 import '../backends/ref/index.js'; // registers the default backend
 import { runTrain, trainHelp } from './train.js';
 import { helps, runEval, runGenerate, runTokenizer } from './commands.js';
-import { UsageError } from './options.js';
+import { UsageError, wantsHelp } from './options.js';
 
 const USAGE = `llamatrain — train LLaMA-architecture language models in TypeScript
 
@@ -17,12 +17,12 @@ Add --help to any command for its options.`;
 
 export async function main(argv: string[], log: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<number> {
   const [cmd, ...rest] = argv;
-  const wantsHelp = rest.includes('--help') || rest.includes('-h');
+  const help = wantsHelp(rest);
   try {
     switch (cmd) {
-      case 'train': if (wantsHelp) log(trainHelp); else await runTrain(rest, log); return 0;
-      case 'eval': if (wantsHelp) log(helps.eval); else await runEval(rest, log); return 0;
-      case 'generate': if (wantsHelp) log(helps.generate); else await runGenerate(rest, log); return 0;
+      case 'train': if (help) log(trainHelp); else await runTrain(rest, log); return 0;
+      case 'eval': if (help) log(helps.eval); else await runEval(rest, log); return 0;
+      case 'generate': if (help) log(helps.generate); else await runGenerate(rest, log); return 0;
       case 'tokenizer': await runTokenizer(rest, log); return 0;
       case undefined: case '--help': case '-h': case 'help': log(USAGE); return 0;
       default: throw new UsageError(`unknown command '${cmd}'`);

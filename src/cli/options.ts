@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { describeFsError } from '../data/node-fs-errors.js';
 
 // Typed command-line options: a schema per command, `--key=value` or `--key value` overrides on top of an optional
 // JSON config file (`--config file.json`), with type checks and helpful errors (nanoGPT's configurator, typed).
+// Node's `util.parseArgs` splits the command line into tokens (`--key=value`, `--key value`, positionals, `--`);
+// the schema gives them their meaning: types, `--no-flag`, config files and did-you-mean suggestions.
 
 export type OptType = 'int' | 'number' | 'string' | 'boolean' | readonly string[];
 
@@ -18,12 +22,22 @@ export class UsageError extends Error {
   constructor(message: string) { super(message); this.name = 'UsageError'; }
 }
 
-const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-const camel = (k: string) => k.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase()); // kebab-case and snake_case
+/** camelCase → kebab-case: the spelling of an option on the command line (`seqLen` → `seq-len`). */
+const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+/** kebab-case or snake_case → camelCase: the key of an option in a schema. */
+const camel = (k: string): string => k.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
+/** A schema key as a command-line flag, for messages: `seqLen` → `--seq-len`. */
+export const flag = (key: string): string => `--${kebab(key)}`;
+
+const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const BOOLEAN_WORDS = new Map([['true', true], ['1', true], ['yes', true], ['false', false], ['0', false], ['no', false]]);
 
 function typeName(t: OptType): string {
   return Array.isArray(t) ? `one of ${t.join(', ')}` : t === 'int' ? 'an integer' : t === 'number' ? 'a number' : t === 'boolean' ? 'true or false' : 'a string';
 }
+
+/** A type as written in --help: `int`, `wasm|ref`. */
+const typeLabel = (t: OptType): string => (Array.isArray(t) ? t.join('|') : (t as string));
 
 /** Converts and checks one value; `where` names the option in errors. */
 export function coerce(t: OptType, raw: unknown, where: string): unknown {
@@ -33,8 +47,7 @@ export function coerce(t: OptType, raw: unknown, where: string): unknown {
     case 'string': if (typeof raw !== 'string') fail(); return raw;
     case 'boolean':
       if (typeof raw === 'boolean') return raw;
-      if (raw === 'true' || raw === '1' || raw === 'yes') return true;
-      if (raw === 'false' || raw === '0' || raw === 'no') return false;
+      if (typeof raw === 'string' && BOOLEAN_WORDS.has(raw)) return BOOLEAN_WORDS.get(raw);
       return fail();
     case 'int':
     case 'number': {
@@ -46,76 +59,155 @@ export function coerce(t: OptType, raw: unknown, where: string): unknown {
   return fail();
 }
 
-function closest(name: string, keys: string[]): string | null {
-  const d = (a: string, b: string) => {
-    const m = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-    for (let j = 1; j <= b.length; j++) m[0]![j] = j;
-    for (let i = 1; i <= a.length; i++) for (let j = 1; j <= b.length; j++) {
-      m[i]![j] = Math.min(m[i - 1]![j]! + 1, m[i]![j - 1]! + 1, m[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    return m[a.length]![b.length]!;
-  };
+function editDistance(a: string, b: string): number {
+  const m = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) m[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) for (let j = 1; j <= b.length; j++) {
+    m[i]![j] = Math.min(m[i - 1]![j]! + 1, m[i]![j - 1]! + 1, m[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+  }
+  return m[a.length]![b.length]!;
+}
+
+/**
+ * The candidate a mistyped name most likely meant: the nearest within two edits, else the only candidate it is
+ * the start of (`--validation` → `--validation-fraction`). Compared in kebab-case, so `seqlen` finds `seq-len`.
+ */
+function closest(name: string, candidates: readonly string[]): string | null {
+  const norm = (s: string) => kebab(camel(s)).toLowerCase();
+  const n = norm(name);
   let best: string | null = null, bd = 3;
-  for (const k of keys) { const x = d(name, k); if (x < bd) { bd = x; best = k; } }
+  for (const c of candidates) { const d = editDistance(n, norm(c)); if (d < bd) { bd = d; best = c; } }
+  if (best === null && n.length >= 3) {
+    const starts = candidates.filter((c) => norm(c).startsWith(n));
+    if (starts.length === 1) best = starts[0]!;
+  }
   return best;
 }
 
-/** Parses argv against the schema. Positional arguments are returned separately. */
-export function parseOptions<S extends Schema>(schema: S, argv: string[], fileValues: Record<string, unknown> = {}):
-  { values: Values<S>; positional: string[] } {
+/** Option values from somewhere other than the command line (a config file, a run's saved options). */
+export interface ValueLayer {
+  values: Record<string, unknown>;
+  /** Names the source in errors, e.g. `--config run.json`. */
+  from: string;
+}
+
+export interface ParseSettings {
+  /** Whether the command takes positional arguments; without it a stray argument is an error. */
+  allowPositionals?: boolean;
+  /** Values beneath any `--config` file and the command line, e.g. a resumed run's saved options. */
+  base?: ValueLayer;
+}
+
+export interface Parsed<S extends Schema> { values: Values<S>; positional: string[] }
+
+/** Reads `--config file.json`: a JSON object of option values. */
+function readConfigFile(path: string | undefined, inline: boolean | undefined): ValueLayer {
+  if (!path || (!inline && path.startsWith('--'))) throw new UsageError('--config: missing file name (--config file.json)');
+  let text: string;
+  try { text = readFileSync(path, 'utf8'); } catch (e) { throw new UsageError(`--config: ${describeFsError(path, e, 'reading the config file').message}`); }
+  let values: unknown;
+  try { values = JSON.parse(text); } catch (e) { throw new UsageError(`--config ${path}: not valid JSON (${(e as Error).message})`); }
+  if (typeof values !== 'object' || values === null || Array.isArray(values)) {
+    throw new UsageError(`--config ${path}: expected a JSON object of option values, e.g. {"steps": 100, "seq-len": 64}`);
+  }
+  return { values: values as Record<string, unknown>, from: `--config ${path}` };
+}
+
+/**
+ * Parses a command line against the schema: defaults, then `settings.base`, then `--config` files (in order),
+ * then the flags, each overriding the one before. Keys may be camelCase, kebab-case or snake_case; booleans take
+ * `--tie`, `--no-tie`, `--tie=false` or `--tie false`; `--` ends the options (later arguments are positional).
+ */
+export function parseCommandLine<S extends Schema>(schema: S, argv: string[], settings: ParseSettings = {}): Parsed<S> {
+  const keys = Object.keys(schema);
+  const has = (key: string) => Object.hasOwn(schema, key);
+  const isBool = (key: string) => has(key) && schema[key]!.type === 'boolean';
+  // Every spelling of every key, so that parseArgs knows which flags take the next argument as their value.
+  const spellings: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' } };
+  for (const k of keys) for (const s of [k, kebab(k), snake(k)]) spellings[s] = { type: isBool(k) ? 'boolean' : 'string' };
+  const { tokens } = parseArgs({ args: argv, options: spellings, strict: false, allowPositionals: true, tokens: true });
+
   const values: Record<string, unknown> = {};
   for (const [k, spec] of Object.entries(schema)) values[k] = spec.default;
-  const keys = Object.keys(schema);
-  const set = (key: string, raw: unknown, where: string) => {
-    if (!(key in schema)) {
-      const near = closest(key, keys);
-      throw new UsageError(`${where}: unknown option${near ? ` (did you mean --${kebab(near)}?)` : ''}; see --help`);
-    }
-    values[key] = coerce(schema[key]!.type, raw, where);
+  const flagNames = [...keys.map(kebab), ...keys.filter(isBool).map((k) => `no-${kebab(k)}`)];
+
+  const applyLayer = ({ values: given, from }: ValueLayer) => {
+    // Every unknown key at once (a config file is edited as a whole), each with a suggestion in its own spelling.
+    const unknown = Object.keys(given).filter((name) => !has(camel(name))).map((name) => {
+      const style = name.includes('_') ? snake : name.includes('-') ? kebab : (k: string) => k;
+      const near = closest(name, keys);
+      return `"${name}"${near ? ` (did you mean "${style(near)}"?)` : ''}`;
+    });
+    if (unknown.length > 0) throw new UsageError(`${from}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; see --help for the options`);
+    for (const [name, raw] of Object.entries(given)) values[camel(name)] = coerce(schema[camel(name)]!.type, raw, `${from}: "${name}"`);
   };
-  for (const [k, v] of Object.entries(fileValues)) set(camel(k), v, `config file: "${k}"`);
+  if (settings.base) applyLayer(settings.base);
+  for (const t of tokens) if (t.kind === 'option' && t.name === 'config') applyLayer(readConfigFile(t.value, t.inlineValue));
+
   const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) { positional.push(a); continue; }
-    const eq = a.indexOf('=');
-    const key = camel(eq >= 0 ? a.slice(2, eq) : a.slice(2));
-    let raw: unknown;
-    if (eq >= 0) raw = a.slice(eq + 1);
-    else if (schema[key]?.type === 'boolean' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) raw = true;
-    else if (key.startsWith('no') && schema[camel(key.slice(2, 3).toLowerCase() + key.slice(3))]?.type === 'boolean') {
-      set(camel(key.slice(2, 3).toLowerCase() + key.slice(3)), false, a); continue;
-    } else {
-      raw = argv[++i];
-      if (raw === undefined) throw new UsageError(`${a}: missing value`);
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.kind === 'option-terminator') continue;
+    if (t.kind === 'positional') {
+      if (!settings.allowPositionals) {
+        throw new UsageError(`unexpected argument ${JSON.stringify(t.value)}: this command takes only options, written --key=value; see --help`);
+      }
+      positional.push(t.value);
+      continue;
     }
-    set(key, raw, `--${kebab(key)}`);
+    if (t.name === 'config') continue; // applied above, beneath every flag
+    if (!t.rawName.startsWith('--')) {
+      throw new UsageError(`${t.rawName}: unknown option; options are long (--key=value)` +
+        (settings.allowPositionals ? ", and an argument that starts with '-' goes after --" : '') + '; see --help');
+    }
+    let key = camel(t.name);
+    let raw: unknown = t.value;
+    const unNegated = /^no[A-Z]/.test(key) ? key[2]!.toLowerCase() + key.slice(3) : '';
+    if (!has(key) && has(unNegated) && !isBool(unNegated)) {
+      throw new UsageError(`${t.rawName}: ${flag(unNegated)} is not an on/off option; give it a value (${flag(unNegated)}=<${typeLabel(schema[unNegated]!.type)}>)`);
+    }
+    if (!has(key) && isBool(unNegated)) {
+      key = unNegated;
+      if (t.value !== undefined) throw new UsageError(`${t.rawName}=${t.value}: --no-${kebab(key)} takes no value; write ${flag(key)}=${t.value} instead`);
+      raw = false;
+    } else if (!has(key)) {
+      const near = closest(t.name, flagNames);
+      throw new UsageError(`${t.rawName}: unknown option${near ? ` (did you mean --${near}?)` : ''}; see --help`);
+    } else if (isBool(key)) {
+      const next = tokens[i + 1];
+      if (t.value !== undefined) raw = t.value;
+      else if (next?.kind === 'positional' && BOOLEAN_WORDS.has(next.value)) { raw = next.value; i++; } // `--tie false`
+      else raw = true;
+    } else if (t.value === undefined || (!t.inlineValue && t.value.startsWith('--'))) {
+      // `--steps` at the end, or `--steps --lr=1`: parseArgs took the next flag as the value.
+      throw new UsageError(`${flag(key)}: missing value (expected ${typeName(schema[key]!.type)})` +
+        (t.value !== undefined ? ` before ${t.value}; a value that starts with '--' is written ${flag(key)}=<value>` : ''));
+    }
+    values[key] = coerce(schema[key]!.type, raw, flag(key));
   }
   return { values: values as Values<S>, positional };
 }
 
-/** parseOptions, after taking `--config file.json` (a JSON object of option values; argv overrides it). */
-export function parseCommandLine<S extends Schema>(schema: S, argv: string[]): { values: Values<S>; positional: string[] } {
-  const rest: string[] = [];
-  let file: Record<string, unknown> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a !== '--config' && !a.startsWith('--config=')) { rest.push(a); continue; }
-    const path = a.startsWith('--config=') ? a.slice('--config='.length) : argv[++i];
-    if (!path) throw new UsageError('--config: missing file name');
-    let text: string;
-    try { text = readFileSync(path, 'utf8'); } catch { throw new UsageError(`--config: cannot read '${path}'`); }
-    try { file = JSON.parse(text) as Record<string, unknown>; } catch (e) { throw new UsageError(`--config ${path}: not valid JSON (${(e as Error).message})`); }
-    if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new UsageError(`--config ${path}: expected a JSON object of option values`);
-  }
-  return parseOptions(schema, rest, file);
+/** parseCommandLine with `fileValues` as the layer beneath the flags (as if read from a config file). */
+export function parseOptions<S extends Schema>(schema: S, argv: string[], fileValues: Record<string, unknown> = {},
+  settings: Omit<ParseSettings, 'base'> = {}): Parsed<S> {
+  return parseCommandLine(schema, argv, { ...settings, base: { values: fileValues, from: 'config file' } });
 }
 
+/** Whether the arguments ask for help (`--help` or `-h` before any `--`, after which arguments are positional). */
+export function wantsHelp(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  const options = end >= 0 ? argv.slice(0, end) : argv;
+  return options.includes('--help') || options.includes('-h');
+}
+
+/** `--help` text: one entry per option, with its type and default. */
 export function helpText(command: string, summary: string, schema: Schema, usage?: string): string {
   const rows = Object.entries(schema).map(([k, s]) => {
     const def = s.default === '' || s.default === null ? '' : ` (default: ${JSON.stringify(s.default)})`;
-    const type = Array.isArray(s.type) ? s.type.join('|') : s.type;
-    return `  --${kebab(k)}=<${type}>\n      ${s.help}${def}`;
+    const form = s.type === 'boolean' ? `--[no-]${kebab(k)}` : `${flag(k)}=<${typeLabel(s.type)}>`;
+    return `  ${form}\n      ${s.help}${def}`;
   });
-  return `${summary}\n\nUsage: ${usage ?? `llamatrain ${command} [--config file.json] [--key=value ...]`}\n\nOptions:\n${rows.join('\n')}\n`;
+  const config = '  --config=<file.json>\n      a JSON object of option values (e.g. {"steps": 100, "seq-len": 64}); flags given on the command line override it';
+  return `${summary}\n\nUsage: ${usage ?? `llamatrain ${command} [--config file.json] [--key=value ...]`}\n\nOptions:\n${rows.join('\n')}\n${config}\n`;
 }

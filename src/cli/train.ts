@@ -5,15 +5,15 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { RNG, tensor } from '../core/index.js';
-import { ArrayDataset, DataLoader, type PackedBatch, packedCollate } from '../data/index.js';
+import { ArrayDataset, DataLoader, type PackedBatch, type PackedRow, packedCollate } from '../data/index.js';
 import { loadPretrained, savePretrained } from '../io/pretrained.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import { LlamaForCausalLM } from '../nn/index.js';
 import { AdamW, LRScheduler, decayGroups, warmupCosine } from '../optim/index.js';
 import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
-import { type BatchSource, type EvalResult, type StepMetrics, Trainer, evaluate } from '../train/index.js';
-import { type Schema, type Values, UsageError, helpText, parseCommandLine, parseOptions } from './options.js';
+import { type BatchSource, type EvalResult, type StepMetrics, Trainer, type TrainingState, evaluate } from '../train/index.js';
+import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
 import { lossCurveSvg } from './plot.js';
 import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, toBatch, tokenByteLengths, tokenizerJsonPath } from './shared.js';
 
@@ -66,6 +66,21 @@ function stamp(): string {
 
 const fmt = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
 
+type Log = (s: string) => void;
+
+/** What every stage of a run needs: its options, its directory, whether it continues an earlier run, the log. */
+interface RunContext { o: TrainOptions; dir: string; resuming: boolean; log: Log }
+
+/** The tokenized data of a run: the shuffled training loader, the validation rows, bytes per token (bits per byte). */
+interface RunData {
+  source: string;
+  tok: TextTokenizer;
+  bytesOf: Int32Array;
+  trainRows: PackedRow[];
+  valRows: PackedRow[];
+  loader: DataLoader<PackedRow, PackedBatch>;
+}
+
 /** The loader as the Trainer's batch source (its epoch/position is what checkpoints store). */
 function loaderSource<T>(loader: DataLoader<T, PackedBatch>, bytesOf: Int32Array): BatchSource {
   return {
@@ -75,7 +90,34 @@ function loaderSource<T>(loader: DataLoader<T, PackedBatch>, bytesOf: Int32Array
   };
 }
 
-export async function runTrain(argv: string[], log: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
+export async function runTrain(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
+  const o = resolveOptions(argv);
+  const backend = await selectBackend(o.backend, o.threads, log);
+  const run: RunContext = { o, dir: o.out || join('runs', stamp()), resuming: o.resume !== '', log };
+  mkdirSync(run.dir, { recursive: true });
+  writeFileSync(join(run.dir, 'train_config.json'), JSON.stringify(o, null, 2) + '\n');
+  const t0 = Date.now();
+
+  const data = await prepareData(run);
+  const { model, state } = await buildModel(run, data.tok);
+  const trainer = makeTrainer(o, model, data, state);
+  log(`llamatrain: ${model.numParameters().toLocaleString('en')} parameters (C=${model.config.hiddenSize}, L=${model.config.numHiddenLayers}, ` +
+    `NH=${model.config.numAttentionHeads}, NKV=${model.config.numKeyValueHeads}, V=${model.config.vocabSize}); ` +
+    `data: ${data.source}, ${data.trainRows.length} train rows × ${o.seqLen} tokens, ${data.valRows.length} validation rows; ` +
+    `backend: ${backend}; run directory: ${run.dir}` +
+    (state ? `; resuming at step ${state.step}` : ''));
+
+  const report = new RunReport(run, model, data.tok, data.source);
+  if (run.resuming) report.keepHistoryUpTo(state?.step ?? 0);
+  report.follow(trainer);
+  await trainWithCheckpoints(trainer, run, report);
+  report.stopProgress();
+  const final = await finishRun(run, model, trainer.step, data, report, t0);
+  return { final, dir: run.dir };
+}
+
+/** The run's options: the command line, or on --resume the run's saved options with the command line on top. */
+function resolveOptions(argv: string[]): TrainOptions {
   let { values: o } = parseCommandLine(trainSchema, argv);
   const resumeDir = o.resume;
   if (resumeDir) {
@@ -83,36 +125,37 @@ export async function runTrain(argv: string[], log: (s: string) => void = (s) =>
     const saved = join(resumeDir, 'train_config.json');
     if (!existsSync(saved)) throw new UsageError(`--resume ${resumeDir}: no train_config.json there (is it a llamatrain run directory?)`);
     const { resume: _r, out: _o, ...savedValues } = JSON.parse(readFileSync(saved, 'utf8')) as Record<string, unknown>;
-    o = { ...parseOptions(trainSchema, argv, savedValues).values, resume: resumeDir, out: resumeDir };
+    o = { ...parseCommandLine(trainSchema, argv, { base: { values: savedValues, from: saved } }).values, resume: resumeDir, out: resumeDir };
   }
   checkOptions(o);
-  const backend = await selectBackend(o.backend, o.threads, log);
-  const dir = o.out || join('runs', stamp());
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'train_config.json'), JSON.stringify(o, null, 2) + '\n');
-  const t0 = Date.now();
+  return o;
+}
 
-  // ---- data and tokenizer
+/** Loads and tokenizes the text (training a BPE tokenizer on it unless one is given or resumed) into packed rows. */
+async function prepareData({ o, dir, resuming }: RunContext): Promise<RunData> {
   const text = await loadTextData(o.data, o.textField, o.validationFraction);
   let tok: TextTokenizer;
-  if (resumeDir || o.tokenizer) {
-    tok = loadTokenizerFrom(resumeDir ? dir : o.tokenizer);
+  if (resuming || o.tokenizer) {
+    tok = loadTokenizerFrom(resuming ? dir : o.tokenizer);
   } else {
     const bpe = trainByteLevelBPE(text.train, { vocabSize: o.vocabSize });
     saveTokenizer(bpe, dir);
     tok = bpe;
   }
-  if (!resumeDir && o.tokenizer) writeFileSync(join(dir, 'tokenizer.json'), readFileSync(tokenizerJsonPath(o.tokenizer)));
+  if (!resuming && o.tokenizer) writeFileSync(join(dir, 'tokenizer.json'), readFileSync(tokenizerJsonPath(o.tokenizer)));
   const bytesOf = tokenByteLengths(tok);
   const trainRows = packTexts(tok, text.train, o.seqLen);
   const valRows = packTexts(tok, text.validation, o.seqLen);
   const loader = new DataLoader({ dataset: new ArrayDataset(trainRows), batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true, collate: packedCollate });
   if (loader.length === 0) throw new UsageError(`the training split has ${trainRows.length} rows of ${o.seqLen} tokens: fewer than one batch of ${o.batchSize}; lower --batch-size or --seq-len`);
+  return { source: text.source, tok, bytesOf, trainRows, valRows, loader };
+}
 
-  // ---- model, optimizer, schedule
+/** The model to train: the resumed checkpoint (with its training state), a pretrained one (--from) or a new one. */
+async function buildModel({ o, dir, resuming }: RunContext, tok: TextTokenizer): Promise<{ model: LlamaForCausalLM; state: TrainingState | null }> {
   let model: LlamaForCausalLM;
-  let state: Awaited<ReturnType<typeof loadCheckpoint>>['state'] | null = null;
-  if (resumeDir) {
+  let state: TrainingState | null = null;
+  if (resuming) {
     const ck = await loadCheckpoint(join(dir, 'checkpoints'));
     model = ck.model; state = ck.state;
   } else if (o.from) {
@@ -128,105 +171,148 @@ export async function runTrain(argv: string[], log: (s: string) => void = (s) =>
     throw new UsageError(`the model's vocab_size (${model.config.vocabSize}) is smaller than the tokenizer's (${tok.vocabSize}); ` +
       'use the tokenizer the checkpoint was trained with (--tokenizer)');
   }
+  return { model, state };
+}
+
+/** The Trainer (AdamW, warmup + cosine schedule, periodic evaluation), restored to `state` when resuming. */
+function makeTrainer(o: TrainOptions, model: LlamaForCausalLM, data: RunData, state: TrainingState | null): Trainer {
   const optimizer = new AdamW(decayGroups(model.namedParameters(), o.weightDecay), { lr: o.lr, betas: [o.beta1, o.beta2], eps: 1e-8 });
   const scheduler = new LRScheduler(optimizer, warmupCosine({ warmupSteps: o.warmup, totalSteps: o.steps, minLrRatio: o.minLrRatio }));
   const trainer = new Trainer({
-    model, optimizer, scheduler, train: loaderSource(loader, bytesOf), gradAccumSteps: o.gradAccum, maxSteps: o.steps,
+    model, optimizer, scheduler, train: loaderSource(data.loader, data.bytesOf), gradAccumSteps: o.gradAccum, maxSteps: o.steps,
     clipGradNorm: o.clip > 0 ? o.clip : null, labelSmoothing: o.labelSmoothing, zLoss: o.zLoss, seed: o.seed,
-    evalEvery: o.evalEvery, evalData: () => batchesOf(valRows, o.batchSize, bytesOf, o.evalBatches), checkpointWriter: saveCheckpoint,
+    evalEvery: o.evalEvery, evalData: () => batchesOf(data.valRows, o.batchSize, data.bytesOf, o.evalBatches), checkpointWriter: saveCheckpoint,
   });
   if (state) trainer.loadState(state);
+  return trainer;
+}
 
-  log(`llamatrain: ${model.numParameters().toLocaleString('en')} parameters (C=${model.config.hiddenSize}, L=${model.config.numHiddenLayers}, ` +
-    `NH=${model.config.numAttentionHeads}, NKV=${model.config.numKeyValueHeads}, V=${model.config.vocabSize}); ` +
-    `data: ${text.source}, ${trainRows.length} train rows × ${o.seqLen} tokens, ${valRows.length} validation rows; ` +
-    `backend: ${backend}; run directory: ${dir}` +
-    (state ? `; resuming at step ${state.step}` : ''));
-
-  // ---- reporting: progress, metrics.jsonl, loss curve, samples
-  const metricsPath = join(dir, 'metrics.jsonl');
-  const trainCurve: [number, number][] = [], valCurve: [number, number][] = [];
-  if (resumeDir && existsSync(metricsPath)) {
-    // Keep the history up to the checkpoint; lines logged after it (by a run that died) are dropped.
-    const kept = readFileSync(metricsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
-      .filter((m) => m.type !== 'final' && m.step <= (state?.step ?? 0));
-    for (const m of kept) (m.type === 'eval' ? valCurve : trainCurve).push([m.step, m.type === 'eval' ? m.valLoss : m.loss]);
-    writeFileSync(metricsPath, kept.map((m) => JSON.stringify(m) + '\n').join(''));
-  }
-  const writePlot = () => writeFileSync(join(dir, 'loss.svg'), lossCurveSvg([
-    { name: 'train loss', color: '#2563eb', points: trainCurve },
-    { name: 'validation loss', color: '#dc2626', points: valCurve, dots: true },
-  ], `llamatrain — ${text.source}`));
-  const tty = o.progress && process.stderr.isTTY === true;
-  const bar = tty ? new cliProgress.SingleBar({
-    format: 'step {value}/{total} |{bar}| loss {loss} | lr {lr} | {tps} tok/s | ETA {eta_formatted}',
-    hideCursor: true, etaBuffer: 20,
-  }, cliProgress.Presets.shades_classic) : null;
-  bar?.start(o.steps, trainer.step, { loss: '-', lr: '-', tps: '-' });
-  const logEvery = Math.max(1, Math.round(o.steps / 12));
-  const say = (s: string) => { if (bar) bar.stop(); log(s); if (bar) bar.start(o.steps, trainer.step, {}); };
-  const rng = new RNG(o.seed + 1);
-  const sample = async (): Promise<string> => {
-    const prompt = tok.encode(o.samplePrompt);
-    if (prompt.length === 0) return '';
-    const out = await model.generate(tensor(Int32Array.from(prompt), [1, prompt.length], 'int32', model.backend),
-      { maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: 40, seed: rng.nextU32(), eosTokenId: tok.eosId });
-    return tok.decode(Array.from(await out.data()));
-  };
-  trainer.on('step', (m: StepMetrics) => {
-    appendFileSync(metricsPath, JSON.stringify({ type: 'train', step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokens: m.tokens,
-      tokensPerSec: Math.round(m.tokensPerSec), elapsedMs: m.elapsedMs, skipped: m.skipped }) + '\n');
-    trainCurve.push([m.step, m.loss]);
-    if (bar) bar.update(m.step, { loss: fmt(m.loss), lr: m.lr.toExponential(2), tps: Math.round(m.tokensPerSec) });
-    else if (o.progress && (m.step % logEvery === 0 || m.step === o.steps)) {
-      log(`step ${m.step}/${o.steps} | loss ${fmt(m.loss)} | lr ${m.lr.toExponential(2)} | grad norm ${fmt(m.gradNorm, 2)} | ${Math.round(m.tokensPerSec)} tok/s | ${fmt(m.elapsedMs / 1000, 0)} s`);
-    }
-  });
-  const pendingSamples: Promise<void>[] = [];
-  trainer.on('eval', (r) => {
-    appendFileSync(metricsPath, JSON.stringify({ type: 'eval', step: r.step, valLoss: r.loss, perplexity: r.perplexity, bitsPerByte: r.bitsPerByte, tokens: r.tokens }) + '\n');
-    valCurve.push([r.step, r.loss]);
-    writePlot();
-    pendingSamples.push(sample().then((txt) => {
-      appendFileSync(join(dir, 'samples.txt'), `--- step ${r.step} (validation loss ${fmt(r.loss)}) ---\n${txt}\n\n`);
-      say(`eval @ step ${r.step}: validation loss ${fmt(r.loss)} | perplexity ${fmt(r.perplexity, 1)} | bits/byte ${fmt(r.bitsPerByte ?? NaN)}\n  sample: ${JSON.stringify(txt)}`);
-    }));
-  });
-
+/** Trains to --steps in spans of --checkpoint-every steps; after each span its samples are written, then a checkpoint. */
+async function trainWithCheckpoints(trainer: Trainer, { o, dir }: RunContext, report: RunReport): Promise<void> {
   const every = o.checkpointEvery;
   while (trainer.step < o.steps) {
     const target = every > 0 ? Math.min(o.steps, (Math.floor(trainer.step / every) + 1) * every) : o.steps;
     await trainer.train(target);
-    await Promise.all(pendingSamples.splice(0));
+    await report.samplesWritten();
     await trainer.saveCheckpoint(join(dir, 'checkpoints'));
   }
-  bar?.stop();
+}
 
-  // ---- final: the whole validation split, the model, the picture
-  const final = await evaluate(model, batchesOf(valRows, o.batchSize, bytesOf));
-  appendFileSync(metricsPath, JSON.stringify({ type: 'final', step: trainer.step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte, tokens: final.tokens }) + '\n');
+/** The end of a run: the whole validation split, the exported model (with its tokenizer), the last sample, summary.json. */
+async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, step: number, data: RunData, report: RunReport, t0: number): Promise<EvalResult> {
+  const final = await evaluate(model, batchesOf(data.valRows, o.batchSize, data.bytesOf));
+  report.metric({ type: 'final', step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte, tokens: final.tokens });
   await savePretrained(model, join(dir, 'model'));
   writeFileSync(join(dir, 'model', 'tokenizer.json'), readFileSync(join(dir, 'tokenizer.json')));
   if (existsSync(join(dir, 'tokenizer_config.json'))) writeFileSync(join(dir, 'model', 'tokenizer_config.json'), readFileSync(join(dir, 'tokenizer_config.json')));
-  writePlot();
-  const finalSample = await sample();
-  appendFileSync(join(dir, 'samples.txt'), `--- final (step ${trainer.step}) ---\n${finalSample}\n\n`);
-  const summary = { steps: trainer.step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte,
+  report.writePlot();
+  const finalSample = await report.sample();
+  appendFileSync(join(dir, 'samples.txt'), `--- final (step ${step}) ---\n${finalSample}\n\n`);
+  const summary = { steps: step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte,
     validationTokens: final.tokens, seconds: Math.round((Date.now() - t0) / 1000), parameters: model.numParameters() };
   writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   log(`final sample: ${JSON.stringify(finalSample)}`);
   log(`final validation (${final.tokens} tokens): loss ${fmt(final.loss)} | perplexity ${fmt(final.perplexity, 1)} | bits per byte ${fmt(final.bitsPerByte ?? NaN)}`);
-  log(`done in ${summary.seconds} s — model: ${join(dir, 'model')} | metrics: ${metricsPath} | loss curve: ${join(dir, 'loss.svg')} | samples: ${join(dir, 'samples.txt')}`);
-  return { final, dir };
+  log(`done in ${summary.seconds} s — model: ${join(dir, 'model')} | metrics: ${report.metricsPath} | loss curve: ${join(dir, 'loss.svg')} | samples: ${join(dir, 'samples.txt')}`);
+  return final;
+}
+
+/** What a run reports while it trains: metrics.jsonl, loss.svg, samples.txt and a progress bar or log lines. */
+class RunReport {
+  readonly metricsPath: string;
+  private readonly trainCurve: [number, number][] = [];
+  private readonly valCurve: [number, number][] = [];
+  private readonly pendingSamples: Promise<void>[] = [];
+  private readonly rng: RNG;
+  private bar: InstanceType<typeof cliProgress.SingleBar> | null = null;
+
+  constructor(private readonly run: RunContext, private readonly model: LlamaForCausalLM, private readonly tok: TextTokenizer,
+    private readonly source: string) {
+    this.metricsPath = join(run.dir, 'metrics.jsonl');
+    this.rng = new RNG(run.o.seed + 1);
+  }
+
+  /** On resume: keeps the history up to the checkpoint; lines logged after it (by a run that died) are dropped. */
+  keepHistoryUpTo(step: number): void {
+    if (!existsSync(this.metricsPath)) return;
+    const kept = readFileSync(this.metricsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
+      .filter((m) => m.type !== 'final' && m.step <= step);
+    for (const m of kept) (m.type === 'eval' ? this.valCurve : this.trainCurve).push([m.step, m.type === 'eval' ? m.valLoss : m.loss]);
+    writeFileSync(this.metricsPath, kept.map((m) => JSON.stringify(m) + '\n').join(''));
+  }
+
+  metric(m: Record<string, unknown>): void {
+    appendFileSync(this.metricsPath, JSON.stringify(m) + '\n');
+  }
+
+  writePlot(): void {
+    writeFileSync(join(this.run.dir, 'loss.svg'), lossCurveSvg([
+      { name: 'train loss', color: '#2563eb', points: this.trainCurve },
+      { name: 'validation loss', color: '#dc2626', points: this.valCurve, dots: true },
+    ], `llamatrain — ${this.source}`));
+  }
+
+  /** A continuation of --sample-prompt ('' when the prompt encodes to no tokens). */
+  async sample(): Promise<string> {
+    const { o } = this.run, { tok, model } = this;
+    const prompt = tok.encode(o.samplePrompt);
+    if (prompt.length === 0) return '';
+    const out = await model.generate(tensor(Int32Array.from(prompt), [1, prompt.length], 'int32', model.backend),
+      { maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: 40, seed: this.rng.nextU32(), eosTokenId: tok.eosId });
+    return tok.decode(Array.from(await out.data()));
+  }
+
+  /** Waits for the samples started by evaluations so far (they are written to samples.txt as they finish). */
+  async samplesWritten(): Promise<void> {
+    await Promise.all(this.pendingSamples.splice(0));
+  }
+
+  /** Starts the progress display and records every step and evaluation of the trainer. */
+  follow(trainer: Trainer): void {
+    const { o, dir, log } = this.run;
+    const tty = o.progress && process.stderr.isTTY === true;
+    const bar = tty ? new cliProgress.SingleBar({
+      format: 'step {value}/{total} |{bar}| loss {loss} | lr {lr} | {tps} tok/s | ETA {eta_formatted}',
+      hideCursor: true, etaBuffer: 20,
+    }, cliProgress.Presets.shades_classic) : null;
+    this.bar = bar;
+    bar?.start(o.steps, trainer.step, { loss: '-', lr: '-', tps: '-' });
+    const logEvery = Math.max(1, Math.round(o.steps / 12));
+    const say = (s: string) => { if (bar) bar.stop(); log(s); if (bar) bar.start(o.steps, trainer.step, {}); };
+    trainer.on('step', (m: StepMetrics) => {
+      this.metric({ type: 'train', step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokens: m.tokens,
+        tokensPerSec: Math.round(m.tokensPerSec), elapsedMs: m.elapsedMs, skipped: m.skipped });
+      this.trainCurve.push([m.step, m.loss]);
+      if (bar) bar.update(m.step, { loss: fmt(m.loss), lr: m.lr.toExponential(2), tps: Math.round(m.tokensPerSec) });
+      else if (o.progress && (m.step % logEvery === 0 || m.step === o.steps)) {
+        log(`step ${m.step}/${o.steps} | loss ${fmt(m.loss)} | lr ${m.lr.toExponential(2)} | grad norm ${fmt(m.gradNorm, 2)} | ${Math.round(m.tokensPerSec)} tok/s | ${fmt(m.elapsedMs / 1000, 0)} s`);
+      }
+    });
+    trainer.on('eval', (r) => {
+      this.metric({ type: 'eval', step: r.step, valLoss: r.loss, perplexity: r.perplexity, bitsPerByte: r.bitsPerByte, tokens: r.tokens });
+      this.valCurve.push([r.step, r.loss]);
+      this.writePlot();
+      this.pendingSamples.push(this.sample().then((txt) => {
+        appendFileSync(join(dir, 'samples.txt'), `--- step ${r.step} (validation loss ${fmt(r.loss)}) ---\n${txt}\n\n`);
+        say(`eval @ step ${r.step}: validation loss ${fmt(r.loss)} | perplexity ${fmt(r.perplexity, 1)} | bits/byte ${fmt(r.bitsPerByte ?? NaN)}\n  sample: ${JSON.stringify(txt)}`);
+      }));
+    });
+  }
+
+  stopProgress(): void {
+    this.bar?.stop();
+  }
 }
 
 function checkOptions(o: TrainOptions): void {
   const pos = ['vocabSize', 'dim', 'layers', 'heads', 'kvHeads', 'seqLen', 'batchSize', 'gradAccum', 'steps'] as const;
-  for (const k of pos) if (!(o[k] > 0)) throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} must be > 0, got ${o[k]}`);
+  for (const k of pos) if (!(o[k] > 0)) throw new UsageError(`${flag(k)} must be > 0, got ${o[k]}`);
   if (o.heads % o.kvHeads !== 0) throw new UsageError(`--kv-heads (${o.kvHeads}) must divide --heads (${o.heads})`);
   if (o.dim % o.heads !== 0) throw new UsageError(`--dim (${o.dim}) must be a multiple of --heads (${o.heads})`);
   if ((o.dim / o.heads) % 2 !== 0) throw new UsageError(`--dim / --heads (${o.dim / o.heads}) must be even for RoPE`);
   if (!(o.lr > 0)) throw new UsageError(`--lr must be > 0, got ${o.lr}`);
-  if (o.warmup >= o.steps && o.steps > 1) throw new UsageError(`--warmup (${o.warmup}) must be smaller than --steps (${o.steps})`);
+  if (o.warmup >= o.steps && o.steps > 1) {
+    throw new UsageError(`--warmup (${o.warmup}) must be smaller than --steps (${o.steps}); for a run this short, lower it (e.g. --warmup=${Math.floor(o.steps / 10)})`);
+  }
   if (o.vocabSize < 260) throw new UsageError(`--vocab-size must be at least 260 (256 bytes + merges + specials), got ${o.vocabSize}`);
 }

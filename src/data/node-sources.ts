@@ -24,15 +24,8 @@ import {
   type WindowOptions,
 } from './shards.js';
 import { iterateParquetText, parseJsonlLine, splitTextDocuments, type TextSplit } from './sources.js';
+import { describeFsError } from './node-fs-errors.js';
 import { countBytes } from '../tokenizer/bytes.js';
-
-function fsError(path: string, e: unknown, action: string): Error {
-  const err = e as NodeJS.ErrnoException;
-  if (err.code === 'ENOENT') return new Error(`${path}: no such file (while ${action}); check the path`, { cause: e });
-  if (err.code === 'EISDIR') return new Error(`${path}: is a directory, expected a file (while ${action})`, { cause: e });
-  if (err.code === 'EACCES' || err.code === 'EPERM') return new Error(`${path}: permission denied (while ${action})`, { cause: e });
-  return new Error(`${path}: ${err.message} (while ${action})`, { cause: e });
-}
 
 async function fileSize(path: string, action: string): Promise<number> {
   try {
@@ -40,7 +33,7 @@ async function fileSize(path: string, action: string): Promise<number> {
     if (s.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
     return s.size;
   } catch (e) {
-    throw fsError(path, e, action);
+    throw describeFsError(path, e, action);
   }
 }
 
@@ -53,7 +46,7 @@ export async function readTextDocuments(path: string, options: { split?: TextSpl
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw fsError(path, e, 'reading text');
+    throw describeFsError(path, e, 'reading text');
   }
   return splitTextDocuments(text, path, options.split ?? 'file');
 }
@@ -156,7 +149,7 @@ export class TokenShardWriter {
     try {
       this.fd = openSync(this.tmp, 'w');
     } catch (e) {
-      throw fsError(this.tmp, e, 'writing a token shard');
+      throw describeFsError(this.tmp, e, 'writing a token shard');
     }
     writeSync(this.fd, encodeShardHeader({ dtype: this.dtype, tokenCount: 0, vocabSize: options.vocabSize }), 0, SHARD_HEADER_BYTES, 0);
   }
@@ -247,7 +240,7 @@ export function readTokenShardHeader(path: string): ShardHeader {
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    throw fsError(path, e, 'reading a token shard');
+    throw describeFsError(path, e, 'reading a token shard');
   }
   try {
     const size = fstatSync(fd).size;
@@ -356,7 +349,7 @@ export class TokenShardDataset implements Dataset<PackedRow> {
       try {
         s.fd = openSync(s.path, 'r');
       } catch (e) {
-        throw fsError(s.path, e, 'reading a token shard');
+        throw describeFsError(s.path, e, 'reading a token shard');
       }
     }
     const start = (index - s.firstWindow) * this.stride;
@@ -379,6 +372,6 @@ export function fileBytes(path: string): number {
   try {
     return statSync(path).size;
   } catch (e) {
-    throw fsError(path, e, 'reading its size');
+    throw describeFsError(path, e, 'reading its size');
   }
 }

@@ -10,25 +10,7 @@ import {
   type SerializeOptions,
   type TensorLike,
 } from './safetensors.js';
-
-function describeFsError(path: string, e: unknown, action: string): Error {
-  const err = e as NodeJS.ErrnoException;
-  switch (err.code) {
-    case 'ENOENT':
-      return new Error(
-        `${path}: no such file or directory (while ${action}); check the path` +
-          (action === 'writing' ? ' and that its directory exists' : ''),
-        { cause: e },
-      );
-    case 'EISDIR':
-      return new Error(`${path}: is a directory, expected a file (while ${action})`, { cause: e });
-    case 'EACCES':
-    case 'EPERM':
-      return new Error(`${path}: permission denied (while ${action}); check the file's permissions`, { cause: e });
-    default:
-      return new Error(`${path}: ${err.message} (while ${action})`, { cause: e });
-  }
-}
+import { describeFsError } from '../data/node-fs-errors.js';
 
 async function readBytes(path: string): Promise<Uint8Array> {
   try {

@@ -4,8 +4,9 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
-import { parseOptions, UsageError } from '../../src/cli/options.js';
-import { trainSchema } from '../../src/cli/train.js';
+import { helpText, parseCommandLine, parseOptions, UsageError, wantsHelp } from '../../src/cli/options.js';
+import { trainHelp, trainSchema } from '../../src/cli/train.js';
+import { generateSchema } from '../../src/cli/commands.js';
 import { tokenByteLengths } from '../../src/cli/shared.js';
 import { countBytes, trainByteLevelBPE } from '../../src/index.js';
 import { loadCheckpoint, loadPretrained } from '../../src/node.js';
@@ -37,6 +38,100 @@ test('options: typed overrides, suggestions for typos, --no-flag, config values'
   assert.throws(() => parseOptions(trainSchema, ['--lr=fast']), /--lr: expected a number, got "fast"/);
 });
 
+test('options: every spelling of a flag, booleans in four forms, values taken from the next argument', () => {
+  const v = (argv: string[]) => parseCommandLine(trainSchema, argv).values;
+  assert.equal(v(['--seq-len=64']).seqLen, 64);
+  assert.equal(v(['--seq-len', '64']).seqLen, 64);
+  assert.equal(v(['--seq_len', '64']).seqLen, 64);
+  assert.equal(v(['--seqLen=64']).seqLen, 64);
+  assert.equal(v(['--lr', '-0.5']).lr, -0.5); // a negative number is a value, not a flag
+  assert.equal(v(['--no-tie']).tie, false);
+  assert.equal(v(['--no-tie', '--tie']).tie, true); // the last one wins
+  assert.equal(v(['--tie=false']).tie, false);
+  assert.equal(v(['--tie', 'false']).tie, false);
+  assert.equal(v(['--tie', 'no', '--steps=3']).tie, false);
+  assert.equal(v(['--tie', '--steps=3']).tie, true);
+  assert.equal(v(['--sample-prompt=--']).samplePrompt, '--');
+  assert.equal(v(['--backend', 'ref']).backend, 'ref');
+});
+
+test('options: errors name the option, what it expects and what it got', () => {
+  const err = (argv: string[], re: RegExp) =>
+    assert.throws(() => parseCommandLine(trainSchema, argv), (e: unknown) => e instanceof UsageError && re.test(e.message), `${argv.join(' ')}`);
+  err(['--steps=abc'], /^--steps: expected an integer, got "abc"$/);
+  err(['--seq-len', '1.5'], /^--seq-len: expected an integer, got "1.5"$/);
+  err(['--tie=maybe'], /^--tie: expected true or false, got "maybe"$/);
+  err(['--backend=gpu'], /^--backend: expected one of wasm, ref, got "gpu"$/);
+  err(['--steps'], /^--steps: missing value \(expected an integer\)$/);
+  err(['--steps', '--lr=1'], /^--steps: missing value \(expected an integer\) before --lr=1; a value that starts with '--' is written --steps=<value>$/);
+  err(['--stesp=3'], /^--stesp: unknown option \(did you mean --steps\?\); see --help$/);
+  err(['--stesp', '3'], /did you mean --steps\?/);
+  err(['--notie'], /did you mean --no-tie\?/);
+  err(['--validation=0.1'], /did you mean --validation-fraction\?/); // the start of exactly one option
+  err(['--frobnicate=1'], /^--frobnicate: unknown option; see --help$/);
+  err(['--constructor=1'], /^--constructor: unknown option/); // not mistaken for an Object property
+  err(['--no-steps'], /^--no-steps: --steps is not an on\/off option; give it a value \(--steps=<int>\)$/);
+  err(['--no-tie=1'], /--no-tie takes no value; write --tie=1 instead/);
+  err(['-s', '3'], /^-s: unknown option; options are long \(--key=value\)/);
+  err(['data.txt'], /^unexpected argument "data\.txt": this command takes only options/);
+});
+
+test('options: positional arguments where a command takes them, and -- before ones that start with -', () => {
+  const r = parseCommandLine(generateSchema, ['--model=m', 'the', 'cat', '--', '--not-a-flag', '-1'], { allowPositionals: true });
+  assert.equal(r.values.model, 'm');
+  assert.deepEqual(r.positional, ['the', 'cat', '--not-a-flag', '-1']);
+  assert.throws(() => parseCommandLine(generateSchema, ['-1'], { allowPositionals: true }), /-1: unknown option; .*goes after --/);
+  assert.equal(wantsHelp(['--model=m', '-h']), true);
+  assert.equal(wantsHelp(['--', '--help']), false);
+});
+
+test('options: --config file.json beneath the flags; unknown keys named with suggestions; a resumed run beneath both', () => {
+  const dir = tmp();
+  const cfg = join(dir, 'run.json');
+  writeFileSync(cfg, JSON.stringify({ steps: 50, 'seq-len': 64, batch_size: 4, tie: false, lr: '0.01' }));
+  const { values } = parseCommandLine(trainSchema, [`--config=${cfg}`, '--steps=7']);
+  assert.deepEqual([values.steps, values.seqLen, values.batchSize, values.tie, values.lr], [7, 64, 4, false, 0.01]);
+  assert.equal(parseCommandLine(trainSchema, ['--steps=7', '--config', cfg]).values.steps, 7); // flags win wherever --config is
+
+  const base = { values: { steps: 9, dim: 48, heads: 4 }, from: 'runs/x/train_config.json' };
+  const resumed = parseCommandLine(trainSchema, [`--config=${cfg}`, '--heads=2'], { base }).values;
+  assert.deepEqual([resumed.steps, resumed.dim, resumed.heads], [50, 48, 2]);
+  assert.throws(() => parseCommandLine(trainSchema, [], { base: { values: { stpes: 1 }, from: 'runs/x/train_config.json' } }),
+    /runs\/x\/train_config\.json: unknown key "stpes" \(did you mean "steps"\?\)/);
+
+  const bad = (content: string, re: RegExp) => {
+    writeFileSync(cfg, content);
+    assert.throws(() => parseCommandLine(trainSchema, ['--config', cfg]), (e: unknown) => e instanceof UsageError && re.test(e.message), content);
+  };
+  bad(JSON.stringify({ stpes: 5, seq_lne: 3, 'kv-head': 1, zzz: 0 }),
+    /unknown keys "stpes" \(did you mean "steps"\?\), "seq_lne" \(did you mean "seq_len"\?\), "kv-head" \(did you mean "kv-heads"\?\), "zzz"; see --help/);
+  bad(JSON.stringify({ steps: 'many' }), /^--config .*run\.json: "steps": expected an integer, got "many"$/);
+  bad('{ steps: 5 }', /^--config .*run\.json: not valid JSON/);
+  bad('[1, 2]', /^--config .*run\.json: expected a JSON object of option values/);
+  assert.throws(() => parseCommandLine(trainSchema, ['--config']), /--config: missing file name/);
+  assert.throws(() => parseCommandLine(trainSchema, ['--config', '--steps=3']), /--config: missing file name/);
+  assert.throws(() => parseCommandLine(trainSchema, [`--config=${join(dir, 'nope.json')}`]),
+    /--config: .*nope\.json: no such file or directory \(while reading the config file\); check the path$/);
+});
+
+test('options: --help is generated from the schema, with types and defaults', () => {
+  const h = helpText('demo', 'A demo.', {
+    steps: { type: 'int', default: 5, help: 'how many' },
+    tie: { type: 'boolean', default: true, help: 'tie it' },
+    mode: { type: ['a', 'b'], default: 'a', help: 'which' },
+    name: { type: 'string', default: '', help: 'a name' },
+  });
+  assert.equal(h, 'A demo.\n\nUsage: llamatrain demo [--config file.json] [--key=value ...]\n\nOptions:\n' +
+    '  --steps=<int>\n      how many (default: 5)\n  --[no-]tie\n      tie it (default: true)\n' +
+    '  --mode=<a|b>\n      which (default: "a")\n  --name=<string>\n      a name\n' +
+    '  --config=<file.json>\n      a JSON object of option values (e.g. {"steps": 100, "seq-len": 64}); flags given on the command line override it\n');
+  for (const [k, spec] of Object.entries(trainSchema)) {
+    const name = k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+    assert.ok(trainHelp.includes(spec.type === 'boolean' ? `\n  --[no-]${name}\n` : `\n  --${name}=<`), k);
+  }
+  assert.match(trainHelp, /--seq-len=<int>\n {6}tokens per row T .*\(default: 128\)/);
+});
+
 test('train → eval → generate on a small JSONL corpus; metrics, plot, samples, checkpoints; resume extends the run', async () => {
   const dir = tmp();
   const data = corpus(dir);
@@ -64,11 +159,15 @@ test('train → eval → generate on a small JSONL corpus; metrics, plot, sample
   assert.equal(gen.code, 0, gen.out);
   assert.ok(gen.out.startsWith('the cat'), gen.out);
 
-  const more = await run(['train', `--resume=${out}`, '--steps=6']);
+  const moreConfig = join(dir, 'more.json'); // --config works with --resume too: saved options < file < flags
+  writeFileSync(moreConfig, JSON.stringify({ steps: 5, 'sample-tokens': 3 }));
+  const more = await run(['train', `--resume=${out}`, `--config=${moreConfig}`, '--steps=6']);
   assert.equal(more.code, 0, more.out);
   assert.match(more.out, /resuming at step 4/);
   const after = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(after.filter((m) => m.type === 'train').map((m) => m.step), [1, 2, 3, 4, 5, 6]);
+  const resumedConfig = JSON.parse(readFileSync(join(out, 'train_config.json'), 'utf8'));
+  assert.deepEqual([resumedConfig.steps, resumedConfig.sampleTokens, resumedConfig.dim], [6, 3, 16]);
 });
 
 test('tokenizer train / encode / decode round trip', async () => {
@@ -96,13 +195,17 @@ test('bad input: a missing data file, an empty file, a typo, help everywhere', a
   try {
     assert.notEqual((await run(['train', `--data=${empty}`, ...small])).code, 0);
     assert.equal((await run(['frobnicate'])).code, 2);
+    assert.equal((await run(['train', '--stesp=3'])).code, 2);
+    assert.equal((await run(['train', 'data.txt'])).code, 2);
   } finally {
     process.stderr.write = orig;
   }
   assert.match(stderr.join(''), /empty\.txt/);
   assert.match(stderr.join(''), /unknown command 'frobnicate'/);
-  for (const c of [['train'], ['eval'], ['generate'], ['tokenizer', 'train'], ['tokenizer', 'encode']]) {
-    const h = await run([...c, '--help']);
+  assert.match(stderr.join(''), /llamatrain train: --stesp: unknown option \(did you mean --steps\?\); see --help/);
+  assert.match(stderr.join(''), /llamatrain train: unexpected argument "data\.txt"/);
+  for (const c of [['train'], ['eval'], ['generate'], ['tokenizer', 'train'], ['tokenizer', 'encode']]) for (const flag of ['--help', '-h']) {
+    const h = await run([...c, flag]);
     assert.equal(h.code, 0);
     assert.match(h.out, /Usage: llamatrain/);
   }

@@ -104,7 +104,11 @@ test('truncated, foreign, empty and too-short shards are rejected with the file 
   const short = join(dir, 'short.bin');
   writeTokenShardFile(short, [1, 2, 3], { vocabSize: 10 });
   assert.throws(() => new TokenShardDataset(short, { seqLen: 4 }), /dataset is empty: expected at least one window of 4 tokens, found 0 in .*short\.bin/);
-  assert.throws(() => new TokenShardDataset(join(dir, 'missing.bin'), { seqLen: 4 }), /missing\.bin: no such file/);
+  assert.throws(() => new TokenShardDataset(join(dir, 'missing.bin'), { seqLen: 4 }),
+    /missing\.bin: no such file or directory \(while reading a token shard\); check the path$/);
+  // the same wording as the model files (io/files.ts): a write into a missing directory says what to check
+  assert.throws(() => writeTokenShardFile(join(dir, 'no-dir', 'x.bin'), [1], { vocabSize: 10 }),
+    /no-dir\/x\.bin\.tmp-\d+: no such file or directory \(while writing a token shard\); check the path and that its directory exists/);
 });
 
 test('encodeDocumentsToShard streams documents (async iterable) into a shard with EOS after each', async () => {
