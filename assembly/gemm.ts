@@ -4,7 +4,7 @@
 // spill). Measured here: 4×8 ≈ 42 GFLOP/s per thread, 3×12 ≈ 33 (bench/RESULTS.md).
 // Threads split C into row (or column) ranges; each packs its own panels in its own scratch area.
 
-// Micro-tile and blocking sizes (see shared notes/cpu-kernels.md: MC≈192, NC≈4096, K blocks ≤ 512 split evenly).
+// Micro-tile and blocking sizes (measured on the project machine, bench/RESULTS.md: MC≈192, NC≈4096, K blocks ≤ 512 split evenly).
 const MR: i32 = 4;
 const NR: i32 = 8;
 const MC: i32 = 192; // multiple of MR

@@ -1,15 +1,25 @@
-// Row-wise kernels: cross-entropy (forward with lse, backward), RMSNorm (forward with rstd, backward), and
-// elementwise ops. Rows (or element ranges) are split evenly over the threads.
+// Row-wise kernels: cross-entropy (forward with lse, backward), RMSNorm (forward with rstd, backward), embedding
+// rows (gather, scatter-add), and elementwise ops. Rows (or element ranges) are split evenly over the threads.
+// Token ids and targets are never trusted: one outside [0, V) gives a NaN row or loss, never an out-of-bounds access.
 
 import { exp1, exp4, hmax, hsum } from './math';
+import { arriveLast, share } from './split';
 
 const NEG_INF: f32 = -Infinity;
 
+/** Whether id is a row of a [V, …] table: 0 ≤ id < V (one unsigned compare). */
 // @ts-ignore: decorator
 @inline
-function share(n: i32, tid: i32, nth: i32): i64 {
-  const a = <i32>((<i64>n * tid) / nth), b = <i32>((<i64>n * (tid + 1)) / nth);
-  return (<i64>a << 32) | <i64>b;
+function inRange(id: i32, V: i32): bool {
+  return <u32>id < <u32>V;
+}
+
+/** n floats at p set to NaN. */
+function fillNaN(p: usize, n: i32): void {
+  const v = f32x4.splat(NaN);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) v128.store(p + <usize>j * 4, v);
+  for (; j < n; j++) store<f32>(p + <usize>j * 4, NaN);
 }
 
 /**
@@ -52,7 +62,8 @@ function rowSum(z: usize, n: i32): f32 {
   return s;
 }
 
-/** loss[n] = (1−ε)(lse − z_t) + ε(lse − mean z) + zLoss·lse², 0 where target = ignoreIndex; lse[n] always. */
+/** loss[n] = (1−ε)(lse − z_t) + ε(lse − mean z) + zLoss·lse², 0 where target = ignoreIndex, NaN where the target is
+ *  outside [0, V); lse[n] always. */
 export function crossEntropy(tid: i32, nth: i32, z: usize, targets: usize, loss: usize, lse: usize, N: i32, V: i32,
                              ignoreIndex: i32, eps: f32, zLoss: f32): void {
   const r = share(N, tid, nth);
@@ -62,6 +73,7 @@ export function crossEntropy(tid: i32, nth: i32, z: usize, targets: usize, loss:
     store<f32>(lse + <usize>n * 4, l);
     const y = load<i32>(targets + <usize>n * 4);
     if (y == ignoreIndex) { store<f32>(loss + <usize>n * 4, 0); continue; }
+    if (!inRange(y, V)) { store<f32>(loss + <usize>n * 4, NaN); continue; }
     let v = (<f32>1 - eps) * (l - load<f32>(row + <usize>y * 4));
     if (eps != 0) v += eps * (l - rowSum(row, V) / <f32>V);
     if (zLoss != 0) v += zLoss * l * l;
@@ -69,7 +81,8 @@ export function crossEntropy(tid: i32, nth: i32, z: usize, targets: usize, loss:
   }
 }
 
-/** dz[n, :] = g[n]·((1 + 2·zLoss·lse)·softmax − (1−ε)·onehot − ε/V), 0 on ignored rows. */
+/** dz[n, :] = g[n]·((1 + 2·zLoss·lse)·softmax − (1−ε)·onehot − ε/V), 0 on ignored rows, NaN where the target is
+ *  outside [0, V). */
 export function crossEntropyBackward(tid: i32, nth: i32, z: usize, lse: usize, targets: usize, g: usize, dz: usize,
                                      N: i32, V: i32, ignoreIndex: i32, eps: f32, zLoss: f32): void {
   const r = share(N, tid, nth);
@@ -77,6 +90,7 @@ export function crossEntropyBackward(tid: i32, nth: i32, z: usize, lse: usize, t
     const row = z + <usize>n * <usize>V * 4, drow = dz + <usize>n * <usize>V * 4;
     const y = load<i32>(targets + <usize>n * 4);
     if (y == ignoreIndex) { memory.fill(drow, 0, <usize>V * 4); continue; }
+    if (!inRange(y, V)) { fillNaN(drow, V); continue; }
     gradRow(row, drow, y, load<f32>(lse + <usize>n * 4), load<f32>(g + <usize>n * 4), V, eps, zLoss);
   }
 }
@@ -99,7 +113,8 @@ export function crossEntropyBackward(tid: i32, nth: i32, z: usize, lse: usize, t
 /**
  * The fused LM-head loss's middle step on one chunk of logits z [rows, V] (rows n0 .. n0+rows of the batch):
  * loss[n] as crossEntropy and, when wantGrad, z turned in place into d(g_n·loss_n)/dz = g_n·((1 + 2·zLoss·lse)·p
- * − ε/V − (1−ε)·onehot) with g_n = rowScale[n] (rowScale ≠ 0) or scale; ignored rows get loss 0 and dz 0.
+ * − ε/V − (1−ε)·onehot) with g_n = rowScale[n] (rowScale ≠ 0) or scale; ignored rows get loss 0 and dz 0, rows
+ * whose target is outside [0, V) loss NaN and dz NaN (so dHidden and dWeight are NaN too, as ref's).
  */
 export function crossEntropyChunk(tid: i32, nth: i32, z: usize, targets: usize, loss: usize, rowScale: usize, scale: f32,
                                   n0: i32, rows: i32, V: i32, ignoreIndex: i32, eps: f32, zLoss: f32, wantGrad: i32): void {
@@ -111,6 +126,11 @@ export function crossEntropyChunk(tid: i32, nth: i32, z: usize, targets: usize, 
     if (y == ignoreIndex) {
       store<f32>(loss + <usize>n * 4, 0);
       if (wantGrad) memory.fill(row, 0, <usize>V * 4);
+      continue;
+    }
+    if (!inRange(y, V)) {
+      store<f32>(loss + <usize>n * 4, NaN);
+      if (wantGrad) fillNaN(row, V);
       continue;
     }
     const zy = load<f32>(row + <usize>y * 4);
@@ -167,11 +187,12 @@ export function rmsNorm(tid: i32, nth: i32, x: usize, w: usize, y: usize, rstd: 
 }
 
 /**
- * dx = s·(g·w − x·s·mean(g·w·x·s)) per row; dwPart[tid][C] = Σ over this thread's rows of g·x·s (the caller sums
- * the nth partial rows: a reduction across threads without atomics).
+ * dx = s·(g·w − x·s·mean(g·w·x·s)) per row; dw = Σ over rows of g·x·s: each thread sums its rows into
+ * dwPart[tid][C], and the last thread to finish adds the nth partial rows up into dw (in thread order, in f64).
+ * counter: an i32 the caller zeroed.
  */
 export function rmsNormBackward(tid: i32, nth: i32, x: usize, w: usize, rstd: usize, g: usize, dx: usize, dwPart: usize,
-                                rows: i32, C: i32): void {
+                                dwOut: usize, counter: usize, rows: i32, C: i32): void {
   const dw = dwPart + <usize>(tid * C) * 4;
   memory.fill(dw, 0, <usize>C * 4);
   const r = share(rows, tid, nth);
@@ -205,6 +226,12 @@ export function rmsNormBackward(tid: i32, nth: i32, x: usize, w: usize, rstd: us
       const o = <usize>c * 4;
       store<f32>(dxo + o, s * (load<f32>(go + o) * load<f32>(w + o) - load<f32>(xo + o) * s * d));
     }
+  }
+  if (!arriveLast(counter, nth)) return;
+  for (let c = 0; c < C; c++) {
+    let t: f64 = 0;
+    for (let k = 0; k < nth; k++) t += <f64>load<f32>(dwPart + <usize>(k * C + c) * 4);
+    store<f32>(dwOut + <usize>c * 4, <f32>t);
   }
 }
 
@@ -342,48 +369,10 @@ export function rope(tid: i32, nth: i32, x: usize, out: usize, positions: usize,
 }
 
 /**
- * Adam/AdamW update in place over n elements (PyTorch semantics, no amsgrad): decoupled ≠ 0 → p ·= 1 − lr·wd;
- * else g += wd·p. m, v updated; p −= stepSize·m / (√v / bc2Sqrt + eps).
+ * out[0] = Σ x[i] over n floats, accumulated in f64 (as the ref kernel): each thread sums its share into
+ * partial[tid] (f64), the last to finish adds the nth partials in thread order. counter: an i32 the caller zeroed.
  */
-export function adamStep(tid: i32, nth: i32, p: usize, g: usize, m: usize, v: usize, n: i32, lr: f32, beta1: f32, beta2: f32,
-                         eps: f32, wd: f32, decoupled: i32, stepSize: f32, bc2Sqrt: f32, oneMinusBeta1: f32, oneMinusBeta2: f32): void {
-  // 1 − β comes from the caller, computed in f64 (as PyTorch's Python scalars): 1 − f32(0.999) is off by 1.3e-5
-  const r = share((n + 3) >> 2, tid, nth);
-  const i0 = <i32>(r >> 32) << 2, i1 = min(n, <i32>r << 2);
-  const decay = f32x4.splat(<f32>1 - lr * wd), vwd = f32x4.splat(wd);
-  const b1 = f32x4.splat(beta1), c1 = f32x4.splat(oneMinusBeta1), b2 = f32x4.splat(beta2), c2 = f32x4.splat(oneMinusBeta2);
-  const ss = f32x4.splat(stepSize), bc = f32x4.splat(<f32>1 / bc2Sqrt), ve = f32x4.splat(eps);
-  let i = i0;
-  for (; i + 4 <= i1; i += 4) {
-    const o = <usize>i * 4;
-    let pv = v128.load(p + o), gv = v128.load(g + o);
-    if (wd != 0) {
-      if (decoupled) pv = f32x4.mul(pv, decay);
-      else gv = f32x4.add(gv, f32x4.mul(vwd, pv));
-    }
-    const mv = f32x4.add(f32x4.mul(b1, v128.load(m + o)), f32x4.mul(c1, gv));
-    const vv = f32x4.add(f32x4.mul(b2, v128.load(v + o)), f32x4.mul(c2, f32x4.mul(gv, gv)));
-    v128.store(m + o, mv);
-    v128.store(v + o, vv);
-    v128.store(p + o, f32x4.sub(pv, f32x4.div(f32x4.mul(ss, mv), f32x4.add(f32x4.mul(f32x4.sqrt(vv), bc), ve))));
-  }
-  for (; i < i1; i++) {
-    const o = <usize>i * 4;
-    let pv = load<f32>(p + o), gv = load<f32>(g + o);
-    if (wd != 0) {
-      if (decoupled) pv *= <f32>1 - lr * wd;
-      else gv += wd * pv;
-    }
-    const mv = beta1 * load<f32>(m + o) + oneMinusBeta1 * gv;
-    const vv = beta2 * load<f32>(v + o) + oneMinusBeta2 * gv * gv;
-    store<f32>(m + o, mv);
-    store<f32>(v + o, vv);
-    store<f32>(p + o, pv - (stepSize * mv) / (Mathf.sqrt(vv) / bc2Sqrt + eps));
-  }
-}
-
-/** partial[tid] = Σ x[i] over this thread's share of n floats, accumulated in f64 (the ref kernel sums in f64). */
-export function sumAll(tid: i32, nth: i32, x: usize, n: i32, partial: usize): void {
+export function sumAll(tid: i32, nth: i32, x: usize, n: i32, partial: usize, counter: usize, out: usize): void {
   const r = share((n + 3) >> 2, tid, nth);
   const i0 = <i32>(r >> 32) << 2, i1 = min(n, <i32>r << 2);
   let lo = f64x2.splat(0), hi = f64x2.splat(0);
@@ -397,6 +386,10 @@ export function sumAll(tid: i32, nth: i32, x: usize, n: i32, partial: usize): vo
   let acc = f64x2.extract_lane(s, 0) + f64x2.extract_lane(s, 1);
   for (; i < i1; i++) acc += <f64>load<f32>(x + <usize>i * 4);
   store<f64>(partial + <usize>tid * 8, acc);
+  if (!arriveLast(counter, nth)) return;
+  let t: f64 = 0;
+  for (let k = 0; k < nth; k++) t += load<f64>(partial + <usize>k * 8);
+  store<f32>(out, <f32>t);
 }
 
 /** out = x² elementwise. */
@@ -411,11 +404,96 @@ export function square(tid: i32, nth: i32, x: usize, out: usize, n: i32): void {
   for (; i < i1; i++) { const v = load<f32>(x + <usize>i * 4); store<f32>(out + <usize>i * 4, v * v); }
 }
 
-/** out[n, :] = w[ids[n], :] for rows n of [N, C] (ids already checked to be in range). */
-export function gatherRows(tid: i32, nth: i32, w: usize, ids: usize, out: usize, N: i32, C: i32): void {
+/** out[n, :] = w[ids[n], :] for rows n of [N, C]; w is [V, C]; a NaN row for an id outside [0, V). */
+export function gatherRows(tid: i32, nth: i32, w: usize, ids: usize, out: usize, N: i32, V: i32, C: i32): void {
   const r = share(N, tid, nth);
   const rowBytes = <usize>C * 4;
   for (let n = <i32>(r >> 32); n < <i32>r; n++) {
-    memory.copy(out + <usize>n * rowBytes, w + <usize>load<i32>(ids + <usize>n * 4) * rowBytes, rowBytes);
+    const id = load<i32>(ids + <usize>n * 4);
+    if (inRange(id, V)) memory.copy(out + <usize>n * rowBytes, w + <usize>id * rowBytes, rowBytes);
+    else fillNaN(out + <usize>n * rowBytes, C);
+  }
+}
+
+/**
+ * Embedding backward: dw[ids[n], :] += g[n, :] for n = 0 … N−1, in that order (ref's sums, bit for bit); dw is
+ * [V, C], zeroed first when zero ≠ 0. An id outside [0, V) is skipped (as ref, whose writes there go nowhere; the
+ * forward already gave that row NaN). Thread tid owns the rows [v0, v1) of dw: it zeroes them and adds the g rows
+ * whose id falls in them, so no two threads write the same row.
+ */
+export function scatterAddRows(tid: i32, nth: i32, g: usize, ids: usize, dw: usize, N: i32, V: i32, C: i32, zero: i32): void {
+  const r = share(V, tid, nth);
+  const v0 = <i32>(r >> 32), v1 = <i32>r;
+  if (v1 <= v0) return;
+  const rowBytes = <usize>C * 4;
+  if (zero != 0) memory.fill(dw + <usize>v0 * rowBytes, 0, <usize>(v1 - v0) * rowBytes);
+  for (let n = 0; n < N; n++) {
+    const id = load<i32>(ids + <usize>n * 4);
+    if (id < v0 || id >= v1) continue;
+    const src = g + <usize>n * rowBytes, dst = dw + <usize>id * rowBytes;
+    let c = 0;
+    for (; c + 4 <= C; c += 4) {
+      const o = <usize>c * 4;
+      v128.store(dst + o, f32x4.add(v128.load(dst + o), v128.load(src + o)));
+    }
+    for (; c < C; c++) { const o = <usize>c * 4; store<f32>(dst + o, load<f32>(dst + o) + load<f32>(src + o)); }
+  }
+}
+
+// ---- clamp -------------------------------------------------------------------------------------------------
+// The bounds are f64 (JS numbers) while x is f32. ref compares in f64: x < lo ⟺ x < (lo rounded up to an f32),
+// x > hi ⟺ x > (hi rounded down), and it stores f32(lo) / f32(hi). With those four f32 constants the kernels
+// agree with ref bit for bit, at the boundaries too.
+
+/** The smallest f32 ≥ v (v not NaN). */
+function f32AtLeast(v: f64): f32 {
+  const f = <f32>v;
+  if (<f64>f >= v) return f;
+  if (f == 0) return reinterpret<f32>(<i32>1); // v in (0, smallest denormal): the smallest positive denormal
+  const bits = reinterpret<i32>(f);
+  return reinterpret<f32>(f > 0 ? bits + 1 : bits - 1);
+}
+
+/** The largest f32 ≤ v (v not NaN). */
+function f32AtMost(v: f64): f32 {
+  return -f32AtLeast(-v);
+}
+
+/** out = min(max(x, lo), hi) as ref: x < lo → f32(lo), x > hi → f32(hi), else x (NaN stays NaN). */
+export function clamp(tid: i32, nth: i32, x: usize, out: usize, n: i32, lo: f64, hi: f64): void {
+  const r = share((n + 3) >> 2, tid, nth);
+  const i0 = <i32>(r >> 32) << 2, i1 = min(n, <i32>r << 2);
+  const loC = f32AtLeast(lo), hiC = f32AtMost(hi), loV = <f32>lo, hiV = <f32>hi;
+  const vloC = f32x4.splat(loC), vhiC = f32x4.splat(hiC), vloV = f32x4.splat(loV), vhiV = f32x4.splat(hiV);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const o = <usize>i * 4;
+    const v = v128.load(x + o);
+    const y = v128.bitselect(vloV, v, f32x4.lt(v, vloC));
+    v128.store(out + o, v128.bitselect(vhiV, y, f32x4.gt(v, vhiC)));
+  }
+  for (; i < i1; i++) {
+    const o = <usize>i * 4;
+    const v = load<f32>(x + o);
+    store<f32>(out + o, v < loC ? loV : v > hiC ? hiV : v);
+  }
+}
+
+/** out = g where lo ≤ x ≤ hi (compared as ref, in f64), else 0 (NaN x: 0). */
+export function clampBackward(tid: i32, nth: i32, x: usize, g: usize, out: usize, n: i32, lo: f64, hi: f64): void {
+  const r = share((n + 3) >> 2, tid, nth);
+  const i0 = <i32>(r >> 32) << 2, i1 = min(n, <i32>r << 2);
+  const loC = f32AtLeast(lo), hiC = f32AtMost(hi);
+  const vloC = f32x4.splat(loC), vhiC = f32x4.splat(hiC);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const o = <usize>i * 4;
+    const v = v128.load(x + o);
+    v128.store(out + o, v128.and(v128.load(g + o), v128.and(f32x4.ge(v, vloC), f32x4.le(v, vhiC))));
+  }
+  for (; i < i1; i++) {
+    const o = <usize>i * 4;
+    const v = load<f32>(x + o);
+    store<f32>(out + o, v >= loC && v <= hiC ? load<f32>(g + o) : 0);
   }
 }

@@ -6,15 +6,12 @@
 
 import { kernelsWasmBase64 } from './kernels.wasm.js';
 import type { BackendMemory, Storage } from '../../core/backend.js';
+import { type ArgsOf, EXPORTS, type ExportName, PARALLEL_EXPORTS, type ParallelExport, type QueryExport, type RowOf,
+  type TableExport, arity } from './exports.js';
 import { type Exports, type PoolWorker, ThreadPool } from './pool.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // must match --maximumMemory in tools/build-wasm.mjs
-/** Export names the pool can dispatch (parallel kernels: first two parameters are tid, nth). */
-export const PARALLEL_EXPORTS = [
-  'gemm', 'attention', 'attentionBackward', 'crossEntropy', 'crossEntropyBackward', 'crossEntropyChunk', 'rmsNorm', 'rmsNormBackward',
-  'binary', 'silu', 'siluBackward', 'swiglu', 'swigluBackward', 'gatherRows', 'rope', 'adamStep', 'sumAll', 'square',
-] as const;
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
@@ -102,8 +99,19 @@ export class WasmRuntime {
     this.memory = memory;
     this.exports = exports;
     this.pool = pool;
-    this.heap = new BlockHeap(memory, align(exports.heapBase!() as number, 64));
+    this.heap = new BlockHeap(memory, align(this.query('heapBase', {}), 64));
     this.layout();
+  }
+
+  /** Throws unless the module has every export of the table, each with the declared number of parameters. */
+  static checkExports(exports: Exports): void {
+    for (const name of Object.keys(EXPORTS) as ExportName[]) {
+      const f = exports[name];
+      if (typeof f !== 'function' || f.length !== arity(name)) {
+        throw new Error(`wasm backend: the kernels module's export '${name}' ${typeof f !== 'function' ? 'is missing' :
+          `takes ${f.length} parameters, the table says ${arity(name)}`} (stale build? run npm run build:wasm)`);
+      }
+    }
   }
 
   static async create(threads: number): Promise<WasmRuntime> {
@@ -112,6 +120,7 @@ export class WasmRuntime {
     const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     const instance = await WebAssembly.instantiate(compiled, { env: { memory } });
     const exports = instance.exports as unknown as Exports;
+    WasmRuntime.checkExports(exports);
     const pool = await ThreadPool.create(canBlock() ? threads : 1, compiled, memory, exports, [...PARALLEL_EXPORTS], await spawner());
     return new WasmRuntime(compiled, memory, exports, pool);
   }
@@ -135,7 +144,7 @@ export class WasmRuntime {
 
   private layout(): void {
     if (this.scratch) this.heap.free(this.scratch);
-    this.scratch = this.heap.alloc((this.exports.gemmScratchBytes!() as number) * this.pool.size);
+    this.scratch = this.heap.alloc(this.query('gemmScratchBytes', {}) * this.pool.size);
   }
 
   /** Address of the GEMM scratch (threads × gemmScratchBytes). */
@@ -211,8 +220,45 @@ export class WasmRuntime {
     this.pendingOut.length = 0;
   }
 
-  run(fn: (typeof PARALLEL_EXPORTS)[number], nth: number, args: readonly number[]): void {
-    this.pool.run(fn, nth, args);
+  private readonly argv: number[] = [];
+
+  /** Runs parallel export `fn` on nth threads (1: the caller alone) with its named arguments. */
+  run<K extends ParallelExport>(fn: K, nth: number, args: ArgsOf<K>): void {
+    this.pool.run(fn, nth, this.positional(fn, args));
+  }
+
+  /** Calls a query export on the caller. */
+  query<K extends QueryExport>(fn: K, args: ArgsOf<K>): number {
+    return this.exports[fn]!(...this.positional(fn, args)) as number;
+  }
+
+  /** The argument list of `fn` in its declared order (one reused array: a call never nests in another). */
+  private positional<K extends ExportName>(fn: K, args: ArgsOf<K>): number[] {
+    const names = EXPORTS[fn].args as readonly string[], named = args as Readonly<Record<string, number>>;
+    const a = this.argv;
+    a.length = names.length;
+    for (let i = 0; i < names.length; i++) a[i] = named[names[i]!]!;
+    return a;
+  }
+
+  /** Writes the table of multi-tensor export `fn` (one row of i32 fields per tensor) into a temporary block. */
+  table<K extends TableExport>(fn: K, rows: readonly RowOf<K>[]): number {
+    const fields = EXPORTS[fn].row as readonly string[];
+    const p = this.temp(Math.max(1, rows.length * fields.length) * 4);
+    const i32 = this.heap.i32; // after the allocation (a grown memory needs a new view)
+    let o = p >> 2;
+    for (const row of rows) {
+      const named = row as Readonly<Record<string, number>>;
+      for (const f of fields) i32[o++] = named[f]!;
+    }
+    return p;
+  }
+
+  /** A temporary i32 set to 0: the arrival counter of a kernel whose last thread finishes a reduction. */
+  counter(): number {
+    const p = this.temp(4);
+    Atomics.store(this.heap.i32, p >> 2, 0);
+    return p;
   }
 }
 

@@ -1,0 +1,79 @@
+// What every wasm kernel family shares: the runtime, the thread decision, and one kernel call's operands
+// (resident storages by address, others copied into temporary blocks), outputs and temporaries.
+
+import type { KernelTable } from '../../../core/backend.js';
+import type { WasmRuntime } from '../runtime.js';
+import type { ArgsOf } from '../exports.js';
+
+export type Kernels = Partial<KernelTable>;
+
+/** Below this many flops a kernel runs on the caller alone: a dispatch costs ~6–17 µs. */
+const PAR_MIN_FLOP = 4e6;
+let parMinFlop = PAR_MIN_FLOP;
+
+/** Tests: 0 sends every kernel call through the pool (exercises the thread split on tiny shapes). */
+export function setParallelThreshold(flops: number | null): void {
+  parMinFlop = flops ?? PAR_MIN_FLOP;
+}
+
+/** Elementwise ops are memory-bound: weigh an element like this many flops when deciding to thread. */
+export const ELEMENTWISE_FLOP = 4;
+
+/** Time spent copying operands in and results out (ms, bytes), and in GEMM compute alone, for the bench's profile. */
+export const copyStats = { ms: 0, inMs: 0, bytes: 0, gemmMs: 0, gemmFlop: 0 };
+
+export interface KernelContext {
+  readonly rt: WasmRuntime;
+  /** The threads for a call of this many flops (1 below the parallel threshold). */
+  threadsFor(flops: number): number;
+  /** One kernel call: its temporaries (operand copies, scratch) are freed when it returns or throws. */
+  call<T>(body: () => T): T;
+  /** The address of an operand's data (resident: in place; else a temporary copy). */
+  at(s: object): number;
+  /** Space for an output of n f32 elements (see WasmRuntime.output). */
+  out(n: number): number;
+  /** The storage of an output made by out(). */
+  take(p: number): Float32Array;
+  /**
+   * After an in-place kernel: an operand that was copied in (not resident, or not at `ptr`) gets the n values at
+   * `ptr` back.
+   */
+  writeBack(s: object, ptr: number, n: number): void;
+  /** A C = op(A)·op(B) GEMM, timed for the bench's profile. */
+  gemm(nth: number, args: ArgsOf<'gemm'>, flop: number): void;
+}
+
+export function kernelContext(rt: WasmRuntime): KernelContext {
+  return {
+    rt,
+    threadsFor: (flops) => (flops >= parMinFlop ? rt.threads : 1),
+    call<T>(body: () => T): T {
+      const bytes0 = rt.copiedBytes, ms0 = rt.copyMs, in0 = rt.copyInMs;
+      try {
+        return body();
+      } finally {
+        rt.endCall();
+        copyStats.bytes += rt.copiedBytes - bytes0;
+        copyStats.ms += rt.copyMs - ms0;
+        copyStats.inMs += rt.copyInMs - in0;
+      }
+    },
+    at: (s) => rt.input(s as Float32Array),
+    out: (n) => rt.output(n),
+    take: (p) => rt.result(p),
+    writeBack(s, ptr, n) {
+      const arr = s as Float32Array;
+      if (arr.byteOffset === ptr && rt.blocks.isResident(arr)) return;
+      const t0 = performance.now();
+      arr.set(rt.blocks.f32.subarray(ptr >> 2, (ptr >> 2) + n));
+      rt.copiedBytes += n * 4;
+      rt.copyMs += performance.now() - t0;
+    },
+    gemm(nth, args, flop) {
+      const t0 = performance.now();
+      rt.run('gemm', nth, args);
+      copyStats.gemmMs += performance.now() - t0;
+      copyStats.gemmFlop += flop;
+    },
+  };
+}
