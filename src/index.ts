@@ -8,6 +8,7 @@ export * from './optim/index.js';
 export * from './train/index.js';
 export * from './data/index.js';
 export * from './tokenizer/index.js';
+export * from './peft/index.js';
 export { parseSafetensors, serializeSafetensors, type RawTensor } from './io/safetensors.js';
 export { refBackend } from './backends/ref/index.js';
 // The WebAssembly SIMD + threads backend: `await registerWasmBackend(); setBackend('wasm')` (nothing registers on import).

@@ -69,6 +69,8 @@ export interface LinearCrossEntropyArgs {
   softcap: number;
   /** Rows of logits held at once ([chunkSize, V] is the only logits buffer). */
   chunkSize: number;
+  /** Whether dWeight is wanted (false for a frozen head, e.g. under LoRA: the [V, C] GEMMs are skipped). */
+  weightGrad: boolean;
 }
 
 /** Which gradient the fused loss should produce: of Σ_n scale·loss_n, of Σ_n rows[n]·loss_n, or none. */

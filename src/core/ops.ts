@@ -226,9 +226,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     freshGrads: true, // the gradients are new buffers: the engine adds into them and hands them to leaves without a copy
     inputs: [a, b],
     backward: (g) => {
-      const da = transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
-      const db = transB ? matmul(g, a, { transA: true, transB: transA }) : matmul(a, g, { transA: !transA });
-      return [sumTo(da, a.shape), sumTo(db, b.shape)];
+      // only what is needed: a frozen weight (LoRA's base) costs no gradient GEMM
+      const da = !a.requiresGrad ? null : transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
+      const db = !b.requiresGrad ? null : transB ? matmul(g, a, { transA: true, transB: transA }) : matmul(a, g, { transA: !transA });
+      return [da && sumTo(da, a.shape), db && sumTo(db, b.shape)];
     },
   });
 }

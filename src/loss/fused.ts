@@ -41,7 +41,7 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
   if (!(zLoss >= 0)) throw new RangeError(`linearCrossEntropy: zLoss must be ≥ 0, got ${zLoss}`);
   const chunkSize = opts.chunkSize ?? Math.max(1, Math.floor((1 << 20) / V));
   if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new RangeError(`linearCrossEntropy: chunkSize must be a positive integer, got ${chunkSize}`);
-  const args = { N, C, V, ignoreIndex, labelSmoothing, zLoss, softcap, chunkSize };
+  const args = { N, C, V, ignoreIndex, labelSmoothing, zLoss, softcap, chunkSize, weightGrad: weight.requiresGrad };
   const host = hostInts(targets);
   if (host) validateTargets(host, V, ignoreIndex);
   const run = kernel(hidden.backend, 'linearCrossEntropy');

@@ -1,7 +1,7 @@
 // Building blocks: Linear, Embedding, RMSNorm. Weights follow PyTorch layouts (Linear.weight is [out, in]).
 
 import {
-  type Backend, type DType, RNG, type Tensor, add, embedding, getBackend, matmul, reshape, rmsNorm, tensor, zeros,
+  type Backend, type DType, RNG, type Tensor, add, embedding, getBackend, matmul, mul, reshape, rmsNorm, tensor, zeros,
   arrayFor, ones,
 } from '../core/index.js';
 import { Module } from './module.js';
@@ -26,9 +26,25 @@ export function normalInit(shape: number[], o: InitOptions): Tensor {
   return tensor(a, shape, dtype, o.backend);
 }
 
+/**
+ * A low-rank adapter on a Linear (LoRA): y += scaling · dropout(x) · Aᵀ · Bᵀ. It lives outside the module tree
+ * (the model's parameters and checkpoints stay the base model's); src/peft attaches and owns it.
+ */
+export interface LinearAdapter {
+  /** [r, in] */
+  readonly a: Tensor;
+  /** [out, r] */
+  readonly b: Tensor;
+  readonly scaling: number;
+  /** x → dropout(x) while training (identity when the rate is 0 or in eval mode). */
+  dropout(x: Tensor): Tensor;
+}
+
 export class Linear extends Module {
   readonly weight: Tensor; // [out, in]
   readonly bias: Tensor | null; // [out]
+  /** A LoRA adapter (see src/peft), or null. */
+  adapter: LinearAdapter | null = null;
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, bias: boolean, init: InitOptions = {}) {
     super();
@@ -39,8 +55,14 @@ export class Linear extends Module {
   /** x [..., in] → [..., out] = x · Wᵀ + b */
   forward(x: Tensor): Tensor {
     const lead = x.shape.slice(0, -1);
-    let y = matmul(reshape(x, [-1, this.inFeatures]), this.weight, { transB: true }); // [N, out]
+    const x2 = reshape(x, [-1, this.inFeatures]); // [N, in]
+    let y = matmul(x2, this.weight, { transB: true }); // [N, out]
     if (this.bias) y = add(y, this.bias);
+    const ad = this.adapter;
+    if (ad) {
+      const low = matmul(ad.dropout(x2), ad.a, { transB: true }); // [N, r]
+      y = add(y, mul(matmul(low, ad.b, { transB: true }), ad.scaling)); // + scaling · (x Aᵀ) Bᵀ
+    }
     return reshape(y, [...lead, this.outFeatures]);
   }
 }

@@ -37,6 +37,15 @@ export abstract class Module {
     return [...this.namedParameters()].map(([, p]) => p);
   }
 
+  /** [path, module] pairs below this one ('model.layers.0.self_attn.q_proj', …), depth first. */
+  *namedModules(prefix = ''): Generator<[string, Module]> {
+    for (const [n, c] of this.children) {
+      const path = prefix ? `${prefix}.${n}` : n;
+      yield [path, c];
+      yield* c.namedModules(path);
+    }
+  }
+
   *modules(): Generator<Module> {
     yield this;
     for (const c of this.children.values()) yield* c.modules();

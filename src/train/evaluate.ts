@@ -2,7 +2,7 @@
 // loss stays a device scalar; all of them are read together at the end.
 
 import { type Tensor, concat, noGrad, reshape, withScope } from '../core/index.js';
-import type { LlamaForCausalLM } from '../nn/index.js';
+import type { TrainableModel } from './model.js';
 import { type Batch, countTargets, toTensors } from './batch.js';
 
 export interface EvalResult {
@@ -14,7 +14,7 @@ export interface EvalResult {
   tokens: number;
 }
 
-export async function evaluate(model: LlamaForCausalLM, batches: Iterable<Batch>): Promise<EvalResult> {
+export async function evaluate(model: TrainableModel, batches: Iterable<Batch>): Promise<EvalResult> {
   const wasTraining = model.training;
   model.eval();
   const losses: Tensor[] = []; // [1] each, kept out of the batches' scopes

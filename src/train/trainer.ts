@@ -11,6 +11,8 @@
 
 import { RNG, type Tensor, concat, mul, noGrad, openScope, reshape, sum } from '../core/index.js';
 import type { LlamaForCausalLM } from '../nn/index.js';
+import type { TrainableModel } from './model.js';
+
 import { type LRScheduler, type Optimizer, type OptimizerStateDict, clipGradsByNorm, gradNormTensor } from '../optim/index.js';
 import { type Batch, type BatchSource, countTargets, toTensors } from './batch.js';
 import { type EvalResult, evaluate } from './evaluate.js';
@@ -37,10 +39,10 @@ export interface SaveCheckpointOptions {
  * Writes a checkpoint and returns where. Injected so that this module stays browser-safe: on Node pass
  * `saveCheckpoint` from 'llamatrain/node'; a browser app can store the state wherever it likes.
  */
-export type CheckpointWriter = (root: string, model: LlamaForCausalLM, state: TrainingState, opts: SaveCheckpointOptions) => Promise<string>;
+export type CheckpointWriter<M = LlamaForCausalLM> = (root: string, model: M, state: TrainingState, opts: SaveCheckpointOptions) => Promise<string>;
 
-export interface TrainerOptions {
-  model: LlamaForCausalLM;
+export interface TrainerOptions<M extends TrainableModel = LlamaForCausalLM> {
+  model: M;
   optimizer: Optimizer;
   scheduler?: LRScheduler | null;
   train: BatchSource;
@@ -62,7 +64,7 @@ export interface TrainerOptions {
   /** Seed of the trainer's RNG (saved in checkpoints). */
   seed?: number;
   /** How saveCheckpoint() writes (Node: `saveCheckpoint` from 'llamatrain/node'). */
-  checkpointWriter?: CheckpointWriter;
+  checkpointWriter?: CheckpointWriter<M>;
 }
 
 export interface StepMetrics {
@@ -81,11 +83,11 @@ export interface StepMetrics {
   skipped: boolean;
 }
 
-export interface TrainerEvents {
+export interface TrainerEvents<M extends TrainableModel = LlamaForCausalLM> {
   step: (m: StepMetrics) => void;
   eval: (r: EvalResult & { step: number }) => void;
   /** After all micro-batches' backward, before clipping: gradients can be inspected (or, in tests, corrupted). */
-  afterBackward: (info: { step: number; model: LlamaForCausalLM }) => void;
+  afterBackward: (info: { step: number; model: M }) => void;
 }
 
 export class NonFiniteError extends Error {
@@ -95,19 +97,19 @@ export class NonFiniteError extends Error {
   }
 }
 
-export class Trainer {
-  readonly model: LlamaForCausalLM;
+export class Trainer<M extends TrainableModel = LlamaForCausalLM> {
+  readonly model: M;
   readonly optimizer: Optimizer;
   readonly scheduler: LRScheduler | null;
   readonly rng: RNG;
   /** Optimizer steps completed. */
   step = 0;
-  private readonly opts: TrainerOptions;
-  private readonly listeners: { [K in keyof TrainerEvents]: TrainerEvents[K][] } = { step: [], eval: [], afterBackward: [] };
+  private readonly opts: TrainerOptions<M>;
+  private readonly listeners: { [K in keyof TrainerEvents<M>]: TrainerEvents<M>[K][] } = { step: [], eval: [], afterBackward: [] };
   private readonly started = Date.now();
   private tokensSeen = 0;
 
-  constructor(opts: TrainerOptions) {
+  constructor(opts: TrainerOptions<M>) {
     this.opts = opts;
     this.model = opts.model;
     this.optimizer = opts.optimizer;
@@ -118,13 +120,13 @@ export class Trainer {
     if (!Number.isInteger(opts.maxSteps) || opts.maxSteps < 0) throw new RangeError(`Trainer: maxSteps must be an integer ≥ 0, got ${opts.maxSteps}`);
   }
 
-  on<K extends keyof TrainerEvents>(event: K, fn: TrainerEvents[K]): this {
+  on<K extends keyof TrainerEvents<M>>(event: K, fn: TrainerEvents<M>[K]): this {
     this.listeners[event].push(fn);
     return this;
   }
 
-  private emit<K extends keyof TrainerEvents>(event: K, arg: Parameters<TrainerEvents[K]>[0]): void {
-    for (const fn of this.listeners[event]) (fn as (a: typeof arg) => void)(arg);
+  private emit<K extends keyof TrainerEvents<M>>(event: K, arg: Parameters<TrainerEvents<M>[K]>[0]): void {
+    for (const fn of this.listeners[event] as unknown as ((a: typeof arg) => void)[]) fn(arg);
   }
 
   /** Runs optimizer steps until maxSteps (or until `until`). Returns the metrics of the last step. */

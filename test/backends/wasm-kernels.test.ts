@@ -137,7 +137,7 @@ describe('wasm kernels: ids and targets outside [0, V)', () => {
     const NN = 40, CC = 24, NV = 301;
     const h = randn(NN * CC), w = randn(NV * CC, 0.3), rows = randn(NN);
     const t = Int32Array.from({ length: NN }, (_, n) => (n === 3 ? NV : n === 17 ? -2 : n % 6 === 0 ? -100 : (n * 13) % NV));
-    const args = { N: NN, C: CC, V: NV, ignoreIndex: -100, labelSmoothing: 0, zLoss: 0, softcap: 0, chunkSize: 5 };
+    const args = { N: NN, C: CC, V: NV, ignoreIndex: -100, labelSmoothing: 0, zLoss: 0, softcap: 0, chunkSize: 5, weightGrad: true };
     for (const grad of [null, { scale: 0.5 }, { rows }] as const) {
       const want = refKernels.linearCrossEntropy(h, w, t, args, grad, 'float32');
       await eachConfig((label) => {

@@ -1,6 +1,6 @@
 // Small deterministic batch sources for trainer tests.
 import {
-  AdamW, type Batch, type BatchSource, LRScheduler, type LlamaConfigInput, type LlamaForCausalLM, RNG, Trainer, decayGroups,
+  AdamW, type Batch, type BatchSource, LRScheduler, type LlamaConfigInput, type LlamaForCausalLM, RNG, Trainer, type TrainerOptions, decayGroups,
   warmupCosine,
 } from '../../src/index.js';
 import { saveCheckpoint } from '../../src/node.js';
@@ -37,7 +37,7 @@ export const cfg: LlamaConfigInput = {
   initializerRange: 0.1, tieWordEmbeddings: true,
 };
 
-export function makeTrainer(model: LlamaForCausalLM, source: ListSource, extra: Partial<ConstructorParameters<typeof Trainer>[0]> = {}): Trainer {
+export function makeTrainer(model: LlamaForCausalLM, source: ListSource, extra: Partial<TrainerOptions> = {}): Trainer {
   const optimizer = new AdamW(decayGroups(model.namedParameters(), 0.1), { lr: 1e-2, betas: [0.9, 0.95] });
   const scheduler = new LRScheduler(optimizer, warmupCosine({ warmupSteps: 2, totalSteps: 8, minLrRatio: 0.1 }));
   return new Trainer({ model, optimizer, scheduler, train: source, gradAccumSteps: 2, maxSteps: 8, clipGradNorm: 1.0,

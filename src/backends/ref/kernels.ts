@@ -504,7 +504,7 @@ export const refKernels: KernelTable = {
     const loss = alloc(dtype, N);
     const rowScale = grad && 'rows' in grad ? Fl(grad.rows) : null;
     const dHidden = grad ? alloc(dtype, N * C) : null;
-    const dWeight = grad ? alloc(dtype, V * C) : null; // accumulated chunk by chunk
+    const dWeight = grad && args.weightGrad ? alloc(dtype, V * C) : null; // accumulated chunk by chunk
     const R = Math.max(1, Math.min(chunkSize, N));
     const z = new Float64Array(R * V); // [R, V] the only logits buffer
     const dH64 = new Float64Array(R * C);
@@ -538,7 +538,7 @@ export const refKernels: KernelTable = {
       if (!grad || !any) { if (grad) dHidden!.fill(0, n0 * C, (n0 + rows) * C); continue; }
       matmulInto(dH64, z, 0, W, 0, 0, rows, C, V, false, false); // dH = dz · W      [rows, C]
       for (let i = 0; i < rows * C; i++) dHidden![n0 * C + i] = dH64[i]!;
-      matmulInto(dWeight!, z, 0, H, n0 * C, 0, V, C, rows, true, false, true); // dW += dzᵀ · H   [V, C]
+      if (dWeight) matmulInto(dWeight, z, 0, H, n0 * C, 0, V, C, rows, true, false, true); // dW += dzᵀ · H   [V, C]
     }
     return { loss, dHidden, dWeight };
   },

@@ -45,7 +45,8 @@ export function lossKernels(ctx: KernelContext): Kernels {
       const ph = at(hidden), pw = at(weight), pt = at(targets), rowScale = grad && 'rows' in grad ? at(grad.rows) : 0;
       const ploss = out(N); // [N]
       const pdh = grad ? out(N * C) : 0; // dHidden [N, C]
-      const pdw = grad ? out(V * C) : 0; // dWeight [V, C], accumulated over chunks
+      const wantW = grad !== null && args.weightGrad;
+      const pdw = wantW ? out(V * C) : 0; // dWeight [V, C], accumulated over chunks
       const pz = rt.temp(R * V * 4); // [R, V] the only logits buffer
       const scale = grad && 'scale' in grad ? grad.scale : 0;
       for (let n0 = 0; n0 < N; n0 += R) {
@@ -59,10 +60,12 @@ export function lossKernels(ctx: KernelContext): Kernels {
         if (!grad) continue;
         ctx.gemm(nth, { transA: 0, transB: 0, M: rows, N: C, K: V, a: pz, lda: V, b: pw, ldb: C, c: pdh + n0 * C * 4, ldc: C,
           scratch: gemmScratch, acc: 0 }, flop); // dHc = dz · W
-        ctx.gemm(nth, { transA: 1, transB: 0, M: V, N: C, K: rows, a: pz, lda: V, b: hc, ldb: C, c: pdw, ldc: C,
-          scratch: gemmScratch, acc: n0 > 0 ? 1 : 0 }, flop); // dW += dzᵀ · Hc
+        if (wantW) {
+          ctx.gemm(nth, { transA: 1, transB: 0, M: V, N: C, K: rows, a: pz, lda: V, b: hc, ldb: C, c: pdw, ldc: C,
+            scratch: gemmScratch, acc: n0 > 0 ? 1 : 0 }, flop); // dW += dzᵀ · Hc
+        }
       }
-      return { loss: take(ploss), dHidden: grad ? take(pdh) : null, dWeight: grad ? take(pdw) : null };
+      return { loss: take(ploss), dHidden: grad ? take(pdh) : null, dWeight: wantW ? take(pdw) : null };
     });
   };
 
