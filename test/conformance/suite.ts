@@ -16,7 +16,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  AdamW, Adam, type Backend, type Batch, LRScheduler, LlamaForCausalLM, NonFiniteError, RNG, SGD, type Tensor, Trainer, add, attention,
+  AdamW, Adam, type Backend, PeftModel, type Batch, LRScheduler, LlamaForCausalLM, NonFiniteError, RNG, SGD, type Tensor, Trainer, add, attention,
   clamp, clipGradNorm, clipGradValue, countCausalTargets, crossEntropy, crossEntropyRows, decayGroups, div, embedding, evaluate, globalNorm,
   keep, linearCrossEntropy, logSoftmax, logsumexp, matmul, mul, parseSafetensors, type RawTensor, refBackend, reshape, rmsNorm, rope,
   silu, softmax, square, sub, sum, swiglu, tensor, warmupCosine, withScope,
@@ -35,7 +35,7 @@ export interface ConformanceSpec {
   /** The oracle itself (ref): ops are checked by float64 finite differences instead of against ref. */
   oracle?: boolean;
   /** Sections to leave out (say why where you do). */
-  skip?: readonly ('ops' | 'kernels' | 'hf' | 'trajectory' | 'trainer')[];
+  skip?: readonly ('ops' | 'kernels' | 'hf' | 'trajectory' | 'trainer' | 'lora')[];
 }
 
 // ---- ops ----------------------------------------------------------------------------------------------------
@@ -452,6 +452,29 @@ async function lossEdges(be: Backend): Promise<void> {
   assert.throws(() => embedding(w, tensor(Int32Array.from([5]), [1], 'int32', be)), /token id 5 at position 0 is outside the vocabulary \[0, 5\)/);
 }
 
+// ---- LoRA --------------------------------------------------------------------------------------------------
+
+/** PEFT-format adapters on llama-tied-gqa4 against the float64 PyTorch reference (fused and unfused loss). */
+async function loraParity(be: Backend): Promise<void> {
+  const base = fixturePath('llama-tied-gqa4'), dir = fixturePath('lora-tied-gqa4');
+  const want = parseSafetensors(readFileSync(join(dir, 'reference.safetensors'))).tensors;
+  const batch = parseSafetensors(readFileSync(join(base, 'reference.safetensors'))).tensors;
+  const t = (k: string) => { const r = batch.get(k)!; return tensor(r.data, r.shape, 'int32', be); };
+  const peft = await PeftModel.fromPretrained(await loadPretrained(base, { backend: be }), dir);
+  for (const fusedLoss of [false, true]) {
+    peft.zeroGrad();
+    const { loss } = peft.forward(t('input_ids'), { attentionMask: t('attention_mask'), labels: t('labels'), fusedLoss });
+    const l = await loss!.item();
+    assert.ok(Math.abs(l - want.get('loss')!.data[0]!) <= 1e-5, `LoRA loss ${l} vs PyTorch ${want.get('loss')!.data[0]}`);
+    loss!.backward();
+    for (const [name, p] of peft.namedParameters()) {
+      const err = relL2(await p.grad!.data(), want.get(`grad.${name}`)!.data);
+      assert.ok(err <= 1e-4, `LoRA gradient of ${name}: rel ${err}`);
+    }
+    for (const p of peft.model.parameters()) assert.equal(p.grad, null, 'the frozen base gets no gradient');
+  }
+}
+
 // ---- the suite -------------------------------------------------------------------------------------------
 
 export function conformance(spec: ConformanceSpec): void {
@@ -487,6 +510,7 @@ export function conformance(spec: ConformanceSpec): void {
       t('a full Trainer run: evaluation, checkpoint, bit-identical resume, device reads per step', () => fullRun(be));
       t('non-finite gradients: stop names the parameter; skip leaves weights, step counts and schedule', () => nonFinite(be));
     }
+    if (!skip.has('lora')) t('LoRA (PEFT format) parity with PyTorch: loss and adapter gradients, frozen base', () => loraParity(be));
     if (spec.teardown) test('teardown', async () => { await ready; await spec.teardown!(); });
   });
 }
