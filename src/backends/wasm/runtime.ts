@@ -173,7 +173,7 @@ export class WasmRuntime {
     const t0 = performance.now();
     this.copiedBytes += s.byteLength;
     const p = this.temp(s.byteLength);
-    (s instanceof Float32Array ? this.heap.f32 : this.heap.i32).set(s, p >> 2);
+    (s instanceof Float32Array ? this.heap.f32 : this.heap.i32).set(s, p >>> 2);
     const ms = performance.now() - t0;
     this.copyMs += ms;
     this.copyInMs += ms;
@@ -207,7 +207,7 @@ export class WasmRuntime {
     this.temps.push(addr);
     const t0 = performance.now();
     this.copiedBytes += n * 4;
-    const out = copyOut((int ? this.heap.i32 : this.heap.f32).subarray(addr >> 2, (addr >> 2) + n));
+    const out = copyOut((int ? this.heap.i32 : this.heap.f32).subarray(addr >>> 2, (addr >>> 2) + n));
     this.copyMs += performance.now() - t0;
     return out as Float32Array;
   }
@@ -246,7 +246,7 @@ export class WasmRuntime {
     const fields = EXPORTS[fn].row as readonly string[];
     const p = this.temp(Math.max(1, rows.length * fields.length) * 4);
     const i32 = this.heap.i32; // after the allocation (a grown memory needs a new view)
-    let o = p >> 2;
+    let o = p >>> 2;
     for (const row of rows) {
       const named = row as Readonly<Record<string, number>>;
       for (const f of fields) i32[o++] = named[f]!;
@@ -257,7 +257,7 @@ export class WasmRuntime {
   /** A temporary i32 set to 0: the arrival counter of a kernel whose last thread finishes a reduction. */
   counter(): number {
     const p = this.temp(4);
-    Atomics.store(this.heap.i32, p >> 2, 0);
+    Atomics.store(this.heap.i32, p >>> 2, 0);
     return p;
   }
 }

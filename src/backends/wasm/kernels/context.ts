@@ -65,7 +65,7 @@ export function kernelContext(rt: WasmRuntime): KernelContext {
       const arr = s as Float32Array;
       if (arr.byteOffset === ptr && rt.blocks.isResident(arr)) return;
       const t0 = performance.now();
-      arr.set(rt.blocks.f32.subarray(ptr >> 2, (ptr >> 2) + n));
+      arr.set(rt.blocks.f32.subarray(ptr >>> 2, (ptr >>> 2) + n));
       rt.copiedBytes += n * 4;
       rt.copyMs += performance.now() - t0;
     },

@@ -44,7 +44,7 @@ export function elementwiseKernels(ctx: KernelContext): Kernels {
     if (dtype !== 'float32' || !rt.blocks.isResident(d) || d.length < MIN_ELEMENTS) return refKernels.scaleInPlace(a, s, dtype);
     call(() => {
       const ps = rt.temp(4);
-      rt.blocks.f32[ps >> 2] = s;
+      rt.blocks.f32[ps >>> 2] = s;
       elementwise('mul', d.byteOffset, ps, d.byteOffset, d.length, true);
     });
   };

@@ -42,7 +42,7 @@ export function rowKernels(ctx: KernelContext): Kernels {
     if (hit) return [hit.pc, hit.ps];
     const half = invFreq.length;
     const pc = rt.blocks.alloc(P * half * 4), ps = rt.blocks.alloc(P * half * 4);
-    const f = rt.blocks.f32, c0 = pc >> 2, s0 = ps >> 2;
+    const f = rt.blocks.f32, c0 = pc >>> 2, s0 = ps >>> 2;
     for (let p = 0; p < P; p++) {
       for (let j = 0; j < half; j++) {
         const ang = p * invFreq[j]!;
