@@ -12,6 +12,7 @@ export {
   segmentWindow,
   documentAttentionMask,
   type PackOptions,
+  type PackDocument,
   type PackedRow,
   type PackedBatch,
 } from './packing.js';
@@ -30,4 +31,17 @@ export {
   type WindowOptions,
 } from './shards.js';
 export { splitTextDocuments, parseJsonl, parseJsonlLine, readParquetText, iterateParquetText, parquetColumnNames, type TextSplit, type ParquetInput } from './sources.js';
+export {
+  parseChatJsonl,
+  parseChatJsonlLine,
+  encodeChat,
+  truncateConversation,
+  packConversations,
+  prepareConversations,
+  type ChatExample,
+  type EncodedChat,
+  type ChatEncoder,
+  type ConversationReport,
+  type PackConversationsOptions,
+} from './chat.js';
 export { brownFileToText, splitBrown, isBrownValidation, BROWN_VALIDATION_EVERY } from './brown.js';

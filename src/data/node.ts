@@ -21,3 +21,4 @@ export {
   type ReadDocumentsOptions,
 } from './node-sources.js';
 export { loadBrownCorpus, loadBrownDocuments, brownCorpusDir, type BrownCorpus } from './brown-node.js';
+export { readChatJsonl } from './chat-node.js';

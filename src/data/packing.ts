@@ -22,6 +22,9 @@
 // than seqLen is still cut, into seqLen-token pieces that each start a row (its last piece may share a row with the
 // documents after it).
 //
+// A document may carry its own labels (`{ inputIds, labels }`, e.g. a conversation with -100 outside the
+// assistant's replies): they are used instead of the ids, still with -100 at every segment start.
+//
 // Empty documents are skipped. The final partial row is padded with `padId` (labels -100, positionIds 0,
 // documentIds -1), or dropped with `dropRemainder`.
 
@@ -60,6 +63,9 @@ export interface PackedBatch {
   shape: [number, number]; // [B, T]
 }
 
+/** A document: its token ids, or ids plus its own labels (same length; -100 where nothing is to be predicted). */
+export type PackDocument = ArrayLike<number> | { inputIds: ArrayLike<number>; labels: ArrayLike<number> };
+
 class RowBuilder {
   inputIds: Int32Array;
   labels: Int32Array;
@@ -76,14 +82,14 @@ class RowBuilder {
   get space(): number {
     return this.T - this.fill;
   }
-  /** Writes doc[from, from + n) as one new segment. */
-  writeSegment(doc: ArrayLike<number>, from: number, n: number): void {
+  /** Writes doc[from, from + n) as one new segment (labels from `labels` when given, else the ids). */
+  writeSegment(doc: ArrayLike<number>, from: number, n: number, labels?: ArrayLike<number>): void {
     const seg = this.segments++;
     for (let k = 0; k < n; k++) {
       const p = this.fill + k;
       const v = doc[from + k]!;
       this.inputIds[p] = v;
-      this.labels[p] = k === 0 ? this.ignoreIndex : v;
+      this.labels[p] = k === 0 ? this.ignoreIndex : labels ? labels[from + k]! : v;
       this.positionIds[p] = k;
       this.documentIds[p] = seg;
     }
@@ -108,7 +114,7 @@ class RowBuilder {
 }
 
 /** Packs documents into rows lazily (documents may be any iterable, e.g. a generator over a large corpus). */
-export function* iteratePackedRows(docs: Iterable<ArrayLike<number>>, options: PackOptions): Generator<PackedRow> {
+export function* iteratePackedRows(docs: Iterable<PackDocument>, options: PackOptions): Generator<PackedRow> {
   const { seqLen: T, eosId, bosId, ignoreIndex = -100, splitDocuments = true, dropRemainder = false } = options;
   const appendEos = options.appendEos ?? eosId !== undefined;
   const padId = options.padId ?? eosId ?? 0;
@@ -119,7 +125,11 @@ export function* iteratePackedRows(docs: Iterable<ArrayLike<number>>, options: P
   }
   const row = new RowBuilder(T, ignoreIndex);
   let d = 0;
-  for (const raw of docs) {
+  for (const item of docs) {
+    const labeled = !isIdList(item);
+    const raw = labeled ? item.inputIds : item;
+    const rawLabels = labeled ? item.labels : undefined;
+    if (rawLabels && rawLabels.length !== raw.length) throw new Error(`packDocuments: document ${d} has ${raw.length} ids but ${rawLabels.length} labels; they must have the same length`);
     for (let i = 0; i < raw.length; i++) {
       const v = raw[i]!;
       if (!Number.isInteger(v) || v < 0) throw new Error(`packDocuments: document ${d} position ${i} holds ${v}; token ids must be non-negative integers`);
@@ -127,6 +137,7 @@ export function* iteratePackedRows(docs: Iterable<ArrayLike<number>>, options: P
     d++;
     if (raw.length === 0) continue; // an empty document contributes nothing (not even BOS/EOS)
     const doc = withSpecials(raw, bosId, appendEos ? eosId : undefined);
+    const docLabels = rawLabels ? labelsWithSpecials(raw, rawLabels, bosId, appendEos ? eosId : undefined, ignoreIndex) : undefined;
     let off = 0;
     if (!splitDocuments) {
       // Start a new row unless the whole document (or, if it is longer than a row, its first piece) fits here.
@@ -134,7 +145,7 @@ export function* iteratePackedRows(docs: Iterable<ArrayLike<number>>, options: P
     }
     while (off < doc.length) {
       const n = Math.min(row.space, doc.length - off);
-      row.writeSegment(doc, off, n);
+      row.writeSegment(doc, off, n, docLabels);
       off += n;
       if (row.space === 0) yield row.finish(padId);
     }
@@ -143,8 +154,25 @@ export function* iteratePackedRows(docs: Iterable<ArrayLike<number>>, options: P
 }
 
 /** Packs documents into fixed-length rows (see the file comment for labels, positions, document ids, splitting). */
-export function packDocuments(docs: Iterable<ArrayLike<number>>, options: PackOptions): PackedRow[] {
+export function packDocuments(docs: Iterable<PackDocument>, options: PackOptions): PackedRow[] {
   return [...iteratePackedRows(docs, options)];
+}
+
+function isIdList(d: PackDocument): d is ArrayLike<number> {
+  return typeof (d as ArrayLike<number>).length === 'number';
+}
+
+/** Labels of a labeled document after `withSpecials`: an added BOS gets ignoreIndex, an added EOS its own id. */
+function labelsWithSpecials(raw: ArrayLike<number>, labels: ArrayLike<number>, bosId: number | undefined, eosId: number | undefined, ignoreIndex: number): ArrayLike<number> {
+  const addBos = bosId !== undefined && !(raw.length > 0 && raw[0] === bosId);
+  const addEos = eosId !== undefined && !(raw.length > 0 && raw[raw.length - 1] === eosId);
+  if (!addBos && !addEos) return labels;
+  const out = new Int32Array(raw.length + (addBos ? 1 : 0) + (addEos ? 1 : 0));
+  let p = 0;
+  if (addBos) out[p++] = ignoreIndex;
+  for (let i = 0; i < labels.length; i++) out[p++] = labels[i]!;
+  if (addEos) out[p++] = eosId!;
+  return out;
 }
 
 function withSpecials(doc: ArrayLike<number>, bosId: number | undefined, eosId: number | undefined): ArrayLike<number> {

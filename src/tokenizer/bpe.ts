@@ -16,6 +16,7 @@
 // rank (leftmost on ties) until none applies — the same rule as HF's BPE model. Results are cached per pre-token.
 import { BYTE_TO_UNICODE, GPT2_PATTERN, fromByteLevel } from './byte-level.js';
 import type { DecodeOptions, EncodeOptions, TextTokenizer } from './types.js';
+import { CHATML_SPECIAL_TOKENS, CHATML_TEMPLATE, applyChatTemplate, type ChatEncoding, type ChatMessage, type ChatTemplateOptions, type ChatTokenizerLike } from './chat.js';
 
 const KEY_MUL = 2 ** 21; // pair key = left · 2^21 + right (ids < 2^21)
 const MAX_VOCAB = KEY_MUL;
@@ -33,6 +34,11 @@ export interface TrainBPEOptions {
   minFrequency?: number;
   /** Called every 256 merges and at the end. */
   onProgress?: (done: number, target: number) => void;
+  /**
+   * Make a chat tokenizer: add ChatML's special tokens "<|im_start|>" and "<|im_end|>" (after `specialTokens`,
+   * unless already there) and use `CHATML_TEMPLATE` as its chat template (or this string, if one is given).
+   */
+  chat?: boolean | string;
 }
 
 /** Max-heap of (count, key): larger count first, then smaller key. */
@@ -115,7 +121,8 @@ const utf8 = new TextEncoder();
 
 /** Trains a byte-level BPE tokenizer on `texts` (see the file comment). Deterministic for a given input. */
 export function trainByteLevelBPE(texts: Iterable<string>, options: TrainBPEOptions): ByteLevelBPE {
-  const specials = options.specialTokens ?? [ENDOFTEXT];
+  const specials = [...(options.specialTokens ?? [ENDOFTEXT])];
+  if (options.chat) for (const t of CHATML_SPECIAL_TOKENS) if (!specials.includes(t)) specials.push(t);
   const minFrequency = options.minFrequency ?? 2;
   const { vocabSize } = options;
   if (new Set(specials).size !== specials.length) throw new Error(`trainByteLevelBPE: specialTokens has duplicates: ${specials.join(', ')}`);
@@ -231,11 +238,12 @@ export function trainByteLevelBPE(texts: Iterable<string>, options: TrainBPEOpti
   }
   options.onProgress?.(tokens.length + specials.length, vocabSize);
   const specialEntries = specials.map((content, i) => ({ content, id: tokens.length + i }));
-  return new ByteLevelBPE(tokens, merges, specialEntries, eosToken);
+  const chatTemplate = typeof options.chat === 'string' ? options.chat : options.chat ? CHATML_TEMPLATE : undefined;
+  return new ByteLevelBPE(tokens, merges, specialEntries, eosToken, chatTemplate);
 }
 
 /** A byte-level BPE tokenizer held as ids: our trainer's output and encoder. Serialises to HF tokenizer.json. */
-export class ByteLevelBPE implements TextTokenizer {
+export class ByteLevelBPE implements TextTokenizer, ChatTokenizerLike {
   readonly vocabSize: number;
   readonly eosId: number | undefined;
   readonly bosId: number | undefined = undefined;
@@ -250,12 +258,15 @@ export class ByteLevelBPE implements TextTokenizer {
    * @param tokens byte-level strings of ids 0 … tokens.length-1 (the 256 bytes first, then merge results)
    * @param merges [left id, right id] in rank order; each pair's result is the id of the concatenated string
    * @param specials special tokens and their ids (after the regular tokens)
+   * @param eosToken which special token is the EOS
+   * @param chatTemplate a Jinja chat template (`CHATML_TEMPLATE` for ChatML; see `withChatTemplate`)
    */
   constructor(
     readonly tokens: readonly string[],
     readonly merges: readonly (readonly [number, number])[],
     readonly specials: readonly { content: string; id: number }[],
     readonly eosToken?: string,
+    readonly chatTemplate?: string,
   ) {
     for (let b = 0; b < 256; b++) if (tokens[b] !== BYTE_TO_UNICODE[b]) throw new Error(`ByteLevelBPE: id ${b} must be the byte symbol ${JSON.stringify(BYTE_TO_UNICODE[b])}, got ${JSON.stringify(tokens[b])}`);
     tokens.forEach((t, i) => {
@@ -348,6 +359,43 @@ export class ByteLevelBPE implements TextTokenizer {
     return this.specials.find((s) => s.id === id)?.content ?? this.tokens[id];
   }
 
+  /**
+   * The same tokenizer with a chat template (default ChatML, `CHATML_TEMPLATE`). The template's special tokens
+   * must already be in the vocabulary: train with `chat: true` for ChatML.
+   */
+  withChatTemplate(template: string = CHATML_TEMPLATE): ByteLevelBPE {
+    if (template === CHATML_TEMPLATE) {
+      const missing = CHATML_SPECIAL_TOKENS.filter((t) => !this.specialIds.has(t));
+      if (missing.length > 0) throw new Error(`withChatTemplate: ChatML needs the special tokens ${missing.join(', ')}, which this tokenizer does not have; train it with trainByteLevelBPE(texts, { …, chat: true })`);
+    }
+    return new ByteLevelBPE(this.tokens, this.merges, this.specials, this.eosToken, template);
+  }
+
+  /** Special tokens as chat templates see them: `eos_token` and the other specials as `additional_special_tokens`. */
+  specialTokensMap(): Record<string, string | string[]> {
+    const out: Record<string, string | string[]> = {};
+    if (this.eosToken !== undefined) out.eos_token = this.eosToken;
+    const extra = this.specials.map((s) => s.content).filter((c) => c !== this.eosToken);
+    if (extra.length > 0) out.additional_special_tokens = extra;
+    return out;
+  }
+
+  /** Renders (and optionally tokenizes) a conversation with the chat template; see src/tokenizer/chat.ts. */
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions & { tokenize: true }): ChatEncoding;
+  applyChatTemplate(messages: readonly ChatMessage[], opts?: ChatTemplateOptions & { tokenize?: false }): string;
+  applyChatTemplate(messages: readonly ChatMessage[], opts?: ChatTemplateOptions): string | ChatEncoding;
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string | ChatEncoding {
+    return applyChatTemplate(this, messages, opts);
+  }
+
+  /** UTF-8 bytes of token `id` in decoded text. */
+  tokenBytes(id: number): Uint8Array | undefined {
+    const special = this.specials.find((s) => s.id === id);
+    if (special) return utf8.encode(special.content);
+    const tok = this.tokens[id];
+    return tok === undefined ? undefined : fromByteLevel(tok);
+  }
+
   /** The Hugging Face tokenizer.json object (GPT-2 layout: ByteLevel pre-tokenizer/decoder, BPE model). */
   toJSON(): Record<string, unknown> {
     const vocab: Record<string, number> = {};
@@ -385,6 +433,7 @@ export class ByteLevelBPE implements TextTokenizer {
       clean_up_tokenization_spaces: false,
       add_prefix_space: false,
       ...(this.eosToken !== undefined ? { eos_token: this.eosToken } : {}),
+      ...(this.chatTemplate !== undefined ? { additional_special_tokens: this.specials.map((s) => s.content).filter((c) => c !== this.eosToken), chat_template: this.chatTemplate } : {}),
       model_max_length: 1_000_000_000,
     };
   }
@@ -393,7 +442,7 @@ export class ByteLevelBPE implements TextTokenizer {
    * Rebuilds our encoder from a tokenizer.json that this class wrote (byte-level BPE, no normalizer). Any other
    * tokenizer.json should be loaded with `loadTokenizer`, which uses @huggingface/tokenizers.
    */
-  static fromJSON(json: unknown, eosToken?: string): ByteLevelBPE {
+  static fromJSON(json: unknown, eosToken?: string, chatTemplate?: string): ByteLevelBPE {
     const j = (typeof json === 'string' ? JSON.parse(json) : json) as Record<string, any>;
     const model = j?.model;
     if (!model || model.type !== 'BPE' || j.pre_tokenizer?.type !== 'ByteLevel' || j.normalizer) {
@@ -415,6 +464,6 @@ export class ByteLevelBPE implements TextTokenizer {
       return [a, b] as [number, number];
     });
     const eos = eosToken ?? (specialSet.has(ENDOFTEXT) ? ENDOFTEXT : undefined);
-    return new ByteLevelBPE(tokens, merges, specials, eos);
+    return new ByteLevelBPE(tokens, merges, specials, eos, chatTemplate);
   }
 }

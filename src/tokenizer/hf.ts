@@ -2,6 +2,8 @@
 // runs in browsers and workers). We only adapt its API to ours; tokenization itself is entirely theirs.
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { DecodeOptions, EncodeOptions, TextTokenizer } from './types.js';
+import { applyChatTemplate, parseChatTemplateField, type ChatEncoding, type ChatMessage, type ChatTemplateOptions, type ChatTokenizerLike } from './chat.js';
+import { fromByteLevel } from './byte-level.js';
 
 type TokenSpec = string | { content: string } | null | undefined;
 
@@ -33,7 +35,7 @@ function parseMaybe(x: unknown, what: string): Record<string, any> {
  * Decoding does not clean up spaces unless tokenizer_config.json asks for it (`clean_up_tokenization_spaces`),
  * so decode(encode(text)) === text for byte-level tokenizers.
  */
-export class HFTokenizer implements TextTokenizer {
+export class HFTokenizer implements TextTokenizer, ChatTokenizerLike {
   readonly vocabSize: number;
   readonly bosId: number | undefined;
   readonly eosId: number | undefined;
@@ -42,7 +44,11 @@ export class HFTokenizer implements TextTokenizer {
   readonly inner: Tokenizer;
   readonly json: Record<string, any>;
   readonly config: Record<string, any>;
+  /** tokenizer_config.json's `chat_template`: one template, or named templates (`{ default, tool_use, … }`). */
+  readonly chatTemplate: string | Readonly<Record<string, string>> | undefined;
   private readonly specialIds: Set<number>;
+  private readonly addedContent = new Map<number, string>();
+  private readonly byteLevel: boolean;
 
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}, source = 'tokenizer.json') {
     this.json = parseMaybe(tokenizerJson, source);
@@ -75,6 +81,55 @@ export class HFTokenizer implements TextTokenizer {
     this.eosId = find('eos_token', EOS_NAMES);
     this.bosId = find('bos_token', BOS_NAMES);
     this.padId = find('pad_token', PAD_NAMES);
+    this.chatTemplate = parseChatTemplateField(this.config.chat_template, 'tokenizer_config.json');
+    for (const t of added) this.addedContent.set(t.id, t.content);
+    const isByteLevel = (d: any): boolean => !!d && (d.type === 'ByteLevel' || (d.type === 'Sequence' && Array.isArray(d.decoders) && d.decoders.some(isByteLevel)));
+    this.byteLevel = isByteLevel(this.json.decoder);
+  }
+
+  /**
+   * Special tokens as chat templates see them (transformers' `special_tokens_map`): `bos_token`, `eos_token`,
+   * `unk_token`, `sep_token`, `pad_token`, `cls_token`, `mask_token` from tokenizer_config.json (strings or
+   * AddedToken objects; only those that are set) and `additional_special_tokens`.
+   */
+  specialTokensMap(): Record<string, string | string[]> {
+    const out: Record<string, string | string[]> = {};
+    for (const k of ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token']) {
+      const v = specName(this.config[k] as TokenSpec);
+      if (v !== undefined) out[k] = v;
+    }
+    const extra = this.config.additional_special_tokens;
+    if (Array.isArray(extra)) {
+      const names = extra.map((t) => specName(t as TokenSpec)).filter((t): t is string => t !== undefined);
+      if (names.length > 0) out.additional_special_tokens = names;
+    }
+    return out;
+  }
+
+  /**
+   * Renders `messages` with the chat template, as transformers' `apply_chat_template`: the string, or with
+   * `tokenize: true` `{ inputIds, assistantMask? }` (no special tokens added: decode(inputIds) is the text).
+   * See src/tokenizer/chat.ts for the options and how the assistant mask is made.
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions & { tokenize: true }): ChatEncoding;
+  applyChatTemplate(messages: readonly ChatMessage[], opts?: ChatTemplateOptions & { tokenize?: false }): string;
+  applyChatTemplate(messages: readonly ChatMessage[], opts?: ChatTemplateOptions): string | ChatEncoding;
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string | ChatEncoding {
+    return applyChatTemplate(this, messages, opts);
+  }
+
+  /** UTF-8 bytes of token `id` in decoded text (byte-level tokenizers and added tokens); else undefined. */
+  tokenBytes(id: number): Uint8Array | undefined {
+    const added = this.addedContent.get(id);
+    if (added !== undefined) return new TextEncoder().encode(added);
+    if (!this.byteLevel) return undefined;
+    const t = this.inner.id_to_token(id);
+    if (t === undefined) return undefined;
+    try {
+      return fromByteLevel(t);
+    } catch {
+      return undefined;
+    }
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
@@ -87,7 +142,10 @@ export class HFTokenizer implements TextTokenizer {
     for (const id of list) {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new Error(`decode: id ${id} is outside the vocabulary (0 … ${this.vocabSize - 1})`);
     }
-    return this.inner.decode(list, { skip_special_tokens: options.skipSpecialTokens ?? false });
+    return this.inner.decode(list, {
+      skip_special_tokens: options.skipSpecialTokens ?? false,
+      ...(options.cleanUpTokenizationSpaces !== undefined ? { clean_up_tokenization_spaces: options.cleanUpTokenizationSpaces } : {}),
+    });
   }
 
   tokenToId(token: string): number | undefined {

@@ -4,4 +4,20 @@ export type { TextTokenizer, EncodeOptions, DecodeOptions } from './types.js';
 export { HFTokenizer, loadTokenizer } from './hf.js';
 export { ByteLevelBPE, trainByteLevelBPE, ENDOFTEXT, type TrainBPEOptions } from './bpe.js';
 export { BYTE_TO_UNICODE, GPT2_PATTERN, preTokenize, toByteLevel, fromByteLevel } from './byte-level.js';
+export {
+  applyChatTemplate,
+  renderTracked,
+  assistantSpans,
+  resolveChatTemplate,
+  parseChatTemplateField,
+  defaultEndOfTurn,
+  CHATML_TEMPLATE,
+  CHATML_SPECIAL_TOKENS,
+  END_OF_TURN_TOKENS,
+  type ChatMessage,
+  type ChatContentPart,
+  type ChatTemplateOptions,
+  type ChatEncoding,
+  type ChatTokenizerLike,
+} from './chat.js';
 export { countBytes, totalBytes, bitsPerByte, bitsPerByteFromMeanLoss } from './bytes.js';

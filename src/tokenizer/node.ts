@@ -8,8 +8,10 @@ import { HFTokenizer } from './hf.js';
 export * from './index.js';
 
 /**
- * Loads `path`: a tokenizer.json file, or a directory containing one. A tokenizer_config.json in the same
- * directory is used for special tokens and decode options.
+ * Loads `path`: a tokenizer.json file, or a directory containing one (a Hugging Face model folder). A
+ * tokenizer_config.json in the same directory is used for special tokens, decode options and the chat template
+ * (`chat_template`: a string or a list of named templates); a chat_template.jinja file beside it (where newer
+ * transformers save the template) is used when tokenizer_config.json has none.
  */
 export function loadTokenizerFile(path: string): HFTokenizer {
   let file = path;
@@ -22,7 +24,18 @@ export function loadTokenizerFile(path: string): HFTokenizer {
   const text = readFileSync(file, 'utf8');
   if (text.trim().length === 0) throw new Error(`${file}: file is empty; expected a Hugging Face tokenizer.json`);
   const cfgPath = join(dirname(file), 'tokenizer_config.json');
-  const config = existsSync(cfgPath) ? readFileSync(cfgPath, 'utf8') : {};
+  let config: Record<string, unknown> = {};
+  if (existsSync(cfgPath)) {
+    try {
+      config = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    } catch (e) {
+      throw new Error(`${cfgPath}: invalid JSON (${(e as Error).message})`, { cause: e });
+    }
+  }
+  const jinjaPath = join(dirname(file), 'chat_template.jinja');
+  if ((config.chat_template === undefined || config.chat_template === null) && existsSync(jinjaPath)) {
+    config = { ...config, chat_template: readFileSync(jinjaPath, 'utf8') };
+  }
   return new HFTokenizer(text, config, file);
 }
 

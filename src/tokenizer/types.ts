@@ -9,6 +9,11 @@ export interface EncodeOptions {
 export interface DecodeOptions {
   /** Drop special tokens (EOS, BOS, pad, …) from the text. Default false. */
   skipSpecialTokens?: boolean;
+  /**
+   * Apply the tokenizer's clean-up of spaces before punctuation (" ." → "."). Default: tokenizer_config.json's
+   * `clean_up_tokenization_spaces` (false when absent). Pass false to get the exact text back.
+   */
+  cleanUpTokenizationSpaces?: boolean;
 }
 
 export interface TextTokenizer {
