@@ -1,25 +1,19 @@
 // Node-only entry point (`llamatrain/node`): file system helpers for checkpoints and safetensors files, and the
 // file system that PeftModel.savePretrained / fromPretrained use. The main entry stays browser-safe.
-import { mkdir, readFile } from 'node:fs/promises';
-import { describeFsError } from './data/node-fs-errors.js';
-import { writeFileAtomic } from './io/files.js';
+import { mkdir } from 'node:fs/promises';
+import { readBytesFile, writeFileAtomic } from './io/files.js';
 import { useAdapterFiles } from './peft/index.js';
 
 export * from './index.js';
 export * from './io/files.js';
 export * from './io/pretrained.js';
 export * from './io/checkpoint.js';
+export * from './io/adapters.js';
 export * from './data/node.js';
 export * from './tokenizer/node.js';
 
 useAdapterFiles({
   writeFile: (path, data) => writeFileAtomic(path, data),
-  readFile: async (path) => {
-    try {
-      return await readFile(path);
-    } catch (e) {
-      throw describeFsError(path, e, 'reading');
-    }
-  },
+  readFile: readBytesFile,
   mkdir: async (path) => { await mkdir(path, { recursive: true }); },
 });

@@ -3,7 +3,6 @@
 
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import cliProgress from 'cli-progress';
 import { RNG, tensor } from '../core/index.js';
 import { ArrayDataset, DataLoader, type PackedBatch, type PackedRow, packedCollate } from '../data/index.js';
 import { loadPretrained, savePretrained } from '../io/pretrained.js';
@@ -12,9 +11,9 @@ import { LlamaForCausalLM } from '../nn/index.js';
 import { AdamW, LRScheduler, decayGroups, warmupCosine } from '../optim/index.js';
 import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
-import { type BatchSource, type EvalResult, type StepMetrics, Trainer, type TrainingState, evaluate } from '../train/index.js';
+import { type BatchSource, type EvalResult, Trainer, type TrainingState, evaluate } from '../train/index.js';
 import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
-import { lossCurveSvg } from './plot.js';
+import { type Log, RunReport, fmt, trainWithCheckpoints } from './run.js';
 import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, toBatch, tokenByteLengths, tokenizerJsonPath } from './shared.js';
 
 export const trainSchema = {
@@ -64,9 +63,6 @@ function stamp(): string {
   return new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*/, '');
 }
 
-const fmt = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
-
-type Log = (s: string) => void;
 
 /** What every stage of a run needs: its options, its directory, whether it continues an earlier run, the log. */
 interface RunContext { o: TrainOptions; dir: string; resuming: boolean; log: Log }
@@ -107,10 +103,11 @@ export async function runTrain(argv: string[], log: Log = (s) => process.stdout.
     `backend: ${backend}; run directory: ${run.dir}` +
     (state ? `; resuming at step ${state.step}` : ''));
 
-  const report = new RunReport(run, model, data.tok, data.source);
+  const sampleRng = new RNG(o.seed + 1);
+  const report = new RunReport({ dir: run.dir, log, steps: o.steps, progress: o.progress }, () => sampleText(o, model, data.tok, sampleRng), data.source);
   if (run.resuming) report.keepHistoryUpTo(state?.step ?? 0);
   report.follow(trainer);
-  await trainWithCheckpoints(trainer, run, report);
+  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, run.dir, report);
   report.stopProgress();
   const final = await finishRun(run, model, trainer.step, data, report, t0);
   return { final, dir: run.dir };
@@ -187,15 +184,13 @@ function makeTrainer(o: TrainOptions, model: LlamaForCausalLM, data: RunData, st
   return trainer;
 }
 
-/** Trains to --steps in spans of --checkpoint-every steps; after each span its samples are written, then a checkpoint. */
-async function trainWithCheckpoints(trainer: Trainer, { o, dir }: RunContext, report: RunReport): Promise<void> {
-  const every = o.checkpointEvery;
-  while (trainer.step < o.steps) {
-    const target = every > 0 ? Math.min(o.steps, (Math.floor(trainer.step / every) + 1) * every) : o.steps;
-    await trainer.train(target);
-    await report.samplesWritten();
-    await trainer.saveCheckpoint(join(dir, 'checkpoints'));
-  }
+/** A continuation of --sample-prompt ('' when the prompt encodes to no tokens). */
+async function sampleText(o: TrainOptions, model: LlamaForCausalLM, tok: TextTokenizer, rng: RNG): Promise<string> {
+  const prompt = tok.encode(o.samplePrompt);
+  if (prompt.length === 0) return '';
+  const out = await model.generate(tensor(Int32Array.from(prompt), [1, prompt.length], 'int32', model.backend),
+    { maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: 40, seed: rng.nextU32(), eosTokenId: tok.eosId });
+  return tok.decode(Array.from(await out.data()));
 }
 
 /** The end of a run: the whole validation split, the exported model (with its tokenizer), the last sample, summary.json. */
@@ -215,93 +210,6 @@ async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, s
   log(`final validation (${final.tokens} tokens): loss ${fmt(final.loss)} | perplexity ${fmt(final.perplexity, 1)} | bits per byte ${fmt(final.bitsPerByte ?? NaN)}`);
   log(`done in ${summary.seconds} s — model: ${join(dir, 'model')} | metrics: ${report.metricsPath} | loss curve: ${join(dir, 'loss.svg')} | samples: ${join(dir, 'samples.txt')}`);
   return final;
-}
-
-/** What a run reports while it trains: metrics.jsonl, loss.svg, samples.txt and a progress bar or log lines. */
-class RunReport {
-  readonly metricsPath: string;
-  private readonly trainCurve: [number, number][] = [];
-  private readonly valCurve: [number, number][] = [];
-  private readonly pendingSamples: Promise<void>[] = [];
-  private readonly rng: RNG;
-  private bar: InstanceType<typeof cliProgress.SingleBar> | null = null;
-
-  constructor(private readonly run: RunContext, private readonly model: LlamaForCausalLM, private readonly tok: TextTokenizer,
-    private readonly source: string) {
-    this.metricsPath = join(run.dir, 'metrics.jsonl');
-    this.rng = new RNG(run.o.seed + 1);
-  }
-
-  /** On resume: keeps the history up to the checkpoint; lines logged after it (by a run that died) are dropped. */
-  keepHistoryUpTo(step: number): void {
-    if (!existsSync(this.metricsPath)) return;
-    const kept = readFileSync(this.metricsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
-      .filter((m) => m.type !== 'final' && m.step <= step);
-    for (const m of kept) (m.type === 'eval' ? this.valCurve : this.trainCurve).push([m.step, m.type === 'eval' ? m.valLoss : m.loss]);
-    writeFileSync(this.metricsPath, kept.map((m) => JSON.stringify(m) + '\n').join(''));
-  }
-
-  metric(m: Record<string, unknown>): void {
-    appendFileSync(this.metricsPath, JSON.stringify(m) + '\n');
-  }
-
-  writePlot(): void {
-    writeFileSync(join(this.run.dir, 'loss.svg'), lossCurveSvg([
-      { name: 'train loss', color: '#2563eb', points: this.trainCurve },
-      { name: 'validation loss', color: '#dc2626', points: this.valCurve, dots: true },
-    ], `llamatrain — ${this.source}`));
-  }
-
-  /** A continuation of --sample-prompt ('' when the prompt encodes to no tokens). */
-  async sample(): Promise<string> {
-    const { o } = this.run, { tok, model } = this;
-    const prompt = tok.encode(o.samplePrompt);
-    if (prompt.length === 0) return '';
-    const out = await model.generate(tensor(Int32Array.from(prompt), [1, prompt.length], 'int32', model.backend),
-      { maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: 40, seed: this.rng.nextU32(), eosTokenId: tok.eosId });
-    return tok.decode(Array.from(await out.data()));
-  }
-
-  /** Waits for the samples started by evaluations so far (they are written to samples.txt as they finish). */
-  async samplesWritten(): Promise<void> {
-    await Promise.all(this.pendingSamples.splice(0));
-  }
-
-  /** Starts the progress display and records every step and evaluation of the trainer. */
-  follow(trainer: Trainer): void {
-    const { o, dir, log } = this.run;
-    const tty = o.progress && process.stderr.isTTY === true;
-    const bar = tty ? new cliProgress.SingleBar({
-      format: 'step {value}/{total} |{bar}| loss {loss} | lr {lr} | {tps} tok/s | ETA {eta_formatted}',
-      hideCursor: true, etaBuffer: 20,
-    }, cliProgress.Presets.shades_classic) : null;
-    this.bar = bar;
-    bar?.start(o.steps, trainer.step, { loss: '-', lr: '-', tps: '-' });
-    const logEvery = Math.max(1, Math.round(o.steps / 12));
-    const say = (s: string) => { if (bar) bar.stop(); log(s); if (bar) bar.start(o.steps, trainer.step, {}); };
-    trainer.on('step', (m: StepMetrics) => {
-      this.metric({ type: 'train', step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokens: m.tokens,
-        tokensPerSec: Math.round(m.tokensPerSec), elapsedMs: m.elapsedMs, skipped: m.skipped });
-      this.trainCurve.push([m.step, m.loss]);
-      if (bar) bar.update(m.step, { loss: fmt(m.loss), lr: m.lr.toExponential(2), tps: Math.round(m.tokensPerSec) });
-      else if (o.progress && (m.step % logEvery === 0 || m.step === o.steps)) {
-        log(`step ${m.step}/${o.steps} | loss ${fmt(m.loss)} | lr ${m.lr.toExponential(2)} | grad norm ${fmt(m.gradNorm, 2)} | ${Math.round(m.tokensPerSec)} tok/s | ${fmt(m.elapsedMs / 1000, 0)} s`);
-      }
-    });
-    trainer.on('eval', (r) => {
-      this.metric({ type: 'eval', step: r.step, valLoss: r.loss, perplexity: r.perplexity, bitsPerByte: r.bitsPerByte, tokens: r.tokens });
-      this.valCurve.push([r.step, r.loss]);
-      this.writePlot();
-      this.pendingSamples.push(this.sample().then((txt) => {
-        appendFileSync(join(dir, 'samples.txt'), `--- step ${r.step} (validation loss ${fmt(r.loss)}) ---\n${txt}\n\n`);
-        say(`eval @ step ${r.step}: validation loss ${fmt(r.loss)} | perplexity ${fmt(r.perplexity, 1)} | bits/byte ${fmt(r.bitsPerByte ?? NaN)}\n  sample: ${JSON.stringify(txt)}`);
-      }));
-    });
-  }
-
-  stopProgress(): void {
-    this.bar?.stop();
-  }
 }
 
 function checkOptions(o: TrainOptions): void {

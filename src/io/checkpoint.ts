@@ -10,6 +10,8 @@ import { randomBytes } from 'node:crypto';
 import type { OptimizerStateDict } from '../optim/index.js';
 import type { CheckpointWriter, SaveCheckpointOptions, TrainingState } from '../train/trainer.js';
 import type { LlamaForCausalLM, ModelOptions } from '../nn/index.js';
+import type { PeftModel } from '../peft/index.js';
+import { loadAdapter, saveAdapter } from './adapters.js';
 import { readJsonFile, readSafetensorsFile, writeFileAtomic, writeJsonFile, writeSafetensorsFile } from './files.js';
 import { loadPretrained, savePretrained } from './pretrained.js';
 import type { RawTensor } from './safetensors.js';
@@ -20,13 +22,23 @@ const stepDir = (step: number) => `step-${String(step).padStart(8, '0')}`;
  * Writes `root/step-N` atomically and points `root/latest` at it. Returns the checkpoint directory. It is the
  * Trainer's checkpointWriter on Node: `new Trainer({ …, checkpointWriter: saveCheckpoint })`.
  */
-export const saveCheckpoint: CheckpointWriter = async (root: string, model: LlamaForCausalLM, state: TrainingState,
-                                                      opts: SaveCheckpointOptions = {}): Promise<string> => {
+export const saveCheckpoint: CheckpointWriter = (root, model, state, opts = {}) =>
+  writeCheckpoint(root, (dir) => savePretrained(model, dir), state, opts);
+
+/**
+ * The checkpointWriter of a LoRA run: `root/step-N` holds the adapters (adapter_config.json +
+ * adapter_model.safetensors, PEFT's format) instead of the base weights, plus the optimizer and trainer state.
+ */
+export const saveAdapterCheckpoint: CheckpointWriter<PeftModel> = (root, peft, state, opts = {}) =>
+  writeCheckpoint(root, (dir) => saveAdapter(peft, dir), state, opts);
+
+async function writeCheckpoint(root: string, writeModel: (dir: string) => Promise<void>, state: TrainingState,
+                               opts: SaveCheckpointOptions): Promise<string> {
   await mkdir(root, { recursive: true });
   const name = stepDir(state.step);
   const tmp = join(root, `.tmp-${name}-${randomBytes(4).toString('hex')}`);
   await mkdir(tmp);
-  await savePretrained(model, tmp);
+  await writeModel(tmp);
   // Optimizer tensors go to safetensors; scalars and hyper-parameters to JSON.
   const tensors: [string, RawTensor][] = [];
   const scalars: Record<string, Record<string, number>> = {};
@@ -56,7 +68,7 @@ export const saveCheckpoint: CheckpointWriter = async (root: string, model: Llam
   if (hadOld) await rm(old, { recursive: true, force: true });
   await prune(root, opts.keep ?? 2);
   return final;
-};
+}
 
 async function exists(p: string): Promise<boolean> {
   try { await stat(p); return true; } catch { return false; }
@@ -80,7 +92,17 @@ export async function resolveCheckpoint(path: string): Promise<string> {
 
 export async function loadCheckpoint(path: string, modelOpts: ModelOptions = {}): Promise<{ dir: string; model: LlamaForCausalLM; state: TrainingState }> {
   const dir = await resolveCheckpoint(path);
-  const model = await loadPretrained(dir, modelOpts);
+  return { dir, model: await loadPretrained(dir, modelOpts), state: await readTrainingState(dir) };
+}
+
+/** Resumes a LoRA run: the adapters of the checkpoint at `path` on `base` (frozen in place), and the training state. */
+export async function loadAdapterCheckpoint(path: string, base: LlamaForCausalLM): Promise<{ dir: string; peft: PeftModel; state: TrainingState }> {
+  const dir = await resolveCheckpoint(path);
+  return { dir, peft: await loadAdapter(base, dir), state: await readTrainingState(dir) };
+}
+
+/** trainer_state.json and optimizer.safetensors of a checkpoint directory. */
+async function readTrainingState(dir: string): Promise<TrainingState> {
   const js = await readJsonFile(join(dir, 'trainer_state.json')) as {
     format?: string; step: number; optimizer: { paramGroups: Record<string, unknown>[]; scalars: Record<string, Record<string, number>> };
     scheduler: unknown; data: unknown; rng: number[]; extra: Record<string, unknown>;
@@ -94,8 +116,5 @@ export async function loadCheckpoint(path: string, modelOpts: ModelOptions = {})
     if (!m || t.dtype === 'int32') throw new Error(`${dir}/optimizer.safetensors: unexpected entry '${key}'`);
     (state[Number(m[1])] ??= {})[m[2]!] = { shape: t.shape, data: t.data as Float32Array };
   }
-  return {
-    dir, model,
-    state: { step: js.step, optimizer: { state, paramGroups: js.optimizer.paramGroups }, scheduler: js.scheduler, data: js.data, rng: js.rng, extra: js.extra },
-  };
+  return { step: js.step, optimizer: { state, paramGroups: js.optimizer.paramGroups }, scheduler: js.scheduler, data: js.data, rng: js.rng, extra: js.extra };
 }

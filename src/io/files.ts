@@ -12,6 +12,11 @@ import {
 } from './safetensors.js';
 import { describeFsError } from '../data/node-fs-errors.js';
 
+/** Reads a whole file; errors name the file and say what to check. */
+export async function readBytesFile(path: string): Promise<Uint8Array> {
+  return readBytes(path);
+}
+
 async function readBytes(path: string): Promise<Uint8Array> {
   try {
     return await readFile(path);

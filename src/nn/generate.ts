@@ -43,6 +43,8 @@ export interface GenerateOptions {
   attentionMask?: Tensor | null;
   /** Stop a row at these ids (default: none; pass model.config.eosTokenId to stop at EOS). */
   eosTokenId?: number | readonly number[] | null;
+  /** Called with each step's new token of every row ([B]) as soon as it is sampled (streaming). */
+  onToken?: (ids: Int32Array) => void;
 }
 
 /**
@@ -92,6 +94,7 @@ const tokens = Array.from({ length: B }, (_, b) => Array.from(prompt.subarray(b 
         tokens[b]!.push(next[b]!);
         if (eos.has(next[b]!)) done[b] = true;
       }
+      opts.onToken?.(next);
       if (done.every(Boolean)) break;
       maskRows.forEach((r) => r.push(1));
       stepIds = tensor(next, [B, 1], 'int32', model.backend);

@@ -1,0 +1,295 @@
+// `llamatrain sft`: supervised fine-tuning on conversations with the loss on the assistant's replies only — LoRA
+// adapters (PEFT's format) on a frozen Hugging Face model, a full fine-tune of one, or a new small model trained
+// from scratch on the conversations. Same run directory as `train`: metrics.jsonl, loss.svg, samples.txt,
+// resumable checkpoints/, and the result (adapter/ in PEFT's format and model/, the merged HF checkpoint).
+// `llamatrain chat`: talk to a model (and adapter) through its chat template, tokens streamed as they come.
+
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { RNG, tensor } from '../core/index.js';
+import {
+  ArrayDataset, type ChatExample, DataLoader, type EncodedChat, type PackedBatch, type PackedRow, encodeChat, packConversations,
+  packedCollate,
+} from '../data/index.js';
+import { readChatJsonl } from '../data/node.js';
+import { loadAdapter, saveAdapter } from '../io/adapters.js';
+import { loadAdapterCheckpoint, loadCheckpoint, saveAdapterCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { loadPretrained, savePretrained } from '../io/pretrained.js';
+import { LlamaForCausalLM } from '../nn/index.js';
+import { AdamW, LRScheduler, decayGroups, warmupCosine } from '../optim/index.js';
+import { PeftModel, getPeftModel } from '../peft/index.js';
+import { type ChatMessage, defaultEndOfTurn, trainByteLevelBPE } from '../tokenizer/index.js';
+import { type HFTokenizer, loadTokenizerFile, saveTokenizer } from '../tokenizer/node.js';
+import { type EvalResult, type TrainableModel, Trainer, type TrainingState, evaluate } from '../train/index.js';
+import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
+import { type Log, RunReport, fmt, trainWithCheckpoints } from './run.js';
+import { backendOptions, batchesOf, selectBackend, toBatch, tokenByteLengths } from './shared.js';
+
+/** The small conversation file the package ships (arithmetic Q&A), used when --data is empty. */
+export const EXAMPLE_CHAT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'data', 'chat.jsonl');
+
+export const sftSchema = {
+  data: { type: 'string', default: '', help: "conversations: a JSONL file with a 'messages' list (or 'prompt' and 'completion') per line; empty: the package's example (data/chat.jsonl)" },
+  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face model directory (config.json, model.safetensors, tokenizer.json with a chat template); empty: a new small model and a ChatML BPE trained on the conversations' },
+  lora: { type: 'boolean', default: true, help: 'with --from: train LoRA adapters on the frozen model (--no-lora: every weight); a new model always trains every weight' },
+  loraR: { type: 'int', default: 16, help: 'LoRA rank r' },
+  loraAlpha: { type: 'number', default: 32, help: 'LoRA α (scaling α/r)' },
+  loraDropout: { type: 'number', default: 0, help: 'dropout on the adapters\' input while training' },
+  targetModules: { type: 'string', default: 'q_proj,k_proj,v_proj,o_proj', help: "comma-separated Linear names to adapt, or 'all-linear'" },
+  validationFraction: { type: 'number', default: 0.1, help: 'share of the conversations held out for validation (the last ones)' },
+  vocabSize: { type: 'int', default: 1024, help: 'vocabulary of the BPE trained for a new model' },
+  dim: { type: 'int', default: 128, help: 'hidden size C of a new model' },
+  layers: { type: 'int', default: 4, help: 'decoder layers L of a new model' },
+  heads: { type: 'int', default: 4, help: 'attention heads NH of a new model' },
+  kvHeads: { type: 'int', default: 2, help: 'key/value heads NKV of a new model' },
+  seqLen: { type: 'int', default: 256, help: 'tokens per row T (whole conversations are packed into rows; longer ones are cut)' },
+  batchSize: { type: 'int', default: 8, help: 'rows per micro-batch B' },
+  gradAccum: { type: 'int', default: 1, help: 'micro-batches per optimizer step' },
+  steps: { type: 'int', default: 150, help: 'optimizer steps' },
+  lr: { type: 'number', default: 0, help: 'peak learning rate; 0 = 3e-3 for a new model, 1e-3 for LoRA, 1e-4 for a full fine-tune' },
+  warmup: { type: 'int', default: 10, help: 'linear warmup steps' },
+  minLrRatio: { type: 'number', default: 0.1, help: 'cosine decay floor, as a fraction of lr' },
+  weightDecay: { type: 'number', default: 0.01, help: 'AdamW decoupled weight decay (matrices and adapters)' },
+  clip: { type: 'number', default: 1.0, help: 'global gradient-norm clip (0 = off)' },
+  evalEvery: { type: 'int', default: 25, help: 'evaluate (and sample a reply) every N steps' },
+  evalBatches: { type: 'int', default: 4, help: 'validation batches of the periodic evaluations (the final one uses all)' },
+  sampleTokens: { type: 'int', default: 48, help: 'tokens generated per sample reply' },
+  temperature: { type: 'number', default: 0, help: 'sampling temperature of the sample replies (0 = greedy)' },
+  checkpointEvery: { type: 'int', default: 50, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
+  out: { type: 'string', default: '', help: 'run directory (default runs/sft-<date-time>)' },
+  resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint' },
+  seed: { type: 'int', default: 0, help: 'seed of init, shuffling and sampling' },
+  progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
+  ...backendOptions,
+} satisfies Schema;
+
+export type SftOptions = Values<typeof sftSchema>;
+export const sftHelp = helpText('sft', 'Fine-tune on conversations with the loss on the assistant\'s replies only (LoRA on --from, or a new small model).', sftSchema);
+
+/** A conversation's prompt: its messages up to (not including) the first assistant reply. */
+function promptOf(ex: ChatExample): ChatMessage[] {
+  const i = ex.messages.findIndex((m) => m.role === 'assistant');
+  return ex.messages.slice(0, i < 0 ? ex.messages.length : i);
+}
+
+/** The tokens of one encoded conversation with what the loss counts shown in ⟦ ⟧ (labels ≠ -100 after the first). */
+export function showCounted(tok: HFTokenizer, enc: EncodedChat): string {
+  let out = '', inside = false;
+  for (let i = 0; i < enc.inputIds.length; i++) {
+    const counted = i > 0 && enc.labels[i] !== -100;
+    if (counted !== inside) { out += counted ? '⟦' : '⟧'; inside = counted; }
+    out += tok.decode([enc.inputIds[i]!]);
+  }
+  return inside ? out + '⟧' : out;
+}
+
+function resolveOptions(argv: string[]): SftOptions {
+  let { values: o } = parseCommandLine(sftSchema, argv);
+  if (o.resume) {
+    const saved = join(o.resume, 'sft_config.json');
+    if (!existsSync(saved)) throw new UsageError(`--resume ${o.resume}: no sft_config.json there (is it a llamatrain sft run directory?)`);
+    const { resume: _r, out: _o, ...savedValues } = JSON.parse(readFileSync(saved, 'utf8')) as Record<string, unknown>;
+    o = { ...parseCommandLine(sftSchema, argv, { base: { values: savedValues, from: saved } }).values, resume: o.resume, out: o.resume };
+  }
+  for (const k of ['loraR', 'seqLen', 'batchSize', 'gradAccum', 'steps', 'vocabSize', 'dim', 'layers', 'heads', 'kvHeads'] as const) {
+    if (!(o[k] > 0)) throw new UsageError(`${flag(k)} must be > 0, got ${o[k]}`);
+  }
+  if (!(o.loraAlpha > 0)) throw new UsageError(`--lora-alpha must be > 0, got ${o.loraAlpha}`);
+  if (!(o.loraDropout >= 0 && o.loraDropout < 1)) throw new UsageError(`--lora-dropout must be in [0, 1), got ${o.loraDropout}`);
+  if (!(o.validationFraction > 0 && o.validationFraction < 1)) throw new UsageError(`--validation-fraction must be in (0, 1), got ${o.validationFraction}`);
+  if (!(o.lr >= 0)) throw new UsageError(`--lr must be ≥ 0 (0 = the default for the mode), got ${o.lr}`);
+  if (!(o.temperature >= 0)) throw new UsageError(`--temperature must be ≥ 0, got ${o.temperature}`);
+  if (o.warmup >= o.steps && o.steps > 1) throw new UsageError(`--warmup (${o.warmup}) must be smaller than --steps (${o.steps})`);
+  if (!o.from && o.heads % o.kvHeads !== 0) throw new UsageError(`--kv-heads (${o.kvHeads}) must divide --heads (${o.heads})`);
+  if (!o.from && (o.dim % o.heads !== 0 || (o.dim / o.heads) % 2 !== 0)) throw new UsageError(`--dim (${o.dim}) / --heads (${o.heads}) must be an even integer`);
+  return o;
+}
+
+function stamp(): string {
+  return new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*/, '');
+}
+
+export async function runSft(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
+  const o = resolveOptions(argv);
+  const backend = await selectBackend(o.backend, o.threads, log);
+  const dir = o.out || join('runs', `sft-${stamp()}`);
+  const resuming = o.resume !== '';
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'sft_config.json'), JSON.stringify(o, null, 2) + '\n');
+  const t0 = Date.now();
+  const useLora = o.from !== '' && o.lora;
+
+  // ---- data and tokenizer
+  const dataPath = o.data || EXAMPLE_CHAT;
+  const conversations = readChatJsonl(dataPath);
+  if (conversations.length < 2) throw new UsageError(`${dataPath}: ${conversations.length} conversation(s); need at least 2 (training and validation)`);
+  const nVal = Math.max(1, Math.round(conversations.length * o.validationFraction));
+  const trainSet = conversations.slice(0, conversations.length - nVal), valSet = conversations.slice(conversations.length - nVal);
+  if (!resuming) {
+    if (o.from) {
+      for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) {
+        if (existsSync(join(o.from, f))) writeFileSync(join(dir, f), readFileSync(join(o.from, f)));
+      }
+    } else {
+      const texts = trainSet.flatMap((c) => c.messages.map((m) => (typeof m.content === 'string' ? m.content : '')));
+      saveTokenizer(trainByteLevelBPE(texts, { vocabSize: o.vocabSize, chat: true }), dir);
+    }
+  }
+  const tok = loadTokenizerFile(dir);
+  if (!tok.chatTemplate) {
+    throw new UsageError(`${o.from || dir}: the tokenizer has no chat template (tokenizer_config.json 'chat_template' or chat_template.jinja); ` +
+      'use an instruct model\'s tokenizer, or add a template');
+  }
+  const encode = (set: ChatExample[]) => set.map((ex) => encodeChat(tok, ex));
+  const padId = tok.padId ?? tok.eosId ?? 0;
+  const train = packConversations(encode(trainSet), { seqLen: o.seqLen, padId });
+  const val = packConversations(encode(valSet), { seqLen: o.seqLen, padId });
+  const r = train.report;
+  log(`data: ${dataPath}: ${r.conversations} training conversations → ${train.rows.length} rows × ${o.seqLen} tokens ` +
+    `(${r.kept} kept, ${r.truncated} cut to --seq-len, ${r.droppedNoTarget} dropped with no assistant token left; ${r.targets} of ` +
+    `${r.tokens} tokens counted by the loss); ${val.report.kept} validation conversations`);
+  if (r.droppedNoTarget > 0) log(`  note: ${r.droppedNoTarget} conversations had no assistant reply within ${o.seqLen} tokens; raise --seq-len to keep them`);
+  if (train.rows.length < o.batchSize) throw new UsageError(`${train.rows.length} training rows: fewer than one batch of ${o.batchSize}; lower --batch-size`);
+  log(`what the loss sees (⟦counted⟧, the rest is context), first training conversation:\n${showCounted(tok, encodeChat(tok, trainSet[0]!))}`);
+
+  // ---- model
+  let model: LlamaForCausalLM, peft: PeftModel | null = null, state: TrainingState | null = null;
+  if (resuming && useLora) {
+    const ck = await loadAdapterCheckpoint(join(dir, 'checkpoints'), await loadPretrained(o.from));
+    model = ck.peft.model; peft = ck.peft; state = ck.state;
+  } else if (resuming) {
+    const ck = await loadCheckpoint(join(dir, 'checkpoints'));
+    model = ck.model; state = ck.state;
+  } else if (o.from) {
+    model = await loadPretrained(o.from);
+    if (useLora) {
+      const targets = o.targetModules === 'all-linear' ? 'all-linear' : o.targetModules.split(',').map((s) => s.trim()).filter(Boolean);
+      peft = getPeftModel(model, { r: o.loraR, loraAlpha: o.loraAlpha, loraDropout: o.loraDropout, targetModules: targets, seed: o.seed });
+    }
+  } else {
+    model = new LlamaForCausalLM({
+      vocabSize: tok.vocabSize, hiddenSize: o.dim, intermediateSize: 32 * Math.ceil((8 * o.dim) / 3 / 32), numHiddenLayers: o.layers,
+      numAttentionHeads: o.heads, numKeyValueHeads: o.kvHeads, tieWordEmbeddings: true, maxPositionEmbeddings: o.seqLen,
+      bosTokenId: tok.bosId, eosTokenId: tok.eosId, padTokenId: null, rmsNormEps: 1e-5,
+    }, { seed: o.seed });
+  }
+  if (model.config.vocabSize < tok.vocabSize) {
+    throw new UsageError(`the model's vocab_size (${model.config.vocabSize}) is smaller than its tokenizer's (${tok.vocabSize}); the tokenizer and the model of --from must belong together`);
+  }
+  const lr = o.lr || (!o.from ? 3e-3 : useLora ? 1e-3 : 1e-4);
+  const trainable: TrainableModel = peft ?? model;
+  const optimizer = new AdamW(peft ? [{ params: peft.parameters(), weightDecay: o.weightDecay }] : decayGroups(model.namedParameters(), o.weightDecay),
+    { lr, betas: [0.9, 0.95], eps: 1e-8 });
+  const scheduler = new LRScheduler(optimizer, warmupCosine({ warmupSteps: o.warmup, totalSteps: o.steps, minLrRatio: o.minLrRatio }));
+  const bytesOf = tokenByteLengths(tok);
+  const loader = new DataLoader<PackedRow, PackedBatch>({ dataset: new ArrayDataset(train.rows), batchSize: o.batchSize, shuffle: true,
+    seed: o.seed, dropLast: true, collate: packedCollate });
+  const common = {
+    optimizer, scheduler, gradAccumSteps: o.gradAccum, maxSteps: o.steps, clipGradNorm: o.clip > 0 ? o.clip : null, seed: o.seed,
+    evalEvery: o.evalEvery, evalData: () => batchesOf(val.rows, o.batchSize, bytesOf, o.evalBatches),
+    train: { next: () => toBatch(loader.nextBatch(), bytesOf), state: () => loader.state(), loadState: (s: unknown) => loader.loadState(s as ReturnType<typeof loader.state>) },
+  };
+  const trainer: Trainer<TrainableModel> = peft
+    ? new Trainer<PeftModel>({ ...common, model: peft, checkpointWriter: saveAdapterCheckpoint }) as unknown as Trainer<TrainableModel>
+    : new Trainer<LlamaForCausalLM>({ ...common, model, checkpointWriter: saveCheckpoint }) as unknown as Trainer<TrainableModel>;
+  if (state) trainer.loadState(state);
+  const counts = peft ? peft.numParameters() : { trainable: model.numParameters(), total: model.numParameters() };
+  log(`llamatrain sft: ${o.from ? `${o.from}` : 'a new model'} (C=${model.config.hiddenSize}, L=${model.config.numHiddenLayers}, V=${model.config.vocabSize}), ` +
+    `${peft ? `LoRA r=${o.loraR} α=${o.loraAlpha} on ${peft.config.target_modules.join(', ')}` : 'every weight'}: ` +
+    `${counts.trainable.toLocaleString('en')} trainable of ${counts.total.toLocaleString('en')} parameters; lr ${lr}; backend ${backend}; ` +
+    `run directory ${dir}${state ? `; resuming at step ${state.step}` : ''}`);
+
+  // ---- training
+  const endIds = defaultEndOfTurn(tok).map((t) => tok.tokenToId(t)).filter((x): x is number => x !== undefined);
+  const rng = new RNG(o.seed + 1);
+  const probe = valSet[0]!;
+  const sample = async () => {
+    const ids = tok.applyChatTemplate(promptOf(probe), { addGenerationPrompt: true, tokenize: true }).inputIds;
+    const out = await model.generate(tensor(Int32Array.from(ids), [1, ids.length], 'int32', model.backend),
+      { maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: 40, seed: rng.nextU32(), eosTokenId: endIds });
+    const reply = Array.from(await out.data()).slice(ids.length);
+    return `${promptOf(probe).map((m) => `${m.role}: ${typeof m.content === 'string' ? m.content : ''}`).join(' | ')} → assistant: ${tok.decode(reply, { skipSpecialTokens: true })}`;
+  };
+  const report = new RunReport({ dir, log, steps: o.steps, progress: o.progress }, sample, `sft — ${dataPath.split('/').pop()}`);
+  if (resuming) report.keepHistoryUpTo(state?.step ?? 0);
+  report.follow(trainer);
+  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, dir, report);
+  report.stopProgress();
+
+  // ---- results: validation loss on the assistant tokens, the adapter (PEFT) and the merged model (HF)
+  const final = await evaluate(trainable, batchesOf(val.rows, o.batchSize, bytesOf));
+  report.metric({ type: 'final', step: trainer.step, valLoss: final.loss, perplexity: final.perplexity, tokens: final.tokens });
+  report.writePlot();
+  const finalSample = await report.sample();
+  if (peft) await saveAdapter(peft, join(dir, 'adapter'));
+  const merged = peft ? peft.mergeAndUnload() : model;
+  await savePretrained(merged, join(dir, 'model'));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) {
+    if (existsSync(join(dir, f))) writeFileSync(join(dir, 'model', f), readFileSync(join(dir, f)));
+  }
+  const summary = { steps: trainer.step, valLoss: final.loss, perplexity: final.perplexity, validationTargets: final.tokens,
+    lora: peft ? { r: o.loraR, alpha: o.loraAlpha, targetModules: peft.config.target_modules } : null,
+    trainableParameters: counts.trainable, seconds: Math.round((Date.now() - t0) / 1000) };
+  writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  log(`final sample: ${finalSample}`);
+  log(`final validation (${final.tokens} assistant tokens): loss ${fmt(final.loss)} | perplexity ${fmt(final.perplexity, 2)}`);
+  log(`done in ${summary.seconds} s — ${peft ? `adapter (PEFT): ${join(dir, 'adapter')} | ` : ''}model: ${join(dir, 'model')} | ` +
+    `metrics: ${join(dir, 'metrics.jsonl')} | loss curve: ${join(dir, 'loss.svg')} | chat: llamatrain chat --model=${join(dir, 'model')}`);
+  return { final, dir };
+}
+
+// ---- chat --------------------------------------------------------------------------------------------------
+
+export const chatSchema = {
+  model: { type: 'string', default: '', help: 'a Hugging Face model directory with a tokenizer and chat template (e.g. an sft run\'s model/)' },
+  adapter: { type: 'string', default: '', help: 'a LoRA adapter directory (PEFT format) to apply to --model' },
+  system: { type: 'string', default: '', help: 'a system message to start the conversation with' },
+  maxNewTokens: { type: 'int', default: 128, help: 'tokens per reply at most' },
+  temperature: { type: 'number', default: 0.7, help: 'sampling temperature (0 = greedy)' },
+  topK: { type: 'int', default: 40, help: 'sample among the k most likely tokens (0 = all)' },
+  seed: { type: 'int', default: 0, help: 'sampling seed' },
+  ...backendOptions,
+} satisfies Schema;
+export const chatHelp = helpText('chat', 'Chat with a model through its chat template (one line per message; an empty line or Ctrl-D ends).', chatSchema);
+
+/** Interactive chat: each input line is a user message; the reply streams token by token. */
+export async function runChat(argv: string[], write: (s: string) => void = (s) => process.stdout.write(s),
+                              input: NodeJS.ReadableStream = process.stdin): Promise<void> {
+  const { values: o } = parseCommandLine(chatSchema, argv);
+  if (!o.model) throw new UsageError('chat needs --model=<dir> (a model directory with tokenizer files)');
+  if (!(o.maxNewTokens > 0)) throw new UsageError(`--max-new-tokens must be > 0, got ${o.maxNewTokens}`);
+  await selectBackend(o.backend, o.threads, (s) => write(s + '\n'));
+  const tok = loadTokenizerFile(o.model);
+  if (!tok.chatTemplate) throw new UsageError(`${o.model}: the tokenizer has no chat template; chat needs one (tokenizer_config.json 'chat_template')`);
+  const base = await loadPretrained(o.model);
+  const model = o.adapter ? (await loadAdapter(base, o.adapter)).model : base;
+  const endIds = defaultEndOfTurn(tok).map((t) => tok.tokenToId(t)).filter((x): x is number => x !== undefined);
+  const messages: ChatMessage[] = o.system ? [{ role: 'system', content: o.system }] : [];
+  const rng = new RNG(o.seed);
+  const tty = (input as { isTTY?: boolean }).isTTY === true;
+  const rl = createInterface({ input, terminal: false });
+  if (tty) write('> ');
+  for await (const line of rl) {
+    if (line.trim() === '') break;
+    messages.push({ role: 'user', content: line });
+    const ids = tok.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true }).inputIds;
+    const reply: number[] = [];
+    let shown = '';
+    write('assistant: ');
+    await model.generate(tensor(Int32Array.from(ids), [1, ids.length], 'int32', model.backend), {
+      maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, seed: rng.nextU32(), eosTokenId: endIds,
+      onToken: (next) => {
+        if (endIds.includes(next[0]!)) return;
+        reply.push(next[0]!);
+        const text = tok.decode(reply, { skipSpecialTokens: true });
+        if (!text.endsWith('\uFFFD')) { write(text.slice(shown.length)); shown = text; } // wait for the rest of a multi-byte character
+      },
+    });
+    const text = tok.decode(reply, { skipSpecialTokens: true });
+    write(`${text.slice(shown.length)}\n`);
+    messages.push({ role: 'assistant', content: text });
+    if (tty) write('> ');
+  }
+}
