@@ -14,13 +14,11 @@ export interface RunInfo { dir: string; log: Log; steps: number; progress: boole
 
 export const fmt = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
 
-/** Trains to --steps in spans of --checkpoint-every steps; after each span its samples are written, then a checkpoint. */
-export async function trainWithCheckpoints<M extends TrainableModel>(trainer: Trainer<M>, steps: number, every: number, dir: string,
-                                                                     report: RunReport): Promise<void> {
+/** Trains to `steps` in spans of `every` steps (0: one span), saving a checkpoint after each. */
+export async function trainWithCheckpoints<M extends TrainableModel>(trainer: Trainer<M>, steps: number, every: number, dir: string): Promise<void> {
   while (trainer.step < steps) {
     const target = every > 0 ? Math.min(steps, (Math.floor(trainer.step / every) + 1) * every) : steps;
     await trainer.train(target);
-    await report.samplesWritten();
     await trainer.saveCheckpoint(join(dir, 'checkpoints'));
   }
 }
@@ -30,7 +28,6 @@ export class RunReport {
   readonly metricsPath: string;
   private readonly trainCurve: [number, number][] = [];
   private readonly valCurve: [number, number][] = [];
-  private readonly pendingSamples: Promise<void>[] = [];
   private bar: InstanceType<typeof cliProgress.SingleBar> | null = null;
 
   constructor(private readonly run: RunInfo, private readonly sampler: () => Promise<string>, private readonly title: string) {
@@ -62,11 +59,6 @@ export class RunReport {
     return this.sampler();
   }
 
-  /** Waits for the samples started by evaluations so far (they are written to samples.txt as they finish). */
-  async samplesWritten(): Promise<void> {
-    await Promise.all(this.pendingSamples.splice(0));
-  }
-
   /** Starts the progress display and records every step and evaluation of the trainer. */
   follow<M extends TrainableModel>(trainer: Trainer<M>): void {
     const { dir, log } = this.run, o = this.run;
@@ -88,14 +80,15 @@ export class RunReport {
         log(`step ${m.step}/${o.steps} | loss ${fmt(m.loss)} | lr ${m.lr.toExponential(2)} | grad norm ${fmt(m.gradNorm, 2)} | ${Math.round(m.tokensPerSec)} tok/s | ${fmt(m.elapsedMs / 1000, 0)} s`);
       }
     });
-    trainer.on('eval', (r) => {
+    // the sample is generated before training goes on (the Trainer awaits eval handlers)
+    trainer.on('eval', async (r) => {
       this.metric({ type: 'eval', step: r.step, valLoss: r.loss, perplexity: r.perplexity, bitsPerByte: r.bitsPerByte, tokens: r.tokens });
       this.valCurve.push([r.step, r.loss]);
       this.writePlot();
-      this.pendingSamples.push(this.sample().then((txt) => {
-        appendFileSync(join(dir, 'samples.txt'), `--- step ${r.step} (validation loss ${fmt(r.loss)}) ---\n${txt}\n\n`);
-        say(`eval @ step ${r.step}: validation loss ${fmt(r.loss)} | perplexity ${fmt(r.perplexity, 1)} | bits/byte ${fmt(r.bitsPerByte ?? NaN)}\n  sample: ${JSON.stringify(txt)}`);
-      }));
+      const txt = await this.sample();
+      appendFileSync(join(dir, 'samples.txt'), `--- step ${r.step} (validation loss ${fmt(r.loss)}) ---\n${txt}\n\n`);
+      say(`eval @ step ${r.step}: validation loss ${fmt(r.loss)} | perplexity ${fmt(r.perplexity, 1)}` +
+        (r.bitsPerByte === null ? '' : ` | bits/byte ${fmt(r.bitsPerByte)}`) + `\n  sample: ${JSON.stringify(txt)}`);
     });
   }
 

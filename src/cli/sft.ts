@@ -215,7 +215,7 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
   const report = new RunReport({ dir, log, steps: o.steps, progress: o.progress }, sample, `sft — ${dataPath.split('/').pop()}`);
   if (resuming) report.keepHistoryUpTo(state?.step ?? 0);
   report.follow(trainer);
-  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, dir, report);
+  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, dir);
   report.stopProgress();
 
   // ---- results: validation loss on the assistant tokens, the adapter (PEFT) and the merged model (HF)

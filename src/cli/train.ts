@@ -107,7 +107,7 @@ export async function runTrain(argv: string[], log: Log = (s) => process.stdout.
   const report = new RunReport({ dir: run.dir, log, steps: o.steps, progress: o.progress }, () => sampleText(o, model, data.tok, sampleRng), data.source);
   if (run.resuming) report.keepHistoryUpTo(state?.step ?? 0);
   report.follow(trainer);
-  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, run.dir, report);
+  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, run.dir);
   report.stopProgress();
   const final = await finishRun(run, model, trainer.step, data, report, t0);
   return { final, dir: run.dir };

@@ -86,7 +86,9 @@ const tokens = Array.from({ length: B }, (_, b) => Array.from(prompt.subarray(b 
     for (let step = 0; step < maxNew; step++) {
       const S = maskRows[0]!.length;
       const keyMask = mask0 ? tensor(Int32Array.from(maskRows.flat()), [B, S], 'int32', model.backend) : null;
-      const last = await noGrad(() => model.lastLogits(stepIds, stepPos, keyMask, cache).data()); // [B, 1, V]
+      // grad mode is off only while the step is computed, never across the read (other work may run meanwhile)
+      const logits = noGrad(() => model.lastLogits(stepIds, stepPos, keyMask, cache)); // [B, 1, V]
+      const last = await logits.data();
       const next = new Int32Array(B);
       for (let b = 0; b < B; b++) {
         next[b] = done[b] ? (model.config.padTokenId ?? [...eos][0] ?? 0)

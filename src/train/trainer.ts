@@ -85,7 +85,8 @@ export interface StepMetrics {
 
 export interface TrainerEvents<M extends TrainableModel = LlamaForCausalLM> {
   step: (m: StepMetrics) => void;
-  eval: (r: EvalResult & { step: number }) => void;
+  /** May return a promise (e.g. a sample to generate): train() waits for it before the next step. */
+  eval: (r: EvalResult & { step: number }) => void | Promise<void>;
   /** After all micro-batches' backward, before clipping: gradients can be inspected (or, in tests, corrupted). */
   afterBackward: (info: { step: number; model: M }) => void;
 }
@@ -145,7 +146,8 @@ export class Trainer<M extends TrainableModel = LlamaForCausalLM> {
   async runEval(): Promise<EvalResult & { step: number }> {
     if (!this.opts.evalData) throw new Error('Trainer: no evalData was given');
     const r = { ...(await evaluate(this.model, this.opts.evalData())), step: this.step };
-    this.emit('eval', r);
+    // handlers run to completion before training goes on: their device work never interleaves with a step's
+    await Promise.all((this.listeners.eval as ((x: typeof r) => void | Promise<void>)[]).map((fn) => fn(r)));
     return r;
   }
 
