@@ -1,4 +1,4 @@
-// Writes data/chat.jsonl: 200 short synthetic conversations (arithmetic questions and answers) for the SFT
+// Writes data/chat.jsonl: 2000 short synthetic conversations (arithmetic questions and answers) for the SFT
 // example in the README. Deterministic: a fixed seed, so rerunning rewrites the same file byte for byte.
 //   node tools/make-chat-data.mjs
 import { writeFileSync, mkdirSync } from 'node:fs';
@@ -45,7 +45,7 @@ function question() {
 }
 
 const lines = [];
-for (let i = 0; i < 200; i++) {
+for (let i = 0; i < 2000; i++) {
   const kind = i % 10; // 0-5 single turn, 6-7 with a system message, 8 two turns, 9 prompt/completion
   const q = question();
   const user = pick(ASK)(q.a, q.op, q.b);

@@ -26,7 +26,7 @@ test('sft: a new model on the shipped conversations, loss on the assistant token
   const a = await run(['sft', `--out=${dir}`, '--steps=12', ...small]);
   assert.equal(a.code, 0, a.out);
   assert.match(a.out, /what the loss sees \(⟦counted⟧, the rest is context\), first training conversation:\n<\|im_start\|>user\n.*<\|im_end\|>\n<\|im_start\|>assistant\n⟦The answer is .*<\|im_end\|>⟧/s);
-  assert.match(a.out, /180 training conversations → \d+ rows × 128 tokens \(180 kept, 0 cut to --seq-len, 0 dropped/);
+  assert.match(a.out, /1800 training conversations → \d+ rows × 128 tokens \(1800 kept, 0 cut to --seq-len, 0 dropped/);
   const m = metrics(dir).filter((x) => x.type === 'train');
   assert.equal(m.length, 12);
   assert.ok(m[11].loss < m[0].loss - 1, `the assistant-only loss falls: ${m.map((x) => x.loss.toFixed(2))}`);

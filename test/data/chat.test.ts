@@ -118,17 +118,17 @@ test('packDocuments takes labeled documents: their labels, -100 at segment start
   assert.throws(() => packDocuments([{ inputIds: [5, 6], labels: [1] }], { seqLen: 4 }), /2 ids but 1 labels/);
 });
 
-test('data/chat.jsonl (shipped for the SFT example): 200 conversations, each encodes with targets on a ChatML BPE and on Qwen3', () => {
+test('data/chat.jsonl (shipped for the SFT example): 2000 conversations, each encodes with targets on a ChatML BPE and on Qwen3', () => {
   const examples = readChatJsonl('data/chat.jsonl');
-  assert.equal(examples.length, 200);
+  assert.equal(examples.length, 2000);
   const text = examples.flatMap((e) => e.messages.map((m) => String(m.content))).join('\n');
   const bpe = trainByteLevelBPE([text], { vocabSize: 400, chat: true });
   for (const tok of [bpe, qwen]) {
     const encoded = examples.map((e) => encodeChat(tok, e));
     const { rows, report } = packConversations(encoded, { seqLen: 128, padId: 0 });
-    assert.equal(report.kept, 200);
+    assert.equal(report.kept, 2000);
     assert.equal(report.truncated + report.droppedNoTarget, 0);
-    assert.ok(rows.length < 200 && report.targets > 200);
+    assert.ok(rows.length < 2000 && report.targets > 2000);
   }
   // and ChatML on the BPE uses its generation blocks: the labels are exactly "reply<|im_end|>"
   const enc = encodeChat(bpe, examples[0]!);
