@@ -6,6 +6,7 @@ import type { ByteLevelBPE } from './bpe.js';
 import { HFTokenizer } from './hf.js';
 
 export * from './index.js';
+export { HFTokenizer, loadTokenizer, type TokenizersJs } from './hf.js';
 
 /**
  * Loads `path`: a tokenizer.json file, or a directory containing one. A tokenizer_config.json in the same
