@@ -28,10 +28,18 @@ export const JOIN_SPIN_US = 5000;
  */
 export const WORKER_SPIN_US = 1000;
 
+/**
+ * WebAssembly.Memory and WebAssembly.Module under local names, for our declaration files: apps compiled without
+ * the DOM lib (Node apps with `lib: ["es2022"]`) have no WebAssembly namespace, and `tsc` without skipLibCheck
+ * checks every declaration file it reads.
+ */
+export interface WasmMemory { readonly buffer: ArrayBuffer; grow(delta: number): number }
+export type WasmModule = object;
+
 /** What a worker gets in its first (and only) message. */
 export interface WorkerInit {
-  module: WebAssembly.Module;
-  memory: WebAssembly.Memory;
+  module: WasmModule;
+  memory: WasmMemory;
   ctl: SharedArrayBuffer;
   tid: number;
   /** Export names by function index. */
@@ -120,7 +128,7 @@ export function workerMain(once: (f: (msg: WorkerInit) => void) => void, post: (
   once(function (init) {
     let exports: Exports;
     try {
-      exports = new WebAssembly.Instance(init.module, { env: { memory: init.memory } }).exports as unknown as Exports;
+      exports = new WebAssembly.Instance(init.module as WebAssembly.Module, { env: { memory: init.memory as WebAssembly.Memory } }).exports as unknown as Exports;
     } catch (e) {
       post({ error: String(e) });
       return;
@@ -159,7 +167,7 @@ export class ThreadPool {
    * Starts threads − 1 workers (the caller is the last thread). `spawn` creates one platform worker running
    * workerSource(); `exports` are the caller's own instance's exports.
    */
-  static async create(threads: number, module: WebAssembly.Module, memory: WebAssembly.Memory, exports: Exports,
+  static async create(threads: number, module: WasmModule, memory: WasmMemory, exports: Exports,
                       names: string[], spawn: () => PoolWorker): Promise<ThreadPool> {
     // One thread needs no shared control buffer (and a page that is not cross-origin isolated has no
     // SharedArrayBuffer constructor): Atomics work on a plain ArrayBuffer's Int32Array too.

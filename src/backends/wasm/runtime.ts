@@ -8,7 +8,7 @@ import { kernelsWasmBase64 } from './kernels.wasm.js';
 import type { BackendMemory, Storage } from '../../core/backend.js';
 import { type ArgsOf, EXPORTS, type ExportName, PARALLEL_EXPORTS, type ParallelExport, type QueryExport, type RowOf,
   type TableExport, arity } from './exports.js';
-import { type Exports, type PoolWorker, ThreadPool, workerSource } from './pool.js';
+import { type Exports, type PoolWorker, ThreadPool, type WasmMemory, workerSource } from './pool.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // must match --maximumMemory in tools/build-wasm.mjs
@@ -144,7 +144,7 @@ async function spawner(): Promise<() => PoolWorker> {
 }
 
 export class WasmRuntime {
-  readonly memory: WebAssembly.Memory;
+  readonly memory: WasmMemory;
   readonly exports: Exports;
   pool: ThreadPool;
   private readonly heap: BlockHeap;
@@ -345,7 +345,7 @@ export class BlockHeap implements BackendMemory {
   private f32View: Float32Array;
   private i32View: Int32Array;
 
-  constructor(private readonly memory: WebAssembly.Memory, base: number) {
+  constructor(private readonly memory: WasmMemory, base: number) {
     this.top = base;
     this.peak = base;
     this.f32View = new Float32Array(memory.buffer);
