@@ -2,7 +2,7 @@
 // registry for everything else) into fresh sample apps in a temporary directory, and checks each:
 //   node-esm, node-cjs      train 3 steps of a tiny model on the wasm backend (2 threads), print the losses
 //   ts-nodenext, ts-bundler `tsc --strict` over every entry point, without skipLibCheck
-//   vite-build, vite-dev, esbuild, plain-page (an import map with one entry)
+//   vite-build, vite-dev, webpack, esbuild, plain-page (an import map with one entry)
 //                           opened in headless Chromium with and without COOP/COEP: a Web Worker trains the same
 //                           3 steps and reports its thread count (2 isolated, 1 not) and losses (= Node's)
 // Needs the registry and a Chromium (`/usr/bin/chromium`, or CHROMIUM=path). Leaves nothing outside its temporary
@@ -189,9 +189,10 @@ try {
     makeApp('ts', 'ts', { type: 'module' }, ['typescript@~5.9.3', '@types/node@^20.19.0']),
     makeApp('vite', 'page', { type: 'module', scripts: { build: 'vite build', dev: 'vite' } }, ['vite@^8']),
     makeApp('esbuild', 'page', { type: 'module' }, ['esbuild@^0.28']),
+    makeApp('webpack', 'page', { type: 'module' }, ['webpack@^5']),
     makeApp('plain-page', 'plain-page', { type: 'module' }, []),
   ]);
-  const [esmDir, cjsDir, tsDir, viteDir, esbuildDir, plainDir] = made.map((m) => (m.status === 'fulfilled' ? m.value : null));
+  const [esmDir, cjsDir, tsDir, viteDir, esbuildDir, webpackDir, plainDir] = made.map((m) => (m.status === 'fulfilled' ? m.value : null));
   made.forEach((m, i) => { if (m.status === 'rejected') { results.push({ name: `install ${i}`, ok: false }); log(`FAIL install: ${m.reason?.message ?? m.reason}`); } });
 
   let nodeLosses = null;
@@ -237,6 +238,18 @@ try {
       sh(join(esbuildDir, 'node_modules', '.bin', 'esbuild'), ['main.js', 'worker.js', '--bundle', '--format=esm', '--minify', '--outdir=dist', '--log-level=warning'], esbuildDir);
       writeFileSync(join(esbuildDir, 'dist', 'index.html'), readFileSync(join(esbuildDir, 'index.html'), 'utf8').replace('./main.js', './main.js'));
       pages.push({ name: 'esbuild', root: join(esbuildDir, 'dist') });
+    }));
+  }
+  if (webpackDir && (!filters.length || filters.some((f) => 'webpack'.includes(f)))) {
+    await runCheck(check('webpack (production build)', () => {
+      // webpack's own API (no webpack-cli): the worker is found from main.js's `new Worker(new URL(…))`
+      writeFileSync(join(webpackDir, 'build.mjs'), `import webpack from 'webpack';
+webpack({ mode: 'production', entry: './main.js', output: { path: new URL('./dist', import.meta.url).pathname, publicPath: 'auto' } },
+  (err, stats) => { if (err || stats.hasErrors() || stats.hasWarnings()) { console.error(err ?? stats.toString('errors-warnings')); process.exit(1); } });`);
+      sh(process.execPath, ['build.mjs'], webpackDir);
+      writeFileSync(join(webpackDir, 'dist', 'index.html'), readFileSync(join(webpackDir, 'index.html'), 'utf8').replace('./main.js', './main.js'));
+      pages.push({ name: 'webpack', root: join(webpackDir, 'dist') });
+      return `dist: ${readdirSync(join(webpackDir, 'dist')).join(', ')}`;
     }));
   }
   if (plainDir) pages.push({ name: 'plain-page', root: plainDir, path: 'index.html', mainThread: true });
