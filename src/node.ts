@@ -3,6 +3,7 @@
 import { mkdir } from 'node:fs/promises';
 import { readBytesFile, writeFileAtomic } from './io/files.js';
 import { useAdapterFiles } from './peft/index.js';
+import './tokenizer/jinja.js'; // chat templates: the Jinja renderer
 
 export * from './index.js';
 export * from './io/files.js';

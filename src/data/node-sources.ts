@@ -23,7 +23,8 @@ import {
   type ShardHeader,
   type WindowOptions,
 } from './shards.js';
-import { iterateParquetText, parseJsonlLine, splitTextDocuments, type TextSplit } from './sources.js';
+import { parseJsonlLine, splitTextDocuments, type TextSplit } from './sources.js';
+import { iterateParquetText } from './parquet.js';
 import { describeFsError } from './node-fs-errors.js';
 import { countBytes } from '../tokenizer/bytes.js';
 

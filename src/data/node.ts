@@ -1,6 +1,7 @@
 // Node-only data entry point: everything in ./index.ts plus file sources, token shard files and the built-in
 // Brown corpus. Browser code imports ./index.ts instead.
 export * from './index.js';
+export { readParquetText, iterateParquetText, parquetColumnNames, type ParquetInput } from './parquet.js';
 export {
   readTextDocuments,
   readJsonlDocuments,

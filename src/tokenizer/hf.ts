@@ -5,6 +5,19 @@ import type { DecodeOptions, EncodeOptions, TextTokenizer } from './types.js';
 import { applyChatTemplate, parseChatTemplateField, type ChatEncoding, type ChatMessage, type ChatTemplateOptions, type ChatTokenizerLike } from './chat.js';
 import { fromByteLevel } from './byte-level.js';
 
+/**
+ * The part of an @huggingface/tokenizers `Tokenizer` this wrapper uses, declared here so that our type
+ * declarations do not include that package's (which fail `tsc` under `moduleResolution: nodenext` without
+ * `skipLibCheck`: relative imports without extensions). Cast `inner` to its `Tokenizer` for the rest of its API.
+ */
+export interface TokenizersJs {
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  decode(ids: number[], options?: { skip_special_tokens?: boolean; clean_up_tokenization_spaces?: boolean }): string;
+  get_vocab(withAddedTokens?: boolean): Map<string, number>;
+  token_to_id(token: string): number | undefined;
+  id_to_token(id: number): string | undefined;
+}
+
 type TokenSpec = string | { content: string } | null | undefined;
 
 const EOS_NAMES = ['</s>', '<|end_of_text|>', '<|endoftext|>', '<eos>', '<|eos|>'];
@@ -41,7 +54,7 @@ export class HFTokenizer implements TextTokenizer, ChatTokenizerLike {
   readonly eosId: number | undefined;
   readonly padId: number | undefined;
   /** The underlying @huggingface/tokenizers instance (for anything this wrapper does not expose). */
-  readonly inner: Tokenizer;
+  readonly inner: TokenizersJs;
   readonly json: Record<string, any>;
   readonly config: Record<string, any>;
   /** tokenizer_config.json's `chat_template`: one template, or named templates (`{ default, tool_use, … }`). */
@@ -57,7 +70,7 @@ export class HFTokenizer implements TextTokenizer, ChatTokenizerLike {
     for (const k of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) if (!(k in this.json)) this.json[k] = null;
     if (!Array.isArray(this.json.added_tokens)) this.json.added_tokens = [];
     try {
-      this.inner = new Tokenizer(this.json, this.config);
+      this.inner = new Tokenizer(this.json, this.config) satisfies TokenizersJs;
     } catch (e) {
       throw new Error(`${source}: @huggingface/tokenizers could not load it (${(e as Error).message})`, { cause: e });
     }

@@ -1,7 +1,7 @@
-// Tokenizers (browser-safe): HF tokenizer.json via @huggingface/tokenizers, our byte-level BPE trainer/encoder,
-// byte counting for bits-per-byte. File helpers (load from / save to disk) are in ./node.ts.
+// Tokenizers (browser-safe): our byte-level BPE trainer/encoder, byte counting for bits-per-byte. Any HF
+// tokenizer.json (via @huggingface/tokenizers, a dependency only apps that use it load) is in ./hf.ts
+// (`llamatrain/hf-tokenizer`); file helpers (load from / save to disk) are in ./node.ts.
 export type { TextTokenizer, EncodeOptions, DecodeOptions } from './types.js';
-export { HFTokenizer, loadTokenizer } from './hf.js';
 export { ByteLevelBPE, trainByteLevelBPE, ENDOFTEXT, type TrainBPEOptions } from './bpe.js';
 export { BYTE_TO_UNICODE, GPT2_PATTERN, preTokenize, toByteLevel, fromByteLevel } from './byte-level.js';
 export {

@@ -5,7 +5,9 @@ import { basename, dirname, join } from 'node:path';
 import type { ByteLevelBPE } from './bpe.js';
 import { HFTokenizer } from './hf.js';
 
+import './jinja.js'; // chat templates: the Jinja renderer (Node apps load files and render templates)
 export * from './index.js';
+export { HFTokenizer, loadTokenizer, type TokenizersJs } from './hf.js';
 
 /**
  * Loads `path`: a tokenizer.json file, or a directory containing one (a Hugging Face model folder). A

@@ -11,6 +11,7 @@ import {
   fallbackKernels, registerWasmBackend, setParallelThreshold, shutdownWasmBackend, wasmAvailable, wasmKernelNames,
 } from '../../src/backends/wasm/index.js';
 import { refKernels } from '../../src/backends/ref/kernels.js';
+import { CTL_BYTES, workerSource } from '../../src/backends/wasm/pool.js';
 
 const rng = new RNG(11);
 let wasm: Backend;
@@ -73,19 +74,34 @@ test('a job dispatched before a worker enters its loop is not missed (the genera
   // ~1 start in 7 under load). Here the "job" is the exit job, dispatched between initialGeneration() and the loop:
   // the loop must run it and return. Run in a child: the bug would block it in Atomics.wait.
   const script = `
-    import { ARGS_BYTE, CTL_BYTES, FN, GEN, initialGeneration, workerLoop } from ${JSON.stringify(new URL('../../src/backends/wasm/pool.js', import.meta.url).href)};
+    import { ARGS_BYTE, CTL_BYTES, FN, GEN, LAYOUT, initialGeneration, workerLoop } from ${JSON.stringify(new URL('../../src/backends/wasm/pool.js', import.meta.url).href)};
     const ctl = new SharedArrayBuffer(CTL_BYTES);
     const init = { module: null, memory: null, ctl, tid: 1, names: [] };
-    const gen0 = initialGeneration(init);
+    const gen0 = initialGeneration(init, LAYOUT);
     const c = new Int32Array(ctl, 0, ARGS_BYTE / 4);
     Atomics.store(c, FN, -1);
     Atomics.add(c, GEN, 1);
-    workerLoop(init, {}, gen0);
+    workerLoop(init, {}, gen0, LAYOUT);
     console.log('returned');`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20000 });
   assert.equal(r.error, undefined, `the worker loop missed the job: ${r.error?.message}`);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'returned');
+});
+
+test('the worker code is self-contained: its source runs after a minifier renames every module-level name', () => {
+  // Bundlers rename module-level names; the worker's source (Function.prototype.toString of pool.ts's worker
+  // functions) must use only its parameters and globals. Evaluate it with none of pool.ts's names in scope.
+  const src = workerSource('browser');
+  const posted: unknown[] = [];
+  const handlers: ((e: { data: unknown }) => void)[] = [];
+  const self = { addEventListener: (_t: string, f: (e: { data: unknown }) => void) => { handlers.push(f); }, postMessage: (m: unknown) => posted.push(m) };
+  new Function('self', 'GEN', 'LAYOUT', 'workerLoop', 'initialGeneration', src)(self, undefined, undefined, undefined, undefined);
+  assert.equal(handlers.length, 1, 'the worker listens for its init message');
+  handlers[0]!({ data: { module: null, memory: null, ctl: new SharedArrayBuffer(CTL_BYTES), tid: 1, names: [] } });
+  assert.equal(posted.length, 1);
+  assert.match(JSON.stringify(posted[0]), /"error"/, 'a bad init message is reported, not thrown');
+  assert.match(workerSource('node'), /require\("node:worker_threads"\)/);
 });
 
 test('a process that used 2 threads exits by itself (workers are unref\'d, no shutdown call)', () => {

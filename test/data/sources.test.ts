@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fixturePath } from '../helpers.js';
-import { parseJsonl, readParquetText, splitTextDocuments } from '../../src/data/index.js';
+import { parseJsonl, splitTextDocuments } from '../../src/data/index.js';
+import { readParquetText } from '../../src/parquet.js';
 import { readDocuments, readJsonlDocuments, readParquetDocuments, readTextDocuments } from '../../src/data/node.js';
 
 const f = (name: string) => fixturePath('data', name);

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BYTE_TO_UNICODE, ByteLevelBPE, loadTokenizer, trainByteLevelBPE } from '../../src/tokenizer/index.js';
+import { BYTE_TO_UNICODE, ByteLevelBPE, trainByteLevelBPE } from '../../src/tokenizer/index.js';
+import { loadTokenizer } from '../../src/hf-tokenizer.js';
 import { loadTokenizerFile, saveTokenizer } from '../../src/tokenizer/node.js';
 import { loadBrownCorpus } from '../../src/data/node.js';
 

@@ -15,8 +15,8 @@ import {
   type ChatMessage,
   type ChatTemplateOptions,
   type ChatTokenizerLike,
-  type HFTokenizer,
 } from '../../src/tokenizer/index.js';
+import type { HFTokenizer } from '../../src/tokenizer/hf.js';
 import { loadTokenizerFile, saveTokenizer } from '../../src/tokenizer/node.js';
 import { fixturePath } from '../helpers.js';
 

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bitsPerByte, bitsPerByteFromMeanLoss, countBytes, loadTokenizer, totalBytes } from '../../src/tokenizer/index.js';
+import { bitsPerByte, bitsPerByteFromMeanLoss, countBytes, totalBytes } from '../../src/tokenizer/index.js';
+import { loadTokenizer } from '../../src/hf-tokenizer.js';
 import { loadTokenizerFile } from '../../src/tokenizer/node.js';
 
 // A LLaMA-like (SentencePiece-style BPE with ▁ and byte fallback) tokenizer.json, small enough to reason about.

@@ -28,10 +28,18 @@ export const JOIN_SPIN_US = 5000;
  */
 export const WORKER_SPIN_US = 1000;
 
+/**
+ * WebAssembly.Memory and WebAssembly.Module under local names, for our declaration files: apps compiled without
+ * the DOM lib (Node apps with `lib: ["es2022"]`) have no WebAssembly namespace, and `tsc` without skipLibCheck
+ * checks every declaration file it reads.
+ */
+export interface WasmMemory { readonly buffer: ArrayBuffer; grow(delta: number): number }
+export type WasmModule = object;
+
 /** What a worker gets in its first (and only) message. */
 export interface WorkerInit {
-  module: WebAssembly.Module;
-  memory: WebAssembly.Memory;
+  module: WasmModule;
+  memory: WasmMemory;
   ctl: SharedArrayBuffer;
   tid: number;
   /** Export names by function index. */
@@ -50,51 +58,96 @@ export interface PoolWorker {
 
 export type Exports = Record<string, (...args: number[]) => unknown>;
 
+/** The control buffer's layout, handed to the worker code as one object (see workerSource()). */
+export interface PoolLayout {
+  GEN: number; PENDING: number; FN: number; ARGC: number; NTH: number; ERROR: number;
+  ARGS_BYTE: number; MAX_ARGS: number; WORKER_SPIN_US: number;
+}
+export const LAYOUT: PoolLayout = { GEN, PENDING, FN, ARGC, NTH, ERROR, ARGS_BYTE, MAX_ARGS, WORKER_SPIN_US };
+
+// The worker's code is the source text of the three functions below (Function.prototype.toString), run in a Blob-URL
+// Web Worker or a Node `eval` worker: no worker file to locate, so bundlers (Vite, webpack, esbuild) and plain pages
+// need nothing special. Each function is therefore self-contained: it uses only its parameters and globals
+// (Atomics, performance, WebAssembly, setTimeout) — never a module-level name, which a bundler may rename — and
+// avoids syntax a down-levelling transpiler would replace with helper functions (no spread, no for…of).
+
 /**
  * The job generation a worker starts from. Read it BEFORE the worker says 'ready': the caller may dispatch its first
  * job as soon as it has every 'ready', and a worker that read the generation only after that would take the job for
  * one already seen and sleep through it while the caller waits for it forever (seen under load: ~1 start in 7).
  */
-export function initialGeneration(init: WorkerInit): number {
-  return Atomics.load(new Int32Array(init.ctl, 0, ARGS_BYTE / 4), GEN);
+export function initialGeneration(init: WorkerInit, L: PoolLayout): number {
+  return Atomics.load(new Int32Array(init.ctl, 0, L.ARGS_BYTE / 4), L.GEN);
 }
 
-/** The worker side's loop: waits for jobs and runs them until FN = -1. Shared by Node and browser workers. */
-export function workerLoop(init: WorkerInit, exports: Exports, gen0: number): void {
-  const ctl = new Int32Array(init.ctl, 0, ARGS_BYTE / 4);
-  const args = new Float64Array(init.ctl, ARGS_BYTE, MAX_ARGS);
-  const fns = init.names.map((n) => exports[n]!);
+/** The worker side's loop: waits for jobs and runs them until FN = -1. */
+export function workerLoop(init: WorkerInit, exports: Exports, gen0: number, L: PoolLayout): void {
+  const ctl = new Int32Array(init.ctl, 0, L.ARGS_BYTE / 4);
+  const args = new Float64Array(init.ctl, L.ARGS_BYTE, L.MAX_ARGS);
+  const fns: ((...a: number[]) => unknown)[] = [];
+  for (let i = 0; i < init.names.length; i++) fns.push(exports[init.names[i]!]!);
   const call: number[] = [];
   let seen = gen0;
   for (;;) {
-    let gen = Atomics.load(ctl, GEN);
+    let gen = Atomics.load(ctl, L.GEN);
     if (gen === seen) {
-      const until = performance.now() + WORKER_SPIN_US / 1000;
+      const until = performance.now() + L.WORKER_SPIN_US / 1000;
       for (let i = 1; gen === seen; i++) {
-        gen = Atomics.load(ctl, GEN);
+        gen = Atomics.load(ctl, L.GEN);
         if ((i & 255) === 0 && performance.now() > until) break;
       }
     }
     while (gen === seen) {
-      Atomics.wait(ctl, GEN, seen);
-      gen = Atomics.load(ctl, GEN);
+      Atomics.wait(ctl, L.GEN, seen);
+      gen = Atomics.load(ctl, L.GEN);
     }
     seen = gen;
-    const fn = Atomics.load(ctl, FN);
+    const fn = Atomics.load(ctl, L.FN);
     if (fn < 0) return;
-    const nth = ctl[NTH]!, argc = ctl[ARGC]!;
+    const nth = ctl[L.NTH]!, argc = ctl[L.ARGC]!;
     if (init.tid < nth) {
       call.length = 0;
       call.push(init.tid, nth);
       for (let i = 0; i < argc; i++) call.push(args[i]!);
       try {
-        fns[fn]!(...call);
+        fns[fn]!.apply(null, call);
       } catch {
-        Atomics.store(ctl, ERROR, 1);
+        Atomics.store(ctl, L.ERROR, 1);
       }
     }
-    if (Atomics.sub(ctl, PENDING, 1) === 1) Atomics.notify(ctl, PENDING);
+    if (Atomics.sub(ctl, L.PENDING, 1) === 1) Atomics.notify(ctl, L.PENDING);
   }
+}
+
+/**
+ * A worker's entry: takes the one init message, instantiates the kernels module on the shared memory, says 'ready',
+ * then runs workerLoop until told to exit. `once`/`post` are the platform's message port.
+ */
+export function workerMain(once: (f: (msg: WorkerInit) => void) => void, post: (msg: unknown) => void, L: PoolLayout,
+                           gen: typeof initialGeneration, loop: typeof workerLoop): void {
+  once(function (init) {
+    let exports: Exports;
+    try {
+      exports = new WebAssembly.Instance(init.module as WebAssembly.Module, { env: { memory: init.memory as WebAssembly.Memory } }).exports as unknown as Exports;
+    } catch (e) {
+      post({ error: String(e) });
+      return;
+    }
+    const gen0 = gen(init, L); // before 'ready': the caller may dispatch a job right after it
+    post('ready');
+    // Leave the message handler first so that 'ready' is flushed before this thread blocks in its loop.
+    setTimeout(function () { loop(init, exports, gen0, L); }, 0);
+  });
+}
+
+/** The worker's whole source for a platform: a browser Web Worker (classic) or a Node `eval` worker thread. */
+export function workerSource(platform: 'browser' | 'node'): string {
+  const port = platform === 'node'
+    ? 'var port = require("node:worker_threads").parentPort;\n' +
+      'var once = function (f) { port.once("message", f); }, post = function (m) { port.postMessage(m); };\n'
+    : 'var once = function (f) { self.addEventListener("message", function (e) { f(e.data); }, { once: true }); };\n' +
+      'var post = function (m) { self.postMessage(m); };\n';
+  return `"use strict";\n${port}(${String(workerMain)})(once, post, ${JSON.stringify(LAYOUT)}, ${String(initialGeneration)}, ${String(workerLoop)});\n`;
 }
 
 export class ThreadPool {
@@ -112,11 +165,13 @@ export class ThreadPool {
 
   /**
    * Starts threads − 1 workers (the caller is the last thread). `spawn` creates one platform worker running
-   * worker.js; `exports` are the caller's own instance's exports.
+   * workerSource(); `exports` are the caller's own instance's exports.
    */
-  static async create(threads: number, module: WebAssembly.Module, memory: WebAssembly.Memory, exports: Exports,
+  static async create(threads: number, module: WasmModule, memory: WasmMemory, exports: Exports,
                       names: string[], spawn: () => PoolWorker): Promise<ThreadPool> {
-    const ctl = new SharedArrayBuffer(CTL_BYTES);
+    // One thread needs no shared control buffer (and a page that is not cross-origin isolated has no
+    // SharedArrayBuffer constructor): Atomics work on a plain ArrayBuffer's Int32Array too.
+    const ctl = (threads > 1 ? new SharedArrayBuffer(CTL_BYTES) : new ArrayBuffer(CTL_BYTES)) as SharedArrayBuffer;
     const workers: PoolWorker[] = [];
     try {
       for (let tid = 1; tid < threads; tid++) {

@@ -8,7 +8,7 @@ import { kernelsWasmBase64 } from './kernels.wasm.js';
 import type { BackendMemory, Storage } from '../../core/backend.js';
 import { type ArgsOf, EXPORTS, type ExportName, PARALLEL_EXPORTS, type ParallelExport, type QueryExport, type RowOf,
   type TableExport, arity } from './exports.js';
-import { type Exports, type PoolWorker, ThreadPool } from './pool.js';
+import { type Exports, type PoolWorker, ThreadPool, type WasmMemory, workerSource } from './pool.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // must match --maximumMemory in tools/build-wasm.mjs
@@ -23,14 +23,35 @@ function wasmBytes(): Uint8Array<ArrayBuffer> {
   return bytesCache;
 }
 
-/** Whether this platform runs the backend: WebAssembly with SIMD128 and threads, SharedArrayBuffer and Atomics. */
-export function wasmAvailable(): boolean {
-  if (typeof WebAssembly !== 'object' || typeof SharedArrayBuffer !== 'function' || typeof Atomics !== 'object') return false;
-  // browsers expose SharedArrayBuffer only to cross-origin isolated pages
-  const g = globalThis as { crossOriginIsolated?: boolean };
-  if (!isNode && g.crossOriginIsolated === false) return false;
+/**
+ * A Node built-in module, without a static or literal `import()` a bundler would try to resolve for the browser
+ * (process.getBuiltinModule: Node ≥ 20.16; an opaque dynamic import before that). Only ever called in Node.
+ */
+async function nodeBuiltin<T>(name: string): Promise<T> {
+  const get = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
+  if (get) return get(name) as T;
+  const spec = name;
+  return (await import(/* @vite-ignore */ /* webpackIgnore: true */ spec)) as T;
+}
+
+/** Whether this platform can make a shared WebAssembly.Memory (browsers allow it without cross-origin isolation). */
+function sharedMemoryWorks(): boolean {
   try {
-    return WebAssembly.validate(wasmBytes()); // the module uses simd + shared memory: validation checks both
+    return new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer.byteLength === PAGE;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether this platform runs the backend: WebAssembly with SIMD128 and a shared WebAssembly.Memory (and Atomics).
+ * Threads need more (see threadSupport()); without it the backend runs on one thread.
+ */
+export function wasmAvailable(): boolean {
+  if (typeof WebAssembly !== 'object' || typeof Atomics !== 'object') return false;
+  try {
+    // the module uses simd + shared memory: validation checks both
+    return WebAssembly.validate(wasmBytes()) && sharedMemoryWorks();
   } catch {
     return false;
   }
@@ -46,23 +67,56 @@ export function canBlock(): boolean {
   return typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined';
 }
 
+/**
+ * Whether more than one thread is possible here, and if not, why: threads share the memory through postMessage,
+ * which browsers allow only on cross-origin isolated pages (COOP + COEP headers: `crossOriginIsolated`,
+ * `SharedArrayBuffer` defined), and the calling thread must be allowed to block (not a page's main thread).
+ */
+export function threadSupport(): { ok: true } | { ok: false; reason: string } {
+  if (typeof SharedArrayBuffer !== 'function' || (!isNode && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated !== true)) {
+    return { ok: false, reason: 'the page is not cross-origin isolated (serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)' };
+  }
+  if (!canBlock()) return { ok: false, reason: "a page's main thread cannot block in Atomics.wait (train in a Web Worker)" };
+  return { ok: true };
+}
+
+let toldSingleThread = false;
+
+/** The thread count this platform allows for a request: 1 without threadSupport(), said once with console.info. */
+export function allowedThreads(requested: number): number {
+  if (requested <= 1) return requested;
+  const t = threadSupport();
+  if (t.ok) return requested;
+  if (!toldSingleThread) {
+    toldSingleThread = true;
+    console.info(`llamatrain: the wasm backend runs on 1 thread instead of ${requested}: ${t.reason}.`);
+  }
+  return 1;
+}
+
 /** Default thread count: the available cores (os.availableParallelism in Node, hardwareConcurrency in browsers). */
 export async function defaultThreads(): Promise<number> {
   if (isNode) {
-    const os = await import('node:os');
+    const os = await nodeBuiltin<typeof import('node:os')>('node:os');
     return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
   }
   return Math.max(1, (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1);
 }
 
+let blobUrl: string | null = null;
+
+/**
+ * Makes the pool's workers. Their code is workerSource() (pool.ts): a Node `eval` worker thread, or a browser
+ * Web Worker from a Blob URL (no worker file to find, so it works the same under any bundler or in a plain page).
+ */
 async function spawner(): Promise<() => PoolWorker> {
-  const url = new URL('./worker.js', import.meta.url);
   if (isNode) {
-    const { Worker } = await import('node:worker_threads');
+    const { Worker } = await nodeBuiltin<typeof import('node:worker_threads')>('node:worker_threads');
+    const src = workerSource('node');
     // No inherited execArgv: the worker needs no flags, and a worker refuses some of the parent's (--input-type of
     // `node -e` scripts, per-process V8 flags such as --single-threaded-gc)
     return () => {
-      const w = new Worker(url, { execArgv: [] });
+      const w = new Worker(src, { eval: true, execArgv: [] });
       return {
         post: (m) => w.postMessage(m),
         ready: () => new Promise<void>((resolve, reject) => {
@@ -75,7 +129,8 @@ async function spawner(): Promise<() => PoolWorker> {
     };
   }
   return () => {
-    const w = new Worker(url, { type: 'module' });
+    blobUrl ??= URL.createObjectURL(new Blob([workerSource('browser')], { type: 'text/javascript' }));
+    const w = new Worker(blobUrl);
     return {
       post: (m) => w.postMessage(m),
       ready: () => new Promise<void>((resolve, reject) => {
@@ -89,7 +144,7 @@ async function spawner(): Promise<() => PoolWorker> {
 }
 
 export class WasmRuntime {
-  readonly memory: WebAssembly.Memory;
+  readonly memory: WasmMemory;
   readonly exports: Exports;
   pool: ThreadPool;
   private readonly heap: BlockHeap;
@@ -115,13 +170,13 @@ export class WasmRuntime {
   }
 
   static async create(threads: number): Promise<WasmRuntime> {
-    if (!wasmAvailable()) throw new Error('wasm backend: this platform lacks WebAssembly SIMD, threads or SharedArrayBuffer (browsers: serve the page cross-origin isolated)');
+    if (!wasmAvailable()) throw new Error('wasm backend: this platform lacks WebAssembly SIMD128 or a shared WebAssembly.Memory (use the ref backend)');
     compiled ??= await WebAssembly.compile(wasmBytes());
     const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     const instance = await WebAssembly.instantiate(compiled, { env: { memory } });
     const exports = instance.exports as unknown as Exports;
     WasmRuntime.checkExports(exports);
-    const pool = await ThreadPool.create(canBlock() ? threads : 1, compiled, memory, exports, [...PARALLEL_EXPORTS], await spawner());
+    const pool = await ThreadPool.create(allowedThreads(threads), compiled, memory, exports, [...PARALLEL_EXPORTS], await spawner());
     return new WasmRuntime(compiled, memory, exports, pool);
   }
 
@@ -131,7 +186,7 @@ export class WasmRuntime {
 
   /** Replaces the pool with one of `threads` threads (same memory and module). */
   async setThreads(threads: number): Promise<void> {
-    if (!canBlock()) threads = 1;
+    threads = allowedThreads(threads);
     if (threads === this.pool.size) return;
     await this.pool.terminate();
     this.pool = await ThreadPool.create(threads, this.module, this.memory, this.exports, [...PARALLEL_EXPORTS], await spawner());
@@ -290,7 +345,7 @@ export class BlockHeap implements BackendMemory {
   private f32View: Float32Array;
   private i32View: Int32Array;
 
-  constructor(private readonly memory: WebAssembly.Memory, base: number) {
+  constructor(private readonly memory: WasmMemory, base: number) {
     this.top = base;
     this.peak = base;
     this.f32View = new Float32Array(memory.buffer);
