@@ -1,6 +1,6 @@
 // LoRA vs full fine-tuning step on a model of SmolLM2-135M's shape (30 layers, hidden 576, 9 heads / 3 KV heads,
 // SwiGLU 1536, vocab 49152, tied; random weights): tokens/s and peak RSS of one mode per process.
-//   npm run build && node dist/bench/lora.js --mode lora|full [--threads N] [--steps 3] [--batch 2] [--seq 256] [--json]
+//   npm run build && node --expose-gc dist/bench/lora.js --mode lora|full [--threads N] [--steps 3] [--batch 2] [--seq 256] [--json]
 // A step = forward + fused loss + backward + global-norm clip (1.0) + AdamW + zeroGrad, one read at the end (as the
 // Trainer). Peak RSS is measured over the timed steps (after the warm-up step; the mark is reset). LoRA: r 16, α 32, every Linear but the head (PEFT's 'all-linear'); the base is frozen, so backward skips
 // every weight-gradient GEMM and the head's [V, C] GEMMs. bench/lora_torch.py measures the same in PyTorch.
@@ -50,7 +50,9 @@ async function step(): Promise<number> {
 }
 
 await step(); // warm-up: JIT, memory growth, optimizer state
-(globalThis as { gc?: () => void }).gc?.();
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) console.error('bench/lora: run node with --expose-gc, or the peak RSS includes the garbage of building the model');
+gc?.();
 resetHWM();
 const times: number[] = [];
 let last = 0;
@@ -65,8 +67,10 @@ const trainable = params.reduce((n, p) => n + p.size, 0);
 const res = {
   system: 'llamatrain', mode: o.mode, threads: wasmThreads(), batch: B, seq: T, r: o.mode === 'lora' ? o.r : null,
   trainableParams: trainable, totalParams: model.numParameters() + (peft ? trainable : 0),
-  tokPerSec: +((B * T) / (ms / 1000)).toFixed(1), stepMs: times.map((t) => +t.toFixed(0)), peakRssMB: +hwmMB().toFixed(0), loss: last,
+  tokPerSec: +((B * T) / (ms / 1000)).toFixed(1), stepMs: times.map((t) => +t.toFixed(0)), peakRssMB: +hwmMB().toFixed(0),
+  // the wasm memory the tensors reached (weights, gradients, optimizer state, activations): the part a GC cannot shrink
+  wasmHeapMB: +((be.memory as unknown as { highWater: number }).highWater / 2 ** 20).toFixed(0), loss: last,
 };
 console.log(o.json ? JSON.stringify(res) : `${o.mode}: ${res.tokPerSec} tok/s (median of ${o.steps} steps ${res.stepMs.join(', ')} ms), ` +
-  `peak RSS ${res.peakRssMB} MB, ${trainable.toLocaleString('en')} trainable of ${res.totalParams.toLocaleString('en')}`);
+  `peak RSS ${res.peakRssMB} MB (wasm heap ${res.wasmHeapMB} MB), ${trainable.toLocaleString('en')} trainable of ${res.totalParams.toLocaleString('en')}`);
 await shutdownWasmBackend();
