@@ -1,0 +1,13 @@
+// Installs what needs a file system or a Node-only module into the browser-safe modules that use it through a
+// hook: PeftModel.savePretrained / fromPretrained (adapter files) and applyChatTemplate (the Jinja renderer).
+// Imported by the Node entries (`llamatrain` as Node resolves it, and `llamatrain/node`).
+import { mkdir } from 'node:fs/promises';
+import { useAdapterFiles } from '../peft/index.js';
+import '../tokenizer/jinja.js';
+import { readBytesFile, writeFileAtomic } from './files.js';
+
+useAdapterFiles({
+  writeFile: (path, data) => writeFileAtomic(path, data),
+  readFile: readBytesFile,
+  mkdir: async (path) => { await mkdir(path, { recursive: true }); },
+});
