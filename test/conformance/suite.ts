@@ -459,7 +459,7 @@ async function lossEdges(be: Backend): Promise<void> {
 export function conformance(spec: ConformanceSpec): void {
   const skip = new Set(spec.skip ?? []);
   if (spec.skipAll) {
-    describe(`conformance: ${spec.name}`, { skip: spec.skipAll }, () => { test('every section', () => {}); });
+    test(`conformance: ${spec.name}`, { skip: spec.skipAll }, () => {});
     return;
   }
   describe(`conformance: ${spec.name}`, () => {
