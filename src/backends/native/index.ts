@@ -26,6 +26,11 @@ export interface NativeBackendOptions extends FindBlasOptions {
    * at once (a GEMM is one call on the main thread while the pool waits), so they take turns on the same cores.
    */
   blasThreads?: number;
+  /**
+   * GEMMs of fewer flops run on one BLAS thread (waking the BLAS's threads costs more than they save on small
+   * products, and they would compete with the pool's). Default 1e8 (measured: bench/RESULTS.md, 2026-12-02).
+   */
+  blasParallelMinFlop?: number;
   /** Registry name. Default 'native'. */
   name?: string;
   /** A BLAS to use instead of finding one (a custom binding; tests inject a wrong one to see the check refuse it). */
@@ -58,14 +63,22 @@ export function describeNative(i: NativeInfo): string {
   return `${i.kind} (${i.path}${i.info ? `: ${i.info}` : ''})${i.blasThreads != null ? `, ${i.blasThreads} BLAS thread(s)` : ''}`;
 }
 
-/** The GEMM hook: the wasm kernels' GEMM arguments (byte offsets) become addresses for cblas_sgemm. */
-function blasGemm(rt: WasmRuntime, blas: Blas): GemmHook {
-  let buf: ArrayBufferLike | null = null, base = 0;
+const BLAS_PAR_MIN_FLOP = 1e8;
+
+/**
+ * The GEMM hook: the wasm kernels' GEMM arguments (byte offsets) become addresses for cblas_sgemm. Large GEMMs run
+ * on `blasThreads` BLAS threads with the pool's idle workers sent to sleep first; small ones on one.
+ */
+function blasGemm(rt: WasmRuntime, blas: Blas, blasThreads = 1, parMinFlop = BLAS_PAR_MIN_FLOP): GemmHook {
+  let buf: ArrayBufferLike | null = null, base = 0, threads = -1;
   return (g, nth) => {
     if (g.M === 0 || g.N === 0 || g.K === 0) {
       rt.run('gemm', nth, g); // degenerate shapes (K = 0 writes zeros): BLAS would reject the leading dimensions
       return;
     }
+    const want = blasThreads > 1 && nth > 1 && 2 * g.M * g.N * g.K >= parMinFlop ? blasThreads : 1;
+    if (want !== threads && blas.setThreads) { blas.setThreads(want); threads = want; }
+    if (want > 1) rt.parkWorkers();
     const f32 = rt.blocks.f32;
     if (f32.buffer !== buf) { buf = f32.buffer; base = blas.address(f32); } // a shared memory does not move when it grows
     blas.sgemm(g.transA !== 0, g.transB !== 0, g.M, g.N, g.K, 1, base + g.a, g.lda, base + g.b, g.ldb, g.acc ? 1 : 0, base + g.c, g.ldc);
@@ -137,7 +150,7 @@ export async function registerNativeBackend(opts: NativeBackendOptions = {}): Pr
   }
   const rt = await getRuntime(threads);
   blas.setThreads?.(blasThreads);
-  const hook = blasGemm(rt, blas);
+  const hook = blasGemm(rt, blas, blasThreads, opts.blasParallelMinFlop ?? BLAS_PAR_MIN_FLOP);
   let bad: string | null;
   try {
     bad = selfCheck(rt, hook);
