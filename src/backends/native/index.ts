@@ -46,6 +46,7 @@ export interface NativeInfo {
   kind: string;
   path: string;
   info: string;
+  /** BLAS threads for large GEMMs (small ones run on one); null when the library has no thread API. */
   blasThreads: number | null;
   notes: string[];
 }
@@ -60,7 +61,7 @@ export function nativeInfo(): NativeInfo | null {
 
 /** A short line naming the library, its build, and its threads. */
 export function describeNative(i: NativeInfo): string {
-  return `${i.kind} (${i.path}${i.info ? `: ${i.info}` : ''})${i.blasThreads != null ? `, ${i.blasThreads} BLAS thread(s)` : ''}`;
+  return `${i.kind} (${i.path}${i.info ? `: ${i.info}` : ''})${i.blasThreads != null ? `, ${i.blasThreads} BLAS thread(s) for large GEMMs` : ''}`;
 }
 
 const BLAS_PAR_MIN_FLOP = 1e8;
@@ -158,7 +159,7 @@ export async function registerNativeBackend(opts: NativeBackendOptions = {}): Pr
     bad = `threw ${(e as Error).message}`;
   }
   if (bad) throw new NativeUnavailableError(`native backend: ${blas.kind} at ${blas.path} failed the self-check against the wasm GEMM: ${bad}; not using it`);
-  current = { kind: blas.kind, path: blas.path, info: blas.info, blasThreads: blas.getThreads?.() ?? null, notes: blas.notes };
+  current = { kind: blas.kind, path: blas.path, info: blas.info, blasThreads: blas.setThreads ? blasThreads : null, notes: blas.notes };
   const prev = registered.get(name);
   if (prev && prev.blas === blas) return prev.backend;
   const backend = prev?.backend ?? makeBackend(name, rt);
