@@ -131,9 +131,10 @@ function openLibrary(koffi: Koffi, path: string): BlasLoad {
     if (get) getThreads = () => get() as number;
     const forced = process.env['OPENBLAS_CORETYPE'];
     if (forced) {
+      const older = hasAvx512() && !/skylakex|cooperlake|sapphirerapids/i.test(forced);
       notes.push(`OPENBLAS_CORETYPE=${forced} is set in the environment: OpenBLAS uses its ${forced} kernels` +
-        `${hasAvx512() ? ' although this CPU has AVX-512 (its own kernels can be up to ~2× faster)' : ''}; ` +
-        'llamatrain leaves it alone — unset it for this command to let OpenBLAS pick the kernels for this CPU');
+        `${older ? ' although this CPU has AVX-512 (its own kernels can be up to ~2× faster)' : ''}; llamatrain leaves it alone` +
+        `${older ? ' — unset it for this command to let OpenBLAS pick the kernels for this CPU' : ''}`);
     }
   } else if (bliVersion) {
     kind = 'BLIS';
