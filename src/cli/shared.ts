@@ -14,7 +14,7 @@ import { NativeUnavailableError, describeNative, nativeInfo, registerNativeBacke
 
 /** Options every command that runs a model takes. */
 export const backendOptions = {
-  backend: { type: ['auto', 'native', 'wasm', 'ref'], default: 'wasm', help: "compute backend: 'native' (wasm with GEMMs on the " +
+  backend: { type: ['auto', 'native', 'wasm', 'ref'], default: 'auto', help: "compute backend: 'native' (wasm with GEMMs on the " +
     "system BLAS: OpenBLAS, BLIS, MKL, Accelerate; LLAMATRAIN_BLAS=/path/lib overrides), 'auto' (native when a BLAS loads and passes " +
     "its self-check, else wasm), 'wasm' (WebAssembly SIMD + threads) or 'ref' (plain TypeScript, the oracle)" },
   threads: { type: 'int', default: 0, help: 'worker threads of the wasm/native backend (0 = all cores)' },
