@@ -1,4 +1,4 @@
-// Training-step benchmark: npm run bench -- --config tiny|s15M|cli --threads N [--backend wasm|ref]
+// Training-step benchmark: npm run bench -- --config tiny|s15M|cli --threads N [--backend wasm|native|auto|ref] [--blas-threads N] [--blas-par-min-flop F]
 //   [--loss unfused|fused|none] [--steps N] [--warmup N] [--warmup-s S] [--profile] [--json] [--quiet-wait S] [--untied]
 // Warm-up: at least --warmup steps (2) and --warmup-s seconds (2): V8 spends the first second optimising the JS
 // (~60 TurboFan compilations, ~250 ms of a core on tiny), which slowed tiny's first 20 steps by ~25% (RESULTS
@@ -26,7 +26,7 @@ const CONFIGS: Record<string, BenchConfig> = {
 };
 
 function parseArgs(argv: string[]) {
-  const o = { config: 'tiny', threads: 0, backend: 'wasm', loss: 'unfused', steps: 0, warmup: 2, warmupS: 2, json: false, profile: false, quietWait: 10, seed: 0, untied: false };
+  const o = { config: 'tiny', threads: 0, backend: 'wasm', loss: 'unfused', steps: 0, warmup: 2, warmupS: 2, json: false, profile: false, quietWait: 10, seed: 0, untied: false, blasThreads: 0, blasParMinFlop: 0 };
   for (let i = 0; i < argv.length; i++) {
     const [k, inline] = argv[i]!.replace(/^--/, '').split('=', 2) as [string, string | undefined];
     const key = k.replace(/-(\w)/g, (_, c: string) => c.toUpperCase()) as keyof typeof o;
@@ -38,7 +38,7 @@ function parseArgs(argv: string[]) {
   }
   if (!CONFIGS[o.config]) throw new Error(`bench: --config must be one of ${Object.keys(CONFIGS).join(', ')}, got ${o.config}`);
   if (!['unfused', 'fused', 'none'].includes(o.loss)) throw new Error(`bench: --loss must be unfused, fused or none, got ${o.loss}`);
-  if (!['wasm', 'ref'].includes(o.backend)) throw new Error(`bench: --backend must be wasm or ref, got ${o.backend}`);
+  if (!['wasm', 'native', 'auto', 'ref'].includes(o.backend)) throw new Error(`bench: --backend must be wasm, native, auto or ref, got ${o.backend}`);
   return o;
 }
 
@@ -117,10 +117,29 @@ function instrument(be: Backend, names: KernelName[]): void {
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const c = CONFIGS[o.config]!;
-  let be: Backend;
+  let be: Backend | null = null;
+  let blasLine = '';
+  let blasInfo: object | null = null;
+  if (o.backend === 'native' || o.backend === 'auto') {
+    const native = await import('../src/backends/native/index.js');
+    try {
+      be = await native.registerNativeBackend({ ...(o.threads > 0 ? { threads: o.threads } : {}), ...(o.blasThreads > 0 ? { blasThreads: o.blasThreads } : {}),
+        ...(o.blasParMinFlop > 0 ? { blasParallelMinFlop: o.blasParMinFlop } : {}) });
+      o.backend = 'native';
+      const info = native.nativeInfo()!;
+      blasInfo = info;
+      blasLine = `  BLAS: ${native.describeNative(info)}${info.notes.map((n) => `\n  note: ${n}`).join('')}`;
+    } catch (e) {
+      if (o.backend === 'native' || !(e instanceof native.NativeUnavailableError)) throw e;
+      console.error(`bench: auto: ${(e as Error).message}; using wasm`);
+      o.backend = 'wasm';
+    }
+  }
   if (o.backend === 'wasm') be = await registerWasmBackend(o.threads > 0 ? { threads: o.threads } : {});
-  else be = getBackend('ref');
-  const threads = o.backend === 'wasm' ? (await import('../src/backends/wasm/index.js')).wasmThreads() : 1;
+  else if (o.backend === 'ref') be = getBackend('ref');
+  be = be!;
+  const onWasm = o.backend === 'wasm' || o.backend === 'native';
+  const threads = onWasm ? (await import('../src/backends/wasm/index.js')).wasmThreads() : 1;
   if (o.profile) instrument(be, Object.keys((await import('../src/backends/ref/kernels.js')).refKernels) as KernelName[]);
 
   const rssImportMB = procStatusKB('VmRSS') / 1024;
@@ -224,16 +243,17 @@ async function main(): Promise<void> {
     gemmComputeMsPerStep: +(copyStats.gemmMs / steps).toFixed(2),
     gemmComputeGflops: copyStats.gemmMs > 0 ? +(copyStats.gemmFlop / (copyStats.gemmMs / 1000) / 1e9).toFixed(2) : null,
     otherLoadPerStep: others.map((x) => +x.toFixed(2)), quietWaitedS: +waited.toFixed(1),
-    firstLoss, lossValue: losses[losses.length - 1], params: nParams, node: process.version,
+    firstLoss, lossValue: losses[losses.length - 1], params: nParams, node: process.version, blas: blasInfo,
   };
   const lines: string[] = [];
   lines.push(`${o.config} (${c.dim}d ${c.layers}L ${c.heads}h/${c.kvHeads}kv ffn ${c.ffn} V ${c.vocab}${o.untied ? ', untied head' : ''}, B ${B} × T ${T}) on ${o.backend}, ${threads} thread(s), loss ${res.loss}`);
   lines.push(`  ${res.tokensPerSec} tokens/s (median of ${steps}; best ${res.tokensPerSecBest}), step ${res.stepMs} ms, ${res.gflops} GFLOP/s, peak RSS ${res.peakRssMB} MB`);
   lines.push(`  phases (ms): ${phaseNames.map((n) => `${n} ${phasesMs[n]}`).join(', ')}`);
-  if (o.backend === 'wasm') {
+  if (blasLine) lines.push(blasLine);
+  if (onWasm) {
     lines.push(`  wasm operand copies: ${res.copyMsPerStep} ms/step (in ${res.copyInMsPerStep}; ${res.copyMBPerStep} MB; copying out into fresh arrays pays the page faults)`);
     lines.push(`  GEMM compute alone (no copies): ${res.gemmComputeMsPerStep} ms/step, ${res.gemmComputeGflops} GFLOP/s on ${threads} thread(s) ` +
-      `(micro-kernel peak ≈ 42 GFLOP/s per thread)`);
+      (o.backend === 'wasm' ? '(micro-kernel peak ≈ 42 GFLOP/s per thread)' : '(BLAS)'));
   }
   lines.push(`  other load (cores) per step: ${res.otherLoadPerStep.join(' ')}`);
   if (o.profile) {
@@ -253,7 +273,7 @@ async function main(): Promise<void> {
   if (o.loss === 'fused' && !fusedAvailable) lines.push('  note: fusedLoss is not available in this build; measured the unfused loss');
   console.log(lines.join('\n'));
   if (o.json) console.log(JSON.stringify(res));
-  if (o.backend === 'wasm') await shutdownWasmBackend();
+  if (onWasm) await shutdownWasmBackend();
 }
 
 main().catch((e) => {

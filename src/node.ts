@@ -9,3 +9,6 @@ export * from './io/checkpoint.js';
 export * from './io/adapters.js';
 export * from './data/node.js';
 export * from './tokenizer/node.js';
+// The native backend (a system BLAS through the optional koffi package) is Node-only.
+export { registerNativeBackend, nativeInfo, describeNative, NativeUnavailableError, findBlas, blasCandidates,
+  type NativeBackendOptions, type NativeInfo, type Blas, type BlasLoad, type Sgemm } from './backends/native/index.js';

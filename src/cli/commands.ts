@@ -59,7 +59,7 @@ export const generateSchema = {
 export async function runGenerate(argv: string[], log: Log): Promise<void> {
   const { values: o, positional } = parseCommandLine(generateSchema, argv, { allowPositionals: true });
   const dir = modelDir(o.model);
-  await selectBackend(o.backend, o.threads, log);
+  await selectBackend(o.backend, o.threads, (s) => process.stderr.write(`${s}\n`)); // stdout carries only the text
   const model = await loadPretrained(dir);
   const tok = loadTokenizerFrom(dir);
   const prompt = positional.length > 0 ? positional.join(' ') : o.prompt;

@@ -10,15 +10,33 @@ import { loadBrownCorpus, readDocuments } from '../data/node.js';
 import { UsageError } from './options.js';
 import { setBackend } from '../core/index.js';
 import { registerWasmBackend, wasmAvailable } from '../backends/wasm/index.js';
+import { NativeUnavailableError, describeNative, nativeInfo, registerNativeBackend } from '../backends/native/index.js';
 
 /** Options every command that runs a model takes. */
 export const backendOptions = {
-  backend: { type: ['wasm', 'ref'], default: 'wasm', help: "compute backend: 'wasm' (WebAssembly SIMD + threads) or 'ref' (plain TypeScript, the oracle)" },
-  threads: { type: 'int', default: 0, help: 'worker threads of the wasm backend (0 = all cores)' },
+  backend: { type: ['auto', 'native', 'wasm', 'ref'], default: 'auto', help: "compute backend: 'native' (wasm with GEMMs on the " +
+    "system BLAS: OpenBLAS, BLIS, MKL, Accelerate; LLAMATRAIN_BLAS=/path/lib overrides), 'auto' (native when a BLAS loads and passes " +
+    "its self-check, else wasm), 'wasm' (WebAssembly SIMD + threads) or 'ref' (plain TypeScript, the oracle)" },
+  threads: { type: 'int', default: 0, help: 'worker threads of the wasm/native backend (0 = all cores)' },
 } as const;
 
 /** Makes the chosen backend the default for new tensors; returns the name actually used. */
 export async function selectBackend(name: string, threads: number, log: (s: string) => void): Promise<string> {
+  if (name === 'native' || name === 'auto') {
+    try {
+      await registerNativeBackend(threads > 0 ? { threads } : {});
+      const info = nativeInfo()!;
+      log(`llamatrain: backend native: GEMMs on ${describeNative(info)}${name === 'auto' ? ' (auto: a BLAS loaded and passed its self-check)' : ''}`);
+      for (const n of info.notes) log(`llamatrain: note: ${n}`);
+      setBackend('native');
+      return 'native';
+    } catch (e) {
+      if (!(e instanceof NativeUnavailableError)) throw e;
+      if (name === 'native') throw new UsageError(`--backend native: ${e.message.replace(/^native backend: /, '')} (--backend auto falls back to wasm)`);
+      log(`llamatrain: backend wasm (auto: ${e.message})`);
+      name = 'wasm';
+    }
+  }
   if (name === 'wasm') {
     if (!wasmAvailable()) {
       log('llamatrain: WebAssembly SIMD/threads are not available here; using the ref backend');

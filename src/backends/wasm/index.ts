@@ -26,7 +26,8 @@ let runtime: WasmRuntime | null = null;
 let starting: Promise<WasmRuntime> | null = null;
 const registered = new Map<string, Backend>();
 
-async function getRuntime(threads: number): Promise<WasmRuntime> {
+/** The one shared runtime, started (or re-threaded) for `threads` threads: the native backend builds on it. */
+export async function getRuntime(threads: number): Promise<WasmRuntime> {
   if (!runtime) {
     starting ??= WasmRuntime.create(threads);
     try {
@@ -39,7 +40,8 @@ async function getRuntime(threads: number): Promise<WasmRuntime> {
   return runtime;
 }
 
-function makeBackend(name: string, rt: WasmRuntime): Backend {
+/** A backend object over the runtime's memory (upload, download, scopes); its kernels are registered apart. */
+export function makeBackend(name: string, rt: WasmRuntime): Backend {
   const heap = rt.blocks;
   const read = (s: object) => (heap.isResident(s) ? copyOut(s as Float32Array) : (s as Float32Array).slice());
   return {

@@ -12,18 +12,22 @@
 
 import type { KernelTable } from '../../core/backend.js';
 import type { WasmRuntime } from './runtime.js';
-import { kernelContext } from './kernels/context.js';
+import { type GemmHook, kernelContext } from './kernels/context.js';
 import { elementwiseKernels } from './kernels/elementwise.js';
 import { linearKernels } from './kernels/linear.js';
 import { lossKernels } from './kernels/loss.js';
 import { multiTensorKernels } from './kernels/multi.js';
 import { rowKernels } from './kernels/rows.js';
 
-export { copyStats, setParallelThreshold } from './kernels/context.js';
+export { copyStats, setParallelThreshold, type GemmHook } from './kernels/context.js';
 
-/** The wasm kernels on runtime `rt` (the table is built without touching `rt`: only calls use it). */
-export function wasmKernels(rt: WasmRuntime): Partial<KernelTable> {
-  const ctx = kernelContext(rt);
+/**
+ * The wasm kernels on runtime `rt` (the table is built without touching `rt`: only calls use it). `gemm`, when
+ * given, runs every GEMM the kernels make outside attention (matmul, the fused loss's chunks) in place of the wasm
+ * export.
+ */
+export function wasmKernels(rt: WasmRuntime, opts: { gemm?: GemmHook } = {}): Partial<KernelTable> {
+  const ctx = kernelContext(rt, opts.gemm);
   return {
     ...linearKernels(ctx),
     ...elementwiseKernels(ctx),

@@ -5,12 +5,13 @@
 //   ctl[GEN]     job generation: the caller bumps it and notifies; workers spin briefly, then Atomics.wait on it
 //   ctl[PENDING] workers still running the job: each decrements it; the last one notifies the caller
 //   ctl[FN], ctl[ARGC], ctl[NTH], ctl[ERROR]   the job (FN = -1: exit) and a worker-failure flag
+//   ctl[PARK]    bumped by park(): spinning workers go to sleep at once (the cores are wanted by other threads)
 //   args (f64 at byte ARGS_BYTE)               the job's arguments (addresses and sizes fit exactly in f64)
 //
 // The caller blocks (Atomics.wait is allowed on Node's main thread and in browser workers, NOT on a browser's
 // main thread: there, run the training loop in a Web Worker that owns this pool).
 
-export const GEN = 0, PENDING = 1, FN = 2, ARGC = 3, NTH = 4, ERROR = 5;
+export const GEN = 0, PENDING = 1, FN = 2, ARGC = 3, NTH = 4, ERROR = 5, PARK = 6;
 export const ARGS_BYTE = 64;
 export const MAX_ARGS = 32;
 export const CTL_BYTES = ARGS_BYTE + 8 * MAX_ARGS;
@@ -60,10 +61,10 @@ export type Exports = Record<string, (...args: number[]) => unknown>;
 
 /** The control buffer's layout, handed to the worker code as one object (see workerSource()). */
 export interface PoolLayout {
-  GEN: number; PENDING: number; FN: number; ARGC: number; NTH: number; ERROR: number;
+  GEN: number; PENDING: number; FN: number; ARGC: number; NTH: number; ERROR: number; PARK: number;
   ARGS_BYTE: number; MAX_ARGS: number; WORKER_SPIN_US: number;
 }
-export const LAYOUT: PoolLayout = { GEN, PENDING, FN, ARGC, NTH, ERROR, ARGS_BYTE, MAX_ARGS, WORKER_SPIN_US };
+export const LAYOUT: PoolLayout = { GEN, PENDING, FN, ARGC, NTH, ERROR, PARK, ARGS_BYTE, MAX_ARGS, WORKER_SPIN_US };
 
 // The worker's code is the source text of the three functions below (Function.prototype.toString), run in a Blob-URL
 // Web Worker or a Node `eval` worker: no worker file to locate, so bundlers (Vite, webpack, esbuild) and plain pages
@@ -91,10 +92,10 @@ export function workerLoop(init: WorkerInit, exports: Exports, gen0: number, L: 
   for (;;) {
     let gen = Atomics.load(ctl, L.GEN);
     if (gen === seen) {
-      const until = performance.now() + L.WORKER_SPIN_US / 1000;
+      const until = performance.now() + L.WORKER_SPIN_US / 1000, park = Atomics.load(ctl, L.PARK);
       for (let i = 1; gen === seen; i++) {
         gen = Atomics.load(ctl, L.GEN);
-        if ((i & 255) === 0 && performance.now() > until) break;
+        if ((i & 255) === 0 && (performance.now() > until || Atomics.load(ctl, L.PARK) !== park)) break;
       }
     }
     while (gen === seen) {
@@ -186,6 +187,14 @@ export class ThreadPool {
     }
     for (const w of workers) w.unref();
     return new ThreadPool(workers, ctl, names, exports);
+  }
+
+  /**
+   * Sends idle workers to sleep now instead of after their spin: before the caller hands the cores to other
+   * threads (a multi-threaded BLAS call), so that the two do not fight for them.
+   */
+  park(): void {
+    Atomics.add(this.ctl, PARK, 1);
   }
 
   /** Threads including the caller (1 once terminated). */

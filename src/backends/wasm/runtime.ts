@@ -277,6 +277,11 @@ export class WasmRuntime {
 
   private readonly argv: number[] = [];
 
+  /** Sends the pool's idle workers to sleep at once (see ThreadPool.park). */
+  parkWorkers(): void {
+    this.pool.park();
+  }
+
   /** Runs parallel export `fn` on nth threads (1: the caller alone) with its named arguments. */
   run<K extends ParallelExport>(fn: K, nth: number, args: ArgsOf<K>): void {
     this.pool.run(fn, nth, this.positional(fn, args));

@@ -19,6 +19,12 @@ export function setParallelThreshold(flops: number | null): void {
 /** Elementwise ops are memory-bound: weigh an element like this many flops when deciding to thread. */
 export const ELEMENTWISE_FLOP = 4;
 
+/**
+ * Runs one GEMM instead of the wasm `gemm` export (the native backend sends them to a system BLAS). Addresses are
+ * byte offsets into the wasm memory; `acc` = 1 adds into C. `nth` is the thread count the wasm kernel would use.
+ */
+export type GemmHook = (args: ArgsOf<'gemm'>, nth: number) => void;
+
 /** Time spent copying operands in and results out (ms, bytes), and in GEMM compute alone, for the bench's profile. */
 export const copyStats = { ms: 0, inMs: 0, bytes: 0, gemmMs: 0, gemmFlop: 0 };
 
@@ -43,7 +49,7 @@ export interface KernelContext {
   gemm(nth: number, args: ArgsOf<'gemm'>, flop: number): void;
 }
 
-export function kernelContext(rt: WasmRuntime): KernelContext {
+export function kernelContext(rt: WasmRuntime, gemmHook?: GemmHook): KernelContext {
   return {
     rt,
     threadsFor: (flops) => (flops >= parMinFlop ? rt.threads : 1),
@@ -71,7 +77,8 @@ export function kernelContext(rt: WasmRuntime): KernelContext {
     },
     gemm(nth, args, flop) {
       const t0 = performance.now();
-      rt.run('gemm', nth, args);
+      if (gemmHook) gemmHook(args, nth);
+      else rt.run('gemm', nth, args);
       copyStats.gemmMs += performance.now() - t0;
       copyStats.gemmFlop += flop;
     },
