@@ -234,6 +234,39 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   });
 }
 
+/**
+ * LoRA's update added to a linear layer's output: y + scaling · (x Aᵀ) Bᵀ with y [N, out], x [N, in], A [r, in],
+ * B [out, r]. One op so that a step keeps only the [N, r] product for backward: the [N, out] intermediate is freed
+ * as soon as it is added (LoRA exists to save memory; three [N, out] temporaries per adapted layer did not).
+ * Backward: dy = g, dB = s·gᵀ·(xAᵀ), d(xAᵀ) = s·g·B, dA = d(xAᵀ)ᵀ·x, dx = d(xAᵀ)·A.
+ */
+export function loraAdd(y: Tensor, x: Tensor, a: Tensor, b: Tensor, scaling: number): Tensor {
+  for (const t of [y, x, a, b]) { requireFloat(t, 'loraAdd'); sameBackend(y, t, 'loraAdd'); }
+  const [N, out] = y.shape as [number, number], [Nx, inF] = x.shape as [number, number], [r, inA] = a.shape as [number, number];
+  if (y.rank !== 2 || x.rank !== 2 || a.rank !== 2 || b.rank !== 2 || Nx !== N || inA !== inF || b.shape[0] !== out || b.shape[1] !== r) {
+    throw new RangeError(`loraAdd: expected y [N, out], x [N, in], A [r, in], B [out, r]; got ${shapeStr(y.shape)}, ${shapeStr(x.shape)}, ` +
+      `${shapeStr(a.shape)}, ${shapeStr(b.shape)}`);
+  }
+  const mm = k(y, 'matmul'), dt = y.dtype;
+  const low = new Tensor(mm(x.storage, x.shape, a.storage, a.shape, false, true, [N, r], dt), [N, r], dt, y.backend); // x Aᵀ  [N, r]
+  const scaled = new Tensor(k(y, 'binary')('mul', low.storage, low.shape, tensor(scaling, [], dt, y.backend).storage, [], [N, r], dt), [N, r], dt, y.backend);
+  low.dispose();
+  const delta = new Tensor(mm(scaled.storage, scaled.shape, b.storage, b.shape, false, true, [N, out], dt), [N, out], dt, y.backend); // [N, out]
+  const sum = k(y, 'binary')('add', y.storage, y.shape, delta.storage, delta.shape, [N, out], dt);
+  delta.dispose(); // not needed by backward
+  return makeResult(sum, [N, out], dt, y.backend, {
+    name: 'loraAdd',
+    inputs: [y, x, a, b],
+    backward: (g) => {
+      const dB = b.requiresGrad ? matmul(g, scaled, { transA: true }) : null; // [out, r]
+      const dLow = mul(matmul(g, b), scaling); // [N, r]
+      const dA = a.requiresGrad ? matmul(dLow, x, { transA: true }) : null; // [r, in]
+      const dx = x.requiresGrad ? matmul(dLow, a) : null; // [N, in]
+      return [g, dx, dA, dB];
+    },
+  });
+}
+
 // ---- shape ops --------------------------------------------------------------------------------------------
 
 /** A view with a new shape (shares storage). One dimension may be -1. */

@@ -1,7 +1,7 @@
 // Building blocks: Linear, Embedding, RMSNorm. Weights follow PyTorch layouts (Linear.weight is [out, in]).
 
 import {
-  type Backend, type DType, RNG, type Tensor, add, embedding, getBackend, matmul, mul, reshape, rmsNorm, tensor, zeros,
+  type Backend, type DType, RNG, type Tensor, add, embedding, getBackend, loraAdd, matmul, reshape, rmsNorm, tensor, zeros,
   arrayFor, ones,
 } from '../core/index.js';
 import { Module } from './module.js';
@@ -59,10 +59,7 @@ export class Linear extends Module {
     let y = matmul(x2, this.weight, { transB: true }); // [N, out]
     if (this.bias) y = add(y, this.bias);
     const ad = this.adapter;
-    if (ad) {
-      const low = matmul(ad.dropout(x2), ad.a, { transB: true }); // [N, r]
-      y = add(y, mul(matmul(low, ad.b, { transB: true }), ad.scaling)); // + scaling · (x Aᵀ) Bᵀ
-    }
+    if (ad) y = loraAdd(y, ad.dropout(x2), ad.a, ad.b, ad.scaling); // + scaling · (x Aᵀ) Bᵀ
     return reshape(y, [...lead, this.outFeatures]);
   }
 }

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import {
   AdamW, Adam, type Backend, PeftModel, type Batch, LRScheduler, LlamaForCausalLM, NonFiniteError, RNG, SGD, type Tensor, Trainer, add, attention,
   clamp, clipGradNorm, clipGradValue, countCausalTargets, crossEntropy, crossEntropyRows, decayGroups, div, embedding, evaluate, globalNorm,
-  keep, linearCrossEntropy, logSoftmax, logsumexp, matmul, mul, parseSafetensors, type RawTensor, refBackend, reshape, rmsNorm, rope,
+  keep, linearCrossEntropy, loraAdd, logSoftmax, logsumexp, matmul, mul, parseSafetensors, type RawTensor, refBackend, reshape, rmsNorm, rope,
   silu, softmax, square, sub, sum, swiglu, tensor, warmupCosine, withScope,
 } from '../../src/index.js';
 import { loadCheckpoint, loadPretrained, saveCheckpoint } from '../../src/node.js';
@@ -122,6 +122,7 @@ function opCases(rng: RNG): OpCase[] {
   add_('sum of squares', (x) => sum(square(x)), [randf([37, 211])]);
   add_('sum of a 4-D tensor', (x) => sum(x), [randf([3, 5, 7, 41])]);
   add_('sum over axes', (x) => sum(x, [0, 2]), [randf([3, 5, 7])]);
+  add_('loraAdd y + s·(xAᵀ)Bᵀ', (y, x, a, b) => loraAdd(y, x, a, b, 1.5), [randf([B * T, 2 * C]), randf([B * T, C]), randf([4, C]), randf([2 * C, 4])]);
   add_('linear x·Wᵀ', (x, w) => reshape(matmul(reshape(x, [B * T, C]), w, { transB: true }), [B, T, 2 * C]), [randf([B, T, C]), randf([2 * C, C])]);
   const lceT = ints([33], (i) => (i % 4 === 0 ? -100 : (i * 13) % 301));
   const lceIn = () => [randf([33, 40]), randf([301, 40], 0.3), lceT];

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import {
   RNG, type Tensor, abs, add, attention, concat, crossEntropyRows, div, embedding, exp, expand, log, logSoftmax,
   logsumexp, matmul, max, mean, mul, neg, permute, reshape, rmsNorm, rope, rsqrt, sigmoid, silu, slice, softmax, sqrt, swiglu,
-  square, sub, sum, tanh, tensor, transpose,
+  square, sub, sum, tanh, tensor, transpose, loraAdd,
 } from '../../src/index.js';
 import { gradcheck, randn } from '../gradcheck.js';
 import { relErr as maxRelErr } from '../helpers.js';
@@ -208,4 +208,13 @@ test('cross-entropy rows: fused kernel equals −log-softmax at the target; ever
   }
   assert.throws(() => crossEntropyRows(z, ids([0, 5, 1, 1, 1, 1], [N]), { ignoreIndex: -100, labelSmoothing: 0, zLoss: 0 }),
     /target 5 at row 1 is outside \[0, 5\)/);
+});
+
+test('loraAdd: y + s·(xAᵀ)Bᵀ, values and gradients of y, x, A and B', () => {
+  const rng = new RNG(31);
+  const y = randn([5, 6], rng), x = randn([5, 4], rng), a = randn([3, 4], rng), b = randn([6, 3], rng);
+  gradcheck('loraAdd', (y_, x_, a_, b_) => loraAdd(y_, x_, a_, b_, 0.7), [y, x, a, b]);
+  const want = add(y, mul(matmul(matmul(x, a, { transB: true }), b, { transB: true }), 0.7));
+  assert.ok(maxRelErr(loraAdd(y, x, a, b, 0.7).dataSync(), want.dataSync()) < 1e-14);
+  assert.throws(() => loraAdd(y, x, b, a, 1), /expected y \[N, out\], x \[N, in\], A \[r, in\], B \[out, r\]/);
 });
