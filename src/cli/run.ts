@@ -14,6 +14,11 @@ export interface RunInfo { dir: string; log: Log; steps: number; progress: boole
 
 export const fmt = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
 
+/** A run directory's default name: the date and time, e.g. 2026-12-02-05-06-56. */
+export function stamp(): string {
+  return new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*/, '');
+}
+
 /** Trains to `steps` in spans of `every` steps (0: one span), saving a checkpoint after each. */
 export async function trainWithCheckpoints<M extends TrainableModel>(trainer: Trainer<M>, steps: number, every: number, dir: string): Promise<void> {
   while (trainer.step < steps) {

@@ -24,7 +24,7 @@ import { type ChatMessage, defaultEndOfTurn, trainByteLevelBPE } from '../tokeni
 import { type HFTokenizer, loadTokenizerFile, saveTokenizer } from '../tokenizer/node.js';
 import { type EvalResult, type TrainableModel, Trainer, type TrainingState, evaluate } from '../train/index.js';
 import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
-import { type Log, RunReport, fmt, trainWithCheckpoints } from './run.js';
+import { type Log, RunReport, fmt, stamp, trainWithCheckpoints } from './run.js';
 import { backendOptions, batchesOf, selectBackend, toBatch, tokenByteLengths } from './shared.js';
 
 /** The small conversation file the package ships (arithmetic Q&A), used when --data is empty. */
@@ -68,6 +68,11 @@ export const sftSchema = {
 export type SftOptions = Values<typeof sftSchema>;
 export const sftHelp = helpText('sft', 'Fine-tune on conversations with the loss on the assistant\'s replies only (LoRA on --from, or a new small model).', sftSchema);
 
+/** Ids of the tokens that end a turn (generation stops at them). */
+function endOfTurnIds(tok: HFTokenizer): number[] {
+  return defaultEndOfTurn(tok).map((t) => tok.tokenToId(t)).filter((x): x is number => x !== undefined);
+}
+
 /** A conversation's prompt: its messages up to (not including) the first assistant reply. */
 function promptOf(ex: ChatExample): ChatMessage[] {
   const i = ex.messages.findIndex((m) => m.role === 'assistant');
@@ -105,10 +110,6 @@ function resolveOptions(argv: string[]): SftOptions {
   if (!o.from && o.heads % o.kvHeads !== 0) throw new UsageError(`--kv-heads (${o.kvHeads}) must divide --heads (${o.heads})`);
   if (!o.from && (o.dim % o.heads !== 0 || (o.dim / o.heads) % 2 !== 0)) throw new UsageError(`--dim (${o.dim}) / --heads (${o.heads}) must be an even integer`);
   return o;
-}
-
-function stamp(): string {
-  return new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*/, '');
 }
 
 export async function runSft(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
@@ -202,7 +203,7 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
     `run directory ${dir}${state ? `; resuming at step ${state.step}` : ''}`);
 
   // ---- training
-  const endIds = defaultEndOfTurn(tok).map((t) => tok.tokenToId(t)).filter((x): x is number => x !== undefined);
+  const endIds = endOfTurnIds(tok);
   const rng = new RNG(o.seed + 1);
   const probe = valSet[0]!;
   const sample = async () => {
@@ -265,7 +266,7 @@ export async function runChat(argv: string[], write: (s: string) => void = (s) =
   if (!tok.chatTemplate) throw new UsageError(`${o.model}: the tokenizer has no chat template; chat needs one (tokenizer_config.json 'chat_template')`);
   const base = await loadPretrained(o.model);
   const model = o.adapter ? (await loadAdapter(base, o.adapter)).model : base;
-  const endIds = defaultEndOfTurn(tok).map((t) => tok.tokenToId(t)).filter((x): x is number => x !== undefined);
+  const endIds = endOfTurnIds(tok);
   const messages: ChatMessage[] = o.system ? [{ role: 'system', content: o.system }] : [];
   const rng = new RNG(o.seed);
   const tty = (input as { isTTY?: boolean }).isTTY === true;

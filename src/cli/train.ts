@@ -13,7 +13,7 @@ import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, Trainer, type TrainingState, evaluate } from '../train/index.js';
 import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
-import { type Log, RunReport, fmt, trainWithCheckpoints } from './run.js';
+import { type Log, RunReport, fmt, stamp, trainWithCheckpoints } from './run.js';
 import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, toBatch, tokenByteLengths, tokenizerJsonPath } from './shared.js';
 
 export const trainSchema = {
@@ -58,10 +58,6 @@ export const trainSchema = {
 export type TrainOptions = Values<typeof trainSchema>;
 
 export const trainHelp = helpText('train', 'Train a LLaMA model. With no options: a 2M-parameter model on the built-in Brown corpus (~4 min on 2 cores).', trainSchema);
-
-function stamp(): string {
-  return new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*/, '');
-}
 
 
 /** What every stage of a run needs: its options, its directory, whether it continues an earlier run, the log. */

@@ -65,7 +65,7 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
   // sum / mean: the scalar's own gradient is computed now, then scaled by the upstream gradient.
   let denom = 1;
   if (reduction === 'mean' || opts.numItemsInBatch !== undefined) {
-    const valid = countValid(hostTargets(targets, 'linearCrossEntropy'), ignoreIndex);
+    const valid = countValid(host ?? hostTargets(targets, 'linearCrossEntropy'), ignoreIndex); // host: read once, above
     denom = Math.max(1, valid); // all ignored → 0 with zero gradient, never NaN (as crossEntropy)
     if (opts.numItemsInBatch !== undefined) {
       const n = opts.numItemsInBatch;
