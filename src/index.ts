@@ -13,3 +13,6 @@ export { parseSafetensors, serializeSafetensors, type RawTensor } from './io/saf
 export { refBackend } from './backends/ref/index.js';
 // The WebAssembly SIMD + threads backend: `await registerWasmBackend(); setBackend('wasm')` (nothing registers on import).
 export { registerWasmBackend, setWasmThreads, shutdownWasmBackend, wasmAvailable, wasmThreads } from './backends/wasm/index.js';
+// The WebGPU backend (browsers: navigator.gpu; Node: the optional `webgpu` package): `await registerWebGPUBackend()`.
+export { registerWebGPUBackend, probeWebGPU, webgpuInfo, describeWebGPU, webgpuMemory, webgpuSync, webgpuStartProfile, webgpuStopProfile, WebGPUUnavailableError,
+  type WebGPUBackendOptions, type WebGPUInfo } from './backends/webgpu/index.js';

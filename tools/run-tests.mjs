@@ -1,6 +1,6 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with Node's built-in test runner.
 // Node 20's `--test` takes no globs, so the file list is built here. Extra args filter by substring.
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -16,5 +16,11 @@ if (files.length === 0) {
   console.error('run-tests: no test files found under dist/test (did `npm run build` run?)');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...files], { stdio: 'inherit' });
+// The webgpu backend's tests need a WebGPU adapter. On a machine without a GPU, Debian's chromium package ships
+// SwiftShader's Vulkan driver: point the Vulkan loader of the test process (only) at it, unless the environment
+// already chooses a driver. Without it the webgpu suite skips itself and says why.
+const env = { ...process.env };
+const swiftshader = '/usr/lib/chromium/vk_swiftshader_icd.json';
+if (!env.VK_ICD_FILENAMES && !env.VK_DRIVER_FILES && existsSync(swiftshader)) env.VK_ICD_FILENAMES = swiftshader;
+const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...files], { stdio: 'inherit', env });
 process.exit(r.status ?? 1);

@@ -1,0 +1,43 @@
+// The GPU GEMM ('tiled': workgroup-memory tiles, register blocks) against ref. On a software adapter the webgpu
+// conformance suite runs the 'direct' GEMM (no barriers, much faster there), so the kernel real GPUs run is
+// checked here on its own: every transpose layout, edges that are no tile multiple, K = 0, batches with
+// broadcasting, and the fused loss (row offsets and accumulation).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RNG, linearCrossEntropy, matmul, probeWebGPU, refBackend, registerWebGPUBackend, sum, tensor, type Backend } from '../../src/index.js';
+import { relErr } from '../helpers.js';
+
+const probe = await probeWebGPU();
+const skip = 'reason' in probe ? `webgpu: skipped (no adapter: ${probe.reason})` : false;
+if (skip) console.log(skip);
+
+test('webgpu tiled GEMM equals ref: layouts, edges, batches, fused loss', { skip }, async () => {
+  const be = await registerWebGPUBackend({ name: 'webgpu-tiled', gemm: 'tiled' });
+  const rng = new RNG(3);
+  const randf = (shape: number[]) => Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.normal());
+  const both = async (name: string, shapes: number[][], f: (b: Backend, xs: Float32Array[]) => ReturnType<typeof matmul>, tol = 2e-5) => {
+    const xs = shapes.map(randf);
+    const got = await f(be, xs).data(), want = await f(refBackend, xs).data();
+    const e = relErr(got, want);
+    assert.ok(e <= tol, `${name}: rel err ${e.toExponential(2)}`);
+  };
+  for (const [M, N, K] of [[1, 1, 1], [5, 1, 3], [3, 5, 0], [4, 13, 9], [65, 67, 17], [37, 129, 600], [130, 70, 33]] as const) {
+    for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      await both(`matmul ${M}x${N}x${K} tA=${tA} tB=${tB}`, [tA ? [K, M] : [M, K], tB ? [N, K] : [K, N]],
+        (b, [x, y]) => matmul(tensor(x!, tA ? [K, M] : [M, K], 'float32', b), tensor(y!, tB ? [N, K] : [K, N], 'float32', b), { transA: tA, transB: tB }));
+    }
+  }
+  await both('matmul broadcast both', [[2, 1, 6, 11], [1, 3, 11, 70]],
+    (b, [x, y]) => matmul(tensor(x!, [2, 1, 6, 11], 'float32', b), tensor(y!, [1, 3, 11, 70], 'float32', b)));
+  // the fused loss: chunks (row offsets into hidden), dH and the accumulated dW
+  const tg = Int32Array.from({ length: 90 }, (_, i) => (i % 7 === 0 ? -100 : (i * 13) % 301));
+  const hid = randf([90, 40]), w = randf([301, 40]).map((x) => x * 0.3);
+  const run = async (b: Backend) => {
+    const h = tensor(hid, [90, 40], 'float32', b).requireGrad(), W = tensor(w, [301, 40], 'float32', b).requireGrad();
+    const l = linearCrossEntropy(h, W, tensor(tg, [90], 'int32', b), { chunkSize: 16, labelSmoothing: 0.1 });
+    sum(l).backward();
+    return [await l.item(), ...(await h.grad!.data()), ...(await W.grad!.data())];
+  };
+  const e = relErr(await run(be), await run(refBackend));
+  assert.ok(e <= 2e-5, `linearCrossEntropy: rel err ${e.toExponential(2)}`);
+});
