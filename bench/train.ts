@@ -1,4 +1,4 @@
-// Training-step benchmark: npm run bench -- --config tiny|s15M|cli --threads N [--backend wasm|native|auto|ref] [--blas-threads N] [--blas-par-min-flop F]
+// Training-step benchmark: npm run bench -- --config tiny|s15M|s42M|s110M|cli --threads N [--backend wasm|native|webgpu|auto|ref] [--blas-threads N] [--blas-par-min-flop F]
 //   [--loss unfused|fused|none] [--steps N] [--warmup N] [--warmup-s S] [--profile] [--json] [--quiet-wait S] [--untied]
 // Warm-up: at least --warmup steps (2) and --warmup-s seconds (2): V8 spends the first second optimising the JS
 // (~60 TurboFan compilations, ~250 ms of a core on tiny), which slowed tiny's first 20 steps by ~25% (RESULTS
@@ -22,6 +22,8 @@ const CONFIGS: Record<string, BenchConfig> = {
   tiny: { dim: 64, layers: 2, heads: 4, kvHeads: 4, ffn: 192, vocab: 512, seq: 128, batch: 8 },
   s15M: { dim: 288, layers: 6, heads: 6, kvHeads: 6, ffn: 768, vocab: 32000, seq: 256, batch: 8 },
   s42M: { dim: 512, layers: 8, heads: 8, kvHeads: 8, ffn: 1376, vocab: 32000, seq: 512, batch: 4 },
+  // llama2.c's stories110M shape (for GPUs)
+  s110M: { dim: 768, layers: 12, heads: 12, kvHeads: 12, ffn: 2048, vocab: 32000, seq: 1024, batch: 4 },
   cli: { dim: 128, layers: 4, heads: 4, kvHeads: 2, ffn: 352, vocab: 1024, seq: 128, batch: 8 },
 };
 
@@ -38,7 +40,7 @@ function parseArgs(argv: string[]) {
   }
   if (!CONFIGS[o.config]) throw new Error(`bench: --config must be one of ${Object.keys(CONFIGS).join(', ')}, got ${o.config}`);
   if (!['unfused', 'fused', 'none'].includes(o.loss)) throw new Error(`bench: --loss must be unfused, fused or none, got ${o.loss}`);
-  if (!['wasm', 'native', 'auto', 'ref'].includes(o.backend)) throw new Error(`bench: --backend must be wasm, native, auto or ref, got ${o.backend}`);
+  if (!['wasm', 'native', 'webgpu', 'auto', 'ref'].includes(o.backend)) throw new Error(`bench: --backend must be wasm, native, webgpu, auto or ref, got ${o.backend}`);
   return o;
 }
 
@@ -134,6 +136,11 @@ async function main(): Promise<void> {
       console.error(`bench: auto: ${(e as Error).message}; using wasm`);
       o.backend = 'wasm';
     }
+  }
+  if (o.backend === 'webgpu') {
+    const gpu = await import('../src/backends/webgpu/index.js');
+    be = await gpu.registerWebGPUBackend();
+    blasLine = `  WebGPU: ${gpu.describeWebGPU(gpu.webgpuInfo()!)}`;
   }
   if (o.backend === 'wasm') be = await registerWasmBackend(o.threads > 0 ? { threads: o.threads } : {});
   else if (o.backend === 'ref') be = getBackend('ref');
@@ -244,11 +251,13 @@ async function main(): Promise<void> {
     gemmComputeGflops: copyStats.gemmMs > 0 ? +(copyStats.gemmFlop / (copyStats.gemmMs / 1000) / 1e9).toFixed(2) : null,
     otherLoadPerStep: others.map((x) => +x.toFixed(2)), quietWaitedS: +waited.toFixed(1),
     firstLoss, lossValue: losses[losses.length - 1], params: nParams, node: process.version, blas: blasInfo,
+    gpuPeakMB: o.backend === 'webgpu' ? +((await import('../src/backends/webgpu/index.js')).webgpuMemory().peakBytes / 2 ** 20).toFixed(1) : null,
   };
   const lines: string[] = [];
   lines.push(`${o.config} (${c.dim}d ${c.layers}L ${c.heads}h/${c.kvHeads}kv ffn ${c.ffn} V ${c.vocab}${o.untied ? ', untied head' : ''}, B ${B} × T ${T}) on ${o.backend}, ${threads} thread(s), loss ${res.loss}`);
   lines.push(`  ${res.tokensPerSec} tokens/s (median of ${steps}; best ${res.tokensPerSecBest}), step ${res.stepMs} ms, ${res.gflops} GFLOP/s, peak RSS ${res.peakRssMB} MB`);
-  lines.push(`  phases (ms): ${phaseNames.map((n) => `${n} ${phasesMs[n]}`).join(', ')}`);
+  lines.push(`  phases (ms): ${phaseNames.map((n) => `${n} ${phasesMs[n]}`).join(', ')}${o.backend === 'webgpu' ? ' (webgpu: the phases only record; the device runs until the read at the end of the optimizer phase)' : ''}`);
+  if (res.gpuPeakMB !== null) lines.push(`  GPU buffers: peak ${res.gpuPeakMB} MB`);
   if (blasLine) lines.push(blasLine);
   if (onWasm) {
     lines.push(`  wasm operand copies: ${res.copyMsPerStep} ms/step (in ${res.copyInMsPerStep}; ${res.copyMBPerStep} MB; copying out into fresh arrays pays the page faults)`);

@@ -11,29 +11,55 @@ import { UsageError } from './options.js';
 import { setBackend } from '../core/index.js';
 import { registerWasmBackend, wasmAvailable } from '../backends/wasm/index.js';
 import { NativeUnavailableError, describeNative, nativeInfo, registerNativeBackend } from '../backends/native/index.js';
+import { WebGPUUnavailableError, describeWebGPU, probeWebGPU, registerWebGPUBackend, webgpuInfo } from '../backends/webgpu/index.js';
 
 /** Options every command that runs a model takes. */
 export const backendOptions = {
-  backend: { type: ['auto', 'native', 'wasm', 'ref'], default: 'auto', help: "compute backend: 'native' (wasm with GEMMs on the " +
-    "system BLAS: OpenBLAS, BLIS, MKL, Accelerate; LLAMATRAIN_BLAS=/path/lib overrides), 'auto' (native when a BLAS loads and passes " +
-    "its self-check, else wasm), 'wasm' (WebAssembly SIMD + threads) or 'ref' (plain TypeScript, the oracle)" },
+  backend: { type: ['auto', 'webgpu', 'native', 'wasm', 'ref'], default: 'auto', help: "compute backend: 'webgpu' (WGSL kernels on the " +
+    "GPU through the optional 'webgpu' package), 'native' (wasm with GEMMs on the system BLAS: OpenBLAS, BLIS, MKL, Accelerate; " +
+    "LLAMATRAIN_BLAS=/path/lib overrides), 'auto' (webgpu on a hardware GPU adapter, else native when a BLAS loads and passes its " +
+    "self-check, else wasm), 'wasm' (WebAssembly SIMD + threads) or 'ref' (plain TypeScript, the oracle)" },
   threads: { type: 'int', default: 0, help: 'worker threads of the wasm/native backend (0 = all cores)' },
 } as const;
 
 /** Makes the chosen backend the default for new tensors; returns the name actually used. */
 export async function selectBackend(name: string, threads: number, log: (s: string) => void): Promise<string> {
+  if (name === 'webgpu') {
+    try {
+      await registerWebGPUBackend();
+    } catch (e) {
+      if (e instanceof WebGPUUnavailableError) throw new UsageError(`--backend webgpu: ${e.message.replace(/^webgpu backend: /, '')}`);
+      throw e;
+    }
+    const info = webgpuInfo()!;
+    log(`llamatrain: backend webgpu: ${describeWebGPU(info)}${info.isSoftware ? ' — a software adapter: correct but slow' : ''}`);
+    setBackend('webgpu');
+    return 'webgpu';
+  }
+  let why = '';
+  if (name === 'auto') {
+    // a hardware GPU adapter wins; a software one (SwiftShader, llvmpipe) is slower than the CPU backends
+    const probe = await probeWebGPU();
+    if ('info' in probe && !probe.info.isSoftware) {
+      await registerWebGPUBackend();
+      log(`llamatrain: backend webgpu (auto: hardware adapter ${describeWebGPU(webgpuInfo()!)})`);
+      setBackend('webgpu');
+      return 'webgpu';
+    }
+    why = 'info' in probe ? `the WebGPU adapter is software (${describeWebGPU(probe.info)})` : `no WebGPU: ${probe.reason.split('. ')[0]}`;
+  }
   if (name === 'native' || name === 'auto') {
     try {
       await registerNativeBackend(threads > 0 ? { threads } : {});
       const info = nativeInfo()!;
-      log(`llamatrain: backend native: GEMMs on ${describeNative(info)}${name === 'auto' ? ' (auto: a BLAS loaded and passed its self-check)' : ''}`);
+      log(`llamatrain: backend native: GEMMs on ${describeNative(info)}${name === 'auto' ? ` (auto: ${why}; a BLAS loaded and passed its self-check)` : ''}`);
       for (const n of info.notes) log(`llamatrain: note: ${n}`);
       setBackend('native');
       return 'native';
     } catch (e) {
       if (!(e instanceof NativeUnavailableError)) throw e;
       if (name === 'native') throw new UsageError(`--backend native: ${e.message.replace(/^native backend: /, '')} (--backend auto falls back to wasm)`);
-      log(`llamatrain: backend wasm (auto: ${e.message})`);
+      log(`llamatrain: backend wasm (auto: ${why}; ${e.message})`);
       name = 'wasm';
     }
   }
