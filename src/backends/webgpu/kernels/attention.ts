@@ -16,6 +16,9 @@ import { fillInto } from './elementwise.js';
 
 const QB = 64;
 
+/** dot of two VT values (head dims are read as vec4 when HD is a multiple of 4). */
+const dotFn = (VT: string) => (VT === 'f32' ? 'fn dotv(a: f32, b: f32) -> f32 { return a * b; }' : 'fn dotv(a: vec4<f32>, b: vec4<f32>) -> f32 { return dot(a, b); }');
+
 /** Largest power of two ≤ 64 with `bytesPer(b)` ≤ the device's workgroup memory. */
 function block(rt: GpuRuntime, bytesPer: (b: number) => number): number {
   const limit = rt.device.limits.maxComputeWorkgroupStorageSize;
@@ -44,11 +47,14 @@ const keyEnd = /* wgsl */ `
   var kEnd = S;
   if (pu(5u) != 0u) { kEnd = min(S, pu(6u) + min(T, t0 + ${QB}u)); }`;
 
-const fwdCode = (HD: number, KB: number) => () => `
-${ro(1, 'Q')}${ro(2, 'K')}${ro(3, 'Vv')}${ro(4, 'ki', 'i32')}${rw(5, 'O')}${rw(6, 'L')}
-var<workgroup> Ks: array<f32, ${KB * HD}>;
-var<workgroup> Vs: array<f32, ${KB * HD}>;
+const fwdCode = (HD: number, KB: number) => () => {
+  const HV = HD % 4 === 0 ? HD / 4 : HD, VT = HD % 4 === 0 ? 'vec4<f32>' : 'f32';
+  return `
+${ro(1, 'Q', VT)}${ro(2, 'K', VT)}${ro(3, 'Vv', VT)}${ro(4, 'ki', 'i32')}${rw(5, 'O', VT)}${rw(6, 'L')}
+var<workgroup> Ks: array<${VT}, ${KB * HV}>;
+var<workgroup> Vs: array<${VT}, ${KB * HV}>;
 ${common}
+${dotFn(VT)}
 @compute @workgroup_size(${QB})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let T = pu(1u); let S = pu(2u); let NH = pu(3u); let NKV = pu(4u);
@@ -57,19 +63,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let live = t < T;
   let qpos = pu(6u) + t;
   let scale = pf(0u);
-  var q: array<f32, ${HD}>;
-  var acc: array<f32, ${HD}>;
-  let qo = ((b * T + t) * NH + h) * ${HD}u;
-  if (live) { for (var d = 0u; d < ${HD}u; d = d + 1u) { q[d] = Q[qo + d]; } }
+  var q: array<${VT}, ${HV}>;
+  var acc: array<${VT}, ${HV}>;
+  let qo = ((b * T + t) * NH + h) * ${HV}u;
+  if (live) { for (var d = 0u; d < ${HV}u; d = d + 1u) { q[d] = Q[qo + d]; } }
   let qdoc = queryDoc(b, qpos);
   var m = -3.4028234e38;
   var l = 0.0;
   ${keyEnd}
   for (var k0 = 0u; k0 < kEnd; k0 = k0 + ${KB}u) {
-    for (var e = lid; e < ${KB * HD}u; e = e + ${QB}u) {
-      let j = k0 + e / ${HD}u;
-      var kv = 0.0; var vv = 0.0;
-      if (j < S) { let off = ((b * S + j) * NKV + kvh) * ${HD}u + e % ${HD}u; kv = K[off]; vv = Vv[off]; }
+    for (var e = lid; e < ${KB * HV}u; e = e + ${QB}u) {
+      let j = k0 + e / ${HV}u;
+      var kv = ${VT}(0.0); var vv = ${VT}(0.0);
+      if (j < S) { let off = ((b * S + j) * NKV + kvh) * ${HV}u + e % ${HV}u; kv = K[off]; vv = Vv[off]; }
       Ks[e] = kv; Vs[e] = vv;
     }
     workgroupBarrier();
@@ -79,17 +85,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if (j >= kEnd) { break; }
         if (!allowed(b, j, qpos, qdoc)) { continue; }
         var s = 0.0;
-        for (var d = 0u; d < ${HD}u; d = d + 1u) { s = s + q[d] * Ks[jj * ${HD}u + d]; }
+        for (var d = 0u; d < ${HV}u; d = d + 1u) { s = s + dotv(q[d], Ks[jj * ${HV}u + d]); }
         s = s * scale;
         if (s > m) {
           let corr = exp(m - s);
           l = l * corr;
-          for (var d = 0u; d < ${HD}u; d = d + 1u) { acc[d] = acc[d] * corr; }
+          for (var d = 0u; d < ${HV}u; d = d + 1u) { acc[d] = acc[d] * corr; }
           m = s;
         }
         let p = exp(s - m);
         l = l + p;
-        for (var d = 0u; d < ${HD}u; d = d + 1u) { acc[d] = acc[d] + p * Vs[jj * ${HD}u + d]; }
+        for (var d = 0u; d < ${HV}u; d = d + 1u) { acc[d] = acc[d] + p * Vs[jj * ${HV}u + d]; }
       }
     }
     workgroupBarrier();
@@ -97,20 +103,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (live) {
     let lo = (b * NH + h) * T + t;
     if (l == 0.0) {
-      for (var d = 0u; d < ${HD}u; d = d + 1u) { O[qo + d] = 0.0; }
+      for (var d = 0u; d < ${HV}u; d = d + 1u) { O[qo + d] = ${VT}(0.0); }
       L[lo] = pf(1u);
     } else {
-      for (var d = 0u; d < ${HD}u; d = d + 1u) { O[qo + d] = acc[d] / l; }
+      for (var d = 0u; d < ${HV}u; d = d + 1u) { O[qo + d] = acc[d] / l; }
       L[lo] = m + log(l);
     }
   }
 }`;
+};
 
-const dqCode = (HD: number, KB: number) => () => `
-${ro(1, 'Q')}${ro(2, 'K')}${ro(3, 'Vv')}${ro(4, 'ki', 'i32')}${ro(5, 'LD')}${ro(6, 'G')}${rw(7, 'dQ')}
-var<workgroup> Ks: array<f32, ${KB * HD}>;
-var<workgroup> Vs: array<f32, ${KB * HD}>;
+const dqCode = (HD: number, KB: number) => () => {
+  const HV = HD % 4 === 0 ? HD / 4 : HD, VT = HD % 4 === 0 ? 'vec4<f32>' : 'f32';
+  return `
+${ro(1, 'Q', VT)}${ro(2, 'K', VT)}${ro(3, 'Vv', VT)}${ro(4, 'ki', 'i32')}${ro(5, 'LD')}${ro(6, 'G', VT)}${rw(7, 'dQ', VT)}
+var<workgroup> Ks: array<${VT}, ${KB * HV}>;
+var<workgroup> Vs: array<${VT}, ${KB * HV}>;
 ${common}
+${dotFn(VT)}
 @compute @workgroup_size(${QB})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let T = pu(1u); let S = pu(2u); let NH = pu(3u); let NKV = pu(4u);
@@ -118,15 +128,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let kvh = h / (NH / NKV);
   let qpos = pu(6u) + t;
   let scale = pf(0u);
-  var q: array<f32, ${HD}>;
-  var g: array<f32, ${HD}>;
-  var dq: array<f32, ${HD}>;
-  let qo = ((b * T + t) * NH + h) * ${HD}u;
+  var q: array<${VT}, ${HV}>;
+  var g: array<${VT}, ${HV}>;
+  var dq: array<${VT}, ${HV}>;
+  let qo = ((b * T + t) * NH + h) * ${HV}u;
   var lse = 0.0;
   var D = 0.0;
   var live = t < T;
   if (live) {
-    for (var d = 0u; d < ${HD}u; d = d + 1u) { q[d] = Q[qo + d]; g[d] = G[qo + d]; }
+    for (var d = 0u; d < ${HV}u; d = d + 1u) { q[d] = Q[qo + d]; g[d] = G[qo + d]; }
     let r = (b * NH + h) * T + t;
     lse = LD[r];
     D = LD[pu(9u) + r];
@@ -135,10 +145,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let qdoc = queryDoc(b, qpos);
   ${keyEnd}
   for (var k0 = 0u; k0 < kEnd; k0 = k0 + ${KB}u) {
-    for (var e = lid; e < ${KB * HD}u; e = e + ${QB}u) {
-      let j = k0 + e / ${HD}u;
-      var kv = 0.0; var vv = 0.0;
-      if (j < S) { let off = ((b * S + j) * NKV + kvh) * ${HD}u + e % ${HD}u; kv = K[off]; vv = Vv[off]; }
+    for (var e = lid; e < ${KB * HV}u; e = e + ${QB}u) {
+      let j = k0 + e / ${HV}u;
+      var kv = ${VT}(0.0); var vv = ${VT}(0.0);
+      if (j < S) { let off = ((b * S + j) * NKV + kvh) * ${HV}u + e % ${HV}u; kv = K[off]; vv = Vv[off]; }
       Ks[e] = kv; Vs[e] = vv;
     }
     workgroupBarrier();
@@ -148,24 +158,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if (j >= kEnd) { break; }
         if (!allowed(b, j, qpos, qdoc)) { continue; }
         var s = 0.0; var dP = 0.0;
-        for (var d = 0u; d < ${HD}u; d = d + 1u) { s = s + q[d] * Ks[jj * ${HD}u + d]; dP = dP + g[d] * Vs[jj * ${HD}u + d]; }
+        for (var d = 0u; d < ${HV}u; d = d + 1u) { s = s + dotv(q[d], Ks[jj * ${HV}u + d]); dP = dP + dotv(g[d], Vs[jj * ${HV}u + d]); }
         let P = exp(s * scale - lse);
         let dS = P * (dP - D) * scale;
-        for (var d = 0u; d < ${HD}u; d = d + 1u) { dq[d] = dq[d] + dS * Ks[jj * ${HD}u + d]; }
+        for (var d = 0u; d < ${HV}u; d = d + 1u) { dq[d] = dq[d] + dS * Ks[jj * ${HV}u + d]; }
       }
     }
     workgroupBarrier();
   }
-  if (t < T) { for (var d = 0u; d < ${HD}u; d = d + 1u) { dQ[qo + d] = dq[d]; } }
+  if (t < T) { for (var d = 0u; d < ${HV}u; d = d + 1u) { dQ[qo + d] = dq[d]; } }
 }`;
+};
 
-const dkvCode = (HD: number, QB2: number) => () => `
-${ro(1, 'Q')}${ro(2, 'K')}${ro(3, 'Vv')}${ro(4, 'ki', 'i32')}${ro(5, 'LD')}${ro(6, 'G')}${rw(7, 'dK')}${rw(8, 'dV')}
-var<workgroup> Qs: array<f32, ${QB2 * HD}>;
-var<workgroup> Gs: array<f32, ${QB2 * HD}>;
+const dkvCode = (HD: number, QB2: number) => () => {
+  const HV = HD % 4 === 0 ? HD / 4 : HD, VT = HD % 4 === 0 ? 'vec4<f32>' : 'f32';
+  return `
+${ro(1, 'Q', VT)}${ro(2, 'K', VT)}${ro(3, 'Vv', VT)}${ro(4, 'ki', 'i32')}${ro(5, 'LD')}${ro(6, 'G', VT)}${rw(7, 'dK', VT)}${rw(8, 'dV', VT)}
+var<workgroup> Qs: array<${VT}, ${QB2 * HV}>;
+var<workgroup> Gs: array<${VT}, ${QB2 * HV}>;
 var<workgroup> Ls: array<f32, ${QB2}>;
 var<workgroup> Ds: array<f32, ${QB2}>;
 ${common}
+${dotFn(VT)}
 @compute @workgroup_size(${QB})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let T = pu(1u); let S = pu(2u); let NH = pu(3u); let NKV = pu(4u);
@@ -173,14 +187,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let grp = NH / NKV;
   let scale = pf(0u);
   let qOff = pu(6u);
-  var kk: array<f32, ${HD}>;
-  var vv: array<f32, ${HD}>;
-  var dk: array<f32, ${HD}>;
-  var dv: array<f32, ${HD}>;
-  let ko = ((b * S + j) * NKV + kvh) * ${HD}u;
+  var kk: array<${VT}, ${HV}>;
+  var vv: array<${VT}, ${HV}>;
+  var dk: array<${VT}, ${HV}>;
+  var dv: array<${VT}, ${HV}>;
+  let ko = ((b * S + j) * NKV + kvh) * ${HV}u;
   var live = j < S;
   if (live) {
-    for (var d = 0u; d < ${HD}u; d = d + 1u) { kk[d] = K[ko + d]; vv[d] = Vv[ko + d]; }
+    for (var d = 0u; d < ${HV}u; d = d + 1u) { kk[d] = K[ko + d]; vv[d] = Vv[ko + d]; }
     if (pu(7u) != 0u && ki[2u * (b * S + j)] == 0) { live = false; }
   }
   var kdoc = 0;
@@ -191,10 +205,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var hh = 0u; hh < grp; hh = hh + 1u) {
     let h = kvh * grp + hh;
     for (var t0 = tStart; t0 < T; t0 = t0 + ${QB2}u) {
-      for (var e = lid; e < ${QB2 * HD}u; e = e + ${QB}u) {
-        let t = t0 + e / ${HD}u;
-        var qv = 0.0; var gv = 0.0;
-        if (t < T) { let off = ((b * T + t) * NH + h) * ${HD}u + e % ${HD}u; qv = Q[off]; gv = G[off]; }
+      for (var e = lid; e < ${QB2 * HV}u; e = e + ${QB}u) {
+        let t = t0 + e / ${HV}u;
+        var qv = ${VT}(0.0); var gv = ${VT}(0.0);
+        if (t < T) { let off = ((b * T + t) * NH + h) * ${HV}u + e % ${HV}u; qv = Q[off]; gv = G[off]; }
         Qs[e] = qv; Gs[e] = gv;
       }
       for (var e = lid; e < ${QB2}u; e = e + ${QB}u) {
@@ -214,20 +228,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           let lse = Ls[tt];
           if (notFinite(lse)) { continue; }
           var s = 0.0; var dP = 0.0;
-          for (var d = 0u; d < ${HD}u; d = d + 1u) { s = s + Qs[tt * ${HD}u + d] * kk[d]; dP = dP + Gs[tt * ${HD}u + d] * vv[d]; }
+          for (var d = 0u; d < ${HV}u; d = d + 1u) { s = s + dotv(Qs[tt * ${HV}u + d], kk[d]); dP = dP + dotv(Gs[tt * ${HV}u + d], vv[d]); }
           let P = exp(s * scale - lse);
           let dS = P * (dP - Ds[tt]) * scale;
-          for (var d = 0u; d < ${HD}u; d = d + 1u) {
-            dv[d] = dv[d] + P * Gs[tt * ${HD}u + d];
-            dk[d] = dk[d] + dS * Qs[tt * ${HD}u + d];
+          for (var d = 0u; d < ${HV}u; d = d + 1u) {
+            dv[d] = dv[d] + P * Gs[tt * ${HV}u + d];
+            dk[d] = dk[d] + dS * Qs[tt * ${HV}u + d];
           }
         }
       }
       workgroupBarrier();
     }
   }
-  if (j < S) { for (var d = 0u; d < ${HD}u; d = d + 1u) { dK[ko + d] = dk[d]; dV[ko + d] = dv[d]; } }
+  if (j < S) { for (var d = 0u; d < ${HV}u; d = d + 1u) { dK[ko + d] = dk[d]; dV[ko + d] = dv[d]; } }
 }`;
+};
 
 function ints(a: AttentionArgs, extra = 0): number[] {
   return [a.B, a.T, a.S, a.NH, a.NKV, a.causal ? 1 : 0, a.qOffset, a.keyMask ? 1 : 0, a.docIds ? 1 : 0, extra];
