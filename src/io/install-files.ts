@@ -1,8 +1,11 @@
 // Installs what needs a file system or a Node-only module into the browser-safe modules that use it through a
-// hook: PeftModel.savePretrained / fromPretrained (adapter files) and applyChatTemplate (the Jinja renderer).
+// hook: PeftModel.savePretrained / fromPretrained (adapter files), LlamaForCausalLM.fromPretrained (model folders)
+// and applyChatTemplate (the Jinja renderer).
 // Imported by the Node entries (`llamatrain` as Node resolves it, and `llamatrain/node`).
 import { mkdir } from 'node:fs/promises';
 import { useAdapterFiles } from '../peft/index.js';
+import { usePretrainedLoader } from '../nn/index.js';
+import { loadPretrained } from './pretrained.js';
 import '../tokenizer/jinja.js';
 import { readBytesFile, writeFileAtomic } from './files.js';
 
@@ -11,3 +14,5 @@ useAdapterFiles({
   readFile: readBytesFile,
   mkdir: async (path) => { await mkdir(path, { recursive: true }); },
 });
+
+usePretrainedLoader(loadPretrained);

@@ -152,7 +152,27 @@ export interface CausalLMOutput {
   loss: Tensor | null;
 }
 
+/** Reads a Hugging Face model folder: installed by the Node entries (io/install-files.ts), absent in browsers. */
+let pretrainedLoader: ((dir: string, opts: ModelOptions) => Promise<LlamaForCausalLM>) | null = null;
+
+/** Installs the file reader behind LlamaForCausalLM.fromPretrained (the Node entries call it with loadPretrained). */
+export function usePretrainedLoader(f: (dir: string, opts: ModelOptions) => Promise<LlamaForCausalLM>): void {
+  pretrainedLoader = f;
+}
+
 export class LlamaForCausalLM extends Module {
+  /**
+   * Loads a Hugging Face model folder (config.json + safetensors) onto `opts.backend` — `loadPretrained(dir, opts)`
+   * of 'llamatrain/node'. Node only: it reads files (a browser app parses the bytes with parseSafetensors).
+   */
+  static async fromPretrained(dir: string, opts: ModelOptions = {}): Promise<LlamaForCausalLM> {
+    if (!pretrainedLoader) {
+      throw new Error('LlamaForCausalLM.fromPretrained reads files, which needs Node: import llamatrain in Node (its "node" entry installs ' +
+        "the file reader) or 'llamatrain/node'; in a browser, fetch the files and build the model with parseSafetensors");
+    }
+    return pretrainedLoader(dir, opts);
+  }
+
   readonly config: LlamaConfig;
   readonly model: LlamaModel;
   /** Untied head; null when tied (the head then multiplies by model.embed_tokens.weight). */
