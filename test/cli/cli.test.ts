@@ -61,7 +61,7 @@ test('options: errors name the option, what it expects and what it got', () => {
   err(['--steps=abc'], /^--steps: expected an integer, got "abc"$/);
   err(['--seq-len', '1.5'], /^--seq-len: expected an integer, got "1.5"$/);
   err(['--tie=maybe'], /^--tie: expected true or false, got "maybe"$/);
-  err(['--backend=gpu'], /^--backend: expected one of auto, native, wasm, ref, got "gpu"$/);
+  err(['--backend=gpu'], /^--backend: expected one of auto, webgpu, native, wasm, ref, got "gpu"$/);
   err(['--steps'], /^--steps: missing value \(expected an integer\)$/);
   err(['--steps', '--lr=1'], /^--steps: missing value \(expected an integer\) before --lr=1; a value that starts with '--' is written --steps=<value>$/);
   err(['--stesp=3'], /^--stesp: unknown option \(did you mean --steps\?\); see --help$/);
