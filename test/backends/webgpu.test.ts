@@ -1,4 +1,4 @@
-// The GPU GEMM ('tiled': workgroup-memory tiles, register blocks) against ref. On a software adapter the webgpu
+// The webgpu backend's own checks. The GPU GEMM ('tiled': workgroup-memory tiles, register blocks) against ref. On a software adapter the webgpu
 // conformance suite runs the 'direct' GEMM (no barriers, much faster there), so the kernel real GPUs run is
 // checked here on its own: every transpose layout, edges that are no tile multiple, K = 0, batches with
 // broadcasting, and the fused loss (row offsets and accumulation).
@@ -40,4 +40,21 @@ test('webgpu tiled GEMM equals ref: layouts, edges, batches, fused loss', { skip
   };
   const e = relErr(await run(be), await run(refBackend));
   assert.ok(e <= 2e-5, `linearCrossEntropy: rel err ${e.toExponential(2)}`);
+});
+
+test('webgpu without an adapter: registerWebGPUBackend says what to install; probeWebGPU says why', async (t) => {
+  // a Vulkan loader pointed at no driver: Dawn finds no adapter on Linux (elsewhere Metal/D3D12 may still answer)
+  const { execFileSync } = await import('node:child_process');
+  const code = "import('./dist/src/index.js').then(async (m) => { const p = await m.probeWebGPU(); if ('info' in p) { console.log('ADAPTER'); return; } " +
+    "console.log('PROBE ' + p.reason); try { await m.registerWebGPUBackend(); console.log('REGISTERED'); } catch (e) { console.log(e.name + ': ' + e.message); } })";
+  const out = execFileSync(process.execPath, ['-e', code], { encoding: 'utf8', env: { ...process.env, VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '' }, stdio: ['ignore', 'pipe', 'ignore'] });
+  if (out.includes('ADAPTER')) { t.skip('this machine has an adapter without Vulkan'); return; }
+  assert.match(out, /^PROBE no WebGPU adapter/m);
+  assert.match(out, /WebGPUUnavailableError: webgpu backend: no WebGPU adapter found .*apt-get install -y chromium libvulkan1.*VK_ICD_FILENAMES/);
+});
+
+test('webgpu: float64 is refused with a clear error', { skip }, async () => {
+  const be = await registerWebGPUBackend({ name: 'webgpu-f64-check' });
+  assert.equal(be.supports('float64'), false);
+  assert.throws(() => tensor(new Float64Array(3), [3], 'float64', be), /backend 'webgpu-f64-check' does not support float64/);
 });
