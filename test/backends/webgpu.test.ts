@@ -1,6 +1,6 @@
-// The webgpu backend's own checks. The GPU GEMM ('tiled': workgroup-memory tiles, register blocks) against ref. On a software adapter the webgpu
-// conformance suite runs the 'direct' GEMM (no barriers, much faster there), so the kernel real GPUs run is
-// checked here on its own: every transpose layout, edges that are no tile multiple, K = 0, batches with
+// The webgpu backend's own checks. Both GEMMs against ref — 'tiled' (workgroup-memory tiles: what GPUs run; on a
+// software adapter the conformance suite runs 'direct', much faster there) and 'direct' (scalar, and vec4 when
+// everything is a multiple of 4): every transpose layout, edges that are no tile multiple, K = 0, batches with
 // broadcasting, and the fused loss (row offsets and accumulation).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,8 +11,8 @@ const probe = await probeWebGPU();
 const skip = 'reason' in probe ? `webgpu: skipped (no adapter: ${probe.reason})` : false;
 if (skip) console.log(skip);
 
-test('webgpu tiled GEMM equals ref: layouts, edges, batches, fused loss', { skip }, async () => {
-  const be = await registerWebGPUBackend({ name: 'webgpu-tiled', gemm: 'tiled' });
+for (const variant of ['tiled', 'direct'] as const) test(`webgpu ${variant} GEMM equals ref: layouts, edges, batches, fused loss`, { skip }, async () => {
+  const be = await registerWebGPUBackend({ name: `webgpu-${variant}`, gemm: variant });
   const rng = new RNG(3);
   const randf = (shape: number[]) => Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.normal());
   const both = async (name: string, shapes: number[][], f: (b: Backend, xs: Float32Array[]) => ReturnType<typeof matmul>, tol = 2e-5) => {
@@ -21,7 +21,8 @@ test('webgpu tiled GEMM equals ref: layouts, edges, batches, fused loss', { skip
     const e = relErr(got, want);
     assert.ok(e <= tol, `${name}: rel err ${e.toExponential(2)}`);
   };
-  for (const [M, N, K] of [[1, 1, 1], [5, 1, 3], [3, 5, 0], [4, 13, 9], [65, 67, 17], [37, 129, 600], [130, 70, 33]] as const) {
+  // (multiples of 4 take the direct GEMM's vec4 path)
+  for (const [M, N, K] of [[1, 1, 1], [5, 1, 3], [3, 5, 0], [4, 13, 9], [8, 12, 16], [36, 68, 20], [65, 67, 17], [37, 129, 600], [132, 72, 36]] as const) {
     for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
       await both(`matmul ${M}x${N}x${K} tA=${tA} tB=${tB}`, [tA ? [K, M] : [M, K], tB ? [N, K] : [K, N]],
         (b, [x, y]) => matmul(tensor(x!, tA ? [K, M] : [M, K], 'float32', b), tensor(y!, tB ? [N, K] : [K, N], 'float32', b), { transA: tA, transB: tB }));
@@ -29,6 +30,8 @@ test('webgpu tiled GEMM equals ref: layouts, edges, batches, fused loss', { skip
   }
   await both('matmul broadcast both', [[2, 1, 6, 11], [1, 3, 11, 70]],
     (b, [x, y]) => matmul(tensor(x!, [2, 1, 6, 11], 'float32', b), tensor(y!, [1, 3, 11, 70], 'float32', b)));
+  await both('matmul broadcast both, multiples of 4', [[2, 1, 8, 12], [1, 3, 12, 16]],
+    (b, [x, y]) => matmul(tensor(x!, [2, 1, 8, 12], 'float32', b), tensor(y!, [1, 3, 12, 16], 'float32', b), { transA: false, transB: false }));
   // the fused loss: chunks (row offsets into hidden), dH and the accumulated dW
   const tg = Int32Array.from({ length: 90 }, (_, i) => (i % 7 === 0 ? -100 : (i * 13) % 301));
   const hid = randf([90, 40]), w = randf([301, 40]).map((x) => x * 0.3);

@@ -137,6 +137,55 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: 
   }
 }`;
 
+/**
+ * The direct GEMM with vec4 loads, when every operand offset, stride and dimension is a multiple of 4: a thread
+ * loads its 4×4 blocks of A and B (k advancing by 4) as four vec4 each — along whichever dimension is contiguous —
+ * and multiplies them as mat4x4 (acc[c][r] = C(i0 + r, j0 + c)).
+ */
+const gemmDirect4Code = (aKFast: boolean, bKFast: boolean) => () => `
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+${rw(3, 'c')}
+@compute @workgroup_size(8, 8)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+  let M = pu(0u); let N = pu(1u); let K = pu(2u);
+  let sai = pu(3u); let sap = pu(4u); let sbp = pu(5u); let sbj = pu(6u);
+  var aB = pu(7u); var bB = pu(8u);
+  var rest = wid.z;
+  for (var d = i32(pu(11u)) - 1; d >= 0; d = d - 1) {
+    let dim = pu(12u + u32(d));
+    let q = rest % dim;
+    aB = aB + q * pu(16u + u32(d));
+    bB = bB + q * pu(20u + u32(d));
+    rest = rest / dim;
+  }
+  let cB = pu(9u) + wid.z * M * N;
+  let i0 = wid.y * 32u + l.y * 4u; let j0 = wid.x * 32u + l.x * 4u;
+  if (i0 >= M || j0 >= N) { return; }
+  var acc = mat4x4<f32>();
+  for (var p = 0u; p < K; p = p + 4u) {
+    ${aKFast
+      // rows of A are contiguous in k: four rows, transposed into columns over k
+      ? `let ao = aB + i0 * sai + p;
+    let am = transpose(mat4x4<f32>(a[ao / 4u], a[(ao + sai) / 4u], a[(ao + 2u * sai) / 4u], a[(ao + 3u * sai) / 4u]));`
+      : `let ao = aB + p * sap + i0;
+    let am = mat4x4<f32>(a[ao / 4u], a[(ao + sap) / 4u], a[(ao + 2u * sap) / 4u], a[(ao + 3u * sap) / 4u]);`}
+    ${bKFast
+      ? `let bo = bB + j0 * sbj + p;
+    let bm = mat4x4<f32>(b[bo / 4u], b[(bo + sbj) / 4u], b[(bo + 2u * sbj) / 4u], b[(bo + 3u * sbj) / 4u]);`
+      : `let bo = bB + p * sbp + j0;
+    let bm = transpose(mat4x4<f32>(b[bo / 4u], b[(bo + sbp) / 4u], b[(bo + 2u * sbp) / 4u], b[(bo + 3u * sbp) / 4u]));`}
+    acc = acc + am * bm;
+  }
+  let accum = pu(10u) != 0u;
+  for (var r = 0u; r < 4u; r = r + 1u) {
+    let k = cB + (i0 + r) * N + j0;
+    for (var q = 0u; q < 4u; q = q + 1u) {
+      if (accum) { c[k + q] = c[k + q] + acc[q][r]; } else { c[k + q] = acc[q][r]; }
+    }
+  }
+}`;
+
 /** Which GEMM: 'tiled' (workgroup memory; GPUs) or 'direct' (no barriers; software adapters). */
 export type GemmVariant = 'tiled' | 'direct';
 
@@ -149,7 +198,15 @@ export function gemm(rt: GpuRuntime, g: GemmArgs, variant: GemmVariant): void {
   const pad = (x: number[]) => [...x, ...new Array(MAX_BATCH_RANK - x.length).fill(0)];
   const aKFast = g.sap === 1, bNFast = g.sbj === 1;
   const ints = [M, N, K, g.sai, g.sap, g.sbp, g.sbj, g.aOff, g.bOff, g.cOff, g.accumulate ? 1 : 0, bt.shape.length, ...pad(bt.shape), ...pad(bt.aStrides), ...pad(bt.bStrides)];
-  if (variant === 'direct') rt.dispatch({ key: 'gemm_direct', code: gemmDirectCode }, [g.a, g.b, g.c], ints, [], [Math.ceil(N / 32), Math.ceil(M / 32), nb]);
+  if (variant === 'direct') {
+    // vec4 loads need every offset, stride and edge on a multiple of 4 (the contiguous stride is 1)
+    const aK = g.sap === 1, bK = g.sbp === 1;
+    const quad = (x: number) => x % 4 === 0;
+    const aligned = [M, N, K, g.aOff, g.bOff, aK ? g.sai : g.sap, bK ? g.sbj : g.sbp, ...bt.aStrides, ...bt.bStrides].every(quad) &&
+      (aK || g.sai === 1) && (bK || g.sbj === 1);
+    if (aligned) rt.dispatch({ key: `gemm_direct4_${aK}_${bK}`, code: gemmDirect4Code(aK, bK) }, [g.a, g.b, g.c], ints, [], [Math.ceil(N / 32), Math.ceil(M / 32), nb]);
+    else rt.dispatch({ key: 'gemm_direct', code: gemmDirectCode }, [g.a, g.b, g.c], ints, [], [Math.ceil(N / 32), Math.ceil(M / 32), nb]);
+  }
   else rt.dispatch({ key: `gemm_${aKFast}_${bNFast}`, code: gemmCode(aKFast, bNFast) }, [g.a, g.b, g.c], ints, [], [Math.ceil(N / BN), Math.ceil(M / BM), nb]);
 }
 
