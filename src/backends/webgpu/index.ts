@@ -86,11 +86,13 @@ async function findGpu(): Promise<{ gpu: Gpu; source: WebGPUInfo['source'] }> {
 
 let dawnGpu: Gpu | null = null;
 
+/** The runtime of the backend registered last (webgpuInfo, webgpuMemory, profiles); all of them in `runtimes`. */
 let runtime: GpuRuntime | null = null;
+const runtimes = new Map<object, { rt: GpuRuntime; info: WebGPUInfo }>();
 let backendInfo: WebGPUInfo | null = null;
 const registered = new Map<string, Backend>();
 
-/** The adapter the registered backend runs on (null before registerWebGPUBackend()). */
+/** The adapter the backend registered last runs on (null before registerWebGPUBackend()). */
 export function webgpuInfo(): WebGPUInfo | null {
   return backendInfo;
 }
@@ -151,11 +153,15 @@ export async function registerWebGPUBackend(opts: WebGPUBackendOptions = {}): Pr
   const name = opts.name ?? 'webgpu';
   const have = registered.get(name);
   if (have) return have;
-  if (!runtime) {
+  // one runtime per device: the backend's own device (made once), or each device the caller passes
+  const key: object = opts.device ?? runtimes;
+  let entry = runtimes.get(key);
+  if (!entry) {
     let device: GpuDevice;
+    let info: WebGPUInfo;
     if (opts.device) {
       device = opts.device as GpuDevice;
-      backendInfo = adapterInfo(null, 'device option', device);
+      info = adapterInfo(null, 'device option', device);
     } else {
       const { gpu, source } = await findGpu();
       const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
@@ -163,16 +169,19 @@ export async function registerWebGPUBackend(opts: WebGPUBackendOptions = {}): Pr
         throw new WebGPUUnavailableError(`webgpu backend: no WebGPU adapter found (through ${source}). ${isNode ? HELP_NODE : HELP_BROWSER}`);
       }
       device = await adapter.requestDevice({ requiredLimits: wantedLimits(adapter) });
-      backendInfo = adapterInfo(adapter, source, device);
+      info = adapterInfo(adapter, source, device);
     }
     const l = device.limits;
     if (l.maxStorageBuffersPerShaderStage < 8 || l.maxComputeInvocationsPerWorkgroup < 256 || l.maxComputeWorkgroupStorageSize < 16384) {
       throw new WebGPUUnavailableError('webgpu backend: the device is below WebGPU\'s default limits (8 storage buffers per stage, ' +
         '256 invocations and 16 KiB of workgroup memory per workgroup); pass a device made with the defaults or more');
     }
-    runtime = new GpuRuntime(device);
+    entry = { rt: new GpuRuntime(device), info };
+    runtimes.set(key, entry);
   }
-  const rt = runtime;
+  runtime = entry.rt;
+  backendInfo = entry.info;
+  const rt = entry.rt;
   const backend: Backend = {
     name,
     upload: (data) => {
@@ -194,17 +203,18 @@ export async function registerWebGPUBackend(opts: WebGPUBackendOptions = {}): Pr
   return backend;
 }
 
-/** Bytes of GPU buffers the backend holds (live tensors and its pool) and their peak. */
+/** Bytes of GPU buffers the backend registered last holds (live tensors and its pool) and their peak. */
 export function webgpuMemory(): { allocatedBytes: number; peakBytes: number } {
   return { allocatedBytes: runtime?.allocatedBytes ?? 0, peakBytes: runtime?.peakBytes ?? 0 };
 }
 
 /** Waits until the device has finished everything submitted so far (timing; a step never needs it). */
 export async function webgpuSync(): Promise<void> {
-  if (!runtime) return;
-  runtime.flush();
-  await runtime.device.queue.onSubmittedWorkDone();
-  runtime.checkErrors();
+  for (const { rt } of runtimes.values()) {
+    rt.flush();
+    await rt.device.queue.onSubmittedWorkDone();
+    rt.checkErrors();
+  }
 }
 
 /** Per-kernel device time of what runs between the two calls (each dispatch submitted alone: slower; for tuning). */
