@@ -5,6 +5,7 @@ import { runTrain, trainHelp } from './train.js';
 import { chatHelp, runChat, runSft, sftHelp } from './sft.js';
 import { helps, runEval, runGenerate, runTokenizer } from './commands.js';
 import { UsageError, wantsHelp } from './options.js';
+import { RunStopped } from './rundir.js';
 
 const USAGE = `llamatrain — train LLaMA-architecture language models in TypeScript
 
@@ -37,6 +38,6 @@ export async function main(argv: string[], log: (s: string) => void = (s) => pro
   } catch (e) {
     if (e instanceof UsageError) { process.stderr.write(`llamatrain ${cmd ?? ''}: ${e.message}\n`); return 2; }
     process.stderr.write(`llamatrain ${cmd ?? ''}: ${(e as Error).message}\n`);
-    return 1;
+    return e instanceof RunStopped ? e.exitCode : 1; // stopped by a signal: 130 (SIGINT) / 143 (SIGTERM)
   }
 }

@@ -4,7 +4,7 @@
 // resumable checkpoints/, and the result (adapter/ in PEFT's format and model/, the merged HF checkpoint).
 // `llamatrain chat`: talk to a model (and adapter) through its chat template, tokens streamed as they come.
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +24,8 @@ import { type ChatMessage, defaultEndOfTurn, trainByteLevelBPE } from '../tokeni
 import { type HFTokenizer, loadTokenizerFile, saveTokenizer } from '../tokenizer/node.js';
 import { type EvalResult, type TrainableModel, Trainer, type TrainingState, evaluate } from '../train/index.js';
 import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
-import { type Log, RunReport, fmt, stamp, trainWithCheckpoints } from './run.js';
+import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
+import { RunDirectory, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
 import { backendOptions, batchesOf, selectBackend, toBatch, tokenByteLengths } from './shared.js';
 
 /** The small conversation file the package ships (arithmetic Q&A), used when --data is empty. */
@@ -58,8 +59,9 @@ export const sftSchema = {
   sampleTokens: { type: 'int', default: 48, help: 'tokens generated per sample reply' },
   temperature: { type: 'number', default: 0, help: 'sampling temperature of the sample replies (0 = greedy)' },
   checkpointEvery: { type: 'int', default: 50, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
-  out: { type: 'string', default: '', help: 'run directory (default runs/sft-<date-time>)' },
-  resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint' },
+  out: { type: 'string', default: '', help: 'run directory, new or empty (default runs/sft-<date-time-ms>-<random>)' },
+  resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint (in that directory: no --out)' },
+  force: { type: 'boolean', default: false, help: 'with --resume: go on although --data, --seq-len, --batch-size, --grad-accum or --seed changed (the data loader starts a new pass)' },
   seed: { type: 'int', default: 0, help: 'seed of init, shuffling and sampling' },
   progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
   ...backendOptions,
@@ -90,13 +92,24 @@ export function showCounted(tok: HFTokenizer, enc: EncodedChat): string {
   return inside ? out + '⟧' : out;
 }
 
-function resolveOptions(argv: string[]): SftOptions {
+/** Options that can never change on --resume (the checkpoint's model, adapters and tokenizer are what they are). */
+const FIXED_ON_RESUME = ['from', 'lora', 'loraR', 'loraAlpha', 'targetModules', 'vocabSize', 'dim', 'layers', 'heads', 'kvHeads'] as const;
+/** Options that change the data or the batch geometry: a resume refuses them unless --force. */
+const FORCEABLE_ON_RESUME = ['data', 'validationFraction', 'seqLen', 'batchSize', 'gradAccum', 'seed'] as const;
+
+function resolveOptions(argv: string[]): { o: SftOptions; saved: Record<string, unknown> | null } {
   let { values: o } = parseCommandLine(sftSchema, argv);
+  let saved: Record<string, unknown> | null = null;
   if (o.resume) {
-    const saved = join(o.resume, 'sft_config.json');
-    if (!existsSync(saved)) throw new UsageError(`--resume ${o.resume}: no sft_config.json there (is it a llamatrain sft run directory?)`);
-    const { resume: _r, out: _o, ...savedValues } = JSON.parse(readFileSync(saved, 'utf8')) as Record<string, unknown>;
-    o = { ...parseCommandLine(sftSchema, argv, { base: { values: savedValues, from: saved } }).values, resume: o.resume, out: o.resume };
+    if (o.out && resolve(o.out) !== resolve(o.resume)) {
+      throw new UsageError(`--out ${o.out} cannot be combined with --resume: a resumed run goes on in its own directory (${o.resume}); ` +
+        'drop --out (to branch a run off, copy its directory and resume the copy)');
+    }
+    saved = readRunConfig(o.resume, 'sft_config.json', 'sft');
+    o = { ...parseCommandLine(sftSchema, argv, { base: { values: saved, from: join(o.resume, 'sft_config.json') } }).values, resume: o.resume, out: o.resume };
+    checkResumeChanges(o.resume, 'sft_config.json', compareForResume(saved, o, FIXED_ON_RESUME, FORCEABLE_ON_RESUME), o.force);
+  } else if (o.force) {
+    throw new UsageError('--force goes with --resume (it lets a resumed run change its data or batch geometry)');
   }
   for (const k of ['loraR', 'seqLen', 'batchSize', 'gradAccum', 'steps', 'vocabSize', 'dim', 'layers', 'heads', 'kvHeads'] as const) {
     if (!(o[k] > 0)) throw new UsageError(`${flag(k)} must be > 0, got ${o[k]}`);
@@ -109,17 +122,28 @@ function resolveOptions(argv: string[]): SftOptions {
   if (o.warmup >= o.steps && o.steps > 1) throw new UsageError(`--warmup (${o.warmup}) must be smaller than --steps (${o.steps})`);
   if (!o.from && o.heads % o.kvHeads !== 0) throw new UsageError(`--kv-heads (${o.kvHeads}) must divide --heads (${o.heads})`);
   if (!o.from && (o.dim % o.heads !== 0 || (o.dim / o.heads) % 2 !== 0)) throw new UsageError(`--dim (${o.dim}) / --heads (${o.heads}) must be an even integer`);
-  return o;
+  return { o, saved };
 }
 
 export async function runSft(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
-  const o = resolveOptions(argv);
+  const { o, saved } = resolveOptions(argv);
+  const rd = await RunDirectory.open({ command: 'sft', out: o.out, resume: o.resume, defaultName: `sft-${stamp()}` });
+  const stop = new AbortController();
+  const signals = stopOnSignals(stop, log);
+  try {
+    const result = await sftIn(o, rd.dir, rd.resuming, saved, stop, log);
+    await rd.close();
+    return result;
+  } catch (e) {
+    await rd.discard(); // a new run that trained nothing leaves no directory behind
+    throw e;
+  } finally {
+    signals.dispose();
+  }
+}
+
+async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Record<string, unknown> | null, stop: AbortController, log: Log): Promise<{ final: EvalResult; dir: string }> {
   const backend = await selectBackend(o.backend, o.threads, log);
-  const dir = o.out || join('runs', `sft-${stamp()}`);
-  const resuming = o.resume !== '';
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'sft_config.json'), JSON.stringify(o, null, 2) + '\n');
-  const t0 = Date.now();
   const useLora = o.from !== '' && o.lora;
 
   // ---- data and tokenizer
@@ -157,11 +181,12 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
 
   // ---- model
   let model: LlamaForCausalLM, peft: PeftModel | null = null, state: TrainingState | null = null;
+  const onWarning = (m: string) => log(`llamatrain: ${m}`);
   if (resuming && useLora) {
-    const ck = await loadAdapterCheckpoint(join(dir, 'checkpoints'), await loadPretrained(o.from));
+    const ck = await loadAdapterCheckpoint(join(dir, 'checkpoints'), await loadPretrained(o.from), { onWarning });
     model = ck.peft.model; peft = ck.peft; state = ck.state;
   } else if (resuming) {
-    const ck = await loadCheckpoint(join(dir, 'checkpoints'));
+    const ck = await loadCheckpoint(join(dir, 'checkpoints'), {}, { onWarning });
     model = ck.model; state = ck.state;
   } else if (o.from) {
     model = await loadPretrained(o.from);
@@ -185,6 +210,7 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
     { lr, betas: [0.9, 0.95], eps: 1e-8 });
   const scheduler = new LRScheduler(optimizer, warmupCosine({ warmupSteps: o.warmup, totalSteps: o.steps, minLrRatio: o.minLrRatio }));
   const bytesOf = tokenByteLengths(tok);
+  const dataHash = rowsHash(train.rows);
   const loader = new DataLoader<PackedRow, PackedBatch>({ dataset: new ArrayDataset(train.rows), batchSize: o.batchSize, shuffle: true,
     seed: o.seed, dropLast: true, collate: packedCollate });
   const common = {
@@ -195,6 +221,25 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
   const trainer: Trainer<TrainableModel> = peft
     ? new Trainer<PeftModel>({ ...common, model: peft, checkpointWriter: saveAdapterCheckpoint }) as unknown as Trainer<TrainableModel>
     : new Trainer<LlamaForCausalLM>({ ...common, model, checkpointWriter: saveCheckpoint }) as unknown as Trainer<TrainableModel>;
+  let forced: Record<string, [unknown, unknown]> = {};
+  if (state && saved) {
+    checkResumeSteps(dir, 'sft', o.steps, state.step);
+    const changes = compareForResume(saved, o, FIXED_ON_RESUME, FORCEABLE_ON_RESUME);
+    const recorded = state.extra?.dataHash;
+    const dataChanged = typeof recorded === 'string' && recorded !== dataHash;
+    if (dataChanged && !o.force) {
+      throw new UsageError(`--resume ${dir}: the training data changed since the checkpoint: the rows made from --data ${dataPath} differ from those ` +
+        'the run trained on (was the file edited?); restore it, pass --force to go on with the new data (the data loader starts a new pass), or start a new run with --out');
+    }
+    forced = { ...changes.changed, ...(dataChanged ? { rows: [recorded, dataHash] as [unknown, unknown] } : {}) };
+    const loaderMoved = dataChanged || Object.keys(changes.changed).some((k) => k !== 'gradAccum');
+    if (Object.keys(forced).length > 0) {
+      log(`llamatrain: --force: resuming with ${[...changes.forceable, ...(dataChanged ? ['other training rows'] : [])].join(', ')}` +
+        (loaderMoved ? '; the data loader starts a new pass over the data' : ''));
+    }
+    if (loaderMoved) state.data = loader.state(); // the saved position is one in the old data
+  }
+  writeRunConfig(dir, 'sft_config.json', o);
   if (state) trainer.loadState(state);
   const counts = peft ? peft.numParameters() : { trainable: model.numParameters(), total: model.numParameters() };
   log(`llamatrain sft: ${o.from ? `${o.from}` : 'a new model'} (C=${model.config.hiddenSize}, L=${model.config.numHiddenLayers}, V=${model.config.vocabSize}), ` +
@@ -204,7 +249,9 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
 
   // ---- training
   const endIds = endOfTurnIds(tok);
-  const rng = new RNG(o.seed + 1);
+  const rng = new RNG(o.seed + 1); // the samples' RNG is part of the checkpoint
+  if (Array.isArray(state?.extra?.sampleRng)) rng.setState(state.extra.sampleRng as number[]);
+  const clock = new RunClock(Number(state?.extra?.seconds ?? 0), Number(state?.extra?.segments ?? 0) + 1);
   const probe = valSet[0]!;
   const sample = async () => {
     const ids = tok.applyChatTemplate(promptOf(probe), { addGenerationPrompt: true, tokenize: true }).inputIds;
@@ -214,10 +261,28 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
     return `${promptOf(probe).map((m) => `${m.role}: ${typeof m.content === 'string' ? m.content : ''}`).join(' | ')} → assistant: ${tok.decode(reply, { skipSpecialTokens: true })}`;
   };
   const report = new RunReport({ dir, log, steps: o.steps, progress: o.progress }, sample, `sft — ${dataPath.split('/').pop()}`);
-  if (resuming) report.keepHistoryUpTo(state?.step ?? 0);
+  if (state) {
+    report.keepHistoryUpTo(state.step);
+    report.metric({ type: 'resume', step: state.step, segment: clock.segment, ...(Object.keys(forced).length > 0 ? { forced } : {}) });
+  }
+  let savedStep = state?.step ?? 0;
+  const save = async () => {
+    const st = await trainer.state();
+    const full = { ...st, extra: { ...st.extra, sampleRng: rng.getState(), dataHash, seconds: clock.seconds(), segments: clock.segment } };
+    const ck = peft ? await saveAdapterCheckpoint(join(dir, 'checkpoints'), peft, full, {}) : await saveCheckpoint(join(dir, 'checkpoints'), model, full, {});
+    savedStep = trainer.step;
+    return ck;
+  };
   report.follow(trainer);
-  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, dir);
+  watchForCollapse(trainer, model.config.vocabSize, stop, `--lr=${lr}${o.lr === 0 ? ' (the default of this mode)' : ''}`);
+  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, save, stop.signal);
   report.stopProgress();
+  if (stop.signal.aborted && (trainer.step < o.steps || stop.signal.reason instanceof CollapsedRun)) {
+    await endStoppedRun({ reason: stop.signal.reason, command: 'sft', dir, step: trainer.step, steps: o.steps, savedStep, save, report,
+      writeSummary: (status) => writeFileSync(join(dir, 'summary.json'), JSON.stringify({ status, steps: trainer.step, ofSteps: o.steps,
+        seconds: Math.round(clock.seconds()), segments: clock.segment, trainableParameters: counts.trainable }, null, 2) + '\n') });
+  }
+  if (trainer.step > savedStep) await save();
 
   // ---- results: validation loss on the assistant tokens, the adapter (PEFT) and the merged model (HF)
   const final = await evaluate(trainable, batchesOf(val.rows, o.batchSize, bytesOf));
@@ -230,9 +295,9 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) {
     if (existsSync(join(dir, f))) writeFileSync(join(dir, 'model', f), readFileSync(join(dir, f)));
   }
-  const summary = { steps: trainer.step, valLoss: final.loss, perplexity: final.perplexity, validationTargets: final.tokens,
+  const summary = { status: 'finished', steps: trainer.step, valLoss: final.loss, perplexity: final.perplexity, validationTargets: final.tokens,
     lora: peft ? { r: o.loraR, alpha: o.loraAlpha, targetModules: peft.config.target_modules } : null,
-    trainableParameters: counts.trainable, seconds: Math.round((Date.now() - t0) / 1000) };
+    trainableParameters: counts.trainable, seconds: Math.round(clock.seconds()), segments: clock.segment };
   writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   log(`final sample: ${finalSample}`);
   log(`final validation (${final.tokens} assistant tokens): loss ${fmt(final.loss)} | perplexity ${fmt(final.perplexity, 2)}`);

@@ -1,8 +1,8 @@
 // `llamatrain train`: trains a small LLaMA (defaults: the built-in Brown corpus, a byte-level BPE trained on it)
 // with progress, metrics.jsonl, a loss-curve SVG and sample generations in the run directory.
 
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { RNG, tensor } from '../core/index.js';
 import { ArrayDataset, DataLoader, type PackedBatch, type PackedRow, packedCollate } from '../data/index.js';
 import { loadPretrained, savePretrained } from '../io/pretrained.js';
@@ -13,7 +13,8 @@ import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, Trainer, type TrainingState, evaluate } from '../train/index.js';
 import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
-import { type Log, RunReport, fmt, stamp, trainWithCheckpoints } from './run.js';
+import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
+import { RunDirectory, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
 import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, toBatch, tokenByteLengths, tokenizerJsonPath } from './shared.js';
 
 export const trainSchema = {
@@ -48,8 +49,9 @@ export const trainSchema = {
   sampleTokens: { type: 'int', default: 32, help: 'tokens generated per sample' },
   temperature: { type: 'number', default: 0.8, help: 'sampling temperature of the samples' },
   checkpointEvery: { type: 'int', default: 280, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
-  out: { type: 'string', default: '', help: 'run directory (default runs/<date-time>)' },
-  resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint' },
+  out: { type: 'string', default: '', help: 'run directory, new or empty (default runs/<date-time-ms>-<random>)' },
+  resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint (in that directory: no --out)' },
+  force: { type: 'boolean', default: false, help: 'with --resume: go on although --data, --seq-len, --batch-size, --grad-accum or --seed changed (the data loader starts a new pass)' },
   seed: { type: 'int', default: 0, help: 'seed of init, shuffling and sampling' },
   progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
   ...backendOptions,
@@ -71,6 +73,8 @@ interface RunData {
   trainRows: PackedRow[];
   valRows: PackedRow[];
   loader: DataLoader<PackedRow, PackedBatch>;
+  /** rowsHash(trainRows): recorded in checkpoints, compared on resume. */
+  hash: string;
 }
 
 /** The loader as the Trainer's batch source (its epoch/position is what checkpoints store). */
@@ -82,16 +86,41 @@ function loaderSource<T>(loader: DataLoader<T, PackedBatch>, bytesOf: Int32Array
   };
 }
 
-export async function runTrain(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
-  const o = resolveOptions(argv);
-  const backend = await selectBackend(o.backend, o.threads, log);
-  const run: RunContext = { o, dir: o.out || join('runs', stamp()), resuming: o.resume !== '', log };
-  mkdirSync(run.dir, { recursive: true });
-  writeFileSync(join(run.dir, 'train_config.json'), JSON.stringify(o, null, 2) + '\n');
-  const t0 = Date.now();
+/** Options that can never change on --resume (the checkpoint's model and tokenizer are what they are). */
+const FIXED_ON_RESUME = ['from', 'tokenizer', 'vocabSize', 'dim', 'layers', 'heads', 'kvHeads', 'ffn', 'tie'] as const;
+/** Options that change the data or the batch geometry: a resume refuses them unless --force. */
+const FORCEABLE_ON_RESUME = ['data', 'textField', 'validationFraction', 'seqLen', 'batchSize', 'gradAccum', 'seed'] as const;
 
+export async function runTrain(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
+  const { o, saved } = resolveOptions(argv);
+  const rd = await RunDirectory.open({ command: 'train', out: o.out, resume: o.resume, defaultName: stamp() });
+  const run: RunContext = { o, dir: rd.dir, resuming: rd.resuming, log };
+  const stop = new AbortController();
+  const signals = stopOnSignals(stop, log);
+  try {
+    const result = await trainIn(run, saved, stop);
+    await rd.close();
+    return result;
+  } catch (e) {
+    await rd.discard(); // a new run that trained nothing leaves no directory behind
+    throw e;
+  } finally {
+    signals.dispose();
+  }
+}
+
+async function trainIn(run: RunContext, saved: Record<string, unknown> | null, stop: AbortController): Promise<{ final: EvalResult; dir: string }> {
+  const { o, log } = run;
+  const backend = await selectBackend(o.backend, o.threads, log);
+  // On resume: the checkpoint first (the newest intact one), so that a --steps below the steps done is refused
+  // before any work, and nothing (train_config.json included) is written before every check has passed.
+  const resumed = run.resuming ? await loadCheckpoint(join(run.dir, 'checkpoints'), {}, { onWarning: (m) => log(`llamatrain: ${m}`) }) : null;
+  if (resumed) checkResumeSteps(run.dir, 'train', o.steps, resumed.state.step);
   const data = await prepareData(run);
-  const { model, state } = await buildModel(run, data.tok);
+  let forced: Record<string, [unknown, unknown]> = {};
+  if (resumed && saved) forced = checkResumedData(run, saved, resumed.state, data);
+  const { model, state } = resumed ? checkModel(resumed.model, resumed.state, data.tok) : await buildModel(run, data.tok);
+  writeRunConfig(run.dir, 'train_config.json', o);
   const trainer = makeTrainer(o, model, data, state);
   log(`llamatrain: ${model.numParameters().toLocaleString('en')} parameters (C=${model.config.hiddenSize}, L=${model.config.numHiddenLayers}, ` +
     `NH=${model.config.numAttentionHeads}, NKV=${model.config.numKeyValueHeads}, V=${model.config.vocabSize}); ` +
@@ -99,29 +128,75 @@ export async function runTrain(argv: string[], log: Log = (s) => process.stdout.
     `backend: ${backend}; run directory: ${run.dir}` +
     (state ? `; resuming at step ${state.step}` : ''));
 
+  // the samples' RNG is part of the checkpoint: a resumed run samples what the uninterrupted one would have
   const sampleRng = new RNG(o.seed + 1);
+  if (Array.isArray(state?.extra?.sampleRng)) sampleRng.setState(state.extra.sampleRng as number[]);
+  const clock = new RunClock(Number(state?.extra?.seconds ?? 0), Number(state?.extra?.segments ?? 0) + 1);
   const report = new RunReport({ dir: run.dir, log, steps: o.steps, progress: o.progress }, () => sampleText(o, model, data.tok, sampleRng), data.source);
-  if (run.resuming) report.keepHistoryUpTo(state?.step ?? 0);
+  if (state) {
+    report.keepHistoryUpTo(state.step);
+    report.metric({ type: 'resume', step: state.step, segment: clock.segment, ...(Object.keys(forced).length > 0 ? { forced } : {}) });
+  }
+  let savedStep = state?.step ?? 0;
+  const save = async () => {
+    const st = await trainer.state();
+    const dir = await saveCheckpoint(join(run.dir, 'checkpoints'), model, { ...st, extra: { ...st.extra, sampleRng: sampleRng.getState(),
+      dataHash: data.hash, seconds: clock.seconds(), segments: clock.segment } }, {});
+    savedStep = trainer.step;
+    return dir;
+  };
   report.follow(trainer);
-  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, run.dir);
+  watchForCollapse(trainer, model.config.vocabSize, stop, `--lr=${o.lr}`);
+  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, save, stop.signal);
   report.stopProgress();
-  const final = await finishRun(run, model, trainer.step, data, report, t0);
+  if (stop.signal.aborted && (trainer.step < o.steps || stop.signal.reason instanceof CollapsedRun)) {
+    await endStoppedRun({ reason: stop.signal.reason, command: 'train', dir: run.dir, step: trainer.step, steps: o.steps, savedStep, save, report,
+      writeSummary: (status) => writeFileSync(join(run.dir, 'summary.json'), JSON.stringify({ status, steps: trainer.step, ofSteps: o.steps,
+        seconds: Math.round(clock.seconds()), segments: clock.segment, parameters: model.numParameters() }, null, 2) + '\n') });
+  }
+  if (trainer.step > savedStep) await save(); // (a Ctrl-C after the last step: the run still finishes)
+  const final = await finishRun(run, model, trainer.step, data, report, clock);
   return { final, dir: run.dir };
 }
 
 /** The run's options: the command line, or on --resume the run's saved options with the command line on top. */
-function resolveOptions(argv: string[]): TrainOptions {
+function resolveOptions(argv: string[]): { o: TrainOptions; saved: Record<string, unknown> | null } {
   let { values: o } = parseCommandLine(trainSchema, argv);
   const resumeDir = o.resume;
+  let saved: Record<string, unknown> | null = null;
   if (resumeDir) {
+    if (o.out && resolve(o.out) !== resolve(resumeDir)) {
+      throw new UsageError(`--out ${o.out} cannot be combined with --resume: a resumed run goes on in its own directory (${resumeDir}); ` +
+        'drop --out (to branch a run off, copy its directory and resume the copy)');
+    }
     // The run's saved options, overridden by what this command line states (e.g. a larger --steps).
-    const saved = join(resumeDir, 'train_config.json');
-    if (!existsSync(saved)) throw new UsageError(`--resume ${resumeDir}: no train_config.json there (is it a llamatrain run directory?)`);
-    const { resume: _r, out: _o, ...savedValues } = JSON.parse(readFileSync(saved, 'utf8')) as Record<string, unknown>;
-    o = { ...parseCommandLine(trainSchema, argv, { base: { values: savedValues, from: saved } }).values, resume: resumeDir, out: resumeDir };
+    saved = readRunConfig(resumeDir, 'train_config.json', 'train');
+    o = { ...parseCommandLine(trainSchema, argv, { base: { values: saved, from: join(resumeDir, 'train_config.json') } }).values, resume: resumeDir, out: resumeDir };
+    checkResumeChanges(resumeDir, 'train_config.json', compareForResume(saved, o, FIXED_ON_RESUME, FORCEABLE_ON_RESUME), o.force);
+  } else if (o.force) {
+    throw new UsageError('--force goes with --resume (it lets a resumed run change its data or batch geometry)');
   }
   checkOptions(o);
-  return o;
+  return { o, saved };
+}
+
+/** On resume with --force: which options changed. Without it, refuses rows that changed under the same options. */
+function checkResumedData({ o, dir, log }: RunContext, saved: Record<string, unknown>, state: TrainingState, data: RunData): Record<string, [unknown, unknown]> {
+  const changes = compareForResume(saved, o, FIXED_ON_RESUME, FORCEABLE_ON_RESUME);
+  const recorded = state.extra?.dataHash;
+  const dataChanged = typeof recorded === 'string' && recorded !== data.hash;
+  if (dataChanged && !o.force) {
+    throw new UsageError(`--resume ${dir}: the training data changed since the checkpoint: the rows made from --data ${o.data} differ from those the run ` +
+      'trained on (was the file edited?); restore it, pass --force to go on with the new data (the data loader starts a new pass), or start a new run with --out');
+  }
+  const forced = { ...changes.changed, ...(dataChanged ? { rows: [recorded, data.hash] as [unknown, unknown] } : {}) };
+  const loaderMoved = dataChanged || Object.keys(changes.changed).some((k) => k !== 'gradAccum');
+  if (Object.keys(forced).length > 0) {
+    log(`llamatrain: --force: resuming with ${[...changes.forceable, ...(dataChanged ? ['other training rows'] : [])].join(', ')}` +
+      (loaderMoved ? '; the data loader starts a new pass over the data' : ''));
+  }
+  if (loaderMoved) state.data = data.loader.state(); // the saved position is one in the old data
+  return forced;
 }
 
 /** Loads and tokenizes the text (training a BPE tokenizer on it unless one is given or resumed) into packed rows. */
@@ -141,25 +216,21 @@ async function prepareData({ o, dir, resuming }: RunContext): Promise<RunData> {
   const valRows = packTexts(tok, text.validation, o.seqLen);
   const loader = new DataLoader({ dataset: new ArrayDataset(trainRows), batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true, collate: packedCollate });
   if (loader.length === 0) throw new UsageError(`the training split has ${trainRows.length} rows of ${o.seqLen} tokens: fewer than one batch of ${o.batchSize}; lower --batch-size or --seq-len`);
-  return { source: text.source, tok, bytesOf, trainRows, valRows, loader };
+  return { source: text.source, tok, bytesOf, trainRows, valRows, loader, hash: rowsHash(trainRows) };
 }
 
-/** The model to train: the resumed checkpoint (with its training state), a pretrained one (--from) or a new one. */
-async function buildModel({ o, dir, resuming }: RunContext, tok: TextTokenizer): Promise<{ model: LlamaForCausalLM; state: TrainingState | null }> {
-  let model: LlamaForCausalLM;
-  let state: TrainingState | null = null;
-  if (resuming) {
-    const ck = await loadCheckpoint(join(dir, 'checkpoints'));
-    model = ck.model; state = ck.state;
-  } else if (o.from) {
-    model = await loadPretrained(o.from);
-  } else {
-    model = new LlamaForCausalLM({
-      vocabSize: tok.vocabSize, hiddenSize: o.dim, intermediateSize: o.ffn || 32 * Math.ceil((8 * o.dim) / 3 / 32),
-      numHiddenLayers: o.layers, numAttentionHeads: o.heads, numKeyValueHeads: o.kvHeads, tieWordEmbeddings: o.tie,
-      maxPositionEmbeddings: o.seqLen, bosTokenId: tok.bosId, eosTokenId: tok.eosId, padTokenId: null, rmsNormEps: 1e-5,
-    }, { seed: o.seed });
-  }
+/** The model to train: a pretrained one (--from) or a new one. */
+async function buildModel({ o }: RunContext, tok: TextTokenizer): Promise<{ model: LlamaForCausalLM; state: TrainingState | null }> {
+  if (o.from) return checkModel(await loadPretrained(o.from), null, tok);
+  const model = new LlamaForCausalLM({
+    vocabSize: tok.vocabSize, hiddenSize: o.dim, intermediateSize: o.ffn || 32 * Math.ceil((8 * o.dim) / 3 / 32),
+    numHiddenLayers: o.layers, numAttentionHeads: o.heads, numKeyValueHeads: o.kvHeads, tieWordEmbeddings: o.tie,
+    maxPositionEmbeddings: o.seqLen, bosTokenId: tok.bosId, eosTokenId: tok.eosId, padTokenId: null, rmsNormEps: 1e-5,
+  }, { seed: o.seed });
+  return checkModel(model, null, tok);
+}
+
+function checkModel(model: LlamaForCausalLM, state: TrainingState | null, tok: TextTokenizer): { model: LlamaForCausalLM; state: TrainingState | null } {
   if (model.config.vocabSize < tok.vocabSize) {
     throw new UsageError(`the model's vocab_size (${model.config.vocabSize}) is smaller than the tokenizer's (${tok.vocabSize}); ` +
       'use the tokenizer the checkpoint was trained with (--tokenizer)');
@@ -190,7 +261,7 @@ async function sampleText(o: TrainOptions, model: LlamaForCausalLM, tok: TextTok
 }
 
 /** The end of a run: the whole validation split, the exported model (with its tokenizer), the last sample, summary.json. */
-async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, step: number, data: RunData, report: RunReport, t0: number): Promise<EvalResult> {
+async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, step: number, data: RunData, report: RunReport, clock: RunClock): Promise<EvalResult> {
   const final = await evaluate(model, batchesOf(data.valRows, o.batchSize, data.bytesOf));
   report.metric({ type: 'final', step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte, tokens: final.tokens });
   await savePretrained(model, join(dir, 'model'));
@@ -199,8 +270,9 @@ async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, s
   report.writePlot();
   const finalSample = await report.sample();
   appendFileSync(join(dir, 'samples.txt'), `--- final (step ${step}) ---\n${finalSample}\n\n`);
-  const summary = { steps: step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte,
-    validationTokens: final.tokens, seconds: Math.round((Date.now() - t0) / 1000), parameters: model.numParameters() };
+  // the whole run: every segment's seconds (a resume adds to the checkpoint's), not just this one's
+  const summary = { status: 'finished', steps: step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte,
+    validationTokens: final.tokens, seconds: Math.round(clock.seconds()), segments: clock.segment, parameters: model.numParameters() };
   writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   log(`final sample: ${JSON.stringify(finalSample)}`);
   log(`final validation (${final.tokens} tokens): loss ${fmt(final.loss)} | perplexity ${fmt(final.perplexity, 1)} | bits per byte ${fmt(final.bitsPerByte ?? NaN)}`);

@@ -20,6 +20,13 @@ export function describeFsError(path: string, e: unknown, action: string): Error
     case 'EACCES':
     case 'EPERM':
       return new Error(`${path}: permission denied (while ${action}); check the file's permissions`, { cause: e });
+    case 'EROFS':
+      return new Error(`${path}: read-only file system (while ${action}); choose a writable location`, { cause: e });
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new Error(`${path}: no space left on the device (while ${action}); free some space or choose another location`, { cause: e });
+    case 'ENOTDIR':
+      return new Error(`${path}: a part of the path is a file, not a directory (while ${action}); check the path`, { cause: e });
     default:
       return new Error(`${path}: ${err.message} (while ${action})`, { cause: e });
   }

@@ -67,6 +67,17 @@ export interface TrainerOptions<M extends TrainableModel = LlamaForCausalLM> {
   checkpointWriter?: CheckpointWriter<M>;
 }
 
+export interface TrainLoopOptions {
+  /** Stop between steps once aborted (e.g. on Ctrl-C); `trainer.step` then says how far it got. */
+  signal?: AbortSignal;
+}
+
+/** A macrotask turn: lets timers, I/O and signal handlers run between steps (a step may await only microtasks). */
+function yieldToEventLoop(): Promise<void> {
+  const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
+  return new Promise((resolve) => (g.setImmediate ? g.setImmediate(resolve) : setTimeout(resolve, 0)));
+}
+
 export interface StepMetrics {
   step: number;
   /** Training loss of the step (mean over its valid targets; includes smoothing / z-loss when enabled). */
@@ -130,10 +141,18 @@ export class Trainer<M extends TrainableModel = LlamaForCausalLM> {
     for (const fn of this.listeners[event] as unknown as ((a: typeof arg) => void)[]) fn(arg);
   }
 
-  /** Runs optimizer steps until maxSteps (or until `until`). Returns the metrics of the last step. */
-  async train(until = this.opts.maxSteps): Promise<StepMetrics | null> {
+  /**
+   * Runs optimizer steps until maxSteps (or until `until`). Returns the metrics of the last step. With a `signal`,
+   * it stops between steps once the signal is aborted (the step under way, and its evaluation, finish first), and
+   * yields to the event loop between steps so that what aborts it (a Ctrl-C handler, a button) gets to run.
+   */
+  async train(until = this.opts.maxSteps, opts: TrainLoopOptions = {}): Promise<StepMetrics | null> {
     let last: StepMetrics | null = null;
     while (this.step < Math.min(until, this.opts.maxSteps)) {
+      if (opts.signal) {
+        await yieldToEventLoop();
+        if (opts.signal.aborted) break;
+      }
       const m = await this.trainStep();
       if (!m) break;
       last = m;
