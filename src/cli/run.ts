@@ -44,8 +44,12 @@ export class CollapsedRun extends Error {
   constructor(message: string) { super(message); this.name = 'CollapsedRun'; }
 }
 
-/** Consecutive steps with a gradient norm of exactly 0 after which a run is declared collapsed. */
-export const COLLAPSE_STEPS = 3;
+/**
+ * Consecutive steps with a gradient norm of exactly 0 after which a run is declared collapsed. A live model never
+ * has every gradient exactly 0 on a step with targets (the head's gradient alone is softmax − one-hot); two in a row
+ * rule out a fluke and still catch a collapse before it turns into NaN.
+ */
+export const COLLAPSE_STEPS = 2;
 
 /**
  * Watches for a collapsed run: a gradient norm of exactly 0 for COLLAPSE_STEPS steps in a row (steps that had

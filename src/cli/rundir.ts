@@ -15,6 +15,8 @@ import { UsageError, flag } from './options.js';
 /** Files and folders that say a directory holds a run (of train or sft). */
 const RUN_ENTRIES = ['train_config.json', 'sft_config.json', 'metrics.jsonl', 'checkpoints', 'model', 'adapter', 'summary.json', 'samples.txt', 'loss.svg'];
 const LOCK = '.lock';
+/** A lock not refreshed for this long is stale even when its owner cannot be checked (another machine). */
+const STALE_MS = 120_000;
 
 /**
  * Creates `path` and its missing parents one level at a time; errors name the flag and the level that failed.
@@ -66,9 +68,10 @@ async function lockRunDirectory(dir: string, command: string): Promise<() => Pro
   const lockDir = join(dir, LOCK);
   const options: lockfile.LockOptions = {
     lockfilePath: lockDir, realpath: false,
-    // The lock's mtime is refreshed every 10 s; a lock not refreshed for 2 minutes is stale (its process died on
-    // another machine, or was killed: on this machine a dead owner is seen at once from owner.json's pid).
-    stale: 120_000, update: 10_000,
+    // proper-lockfile refreshes the lock's mtime every 10 s; its own staleness rule is switched off (a limit of
+    // ~24 days) because a run may block the event loop for minutes (training a tokenizer) and would lose its lock.
+    // Staleness is decided below instead: a dead owner on this machine at once, any other after STALE_MS.
+    stale: 2 ** 31 - 1, update: 10_000,
     onCompromised: (e) => process.stderr.write(`llamatrain: warning: the lock on ${dir} was lost (${e.message}); another process may write into it\n`),
   };
   for (let attempt = 0; ; attempt++) {
@@ -83,13 +86,16 @@ async function lockRunDirectory(dir: string, command: string): Promise<() => Pro
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw new UsageError(`--out: ${describeFsError(lockDir, e, 'locking the run directory').message}`);
       const owner = readOwner(lockDir);
-      if (attempt === 0 && owner && owner.host === hostname() && owner.pid !== process.pid && !alive(owner.pid)) {
-        rmSync(lockDir, { recursive: true, force: true }); // its process is gone (killed): the lock is stale
+      const deadHere = owner !== null && owner.host === hostname() && owner.pid !== process.pid && !alive(owner.pid);
+      let age = 0;
+      try { age = Date.now() - statSync(lockDir).mtimeMs; } catch { /* gone meanwhile: try again */ }
+      if (attempt === 0 && (deadHere || age > STALE_MS)) {
+        rmSync(lockDir, { recursive: true, force: true }); // its process is gone (killed), or it stopped refreshing the lock
         continue;
       }
       throw new UsageError(`${dir} is in use by another run` +
         (owner ? ` (llamatrain ${owner.command}, pid ${owner.pid}${owner.host !== hostname() ? ` on ${owner.host}` : ''}, since ${owner.started})` : '') +
-        ': two runs cannot write into one directory. Wait for it to end or stop it, or choose another --out');
+        `: two runs cannot write into one directory. Wait for it to end or stop it, or choose another --out (if no such process runs any more, remove ${lockDir})`);
     }
   }
 }
@@ -212,6 +218,15 @@ export function checkResumeSteps(dir: string, command: string, steps: number, do
     if (status === 'finished') {
       throw new UsageError(`${dir}: this ${command} run is complete (${done} steps); to train further give a larger --steps (e.g. --steps=${done * 2})`);
     }
+  }
+}
+
+/** A resumed run must have saved a checkpoint: says so (instead of "not a checkpoint") when it never did. */
+export function checkHasCheckpoint(dir: string, command: string): void {
+  const root = join(dir, 'checkpoints');
+  if (!existsSync(root) || readdirSync(root).every((n) => n.startsWith('.'))) {
+    throw new UsageError(`--resume ${dir}: the run has no checkpoint to resume from (it stopped before its first save; --checkpoint-every sets how often it saves); ` +
+      `start it again with llamatrain ${command} --out=<a new directory>`);
   }
 }
 

@@ -25,7 +25,7 @@ import { type HFTokenizer, loadTokenizerFile, saveTokenizer } from '../tokenizer
 import { type EvalResult, type TrainableModel, Trainer, type TrainingState, evaluate } from '../train/index.js';
 import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
 import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
-import { RunDirectory, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
+import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
 import { backendOptions, batchesOf, selectBackend, toBatch, tokenByteLengths } from './shared.js';
 
 /** The small conversation file the package ships (arithmetic Q&A), used when --data is empty. */
@@ -143,6 +143,7 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
 }
 
 async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Record<string, unknown> | null, stop: AbortController, log: Log): Promise<{ final: EvalResult; dir: string }> {
+  if (resuming) checkHasCheckpoint(dir, 'sft');
   const backend = await selectBackend(o.backend, o.threads, log);
   const useLora = o.from !== '' && o.lora;
 

@@ -14,7 +14,7 @@ import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, Trainer, type TrainingState, evaluate } from '../train/index.js';
 import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
 import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
-import { RunDirectory, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
+import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
 import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, toBatch, tokenByteLengths, tokenizerJsonPath } from './shared.js';
 
 export const trainSchema = {
@@ -114,6 +114,7 @@ async function trainIn(run: RunContext, saved: Record<string, unknown> | null, s
   const backend = await selectBackend(o.backend, o.threads, log);
   // On resume: the checkpoint first (the newest intact one), so that a --steps below the steps done is refused
   // before any work, and nothing (train_config.json included) is written before every check has passed.
+  if (run.resuming) checkHasCheckpoint(run.dir, 'train');
   const resumed = run.resuming ? await loadCheckpoint(join(run.dir, 'checkpoints'), {}, { onWarning: (m) => log(`llamatrain: ${m}`) }) : null;
   if (resumed) checkResumeSteps(run.dir, 'train', o.steps, resumed.state.step);
   const data = await prepareData(run);
