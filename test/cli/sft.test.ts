@@ -65,7 +65,7 @@ test('sft: clear errors for options and data', async () => {
   const bad = await run(['sft', '--lora-r=0']);
   assert.equal(bad.code, 2);
   const noFile = await run(['sft', `--data=${join(tmp(), 'nope.jsonl')}`, '--progress=false', '--backend=ref', `--out=${join(tmp(), 'x')}`]);
-  assert.equal(noFile.code, 1);
+  assert.equal(noFile.code, 2); // refused before any work
   const chat = await run(['chat']);
   assert.equal(chat.code, 2);
 });
