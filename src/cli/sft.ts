@@ -105,7 +105,16 @@ function resolveOptions(argv: string[]): SftOptions {
   checkSftOptions(o);
   // the files the options name, before any work (a run directory given as --from stands for its model/)
   checkDataFile(o.data);
-  if (o.from) o.from = modelDirOf(o.from, '--from');
+  if (o.from) {
+    o.from = modelDirOf(o.from, '--from');
+    if (!o.resume) { // the conversations are rendered with --from's own chat template: it must have one
+      if (!existsSync(join(o.from, 'tokenizer.json'))) throw new UsageError(`--from ${o.from}: no tokenizer.json there; sft needs the model's tokenizer with a chat template`);
+      if (!loadTokenizerFile(o.from).chatTemplate) {
+        throw new UsageError(`--from ${o.from}: the tokenizer has no chat template (tokenizer_config.json 'chat_template' or chat_template.jinja); ` +
+          'use an instruct model, or add a template');
+      }
+    }
+  }
   return o;
 }
 

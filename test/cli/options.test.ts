@@ -163,6 +163,11 @@ test('issue 15: eval --model=<run> scores the run\'s own data and split; --from 
   assert.match(bad.err, /--from .*nope: no such directory/);
   assert.equal(existsSync(join(dir, 'sft')), false);
   assert.match((await run(['chat', `--model=${dir}`])).err, /^llamatrain chat: --model .*: no config\.json there/);
+  // sft renders conversations with --from's chat template: a train run's BPE has none, refused before any work
+  const noTemplate = await run(['sft', `--from=${out}`, `--out=${join(dir, 'sft2')}`]);
+  assert.equal(noTemplate.code, 2);
+  assert.match(noTemplate.err, /--from .*run\/model: the tokenizer has no chat template/);
+  assert.equal(existsSync(join(dir, 'sft2')), false);
 });
 
 test('issue 15: library settings in errors reach the CLI user as flags', async () => {
