@@ -38,6 +38,11 @@ export const MESSAGE_RULES: readonly MessageRule[] = [
     cli: '--min-lr-ratio must be in [0, 1], got $1',
     source: 'minLrRatio must be in [0, 1]',
   },
+  { // LoRA targets that the model does not have (src/peft/lora.ts)
+    library: /getPeftModel: targetModules (.*) match no Linear of the model; its Linear modules are (.*) \(or pass 'all-linear'\)/,
+    cli: '--target-modules: $1 match no Linear of the model; its Linear modules are $2 (or --target-modules=all-linear)',
+    source: "match no Linear of the model; its Linear modules are ",
+  },
   { // BPE training (src/tokenizer/bpe.ts)
     library: /trainByteLevelBPE: vocabSize must be/,
     cli: '--vocab-size must be',

@@ -120,6 +120,9 @@ function resolveOptions(argv: string[]): SftOptions {
 
 /** Checks that relate options to each other (each option's type and range are the schema's, checked while parsing). */
 function checkSftOptions(o: SftOptions): void {
+  if (o.targetModules.split(',').every((t) => t.trim() === '')) {
+    throw new UsageError(`--target-modules: give at least one Linear name (e.g. q_proj,v_proj) or 'all-linear', got ${JSON.stringify(o.targetModules)}`);
+  }
   if (o.warmup >= o.steps && o.steps > 1) throw new UsageError(`--warmup (${o.warmup}) must be smaller than --steps (${o.steps})`);
   if (!o.from && o.heads % o.kvHeads !== 0) throw new UsageError(`--kv-heads (${o.kvHeads}) must divide --heads (${o.heads})`);
   if (!o.from && (o.dim % o.heads !== 0 || (o.dim / o.heads) % 2 !== 0)) throw new UsageError(`--dim (${o.dim}) / --heads (${o.heads}) must be an even integer`);

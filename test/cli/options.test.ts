@@ -181,6 +181,9 @@ test('issue 15: library settings in errors reach the CLI user as flags', async (
     'DataLoader: x has 3 examples, fewer than batchSize 8, and dropLast is on, so an epoch has no batch; lower --batch-size (or --seq-len, which makes more rows), or give more data');
   assert.equal(forCli('warmupCosine: need 0 ≤ warmupSteps ≤ totalSteps, got 50 and 10'), '--warmup (50) must be at most --steps (10)');
   assert.equal(forCli('warmupCosine: minLrRatio must be in [0, 1], got 2'), '--min-lr-ratio must be in [0, 1], got 2');
+  assert.equal(forCli(`getPeftModel: targetModules ["qproj"] match no Linear of the model; its Linear modules are down_proj, q_proj (or pass 'all-linear')`),
+    '--target-modules: ["qproj"] match no Linear of the model; its Linear modules are down_proj, q_proj (or --target-modules=all-linear)');
+  assert.throws(() => parseAndCheck(sftCommand, ['--target-modules=,']), /--target-modules: give at least one Linear name/);
 
   const dir = tmp();
   const data = corpus(dir);
