@@ -141,14 +141,16 @@ export class RunReport {
       hideCursor: true, etaBuffer: 20,
     }, cliProgress.Presets.shades_classic) : null;
     this.bar = bar;
-    bar?.start(o.steps, trainer.step, { loss: '-', lr: '-', tps: '-' });
+    // the bar's last values: a restart after a log line shows them again (an empty payload would print `{loss}`)
+    const shown = { loss: '-', lr: '-', tps: '-' as string | number };
+    bar?.start(o.steps, trainer.step, shown);
     const logEvery = Math.max(1, Math.round(o.steps / 12));
-    const say = (s: string) => { if (bar) bar.stop(); log(s); if (bar) bar.start(o.steps, trainer.step, {}); };
+    const say = (s: string) => { if (bar) bar.stop(); log(s); if (bar) bar.start(o.steps, trainer.step, shown); };
     trainer.on('step', (m: StepMetrics) => {
       this.metric({ type: 'train', step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokens: m.tokens,
         tokensPerSec: Math.round(m.tokensPerSec), elapsedMs: m.elapsedMs, skipped: m.skipped });
       this.trainCurve.push([m.step, m.loss]);
-      if (bar) bar.update(m.step, { loss: fmt(m.loss), lr: m.lr.toExponential(2), tps: Math.round(m.tokensPerSec) });
+      if (bar) bar.update(m.step, Object.assign(shown, { loss: fmt(m.loss), lr: m.lr.toExponential(2), tps: Math.round(m.tokensPerSec) }));
       else if (o.progress && (m.step % logEvery === 0 || m.step === o.steps)) {
         log(`step ${m.step}/${o.steps} | loss ${fmt(m.loss)} | lr ${m.lr.toExponential(2)} | grad norm ${fmt(m.gradNorm, 2)} | ${Math.round(m.tokensPerSec)} tok/s | ${fmt(m.elapsedMs / 1000, 0)} s`);
       }

@@ -23,52 +23,55 @@ import { PeftModel, getPeftModel } from '../peft/index.js';
 import { type ChatMessage, defaultEndOfTurn, trainByteLevelBPE } from '../tokenizer/index.js';
 import { type HFTokenizer, loadTokenizerFile, saveTokenizer } from '../tokenizer/node.js';
 import { type EvalResult, type TrainableModel, Trainer, type TrainingState, evaluate } from '../train/index.js';
-import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
+import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseAndCheck, parseCommandLine } from './options.js';
 import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
 import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
-import { backendOptions, batchesOf, selectBackend, toBatch, tokenByteLengths } from './shared.js';
+import { backendOptions, batchesOf, checkDataFile, modelDirOf, selectBackend, toBatch, tokenByteLengths, warnVocabShortfall } from './shared.js';
 
 /** The small conversation file the package ships (arithmetic Q&A), used when --data is empty. */
 export const EXAMPLE_CHAT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'data', 'chat.jsonl');
 
 export const sftSchema = {
   data: { type: 'string', default: '', help: "conversations: a JSONL file with a 'messages' list (or 'prompt' and 'completion') per line; empty: the package's example (data/chat.jsonl)" },
-  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face model directory (config.json, model.safetensors, tokenizer.json with a chat template); empty: a new small model and a ChatML BPE trained on the conversations' },
+  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face model directory or run directory (its model/; config.json, model.safetensors, tokenizer.json with a chat template); empty: a new small model and a ChatML BPE trained on the conversations' },
   lora: { type: 'boolean', default: true, help: 'with --from: train LoRA adapters on the frozen model (--no-lora: every weight); a new model always trains every weight' },
-  loraR: { type: 'int', default: 16, help: 'LoRA rank r' },
-  loraAlpha: { type: 'number', default: 32, help: 'LoRA α (scaling α/r)' },
-  loraDropout: { type: 'number', default: 0, help: 'dropout on the adapters\' input while training' },
+  loraR: { type: 'int', default: 16, min: 1, help: 'LoRA rank r' },
+  loraAlpha: { type: 'number', default: 32, min: 0, minExclusive: true, help: 'LoRA α (scaling α/r)' },
+  loraDropout: { type: 'number', default: 0, min: 0, max: 1, maxExclusive: true, help: 'dropout on the adapters\' input while training' },
   targetModules: { type: 'string', default: 'q_proj,k_proj,v_proj,o_proj', help: "comma-separated Linear names to adapt, or 'all-linear'" },
-  validationFraction: { type: 'number', default: 0.1, help: 'share of the conversations held out for validation (the last ones)' },
-  vocabSize: { type: 'int', default: 1024, help: 'vocabulary of the BPE trained for a new model' },
-  dim: { type: 'int', default: 128, help: 'hidden size C of a new model' },
-  layers: { type: 'int', default: 4, help: 'decoder layers L of a new model' },
-  heads: { type: 'int', default: 4, help: 'attention heads NH of a new model' },
-  kvHeads: { type: 'int', default: 2, help: 'key/value heads NKV of a new model' },
-  seqLen: { type: 'int', default: 256, help: 'tokens per row T (whole conversations are packed into rows; longer ones are cut)' },
-  batchSize: { type: 'int', default: 8, help: 'rows per micro-batch B' },
-  gradAccum: { type: 'int', default: 1, help: 'micro-batches per optimizer step' },
-  steps: { type: 'int', default: 150, help: 'optimizer steps' },
-  lr: { type: 'number', default: 0, help: 'peak learning rate; 0 = 3e-3 for a new model, 1e-3 for LoRA, 1e-4 for a full fine-tune' },
-  warmup: { type: 'int', default: 10, help: 'linear warmup steps' },
-  minLrRatio: { type: 'number', default: 0.1, help: 'cosine decay floor, as a fraction of lr' },
-  weightDecay: { type: 'number', default: 0.01, help: 'AdamW decoupled weight decay (matrices and adapters)' },
-  clip: { type: 'number', default: 1.0, help: 'global gradient-norm clip (0 = off)' },
-  evalEvery: { type: 'int', default: 25, help: 'evaluate (and sample a reply) every N steps' },
-  evalBatches: { type: 'int', default: 4, help: 'validation batches of the periodic evaluations (the final one uses all)' },
-  sampleTokens: { type: 'int', default: 48, help: 'tokens generated per sample reply' },
-  temperature: { type: 'number', default: 0, help: 'sampling temperature of the sample replies (0 = greedy)' },
-  checkpointEvery: { type: 'int', default: 50, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
+  validationFraction: { type: 'number', default: 0.1, min: 0, minExclusive: true, max: 1, maxExclusive: true, help: 'share of the conversations held out for validation (the last ones)' },
+  vocabSize: { type: 'int', default: 1024, min: 259, max: 2 ** 21, help: 'vocabulary of the BPE trained for a new model' },
+  dim: { type: 'int', default: 128, min: 2, help: 'hidden size C of a new model' },
+  layers: { type: 'int', default: 4, min: 1, help: 'decoder layers L of a new model' },
+  heads: { type: 'int', default: 4, min: 1, help: 'attention heads NH of a new model' },
+  kvHeads: { type: 'int', default: 2, min: 1, help: 'key/value heads NKV of a new model' },
+  seqLen: { type: 'int', default: 256, min: 2, help: 'tokens per row T (whole conversations are packed into rows; longer ones are cut)' },
+  batchSize: { type: 'int', default: 8, min: 1, help: 'rows per micro-batch B' },
+  gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step' },
+  steps: { type: 'int', default: 150, min: 1, help: 'optimizer steps' },
+  lr: { type: 'number', default: 0, min: 0, help: 'peak learning rate; 0 = 3e-3 for a new model, 1e-3 for LoRA, 1e-4 for a full fine-tune' },
+  warmup: { type: 'int', default: 10, min: 0, help: 'linear warmup steps' },
+  minLrRatio: { type: 'number', default: 0.1, min: 0, max: 1, help: 'cosine decay floor, as a fraction of lr' },
+  weightDecay: { type: 'number', default: 0.01, min: 0, help: 'AdamW decoupled weight decay (matrices and adapters)' },
+  clip: { type: 'number', default: 1.0, min: 0, help: 'global gradient-norm clip (0 = off)' },
+  evalEvery: { type: 'int', default: 25, min: 0, help: 'evaluate (and sample a reply) every N steps (0 = only the final evaluation)' },
+  evalBatches: { type: 'int', default: 4, min: 1, help: 'validation batches of the periodic evaluations (the final one uses all)' },
+  sampleTokens: { type: 'int', default: 48, min: 0, help: 'tokens generated per sample reply' },
+  temperature: { type: 'number', default: 0, min: 0, help: 'sampling temperature of the sample replies (0 = greedy)' },
+  checkpointEvery: { type: 'int', default: 50, min: 0, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
   out: { type: 'string', default: '', help: 'run directory, new or empty (default runs/sft-<date-time-ms>-<random>)' },
   resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint (in that directory: no --out)' },
   force: { type: 'boolean', default: false, help: 'with --resume: go on although --data, --seq-len, --batch-size, --grad-accum or --seed changed (the data loader starts a new pass)' },
-  seed: { type: 'int', default: 0, help: 'seed of init, shuffling and sampling' },
+  seed: { type: 'int', default: 0, min: 0, max: 2 ** 32 - 1, help: 'seed of init, shuffling and sampling' },
   progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
   ...backendOptions,
 } satisfies Schema;
 
 export type SftOptions = Values<typeof sftSchema>;
-export const sftHelp = helpText('sft', 'Fine-tune on conversations with the loss on the assistant\'s replies only (LoRA on --from, or a new small model).', sftSchema);
+/** sft's options: `sft chat.jsonl` is `sft --data=chat.jsonl`; checkSftOptions relates options to each other. */
+export const sftCommand: CommandOptions<typeof sftSchema> = { name: 'sft', schema: sftSchema, positional: 'data', check: checkSftOptions };
+export const sftHelp = helpText('sft', 'Fine-tune on conversations with the loss on the assistant\'s replies only (LoRA on --from, or a new small model).', sftSchema,
+  'llamatrain sft [<conversations.jsonl>] [--config file.json] [--key=value ...]');
 
 /** Ids of the tokens that end a turn (generation stops at them). */
 function endOfTurnIds(tok: HFTokenizer): number[] {
@@ -98,7 +101,8 @@ const FIXED_ON_RESUME = ['from', 'lora', 'loraR', 'loraAlpha', 'targetModules', 
 const FORCEABLE_ON_RESUME = ['data', 'validationFraction', 'seqLen', 'batchSize', 'gradAccum', 'seed'] as const;
 
 function resolveOptions(argv: string[]): { o: SftOptions; saved: Record<string, unknown> | null } {
-  let { values: o } = parseCommandLine(sftSchema, argv);
+  const parse = { positionalKey: sftCommand.positional };
+  let { values: o } = parseCommandLine(sftSchema, argv, parse);
   let saved: Record<string, unknown> | null = null;
   if (o.resume) {
     if (o.out && resolve(o.out) !== resolve(o.resume)) {
@@ -106,23 +110,35 @@ function resolveOptions(argv: string[]): { o: SftOptions; saved: Record<string, 
         'drop --out (to branch a run off, copy its directory and resume the copy)');
     }
     saved = readRunConfig(o.resume, 'sft_config.json', 'sft');
-    o = { ...parseCommandLine(sftSchema, argv, { base: { values: saved, from: join(o.resume, 'sft_config.json') } }).values, resume: o.resume, out: o.resume };
+    o = { ...parseCommandLine(sftSchema, argv, { ...parse, base: { values: saved, from: join(o.resume, 'sft_config.json') } }).values, resume: o.resume, out: o.resume };
     checkResumeChanges(o.resume, 'sft_config.json', compareForResume(saved, o, FIXED_ON_RESUME, FORCEABLE_ON_RESUME), o.force);
   } else if (o.force) {
     throw new UsageError('--force goes with --resume (it lets a resumed run change its data or batch geometry)');
   }
-  for (const k of ['loraR', 'seqLen', 'batchSize', 'gradAccum', 'steps', 'vocabSize', 'dim', 'layers', 'heads', 'kvHeads'] as const) {
-    if (!(o[k] > 0)) throw new UsageError(`${flag(k)} must be > 0, got ${o[k]}`);
+  checkSftOptions(o);
+  // the files the options name, before any work (a run directory given as --from stands for its model/)
+  checkDataFile(o.data);
+  if (o.from) {
+    o.from = modelDirOf(o.from, '--from');
+    if (!o.resume) { // the conversations are rendered with --from's own chat template: it must have one
+      if (!existsSync(join(o.from, 'tokenizer.json'))) throw new UsageError(`--from ${o.from}: no tokenizer.json there; sft needs the model's tokenizer with a chat template`);
+      if (!loadTokenizerFile(o.from).chatTemplate) {
+        throw new UsageError(`--from ${o.from}: the tokenizer has no chat template (tokenizer_config.json 'chat_template' or chat_template.jinja); ` +
+          'use an instruct model, or add a template');
+      }
+    }
   }
-  if (!(o.loraAlpha > 0)) throw new UsageError(`--lora-alpha must be > 0, got ${o.loraAlpha}`);
-  if (!(o.loraDropout >= 0 && o.loraDropout < 1)) throw new UsageError(`--lora-dropout must be in [0, 1), got ${o.loraDropout}`);
-  if (!(o.validationFraction > 0 && o.validationFraction < 1)) throw new UsageError(`--validation-fraction must be in (0, 1), got ${o.validationFraction}`);
-  if (!(o.lr >= 0)) throw new UsageError(`--lr must be ≥ 0 (0 = the default for the mode), got ${o.lr}`);
-  if (!(o.temperature >= 0)) throw new UsageError(`--temperature must be ≥ 0, got ${o.temperature}`);
+  return { o, saved };
+}
+
+/** Checks that relate options to each other (each option's type and range are the schema's, checked while parsing). */
+function checkSftOptions(o: SftOptions): void {
+  if (o.targetModules.split(',').every((t) => t.trim() === '')) {
+    throw new UsageError(`--target-modules: give at least one Linear name (e.g. q_proj,v_proj) or 'all-linear', got ${JSON.stringify(o.targetModules)}`);
+  }
   if (o.warmup >= o.steps && o.steps > 1) throw new UsageError(`--warmup (${o.warmup}) must be smaller than --steps (${o.steps})`);
   if (!o.from && o.heads % o.kvHeads !== 0) throw new UsageError(`--kv-heads (${o.kvHeads}) must divide --heads (${o.heads})`);
   if (!o.from && (o.dim % o.heads !== 0 || (o.dim / o.heads) % 2 !== 0)) throw new UsageError(`--dim (${o.dim}) / --heads (${o.heads}) must be an even integer`);
-  return { o, saved };
 }
 
 export async function runSft(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
@@ -160,7 +176,9 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
       }
     } else {
       const texts = trainSet.flatMap((c) => c.messages.map((m) => (typeof m.content === 'string' ? m.content : '')));
-      saveTokenizer(trainByteLevelBPE(texts, { vocabSize: o.vocabSize, chat: true }), dir);
+      const bpe = trainByteLevelBPE(texts, { vocabSize: o.vocabSize, chat: true });
+      warnVocabShortfall(bpe.vocabSize, o.vocabSize, log);
+      saveTokenizer(bpe, dir);
     }
   }
   const tok = loadTokenizerFile(dir);
@@ -310,23 +328,27 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
 // ---- chat --------------------------------------------------------------------------------------------------
 
 export const chatSchema = {
-  model: { type: 'string', default: '', help: 'a Hugging Face model directory with a tokenizer and chat template (e.g. an sft run\'s model/)' },
+  model: { type: 'string', default: '', help: 'a Hugging Face model directory with a tokenizer and chat template, or an sft run directory (its model/)' },
   adapter: { type: 'string', default: '', help: 'a LoRA adapter directory (PEFT format) to apply to --model' },
   system: { type: 'string', default: '', help: 'a system message to start the conversation with' },
-  maxNewTokens: { type: 'int', default: 128, help: 'tokens per reply at most' },
-  temperature: { type: 'number', default: 0.7, help: 'sampling temperature (0 = greedy)' },
-  topK: { type: 'int', default: 40, help: 'sample among the k most likely tokens (0 = all)' },
-  seed: { type: 'int', default: 0, help: 'sampling seed' },
+  maxNewTokens: { type: 'int', default: 128, min: 1, help: 'tokens per reply at most' },
+  temperature: { type: 'number', default: 0.7, min: 0, help: 'sampling temperature (0 = greedy)' },
+  topK: { type: 'int', default: 40, min: 0, help: 'sample among the k most likely tokens (0 = all)' },
+  seed: { type: 'int', default: 0, min: 0, max: 2 ** 32 - 1, help: 'sampling seed' },
   ...backendOptions,
 } satisfies Schema;
+export const chatCommand: CommandOptions<typeof chatSchema> = { name: 'chat', schema: chatSchema };
 export const chatHelp = helpText('chat', 'Chat with a model through its chat template (one line per message; an empty line or Ctrl-D ends).', chatSchema);
 
 /** Interactive chat: each input line is a user message; the reply streams token by token. */
 export async function runChat(argv: string[], write: (s: string) => void = (s) => process.stdout.write(s),
                               input: NodeJS.ReadableStream = process.stdin): Promise<void> {
-  const { values: o } = parseCommandLine(chatSchema, argv);
-  if (!o.model) throw new UsageError('chat needs --model=<dir> (a model directory with tokenizer files)');
-  if (!(o.maxNewTokens > 0)) throw new UsageError(`--max-new-tokens must be > 0, got ${o.maxNewTokens}`);
+  const { values: o } = parseAndCheck(chatCommand, argv);
+  if (!o.model) throw new UsageError('chat needs --model=<dir> (a model directory with tokenizer files, or an sft run directory)');
+  o.model = modelDirOf(o.model, '--model');
+  if (o.adapter && !existsSync(join(o.adapter, 'adapter_config.json'))) {
+    throw new UsageError(`--adapter ${o.adapter}: no adapter_config.json there (give a LoRA adapter directory in PEFT's format, e.g. an sft run's adapter/)`);
+  }
   await selectBackend(o.backend, o.threads, (s) => write(s + '\n'));
   const tok = loadTokenizerFile(o.model);
   if (!tok.chatTemplate) throw new UsageError(`${o.model}: the tokenizer has no chat template; chat needs one (tokenizer_config.json 'chat_template')`);

