@@ -8,7 +8,7 @@ import { trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { evaluate } from '../train/index.js';
 import { type Schema, UsageError, helpText, parseCommandLine, wantsHelp } from './options.js';
-import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, tokenByteLengths } from './shared.js';
+import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, tokenByteLengths, txtSplitOption } from './shared.js';
 
 type Log = (s: string) => void;
 
@@ -23,8 +23,9 @@ function modelDir(path: string): string {
 
 export const evalSchema = {
   model: { type: 'string', default: '', help: 'run directory or checkpoint directory (with tokenizer.json)' },
-  data: { type: 'string', default: 'brown', help: "'brown' or a .txt/.jsonl/.parquet file" },
+  data: { type: 'string', default: 'brown', help: "'brown' or a .txt/.jsonl/.json/.parquet file" },
   textField: { type: 'string', default: 'text', help: 'JSONL field / Parquet column' },
+  txtSplit: txtSplitOption,
   split: { type: ['validation', 'train', 'all'], default: 'validation', help: 'which part of the data to score' },
   validationFraction: { type: 'number', default: 0.05, help: "a file's held-out share (as in train)" },
   seqLen: { type: 'int', default: 128, help: 'tokens per row' },
@@ -38,7 +39,7 @@ export async function runEval(argv: string[], log: Log): Promise<void> {
   await selectBackend(o.backend, o.threads, log);
   const model = await loadPretrained(dir);
   const tok = loadTokenizerFrom(dir);
-  const text = await loadTextData(o.data, o.textField, o.validationFraction);
+  const text = await loadTextData(o.data, o.textField, o.validationFraction, { txtSplit: o.txtSplit });
   const docs = o.split === 'all' ? [...text.train, ...text.validation] : text[o.split as 'train' | 'validation'];
   const r = await evaluate(model, batchesOf(packTexts(tok, docs, o.seqLen), o.batchSize, tokenByteLengths(tok)));
   log(`${o.split} of ${text.source} (${r.tokens} tokens): loss ${r.loss.toFixed(4)} | perplexity ${r.perplexity.toFixed(2)} | bits per byte ${r.bitsPerByte?.toFixed(4) ?? 'n/a'}`);
@@ -74,8 +75,9 @@ export async function runGenerate(argv: string[], log: Log): Promise<void> {
 }
 
 export const tokenizerTrainSchema = {
-  data: { type: 'string', default: 'brown', help: "'brown' or a .txt/.jsonl/.parquet file" },
+  data: { type: 'string', default: 'brown', help: "'brown' or a .txt/.jsonl/.json/.parquet file" },
   textField: { type: 'string', default: 'text', help: 'JSONL field / Parquet column' },
+  txtSplit: txtSplitOption,
   vocabSize: { type: 'int', default: 2048, help: 'vocabulary size (≥ 257)' },
   out: { type: 'string', default: 'tokenizer', help: 'directory to write tokenizer.json and tokenizer_config.json to' },
 } satisfies Schema;
@@ -89,7 +91,7 @@ export async function runTokenizer(argv: string[], log: Log): Promise<void> {
   if (sub === 'train') {
     if (wantsHelp(rest)) { log(helpText('tokenizer train', 'Train a byte-level BPE tokenizer.', tokenizerTrainSchema)); return; }
     const { values: o } = parseCommandLine(tokenizerTrainSchema, rest);
-    const text = await loadTextData(o.data, o.textField, 0.05);
+    const text = await loadTextData(o.data, o.textField, 0, { txtSplit: o.txtSplit }); // a tokenizer needs no validation split
     const t0 = Date.now();
     const bpe = trainByteLevelBPE(text.train, { vocabSize: o.vocabSize });
     mkdirSync(o.out, { recursive: true });

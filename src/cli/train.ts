@@ -14,11 +14,12 @@ import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, Trainer, type TrainingState, evaluate } from '../train/index.js';
 import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
 import { type Log, RunReport, fmt, stamp, trainWithCheckpoints } from './run.js';
-import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, toBatch, tokenByteLengths, tokenizerJsonPath } from './shared.js';
+import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, toBatch, tokenByteLengths, tokenizerJsonPath, txtSplitOption } from './shared.js';
 
 export const trainSchema = {
-  data: { type: 'string', default: 'brown', help: "training text: 'brown' (the built-in Brown corpus) or a .txt, .jsonl or .parquet file" },
+  data: { type: 'string', default: 'brown', help: "training text: 'brown' (the built-in Brown corpus) or a .txt, .jsonl, .json or .parquet file" },
   textField: { type: 'string', default: 'text', help: 'JSONL field / Parquet column that holds the text' },
+  txtSplit: txtSplitOption,
   validationFraction: { type: 'number', default: 0.05, help: 'share of a file\'s documents held out for validation (Brown has a fixed split)' },
   tokenizer: { type: 'string', default: '', help: 'a tokenizer.json (or its directory); empty: train a byte-level BPE on the training text' },
   vocabSize: { type: 'int', default: 2048, help: 'vocabulary of the BPE trained when --tokenizer is empty' },
@@ -126,7 +127,7 @@ function resolveOptions(argv: string[]): TrainOptions {
 
 /** Loads and tokenizes the text (training a BPE tokenizer on it unless one is given or resumed) into packed rows. */
 async function prepareData({ o, dir, resuming }: RunContext): Promise<RunData> {
-  const text = await loadTextData(o.data, o.textField, o.validationFraction);
+  const text = await loadTextData(o.data, o.textField, o.validationFraction, { txtSplit: o.txtSplit });
   let tok: TextTokenizer;
   if (resuming || o.tokenizer) {
     tok = loadTokenizerFrom(resuming ? dir : o.tokenizer);
