@@ -346,7 +346,7 @@ export function tensor(data: NumericInput, shape?: Shape, dtype?: DType, backend
       }
     }
   }
-  const sh = shape ?? (typeof data === 'number' ? [] : [arr.length]);
+  const sh = shape ? shape.map((d) => d + 0) : typeof data === 'number' ? [] : [arr.length]; // + 0: -0 → 0
   if (sizeOf(sh) !== arr.length) {
     throw new InputError(`tensor(): shape ${shapeStr(sh)} holds ${sizeOf(sh)} elements but the data has ${arr.length}`, { source: 'tensor()' });
   }
@@ -359,6 +359,7 @@ export function tensor(data: NumericInput, shape?: Shape, dtype?: DType, backend
 export function full(shape: Shape, value: number, dtype: DType = 'float32', backend?: Backend): Tensor {
   const be = backend ?? getBackend();
   checkShape(shape, 'full()');
+  shape = shape.map((d) => d + 0); // -0 → 0
   const size = sizeOf(shape);
   const host = size === 1 || dtype === 'int32' ? arrayFor(dtype, size).fill(value) : null;
   return new Tensor(kernel(be, 'fill')(dtype, size, value), shape, dtype, be, false, host);

@@ -159,8 +159,15 @@ export function llamaConfig(partial: LlamaConfigInput, source = 'config'): Llama
 function validate(c: LlamaConfig, source: string): void {
   positiveInt(source, 'num_key_value_heads', c.numKeyValueHeads);
   if (c.numAttentionHeads % c.numKeyValueHeads !== 0) {
-    const divisors = [];
-    for (let d = 1; d <= c.numAttentionHeads; d++) if (c.numAttentionHeads % d === 0) divisors.push(d);
+    // the divisors, by trial up to the square root (a head count of 2^31 must not take 2^31 steps)
+    const small: number[] = [], large: number[] = [];
+    for (let d = 1; d * d <= c.numAttentionHeads; d++) {
+      if (c.numAttentionHeads % d !== 0) continue;
+      small.push(d);
+      if (d * d !== c.numAttentionHeads) large.unshift(c.numAttentionHeads / d);
+    }
+    const all = [...small, ...large];
+    const divisors = all.length > 12 ? [...all.slice(0, 6), '…', ...all.slice(-3)] : all;
     fail(
       source,
       `num_key_value_heads (${c.numKeyValueHeads}) must divide num_attention_heads (${c.numAttentionHeads}): ` +

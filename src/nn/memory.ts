@@ -1,7 +1,7 @@
 // Will a model fit? Checked from the config alone, before anything is allocated: a config.json with a million
 // layers or a billion-token vocabulary must be refused at once with the numbers, not hang allocating until the
 // machine runs out of memory or fail deep inside with "Invalid typed array length".
-import { type Backend, type DType, MAX_TENSOR_ELEMENTS, ModelTooLargeError, hostMemoryBytes } from '../core/index.js';
+import { type Backend, type DType, MAX_TENSOR_ELEMENTS, ModelTooLargeError, type Tensor, hostMemoryBytes } from '../core/index.js';
 import { type LlamaConfig, modelSize } from './config.js';
 
 const BYTES: Record<DType, number> = { float32: 4, float64: 8, int32: 4 };
@@ -56,17 +56,46 @@ export function checkModelMemory(cfg: LlamaConfig, opts: MemoryCheckOptions): nu
   const backendLimit = opts.backend.memoryLimit?.(dtype);
   if (backendLimit) limits.push(backendLimit);
   const host = hostMemoryBytes();
-  if (host !== undefined) limits.push({ bytes: host, what: "this machine's memory" });
+  if (host !== undefined) limits.push({ bytes: host, what: "this machine's memory (os.totalmem)" });
   for (const lim of limits) {
     if (need > lim.bytes) {
       const what = copies === 1 ? 'its parameters' : `${opts.purpose ?? `${copies} copies of its parameters`}`;
       throw new ModelTooLargeError(
         `${src}: model too large: ${count(parameters)} parameters; ${what} need ${formatBytes(need)} of ${dtype}, more than ` +
-          `${lim.what} (${formatBytes(lim.bytes)} available; ${(need / lim.bytes).toFixed(1)}× too much) — ${shape}; ${fix}` +
+          `${lim.what}: ${formatBytes(lim.bytes)} (${(need / lim.bytes).toFixed(1)}× too much) — ${shape}; ${fix}` +
           (backendLimit && lim === backendLimit ? ' or use a backend without that limit' : ''),
         need, lim.bytes,
       );
     }
   }
   return need;
+}
+
+/**
+ * Before training starts: the gradients and optimizer state of the trainable parameters (`stateCopies` per
+ * parameter: 2 for Adam/AdamW's moments) must fit next to the weights already allocated. Throws
+ * ModelTooLargeError with the numbers (a wasm run would otherwise stop minutes later when its 4 GiB run out).
+ * Activations come on top and are not counted: this catches what can never fit, not every tight case.
+ */
+export function checkTrainingMemory(params: readonly Tensor[], backend: Backend, opts: { stateCopies?: number } = {}): void {
+  if (params.length === 0) return;
+  const dtype = params[0]!.dtype;
+  const copies = 1 + (opts.stateCopies ?? 2);
+  let trainable = 0;
+  for (const p of params) trainable += p.size;
+  const extra = trainable * BYTES[dtype] * copies;
+  const what = `training needs ${formatBytes(extra)} more (gradients and optimizer state for ${count(trainable)} trainable parameters, ` +
+    `${copies} × ${formatBytes(trainable * BYTES[dtype])})`;
+  const fix = 'train a smaller model, or fine-tune with LoRA (fewer trainable parameters)';
+  const lim = backend.memoryLimit?.(dtype);
+  if (lim && extra > lim.bytes) {
+    throw new ModelTooLargeError(`model too large to train: ${what}, more than ${lim.what}: ${formatBytes(lim.bytes)} ` +
+      `(${(extra / lim.bytes).toFixed(1)}× too much); ${fix}`, extra, lim.bytes);
+  }
+  const host = hostMemoryBytes();
+  const total = extra + trainable * BYTES[dtype];
+  if (host !== undefined && total > host) {
+    throw new ModelTooLargeError(`model too large to train: ${what} on top of the weights, more than this machine's memory (os.totalmem): ` +
+      `${formatBytes(host)} (${(total / host).toFixed(1)}× too much); ${fix}`, total, host);
+  }
 }
