@@ -148,7 +148,8 @@ export function decodeText(bytes: Uint8Array, source: string): string {
   return text;
 }
 
-const kind = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`);
+const kind = (v: unknown): string =>
+  v === null ? 'null' : v === undefined ? 'nothing' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 
 /** One JSON record → its text: a string, or an object's `field` string. `where` names the record in errors. */
 function recordText(v: unknown, field: string, where: string, source: string): string {

@@ -25,12 +25,15 @@ const SCALE = Number(process.env.LLAMATRAIN_FUZZ_SCALE ?? 1);
 /** A case that takes longer than this is a failure (a hang in the making); generous for a loaded 2-core machine. */
 const CASE_LIMIT_MS = Number(process.env.LLAMATRAIN_FUZZ_CASE_MS ?? 5000);
 const runs = (n: number) => Math.max(1, Math.round(n * SCALE));
+/** LLAMATRAIN_FUZZ_TRACE=1 writes each case to stderr before it runs (to find a case that hangs). */
+const TRACE = process.env.LLAMATRAIN_FUZZ_TRACE === '1';
 let total = 0; // oneCase calls (some properties run several per generated input)
 let generated = 0; // generated inputs, over all properties
 
 /** Runs one case: it must return normally or throw a LlamatrainError, within CASE_LIMIT_MS. */
 async function oneCase<T>(what: string, input: () => string, fn: () => T | Promise<T>, check?: (r: T) => void | Promise<void>): Promise<void> {
   total++;
+  if (TRACE) process.stderr.write(`fuzz case ${total}: ${what}: ${input()}\n`);
   const t0 = performance.now();
   let result: T;
   try {
