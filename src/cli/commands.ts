@@ -10,15 +10,16 @@ import { evaluate } from '../train/index.js';
 import { type CommandOptions, type Schema, type ValueLayer, UsageError, helpText, parseAndCheck, wantsHelp } from './options.js';
 import {
   backendOptions, batchesOf, checkDataFile, loadTextData, loadTokenizerFrom, modelDirOf, packTexts, selectBackend, tokenByteLengths,
-  warnVocabShortfall,
+  txtSplitOption, warnVocabShortfall,
 } from './shared.js';
 
 type Log = (s: string) => void;
 
 export const evalSchema = {
   model: { type: 'string', default: '', help: 'run directory or checkpoint directory (with tokenizer.json)' },
-  data: { type: 'string', default: 'brown', help: "'brown' or a .txt/.jsonl/.parquet file; given a run directory, the data it trained on (its train_config.json) unless set" },
+  data: { type: 'string', default: 'brown', help: "'brown' or a .txt/.jsonl/.json/.parquet file; given a run directory, the data it trained on (its train_config.json) unless set" },
   textField: { type: 'string', default: 'text', help: 'JSONL field / Parquet column (a run directory: the run\'s)' },
+  txtSplit: txtSplitOption,
   split: { type: ['validation', 'train', 'all'], default: 'validation', help: 'which part of the data to score' },
   validationFraction: { type: 'number', default: 0.05, min: 0, minExclusive: true, max: 1, maxExclusive: true, help: "a file's held-out share, as in train (a run directory: the run's)" },
   seqLen: { type: 'int', default: 128, min: 2, help: 'tokens per row (a run directory: the run\'s)' },
@@ -64,7 +65,7 @@ export async function runEval(argv: string[], log: Log): Promise<void> {
   await selectBackend(o.backend, o.threads, log);
   const model = await loadPretrained(dir);
   const tok = loadTokenizerFrom(dir, '--model');
-  const text = await loadTextData(o.data, o.textField, o.validationFraction);
+  const text = await loadTextData(o.data, o.textField, o.validationFraction, { txtSplit: o.txtSplit });
   const docs = o.split === 'all' ? [...text.train, ...text.validation] : text[o.split as 'train' | 'validation'];
   const r = await evaluate(model, batchesOf(packTexts(tok, docs, o.seqLen), o.batchSize, tokenByteLengths(tok)));
   log(`${o.split} of ${text.source} (${r.tokens} tokens): loss ${r.loss.toFixed(4)} | perplexity ${r.perplexity.toFixed(2)} | bits per byte ${r.bitsPerByte?.toFixed(4) ?? 'n/a'}`);
@@ -103,8 +104,9 @@ export async function runGenerate(argv: string[], log: Log): Promise<void> {
 }
 
 export const tokenizerTrainSchema = {
-  data: { type: 'string', default: 'brown', help: "'brown' or a .txt/.jsonl/.parquet file" },
+  data: { type: 'string', default: 'brown', help: "'brown' or a .txt/.jsonl/.json/.parquet file" },
   textField: { type: 'string', default: 'text', help: 'JSONL field / Parquet column' },
+  txtSplit: txtSplitOption,
   vocabSize: { type: 'int', default: 2048, min: 257, max: 2 ** 21, help: 'vocabulary size: 256 bytes + <|endoftext|> + merges (fewer when the text runs out of pairs to merge)' },
   out: { type: 'string', default: 'tokenizer', help: 'directory to write tokenizer.json and tokenizer_config.json to' },
 } satisfies Schema;
@@ -143,7 +145,7 @@ export async function runTokenizer(argv: string[], log: Log): Promise<void> {
     }
     const { values: o } = parseAndCheck(tokenizerTrainCommand, rest);
     checkDataFile(o.data);
-    const text = await loadTextData(o.data, o.textField, 0.05);
+    const text = await loadTextData(o.data, o.textField, 0, { txtSplit: o.txtSplit }); // a tokenizer needs no validation split
     const t0 = Date.now();
     const bpe = trainByteLevelBPE(text.train, { vocabSize: o.vocabSize });
     warnVocabShortfall(bpe.vocabSize, o.vocabSize, log);

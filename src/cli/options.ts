@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { describeFsError } from '../data/node-fs-errors.js';
+import { LlamatrainError } from '../core/errors.js';
 
 // Typed command-line options: a schema per command, `--key=value` or `--key value` overrides on top of an optional
 // JSON config file (`--config file.json`), with type checks and helpful errors (nanoGPT's configurator, typed).
@@ -24,9 +25,7 @@ export interface OptSpec<T = unknown> {
 export type Schema = Record<string, OptSpec>;
 export type Values<S extends Schema> = { [K in keyof S]: S[K]['default'] };
 
-export class UsageError extends Error {
-  constructor(message: string) { super(message); this.name = 'UsageError'; }
-}
+export class UsageError extends LlamatrainError {}
 
 /** camelCase → kebab-case: the spelling of an option on the command line (`seqLen` → `seq-len`). */
 const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

@@ -5,6 +5,7 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import cliProgress from 'cli-progress';
+import { LlamatrainError } from '../core/errors.js';
 import type { StepMetrics, TrainableModel, Trainer } from '../train/index.js';
 import type { PackedRow } from '../data/index.js';
 import { RunStopped, signalExitCode } from './rundir.js';
@@ -40,9 +41,7 @@ export async function trainWithCheckpoints<M extends TrainableModel>(trainer: Tr
 }
 
 /** Why a run was stopped early by the run itself: its gradients vanished (see watchForCollapse). */
-export class CollapsedRun extends Error {
-  constructor(message: string) { super(message); this.name = 'CollapsedRun'; }
-}
+export class CollapsedRun extends LlamatrainError {}
 
 /**
  * Consecutive steps with a gradient norm of exactly 0 after which a run is declared collapsed. A live model never

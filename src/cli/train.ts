@@ -17,12 +17,13 @@ import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHa
 import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
 import {
   TOKENIZER_SIDE_FILES, backendOptions, batchesOf, checkDataFile, loadTextData, loadTokenizerFrom, modelDirOf, packTexts, selectBackend, toBatch,
-  tokenByteLengths, tokenizerJsonPath, warnVocabShortfall,
+  tokenByteLengths, tokenizerJsonPath, txtSplitOption, warnVocabShortfall,
 } from './shared.js';
 
 export const trainSchema = {
-  data: { type: 'string', default: 'brown', help: "training text: 'brown' (the built-in Brown corpus) or a .txt, .jsonl or .parquet file" },
+  data: { type: 'string', default: 'brown', help: "training text: 'brown' (the built-in Brown corpus) or a .txt, .jsonl, .json or .parquet file" },
   textField: { type: 'string', default: 'text', help: 'JSONL field / Parquet column that holds the text' },
+  txtSplit: txtSplitOption,
   validationFraction: { type: 'number', default: 0.05, min: 0, minExclusive: true, max: 1, maxExclusive: true, help: 'share of a file\'s documents held out for validation (Brown has a fixed split)' },
   tokenizer: { type: 'string', default: '', help: 'a tokenizer.json (or its directory); empty: train a byte-level BPE on the training text' },
   vocabSize: { type: 'int', default: 2048, min: 260, max: 2 ** 21, help: 'vocabulary of the BPE trained when --tokenizer is empty' },
@@ -211,7 +212,7 @@ function checkResumedData({ o, dir, log }: RunContext, saved: Record<string, unk
 
 /** Loads and tokenizes the text (training a BPE tokenizer on it unless one is given or resumed) into packed rows. */
 async function prepareData({ o, dir, resuming, log }: RunContext): Promise<RunData> {
-  const text = await loadTextData(o.data, o.textField, o.validationFraction);
+  const text = await loadTextData(o.data, o.textField, o.validationFraction, { txtSplit: o.txtSplit });
   let tok: TextTokenizer;
   if (resuming || o.tokenizer) {
     tok = loadTokenizerFrom(resuming ? dir : o.tokenizer);

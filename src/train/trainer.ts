@@ -9,8 +9,8 @@
 // on the host what a non-finite value means (stop with a message naming the parameter, or skip: the device
 // already left the weights untouched; the host undoes the optimizer's step counts and does not step the schedule).
 
-import { RNG, type Tensor, concat, mul, noGrad, openScope, reshape, sum } from '../core/index.js';
-import type { LlamaForCausalLM } from '../nn/index.js';
+import { LlamatrainError, RNG, type Tensor, concat, mul, noGrad, openScope, reshape, sum } from '../core/index.js';
+import { type LlamaForCausalLM, checkTrainingMemory } from '../nn/index.js';
 import type { TrainableModel } from './model.js';
 
 import { type LRScheduler, type Optimizer, type OptimizerStateDict, clipGradsByNorm, gradNormTensor } from '../optim/index.js';
@@ -102,7 +102,7 @@ export interface TrainerEvents<M extends TrainableModel = LlamaForCausalLM> {
   afterBackward: (info: { step: number; model: M }) => void;
 }
 
-export class NonFiniteError extends Error {
+export class NonFiniteError extends LlamatrainError {
   constructor(message: string, readonly step: number, readonly parameter?: string) {
     super(message);
     this.name = 'NonFiniteError';
@@ -130,6 +130,8 @@ export class Trainer<M extends TrainableModel = LlamaForCausalLM> {
     const K = opts.gradAccumSteps ?? 1;
     if (!Number.isInteger(K) || K < 1) throw new RangeError(`Trainer: gradAccumSteps must be an integer ≥ 1, got ${K}`);
     if (!Number.isInteger(opts.maxSteps) || opts.maxSteps < 0) throw new RangeError(`Trainer: maxSteps must be an integer ≥ 0, got ${opts.maxSteps}`);
+    // before any gradient or optimizer state exists: refuse a model whose training can never fit in memory
+    checkTrainingMemory(opts.model.parameters().filter((p) => p.requiresGrad), opts.model.backend);
   }
 
   on<K extends keyof TrainerEvents<M>>(event: K, fn: TrainerEvents<M>[K]): this {
