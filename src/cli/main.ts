@@ -5,6 +5,7 @@ import { runTrain, trainHelp } from './train.js';
 import { chatHelp, runChat, runSft, sftHelp } from './sft.js';
 import { helps, runEval, runGenerate, runTokenizer } from './commands.js';
 import { UsageError, wantsHelp } from './options.js';
+import { playgroundHelp, runPlayground } from './playground.js';
 
 const USAGE = `llamatrain — train LLaMA-architecture language models in TypeScript
 
@@ -17,6 +18,7 @@ Usage:
   llamatrain chat --model <dir> [--adapter <dir>]
                                             chat through the model's template, replies streamed
   llamatrain tokenizer train|encode|decode  byte-level BPE tokenizers
+  llamatrain playground [--port N] [--open]  the browser playground: train in a tab, watch the loss, export to HF
 
 Add --help to any command for its options.`;
 
@@ -31,6 +33,7 @@ export async function main(argv: string[], log: (s: string) => void = (s) => pro
       case 'chat': if (help) log(chatHelp); else await runChat(rest); return 0;
       case 'generate': if (help) log(helps.generate); else await runGenerate(rest, log); return 0;
       case 'tokenizer': await runTokenizer(rest, log); return 0;
+      case 'playground': if (help) log(playgroundHelp); else await runPlayground(rest, log); return 0;
       case undefined: case '--help': case '-h': case 'help': log(USAGE); return 0;
       default: throw new UsageError(`unknown command '${cmd}'`);
     }
