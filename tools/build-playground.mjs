@@ -48,6 +48,8 @@ await build({
   chunkNames: 'chunk-[hash]',
   alias: { 'llamatrain/hf-tokenizer': join(lib, 'hf-tokenizer.js'), llamatrain: join(lib, 'index.js') },
   logLevel: 'warning',
+  // worker.ts feature-detects `registerWebGPUBackend`, which the library does not export yet
+  logOverride: { 'import-is-undefined': 'silent' },
 });
 copyFileSync(join(src, 'index.html'), join(out, 'index.html'));
 

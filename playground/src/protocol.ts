@@ -36,8 +36,12 @@ export interface StepPoint {
   lr: number;
   tokensPerSec: number;
   gradNorm: number;
-  /** Wall-clock ms of the step. */
+  /** Wall-clock ms of the step (the Trainer's step alone). */
   ms: number;
+  /** performance.now() in the worker when the step ended (wall-clock throughput across steps). */
+  t: number;
+  /** Input tokens of the step. */
+  tokens: number;
 }
 
 /** The loss of one batch, token by token: the library's per-token loss (reduction 'none') on the step's batch. */

@@ -54,7 +54,8 @@ let resumeWaiter: (() => void) | null = null;
 
 type RegisterWebGPU = (opts?: Record<string, unknown>) => Promise<Backend>;
 /** The WebGPU backend, when this build of the library exports one (feature-detected, so the page needs no change). */
-const registerWebGPUBackend = Reflect.get(llamatrain, 'registerWebGPUBackend') as RegisterWebGPU | undefined;
+// (esbuild's "will always be undefined" notice for it is silenced in tools/build-playground.mjs until it exists)
+const registerWebGPUBackend = (llamatrain as unknown as Record<string, unknown>)['registerWebGPUBackend'] as RegisterWebGPU | undefined;
 
 interface GPUAdapterLike { info?: { isFallbackAdapter?: boolean; vendor?: string; architecture?: string; description?: string }; isFallbackAdapter?: boolean }
 
@@ -287,7 +288,7 @@ async function train(settings: Settings, samplePrompt: string): Promise<void> {
         const m = await trainer.trainStep();
         if (!m) return;
         const bytes = batch.targetBytes ?? 0;
-        pending.push({ step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokensPerSec: m.tokensPerSec, ms: performance.now() - t1,
+        pending.push({ step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokensPerSec: m.tokensPerSec, ms: performance.now() - t1, t: performance.now(), tokens: m.tokens,
           bpb: bytes > 0 ? (m.loss * m.targets) / Math.LN2 / bytes : null });
         if (anatomy) {
           lastAnatomy = t0;

@@ -42,7 +42,11 @@ export const ISOLATION_HEADERS = {
 export interface PlaygroundServer { url: string; port: number; server: Server; close(): Promise<void> }
 
 /** Starts the static server for `dir` on host:port (port 0: any free one); resolves once it listens. */
-export async function startPlaygroundServer(opts: { dir?: string; port?: number; host?: string; tryNextPorts?: number } = {}): Promise<PlaygroundServer> {
+export async function startPlaygroundServer(opts: {
+  dir?: string; port?: number; host?: string; tryNextPorts?: number;
+  /** Send the cross-origin isolation headers (default true; false shows how the page runs on a host without them). */
+  isolation?: boolean;
+} = {}): Promise<PlaygroundServer> {
   const dir = resolve(opts.dir || defaultPlaygroundDir());
   if (!existsSync(join(dir, 'index.html'))) {
     throw new UsageError(`the playground is not built: ${join(dir, 'index.html')} is missing. Run \`npm run build:playground\` ` +
@@ -50,7 +54,7 @@ export async function startPlaygroundServer(opts: { dir?: string; port?: number;
   }
   const host = opts.host ?? '127.0.0.1';
   const server = createServer(async (req, res) => {
-    const headers = { ...ISOLATION_HEADERS, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' };
+    const headers = { ...(opts.isolation === false ? {} : ISOLATION_HEADERS), 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' };
     if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, { ...headers, Allow: 'GET, HEAD' }).end(); return; }
     let path: string;
     try {

@@ -158,6 +158,20 @@ test('playground in Chromium: bad input, training on the Brown corpus, loss anat
     assert.match(await page.getByTestId('import-info').textContent() ?? '', new RegExp(`${model.numParameters().toLocaleString('en')} parameters`));
     await page.screenshot({ path: join(outDir, 'after-import.png'), fullPage: true });
     assert.deepEqual(errors, [], 'no uncaught errors on the page');
+
+    // ---- served without the isolation headers: one thread, and the page says why
+    const plain = await startPlaygroundServer({ port: 0, isolation: false });
+    try {
+      const p2 = await browser.newPage();
+      await p2.goto(`${plain.url}?threads=2`);
+      await p2.waitForFunction(() => /^backend: /.test(document.querySelector('[data-testid=backend]')!.textContent ?? ''));
+      assert.match(await p2.getByTestId('backend').textContent() ?? '', /backend: wasm \(WebAssembly SIMD, 1 thread, not cross-origin isolated\)/);
+      assert.match(await p2.getByTestId('notes').textContent() ?? '', /not cross-origin isolated.*Cross-Origin-Opener-Policy: same-origin/);
+      assert.match(await p2.getByTestId('notes').textContent() ?? '', /WebGPU: /);
+      await p2.close();
+    } finally {
+      await plain.close();
+    }
     console.log(`# playground screenshots: ${outDir}/mid-training.png, after-import.png; validation loss ${v0.loss.toFixed(3)} → ${v30.loss.toFixed(3)}`);
   } finally {
     await browser.close();
