@@ -2,8 +2,9 @@
 // playwright-core. It serves the built page (playground/dist) as `llamatrain playground` does, refuses bad input
 // with messages, trains the tiny preset on the built-in Brown corpus for ≥ 30 steps, and checks the curves, the
 // falling validation loss, the samples, that the loss anatomy's mean is the charted loss, pause/resume, the prompt
-// box, and that the exported zip loads in Node (loadPretrained) and imports back into the page. Screenshots go to
-// dist/test-output/playground/. Skips, saying why, without a Chromium or without the built page.
+// box, that the exported zip loads in Node (loadPretrained), imports back into the page and fine-tunes from there,
+// and how the page runs without cross-origin isolation. Screenshots go to dist/test-output/playground/. Skips,
+// saying why, without a Chromium or without the built page.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
@@ -156,6 +157,18 @@ test('playground in Chromium: bad input, training on the Brown corpus, loss anat
     await page.setInputFiles('[data-testid=import-input]', dir);
     await page.waitForFunction(() => /^Imported/.test(document.querySelector('[data-testid=import-info]')!.textContent ?? ''));
     assert.match(await page.getByTestId('import-info').textContent() ?? '', new RegExp(`${model.numParameters().toLocaleString('en')} parameters`));
+    // fine-tuning the import starts where the exported model was, not from scratch
+    await page.getByTestId('start').click();
+    await page.waitForFunction(() => {
+      const p = (globalThis as unknown as { playground: PageState }).playground;
+      return p.evals.some((e) => e.step === 0) && p.steps.length >= 3;
+    }, null, { timeout: 120_000, polling: 250 });
+    const tuned = await pageState(page);
+    const start = tuned.evals.find((e) => e.step === 0)!.loss;
+    assert.ok(start < v0.loss - 0.3, `fine-tuning starts from the imported weights: validation loss ${start} at its step 0 (a new model: ${v0.loss})`);
+    assert.match(await page.getByTestId('run-info').textContent() ?? '', /tokenizer: the imported model's tokenizer\.json \(512 tokens\)/);
+    await page.getByTestId('stop').click();
+    await page.waitForFunction(() => (globalThis as unknown as { playground: PageState }).playground.state === 'stopped');
     await page.screenshot({ path: join(outDir, 'after-import.png'), fullPage: true });
     assert.deepEqual(errors, [], 'no uncaught errors on the page');
 
