@@ -10,6 +10,7 @@ import { helps, runEval, runGenerate, runTokenizer } from './commands.js';
 import { forCli } from './messages.js';
 import { UsageError, wantsHelp } from './options.js';
 import { RunStopped } from './rundir.js';
+import { playgroundHelp, runPlayground } from './playground.js';
 
 const USAGE = `llamatrain — train LLaMA-architecture language models in TypeScript
 
@@ -25,6 +26,7 @@ Usage:
                                             chat through the model's template, replies streamed
   llamatrain tokenizer train|encode|decode  byte-level BPE tokenizers
   llamatrain --version                      the version of llamatrain
+  llamatrain playground [--port N] [--open]  the browser playground: train in a tab, watch the loss, export to HF
 
 Add --help to any command for its options.`;
 
@@ -55,6 +57,7 @@ export async function main(argv: string[], log: (s: string) => void = (s) => pro
       case 'chat': if (help) log(chatHelp); else await runChat(rest); return 0;
       case 'generate': if (help) log(helps.generate); else await runGenerate(rest, log); return 0;
       case 'tokenizer': await runTokenizer(rest, log); return 0;
+      case 'playground': if (help) log(playgroundHelp); else await runPlayground(rest, log); return 0;
       case undefined: case '--help': case '-h': case 'help': log(USAGE); return 0;
       default: throw new UsageError(`unknown command '${cmd}'; the commands are train, eval, generate, sft, chat and tokenizer (see llamatrain --help)`);
     }
