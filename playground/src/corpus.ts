@@ -1,12 +1,13 @@
 // The worker's data side: the built-in Brown corpus (a gzipped JSON asset next to the bundle), user text split into
-// documents, and packed rows turned into the Trainer's batches (as the CLI does in src/cli/shared.ts, which is
-// Node-only).
+// documents, and packed rows turned into the Trainer's batches (the library's toBatch / batchesOf, as the CLI uses).
 import { gunzipSync } from 'fflate';
 import {
-  ArrayDataset, type Batch, ByteLevelBPE, DataLoader, type PackedBatch, type PackedRow, type TextTokenizer, countBytes,
-  packDocuments, packedCollate, parseJsonl, splitTextDocuments,
+  type Batch, DataLoader, type PackedBatch, type PackedRow, type TextTokenizer, batchesOf, packDocuments, parseJsonl,
+  splitTextDocuments, toBatch, tokenByteLengths,
 } from 'llamatrain';
 import type { DataSource } from './protocol.js';
+
+export { batchesOf, toBatch, tokenByteLengths };
 
 export interface TextData { source: string; train: string[]; validation: string[] }
 
@@ -56,17 +57,6 @@ export function userText(src: Exclude<DataSource, { kind: 'brown' }>): TextData 
   return { source: name, train: [text.slice(0, cut)], validation: [text.slice(cut)] };
 }
 
-/** UTF-8 bytes each token id stands for (0 for special tokens), for bits per byte; as the CLI's tokenByteLengths. */
-export function tokenByteLengths(tok: TextTokenizer): Int32Array {
-  const out = new Int32Array(tok.vocabSize);
-  const specials = new Set([tok.bosId, tok.eosId, tok.padId].filter((x): x is number => typeof x === 'number'));
-  for (let id = 0; id < tok.vocabSize; id++) {
-    if (specials.has(id)) continue;
-    const t = tok instanceof ByteLevelBPE ? tok.idToToken(id) : null;
-    out[id] = t !== null && t !== undefined ? [...t].length : countBytes(tok.decode([id]));
-  }
-  return out;
-}
 
 /** Tokenizes documents (yielding to the worker's event loop now and then, with progress) and packs them into rows. */
 export async function packTexts(tok: TextTokenizer, docs: string[], seqLen: number, onProgress: (done: number, total: number) => void): Promise<PackedRow[]> {
@@ -84,26 +74,7 @@ export async function packTexts(tok: TextTokenizer, docs: string[], seqLen: numb
   return packDocuments(ids, { seqLen, eosId: tok.eosId ?? undefined });
 }
 
-/** A packed batch for the Trainer, with the UTF-8 byte count of its targets (bits per byte). */
-export function toBatch(b: PackedBatch, bytesOf: Int32Array): Batch {
-  const [B, T] = b.shape;
-  let bytes = 0;
-  for (let r = 0; r < B; r++) for (let t = 1; t < T; t++) {
-    const y = b.labels[r * T + t]!;
-    if (y !== -100) bytes += bytesOf[y] ?? 0;
-  }
-  return { ...b, shape: [B, T], targetBytes: bytes };
-}
 
-/** The first `limit` batches of `rows`, in order (evaluation). */
-export function* batchesOf(rows: PackedRow[], batchSize: number, bytesOf: Int32Array, limit = Infinity): Generator<Batch> {
-  const loader = new DataLoader({ dataset: new ArrayDataset(rows), batchSize, shuffle: false, collate: packedCollate });
-  let n = 0;
-  for (const b of loader) {
-    if (n++ >= limit) return;
-    yield toBatch(b, bytesOf);
-  }
-}
 
 /**
  * The training batches, one ahead: the loss anatomy looks at the batch the next step will train on (`peek`)

@@ -2,10 +2,9 @@
 
 import { join } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
-import type { Batch } from '../train/index.js';
-import { ByteLevelBPE, type TextTokenizer, countBytes } from '../tokenizer/index.js';
+import type { TextTokenizer } from '../tokenizer/index.js';
 import { loadTokenizerFile } from '../tokenizer/node.js';
-import { DataLoader, ArrayDataset, packDocuments, packedCollate, type PackedBatch, type PackedRow } from '../data/index.js';
+import { packDocuments, type PackedRow } from '../data/index.js';
 import { loadBrownCorpus, readDocuments, parseTextSplit, detectFormat, AUTO_DOCUMENT_CHARS } from '../data/node.js';
 import { UsageError } from './options.js';
 import { setBackend } from '../core/index.js';
@@ -81,6 +80,9 @@ export async function selectBackend(name: string, threads: number, log: (s: stri
   return name;
 }
 
+export { tokenByteLengths } from '../tokenizer/index.js';
+export { batchesOf, toBatch } from '../train/index.js';
+
 export interface TextSplits { train: string[]; validation: string[]; source: string }
 
 /** The --txt-split option: how a .txt file becomes documents (see splitTextDocuments in src/data/sources.ts). */
@@ -127,20 +129,6 @@ export function tokenizerJsonPath(path: string, option = '--tokenizer'): string 
 /** The tokenizer files a model directory may hold next to tokenizer.json; commands copy them with it. */
 export const TOKENIZER_SIDE_FILES = ['tokenizer_config.json', 'special_tokens_map.json'] as const;
 
-/**
- * UTF-8 bytes each token id stands for (0 for special tokens), for bits per byte. Byte-level BPE tokens are byte
- * strings, so this is exact for them; other tokenizers fall back to decoding each id alone.
- */
-export function tokenByteLengths(tok: TextTokenizer): Int32Array {
-  const out = new Int32Array(tok.vocabSize);
-  const specials = new Set([tok.bosId, tok.eosId, tok.padId].filter((x): x is number => typeof x === 'number'));
-  for (let id = 0; id < tok.vocabSize; id++) {
-    if (specials.has(id)) continue;
-    const t = tok instanceof ByteLevelBPE ? tok.idToToken(id) : null;
-    out[id] = t !== null && t !== undefined ? [...t].length : countBytes(tok.decode([id]));
-  }
-  return out;
-}
 
 /** Packs tokenized documents into rows of seqLen (documents never see each other; see data/packing). */
 export function packTexts(tok: TextTokenizer, docs: string[], seqLen: number): PackedRow[] {
@@ -149,25 +137,4 @@ export function packTexts(tok: TextTokenizer, docs: string[], seqLen: number): P
   return rows;
 }
 
-/** A batch for the Trainer, with the UTF-8 byte count of its targets (bits per byte). */
-export function toBatch(b: PackedBatch, bytesOf: Int32Array): Batch {
-  const batch: Batch = { ...b, shape: [b.shape[0], b.shape[1]] };
-  const [B, T] = b.shape;
-  let bytes = 0;
-  for (let r = 0; r < B; r++) for (let t = 1; t < T; t++) {
-    const y = b.labels[r * T + t]!;
-    if (y !== -100) bytes += bytesOf[y]!;
-  }
-  batch.targetBytes = bytes;
-  return batch;
-}
 
-/** All rows as batches, in order (evaluation). */
-export function* batchesOf(rows: PackedRow[], batchSize: number, bytesOf: Int32Array, limit = Infinity): Generator<Batch> {
-  const loader = new DataLoader({ dataset: new ArrayDataset(rows), batchSize, shuffle: false, collate: packedCollate });
-  let n = 0;
-  for (const b of loader) {
-    if (n++ >= limit) return;
-    yield toBatch(b, bytesOf);
-  }
-}

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
+import { runCli as run, tinyCorpus as corpus } from './helpers.js';
 import { type CommandOptions, type OptSpec, UsageError, parseAndCheck, rangeText } from '../../src/cli/options.js';
 import { trainCommand, trainHelp, trainSchema } from '../../src/cli/train.js';
 import { chatCommand, sftCommand, sftHelp } from '../../src/cli/sft.js';
@@ -15,27 +16,6 @@ import { MESSAGE_RULES, forCli } from '../../src/cli/messages.js';
 import { modelDirOf } from '../../src/cli/shared.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'llamatrain-opts-'));
-
-/** Runs the CLI in-process; stdout lines through its log, stderr captured. */
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const lines: string[] = [], err: string[] = [];
-  const orig = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((s: string | Uint8Array) => { err.push(String(s)); return true; }) as typeof process.stderr.write;
-  try {
-    const code = await main(argv, (s) => lines.push(s));
-    return { code, out: lines.join('\n'), err: err.join('') };
-  } finally {
-    process.stderr.write = orig;
-  }
-}
-
-/** A small JSONL corpus of simple English sentences. */
-function corpus(dir: string): string {
-  const words = ['the cat sat on the mat', 'a dog ran in the park', 'the sun is warm today', 'we read a good book', 'she likes green tea'];
-  const p = join(dir, 'tiny.jsonl');
-  writeFileSync(p, Array.from({ length: 60 }, (_, i) => JSON.stringify({ text: `${words[i % 5]} and ${words[(i * 3) % 5]}.` })).join('\n') + '\n');
-  return p;
-}
 
 const small = ['--vocab-size=300', '--dim=16', '--layers=1', '--heads=2', '--kv-heads=1', '--seq-len=32', '--batch-size=2', '--steps=4',
   '--warmup=1', '--eval-every=2', '--eval-batches=1', '--sample-tokens=4', '--progress=false', '--backend=ref'];

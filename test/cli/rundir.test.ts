@@ -8,33 +8,13 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
+import { runCli as run, tinyCorpus as corpus } from './helpers.js';
 import { stamp } from '../../src/cli/run.js';
 import { RunDirectory, RunStopped, stopOnSignals } from '../../src/cli/rundir.js';
 import { UsageError } from '../../src/cli/options.js';
 import { describeFsError } from '../../src/data/node-fs-errors.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'llamatrain-rundir-'));
-
-/** Runs the CLI in this process; returns its exit status, what it logged and what it wrote to stderr. */
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const lines: string[] = [];
-  const err: string[] = [];
-  const orig = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((s: string) => { err.push(String(s)); return true; }) as typeof process.stderr.write;
-  try {
-    const code = await main(argv, (s) => lines.push(s));
-    return { code, out: lines.join('\n'), err: err.join('') };
-  } finally {
-    process.stderr.write = orig;
-  }
-}
-
-function corpus(dir: string): string {
-  const words = ['the cat sat on the mat', 'a dog ran in the park', 'the sun is warm today', 'we read a good book', 'she likes green tea'];
-  const p = join(dir, 'tiny.jsonl');
-  writeFileSync(p, Array.from({ length: 60 }, (_, i) => JSON.stringify({ text: `${words[i % 5]} and ${words[(i * 3) % 5]}.` })).join('\n') + '\n');
-  return p;
-}
 
 const small = ['--vocab-size=300', '--dim=16', '--layers=1', '--heads=2', '--kv-heads=1', '--seq-len=32', '--batch-size=2',
   '--warmup=1', '--eval-every=5', '--eval-batches=1', '--sample-tokens=4', '--progress=false', '--backend=ref'];
