@@ -41,6 +41,7 @@ test('src has no static import cycles', () => {
 
 test('import direction: core imports only core; backends only core and themselves; nobody imports cli', () => {
   assert.deepEqual(graph.get(normalize('src/core/rng.ts')), [], 'core/rng.ts stays dependency-free (data and tokenizer use it)');
+  assert.deepEqual(graph.get(normalize('src/core/errors.ts')), [], 'core/errors.ts stays dependency-free (data and tokenizer use it)');
   for (const [f, deps] of graph) {
     for (const d of deps) {
       if (area(f) === 'core') assert.equal(area(d), 'core', `${f} imports ${d}`);

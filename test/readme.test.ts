@@ -28,3 +28,13 @@ test('README tour: every ```js block runs and prints what its comments say', () 
     at++;
   }
 });
+
+test('no merge-conflict markers in tracked text files', () => {
+  const files = execFileSync('git', ['ls-files', '*.md', '*.ts', '*.mjs', '*.json', '*.py', '*.sh', '.ci/*'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const marked: string[] = [];
+  for (const f of files) {
+    const lines = readFileSync(f, 'utf8').split('\n');
+    lines.forEach((l, i) => { if (/^(<{7}|>{7})( |$)|^={7}$/.test(l)) marked.push(`${f}:${i + 1}: ${l}`); });
+  }
+  assert.deepEqual(marked, [], `unresolved merge conflicts:\n${marked.join('\n')}`);
+});

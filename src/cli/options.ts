@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { describeFsError } from '../data/node-fs-errors.js';
+import { LlamatrainError } from '../core/errors.js';
 
 // Typed command-line options: a schema per command, `--key=value` or `--key value` overrides on top of an optional
 // JSON config file (`--config file.json`), with type checks and helpful errors (nanoGPT's configurator, typed).
@@ -13,14 +14,18 @@ export interface OptSpec<T = unknown> {
   type: OptType;
   default: T;
   help: string;
+  /** Numbers: the smallest value allowed (itself excluded with `minExclusive`). Shown in --help, checked on every layer. */
+  min?: number;
+  minExclusive?: boolean;
+  /** Numbers: the largest value allowed (itself excluded with `maxExclusive`). */
+  max?: number;
+  maxExclusive?: boolean;
 }
 
 export type Schema = Record<string, OptSpec>;
 export type Values<S extends Schema> = { [K in keyof S]: S[K]['default'] };
 
-export class UsageError extends Error {
-  constructor(message: string) { super(message); this.name = 'UsageError'; }
-}
+export class UsageError extends LlamatrainError {}
 
 /** camelCase → kebab-case: the spelling of an option on the command line (`seqLen` → `seq-len`). */
 const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -39,7 +44,33 @@ function typeName(t: OptType): string {
 /** A type as written in --help: `int`, `wasm|ref`. */
 const typeLabel = (t: OptType): string => (Array.isArray(t) ? t.join('|') : (t as string));
 
-/** Converts and checks one value; `where` names the option in errors. */
+/** The range a spec declares, as written in --help and errors: `≥ 0`, `> 0`, `in (0, 1]`; '' when none. */
+export function rangeText(spec: Pick<OptSpec, 'min' | 'minExclusive' | 'max' | 'maxExclusive'>): string {
+  const { min, max } = spec;
+  if (min !== undefined && max !== undefined) return `in ${spec.minExclusive ? '(' : '['}${min}, ${max}${spec.maxExclusive ? ')' : ']'}`;
+  if (min !== undefined) return `${spec.minExclusive ? '>' : '≥'} ${min}`;
+  if (max !== undefined) return `${spec.maxExclusive ? '<' : '≤'} ${max}`;
+  return '';
+}
+
+/** Whether a number lies in the spec's range. */
+export function inRange(spec: OptSpec, v: number): boolean {
+  return (spec.min === undefined || (spec.minExclusive ? v > spec.min : v >= spec.min)) &&
+    (spec.max === undefined || (spec.maxExclusive ? v < spec.max : v <= spec.max));
+}
+
+/** Converts and checks one value against its spec (type, then range); `where` names the option in errors. */
+export function coerceSpec(spec: OptSpec, raw: unknown, where: string): unknown {
+  const v = coerce(spec.type, raw, where);
+  if (typeof v !== 'number') return v;
+  if (spec.type === 'int' && !Number.isSafeInteger(v)) {
+    throw new UsageError(`${where}: ${JSON.stringify(raw)} is too large for an integer option (at most ${Number.MAX_SAFE_INTEGER}${spec.max !== undefined ? `; this one allows ${rangeText(spec)}` : ''})`);
+  }
+  if (!inRange(spec, v)) throw new UsageError(`${where}: must be ${rangeText(spec)}, got ${typeof raw === 'string' ? raw : JSON.stringify(raw)} — ${spec.help}`);
+  return v;
+}
+
+/** Converts and checks one value's type; `where` names the option in errors. */
 export function coerce(t: OptType, raw: unknown, where: string): unknown {
   const fail = (): never => { throw new UsageError(`${where}: expected ${typeName(t)}, got ${JSON.stringify(raw)}`); };
   if (Array.isArray(t)) { if (typeof raw !== 'string' || !t.includes(raw)) fail(); return raw; }
@@ -52,8 +83,9 @@ export function coerce(t: OptType, raw: unknown, where: string): unknown {
     case 'int':
     case 'number': {
       const v = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+      if (v === Infinity || v === -Infinity) throw new UsageError(`${where}: ${JSON.stringify(raw)} is beyond the range of numbers (expected ${typeName(t)})`);
       if (!Number.isFinite(v) || (t === 'int' && !Number.isInteger(v))) fail();
-      return v;
+      return v === 0 ? 0 : v; // -0 is 0
     }
   }
   return fail();
@@ -96,6 +128,11 @@ export interface ParseSettings {
   allowPositionals?: boolean;
   /** Values beneath any `--config` file and the command line, e.g. a resumed run's saved options. */
   base?: ValueLayer;
+  /**
+   * The option that one positional argument gives (`train my.jsonl` is `train --data=my.jsonl`). A second positional
+   * argument, or the option given both ways, is an error.
+   */
+  positionalKey?: string;
 }
 
 export interface Parsed<S extends Schema> { values: Values<S>; positional: string[] }
@@ -139,17 +176,23 @@ export function parseCommandLine<S extends Schema>(schema: S, argv: string[], se
       return `"${name}"${near ? ` (did you mean "${style(near)}"?)` : ''}`;
     });
     if (unknown.length > 0) throw new UsageError(`${from}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; see --help for the options`);
-    for (const [name, raw] of Object.entries(given)) values[camel(name)] = coerce(schema[camel(name)]!.type, raw, `${from}: "${name}"`);
+    for (const [name, raw] of Object.entries(given)) values[camel(name)] = coerceSpec(schema[camel(name)]!, raw, `${from}: "${name}"`);
   };
   if (settings.base) applyLayer(settings.base);
   for (const t of tokens) if (t.kind === 'option' && t.name === 'config') applyLayer(readConfigFile(t.value, t.inlineValue));
 
   const positional: string[] = [];
+  const onCommandLine = new Set<string>();
+  const asKey = settings.positionalKey;
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
     if (t.kind === 'option-terminator') continue;
     if (t.kind === 'positional') {
-      if (!settings.allowPositionals) {
+      if (asKey !== undefined && positional.length > 0) {
+        throw new UsageError(`unexpected argument ${JSON.stringify(t.value)}: this command takes one positional argument, the ${flag(asKey)} value ` +
+          `(${JSON.stringify(positional[0])} already gives it); write other values as --key=value; see --help`);
+      }
+      if (!settings.allowPositionals && asKey === undefined) {
         throw new UsageError(`unexpected argument ${JSON.stringify(t.value)}: this command takes only options, written --key=value; see --help`);
       }
       positional.push(t.value);
@@ -183,9 +226,40 @@ export function parseCommandLine<S extends Schema>(schema: S, argv: string[], se
       throw new UsageError(`${flag(key)}: missing value (expected ${typeName(schema[key]!.type)})` +
         (t.value !== undefined ? ` before ${t.value}; a value that starts with '--' is written ${flag(key)}=<value>` : ''));
     }
-    values[key] = coerce(schema[key]!.type, raw, flag(key));
+    values[key] = coerceSpec(schema[key]!, raw, flag(key));
+    onCommandLine.add(key);
+  }
+  if (asKey !== undefined && positional.length > 0) {
+    if (onCommandLine.has(asKey)) {
+      throw new UsageError(`${JSON.stringify(positional[0])} and ${flag(asKey)}=${String(values[asKey])} both give ${flag(asKey)}; give it once`);
+    }
+    values[asKey] = coerceSpec(schema[asKey]!, positional[0], `${flag(asKey)} (the positional argument)`);
+    return { values: values as Values<S>, positional: [] };
   }
   return { values: values as Values<S>, positional };
+}
+
+/**
+ * A command's options as one declaration: its schema, what a positional argument means, and the checks that span
+ * several options. `parseAndCheck` applies all of it, so every option is validated before a command does any work.
+ */
+export interface CommandOptions<S extends Schema = Schema> {
+  /** As typed after `llamatrain`: 'train', 'tokenizer train'. */
+  name: string;
+  schema: S;
+  /** The option a single positional argument gives (`train my.jsonl` = `train --data=my.jsonl`). */
+  positional?: keyof S & string;
+  /** Positional arguments the command reads itself (generate's prompt, tokenizer encode's text). */
+  freePositionals?: boolean;
+  /** Checks across options (`--kv-heads` must divide `--heads`); throws UsageError. No file access, no work. */
+  check?(o: Values<S>): void; // a method: a command of a given schema is then also a CommandOptions<Schema>
+}
+
+/** Parses and checks a command line: types and ranges of every option (every layer), then the command's own checks. */
+export function parseAndCheck<S extends Schema>(cmd: CommandOptions<S>, argv: string[], base?: ValueLayer): Parsed<S> {
+  const parsed = parseCommandLine(cmd.schema, argv, { allowPositionals: cmd.freePositionals, positionalKey: cmd.positional, base });
+  cmd.check?.(parsed.values);
+  return parsed;
 }
 
 /** parseCommandLine with `fileValues` as the layer beneath the flags (as if read from a config file). */
@@ -205,7 +279,8 @@ export function wantsHelp(argv: string[]): boolean {
 export function helpText(command: string, summary: string, schema: Schema, usage?: string): string {
   const rows = Object.entries(schema).map(([k, s]) => {
     const def = s.default === '' || s.default === null ? '' : ` (default: ${JSON.stringify(s.default)})`;
-    const form = s.type === 'boolean' ? `--[no-]${kebab(k)}` : `${flag(k)}=<${typeLabel(s.type)}>`;
+    const range = rangeText(s);
+    const form = s.type === 'boolean' ? `--[no-]${kebab(k)}` : `${flag(k)}=<${typeLabel(s.type)}${range ? ` ${range}` : ''}>`;
     return `  ${form}\n      ${s.help}${def}`;
   });
   const config = '  --config=<file.json>\n      a JSON object of option values (e.g. {"steps": 100, "seq-len": 64}); flags given on the command line override it';

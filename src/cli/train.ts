@@ -1,8 +1,8 @@
 // `llamatrain train`: trains a small LLaMA (defaults: the built-in Brown corpus, a byte-level BPE trained on it)
 // with progress, metrics.jsonl, a loss-curve SVG and sample generations in the run directory.
 
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { RNG, tensor } from '../core/index.js';
 import { ArrayDataset, DataLoader, type PackedBatch, type PackedRow, packedCollate } from '../data/index.js';
 import { loadPretrained, savePretrained } from '../io/pretrained.js';
@@ -12,52 +12,62 @@ import { AdamW, LRScheduler, decayGroups, warmupCosine } from '../optim/index.js
 import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, Trainer, type TrainingState, evaluate } from '../train/index.js';
-import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
-import { type Log, RunReport, fmt, stamp, trainWithCheckpoints } from './run.js';
-import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, toBatch, tokenByteLengths, tokenizerJsonPath } from './shared.js';
+import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseCommandLine } from './options.js';
+import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
+import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
+import {
+  TOKENIZER_SIDE_FILES, backendOptions, batchesOf, checkDataFile, loadTextData, loadTokenizerFrom, modelDirOf, packTexts, selectBackend, toBatch,
+  tokenByteLengths, tokenizerJsonPath, txtSplitOption, warnVocabShortfall,
+} from './shared.js';
 
 export const trainSchema = {
-  data: { type: 'string', default: 'brown', help: "training text: 'brown' (the built-in Brown corpus) or a .txt, .jsonl or .parquet file" },
+  data: { type: 'string', default: 'brown', help: "training text: 'brown' (the built-in Brown corpus) or a .txt, .jsonl, .json or .parquet file" },
   textField: { type: 'string', default: 'text', help: 'JSONL field / Parquet column that holds the text' },
-  validationFraction: { type: 'number', default: 0.05, help: 'share of a file\'s documents held out for validation (Brown has a fixed split)' },
+  txtSplit: txtSplitOption,
+  validationFraction: { type: 'number', default: 0.05, min: 0, minExclusive: true, max: 1, maxExclusive: true, help: 'share of a file\'s documents held out for validation (Brown has a fixed split)' },
   tokenizer: { type: 'string', default: '', help: 'a tokenizer.json (or its directory); empty: train a byte-level BPE on the training text' },
-  vocabSize: { type: 'int', default: 2048, help: 'vocabulary of the BPE trained when --tokenizer is empty' },
-  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face checkpoint directory instead of a new model' },
-  dim: { type: 'int', default: 192, help: 'hidden size C of a new model' },
-  layers: { type: 'int', default: 4, help: 'decoder layers L' },
-  heads: { type: 'int', default: 6, help: 'attention heads NH' },
-  kvHeads: { type: 'int', default: 2, help: 'key/value heads NKV (GQA); must divide heads' },
-  ffn: { type: 'int', default: 0, help: 'SwiGLU width; 0 = the LLaMA rule (8/3·dim rounded up to 32)' },
+  vocabSize: { type: 'int', default: 2048, min: 260, max: 2 ** 21, help: 'vocabulary of the BPE trained when --tokenizer is empty' },
+  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face checkpoint directory (or a run directory: its model/) instead of a new model; its tokenizer.json is used unless --tokenizer is given' },
+  dim: { type: 'int', default: 192, min: 2, help: 'hidden size C of a new model' },
+  layers: { type: 'int', default: 4, min: 1, help: 'decoder layers L' },
+  heads: { type: 'int', default: 6, min: 1, help: 'attention heads NH' },
+  kvHeads: { type: 'int', default: 2, min: 1, help: 'key/value heads NKV (GQA); must divide heads' },
+  ffn: { type: 'int', default: 0, min: 0, help: 'SwiGLU width; 0 = the LLaMA rule (8/3·dim rounded up to 32)' },
   tie: { type: 'boolean', default: true, help: 'tie the LM head to the embeddings (saves V·C parameters)' },
-  seqLen: { type: 'int', default: 128, help: 'tokens per row T (documents are packed into rows)' },
-  batchSize: { type: 'int', default: 16, help: 'rows per micro-batch B' },
-  gradAccum: { type: 'int', default: 1, help: 'micro-batches per optimizer step (gradient accumulation)' },
-  steps: { type: 'int', default: 560, help: 'optimizer steps' },
-  lr: { type: 'number', default: 3e-3, help: 'peak learning rate (small models like it high)' },
-  warmup: { type: 'int', default: 40, help: 'linear warmup steps' },
-  minLrRatio: { type: 'number', default: 0.1, help: 'cosine decay floor, as a fraction of lr' },
-  weightDecay: { type: 'number', default: 0.1, help: 'AdamW decoupled weight decay on matrices (none on norms)' },
-  beta1: { type: 'number', default: 0.9, help: 'AdamW β1' },
-  beta2: { type: 'number', default: 0.95, help: 'AdamW β2' },
-  clip: { type: 'number', default: 1.0, help: 'global gradient-norm clip (0 = off)' },
-  labelSmoothing: { type: 'number', default: 0, help: 'label smoothing ε of the training loss (eval reports plain NLL)' },
-  zLoss: { type: 'number', default: 0, help: 'z-loss coefficient λ (λ·logsumexp² per token)' },
-  evalEvery: { type: 'int', default: 70, help: 'evaluate (and sample) every N steps' },
-  evalBatches: { type: 'int', default: 4, help: 'validation batches of the periodic evaluations (the final one uses all)' },
+  seqLen: { type: 'int', default: 128, min: 2, help: 'tokens per row T (documents are packed into rows)' },
+  batchSize: { type: 'int', default: 16, min: 1, help: 'rows per micro-batch B' },
+  gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step (gradient accumulation)' },
+  steps: { type: 'int', default: 560, min: 1, help: 'optimizer steps' },
+  lr: { type: 'number', default: 3e-3, min: 0, minExclusive: true, help: 'peak learning rate (small models like it high)' },
+  warmup: { type: 'int', default: 40, min: 0, help: 'linear warmup steps' },
+  minLrRatio: { type: 'number', default: 0.1, min: 0, max: 1, help: 'cosine decay floor, as a fraction of lr' },
+  weightDecay: { type: 'number', default: 0.1, min: 0, help: 'AdamW decoupled weight decay on matrices (none on norms)' },
+  beta1: { type: 'number', default: 0.9, min: 0, max: 1, maxExclusive: true, help: 'AdamW β1' },
+  beta2: { type: 'number', default: 0.95, min: 0, max: 1, maxExclusive: true, help: 'AdamW β2' },
+  clip: { type: 'number', default: 1.0, min: 0, help: 'global gradient-norm clip (0 = off)' },
+  labelSmoothing: { type: 'number', default: 0, min: 0, max: 1, maxExclusive: true, help: 'label smoothing ε of the training loss (eval reports plain NLL)' },
+  zLoss: { type: 'number', default: 0, min: 0, help: 'z-loss coefficient λ (λ·logsumexp² per token)' },
+  evalEvery: { type: 'int', default: 70, min: 0, help: 'evaluate (and sample) every N steps (0 = only the final evaluation)' },
+  evalBatches: { type: 'int', default: 4, min: 1, help: 'validation batches of the periodic evaluations (the final one uses all)' },
   samplePrompt: { type: 'string', default: 'The', help: 'prompt of the sample generations' },
-  sampleTokens: { type: 'int', default: 32, help: 'tokens generated per sample' },
-  temperature: { type: 'number', default: 0.8, help: 'sampling temperature of the samples' },
-  checkpointEvery: { type: 'int', default: 280, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
-  out: { type: 'string', default: '', help: 'run directory (default runs/<date-time>)' },
-  resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint' },
-  seed: { type: 'int', default: 0, help: 'seed of init, shuffling and sampling' },
+  sampleTokens: { type: 'int', default: 32, min: 0, help: 'tokens generated per sample' },
+  temperature: { type: 'number', default: 0.8, min: 0, help: 'sampling temperature of the samples' },
+  checkpointEvery: { type: 'int', default: 280, min: 0, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
+  out: { type: 'string', default: '', help: 'run directory, new or empty (default runs/<date-time-ms>-<random>)' },
+  resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint (in that directory: no --out)' },
+  force: { type: 'boolean', default: false, help: 'with --resume: go on although --data, --seq-len, --batch-size, --grad-accum or --seed changed (the data loader starts a new pass)' },
+  seed: { type: 'int', default: 0, min: 0, max: 2 ** 32 - 1, help: 'seed of init, shuffling and sampling' },
   progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
   ...backendOptions,
 } satisfies Schema;
 
 export type TrainOptions = Values<typeof trainSchema>;
 
-export const trainHelp = helpText('train', 'Train a LLaMA model. With no options: a 2M-parameter model on the built-in Brown corpus (~4 min on 2 cores).', trainSchema);
+/** train's options: `train my.jsonl` is `train --data=my.jsonl`; checkOptions relates options to each other. */
+export const trainCommand: CommandOptions<typeof trainSchema> = { name: 'train', schema: trainSchema, positional: 'data', check: checkOptions };
+
+export const trainHelp = helpText('train', 'Train a LLaMA model. With no options: a 2M-parameter model on the built-in Brown corpus (~4 min on 2 cores).', trainSchema,
+  'llamatrain train [<data file>] [--config file.json] [--key=value ...]');
 
 
 /** What every stage of a run needs: its options, its directory, whether it continues an earlier run, the log. */
@@ -71,6 +81,8 @@ interface RunData {
   trainRows: PackedRow[];
   valRows: PackedRow[];
   loader: DataLoader<PackedRow, PackedBatch>;
+  /** rowsHash(trainRows): recorded in checkpoints, compared on resume. */
+  hash: string;
 }
 
 /** The loader as the Trainer's batch source (its epoch/position is what checkpoints store). */
@@ -82,16 +94,42 @@ function loaderSource<T>(loader: DataLoader<T, PackedBatch>, bytesOf: Int32Array
   };
 }
 
-export async function runTrain(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
-  const o = resolveOptions(argv);
-  const backend = await selectBackend(o.backend, o.threads, log);
-  const run: RunContext = { o, dir: o.out || join('runs', stamp()), resuming: o.resume !== '', log };
-  mkdirSync(run.dir, { recursive: true });
-  writeFileSync(join(run.dir, 'train_config.json'), JSON.stringify(o, null, 2) + '\n');
-  const t0 = Date.now();
+/** Options that can never change on --resume (the checkpoint's model and tokenizer are what they are). */
+const FIXED_ON_RESUME = ['from', 'tokenizer', 'vocabSize', 'dim', 'layers', 'heads', 'kvHeads', 'ffn', 'tie'] as const;
+/** Options that change the data or the batch geometry: a resume refuses them unless --force. */
+const FORCEABLE_ON_RESUME = ['data', 'textField', 'validationFraction', 'seqLen', 'batchSize', 'gradAccum', 'seed'] as const;
 
+export async function runTrain(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
+  const { o, saved } = resolveOptions(argv);
+  const rd = await RunDirectory.open({ command: 'train', out: o.out, resume: o.resume, defaultName: stamp() });
+  const run: RunContext = { o, dir: rd.dir, resuming: rd.resuming, log };
+  const stop = new AbortController();
+  const signals = stopOnSignals(stop, log);
+  try {
+    const result = await trainIn(run, saved, stop);
+    await rd.close();
+    return result;
+  } catch (e) {
+    await rd.discard(); // a new run that trained nothing leaves no directory behind
+    throw e;
+  } finally {
+    signals.dispose();
+  }
+}
+
+async function trainIn(run: RunContext, saved: Record<string, unknown> | null, stop: AbortController): Promise<{ final: EvalResult; dir: string }> {
+  const { o, log } = run;
+  const backend = await selectBackend(o.backend, o.threads, log);
+  // On resume: the checkpoint first (the newest intact one), so that a --steps below the steps done is refused
+  // before any work, and nothing (train_config.json included) is written before every check has passed.
+  if (run.resuming) checkHasCheckpoint(run.dir, 'train');
+  const resumed = run.resuming ? await loadCheckpoint(join(run.dir, 'checkpoints'), {}, { onWarning: (m) => log(`llamatrain: ${m}`) }) : null;
+  if (resumed) checkResumeSteps(run.dir, 'train', o.steps, resumed.state.step);
   const data = await prepareData(run);
-  const { model, state } = await buildModel(run, data.tok);
+  let forced: Record<string, [unknown, unknown]> = {};
+  if (resumed && saved) forced = checkResumedData(run, saved, resumed.state, data);
+  const { model, state } = resumed ? checkModel(resumed.model, resumed.state, data.tok) : await buildModel(run, data.tok);
+  writeRunConfig(run.dir, 'train_config.json', o);
   const trainer = makeTrainer(o, model, data, state);
   log(`llamatrain: ${model.numParameters().toLocaleString('en')} parameters (C=${model.config.hiddenSize}, L=${model.config.numHiddenLayers}, ` +
     `NH=${model.config.numAttentionHeads}, NKV=${model.config.numKeyValueHeads}, V=${model.config.vocabSize}); ` +
@@ -99,67 +137,119 @@ export async function runTrain(argv: string[], log: Log = (s) => process.stdout.
     `backend: ${backend}; run directory: ${run.dir}` +
     (state ? `; resuming at step ${state.step}` : ''));
 
+  // the samples' RNG is part of the checkpoint: a resumed run samples what the uninterrupted one would have
   const sampleRng = new RNG(o.seed + 1);
+  if (Array.isArray(state?.extra?.sampleRng)) sampleRng.setState(state.extra.sampleRng as number[]);
+  const clock = new RunClock(Number(state?.extra?.seconds ?? 0), Number(state?.extra?.segments ?? 0) + 1);
   const report = new RunReport({ dir: run.dir, log, steps: o.steps, progress: o.progress }, () => sampleText(o, model, data.tok, sampleRng), data.source);
-  if (run.resuming) report.keepHistoryUpTo(state?.step ?? 0);
+  if (state) {
+    report.keepHistoryUpTo(state.step);
+    report.metric({ type: 'resume', step: state.step, segment: clock.segment, ...(Object.keys(forced).length > 0 ? { forced } : {}) });
+  }
+  let savedStep = state?.step ?? 0;
+  const save = async () => {
+    const st = await trainer.state();
+    const dir = await saveCheckpoint(join(run.dir, 'checkpoints'), model, { ...st, extra: { ...st.extra, sampleRng: sampleRng.getState(),
+      dataHash: data.hash, seconds: clock.seconds(), segments: clock.segment } }, {});
+    savedStep = trainer.step;
+    return dir;
+  };
   report.follow(trainer);
-  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, run.dir);
+  watchForCollapse(trainer, model.config.vocabSize, stop, `--lr=${o.lr}`);
+  await trainWithCheckpoints(trainer, o.steps, o.checkpointEvery, save, stop.signal);
   report.stopProgress();
-  const final = await finishRun(run, model, trainer.step, data, report, t0);
+  if (stop.signal.aborted && (trainer.step < o.steps || stop.signal.reason instanceof CollapsedRun)) {
+    await endStoppedRun({ reason: stop.signal.reason, command: 'train', dir: run.dir, step: trainer.step, steps: o.steps, savedStep, save, report,
+      writeSummary: (status) => writeFileSync(join(run.dir, 'summary.json'), JSON.stringify({ status, steps: trainer.step, ofSteps: o.steps,
+        seconds: Math.round(clock.seconds()), segments: clock.segment, parameters: model.numParameters() }, null, 2) + '\n') });
+  }
+  if (trainer.step > savedStep) await save(); // (a Ctrl-C after the last step: the run still finishes)
+  const final = await finishRun(run, model, trainer.step, data, report, clock);
   return { final, dir: run.dir };
 }
 
 /** The run's options: the command line, or on --resume the run's saved options with the command line on top. */
-function resolveOptions(argv: string[]): TrainOptions {
-  let { values: o } = parseCommandLine(trainSchema, argv);
+function resolveOptions(argv: string[]): { o: TrainOptions; saved: Record<string, unknown> | null } {
+  const parse = { positionalKey: trainCommand.positional };
+  let { values: o } = parseCommandLine(trainSchema, argv, parse);
   const resumeDir = o.resume;
+  let saved: Record<string, unknown> | null = null;
   if (resumeDir) {
+    if (o.out && resolve(o.out) !== resolve(resumeDir)) {
+      throw new UsageError(`--out ${o.out} cannot be combined with --resume: a resumed run goes on in its own directory (${resumeDir}); ` +
+        'drop --out (to branch a run off, copy its directory and resume the copy)');
+    }
     // The run's saved options, overridden by what this command line states (e.g. a larger --steps).
-    const saved = join(resumeDir, 'train_config.json');
-    if (!existsSync(saved)) throw new UsageError(`--resume ${resumeDir}: no train_config.json there (is it a llamatrain run directory?)`);
-    const { resume: _r, out: _o, ...savedValues } = JSON.parse(readFileSync(saved, 'utf8')) as Record<string, unknown>;
-    o = { ...parseCommandLine(trainSchema, argv, { base: { values: savedValues, from: saved } }).values, resume: resumeDir, out: resumeDir };
+    saved = readRunConfig(resumeDir, 'train_config.json', 'train');
+    o = { ...parseCommandLine(trainSchema, argv, { ...parse, base: { values: saved, from: join(resumeDir, 'train_config.json') } }).values, resume: resumeDir, out: resumeDir };
+    checkResumeChanges(resumeDir, 'train_config.json', compareForResume(saved, o, FIXED_ON_RESUME, FORCEABLE_ON_RESUME), o.force);
+  } else if (o.force) {
+    throw new UsageError('--force goes with --resume (it lets a resumed run change its data or batch geometry)');
   }
   checkOptions(o);
-  return o;
+  checkInputs(o);
+  return { o, saved };
+}
+
+/** On resume with --force: which options changed. Without it, refuses rows that changed under the same options. */
+function checkResumedData({ o, dir, log }: RunContext, saved: Record<string, unknown>, state: TrainingState, data: RunData): Record<string, [unknown, unknown]> {
+  const changes = compareForResume(saved, o, FIXED_ON_RESUME, FORCEABLE_ON_RESUME);
+  const recorded = state.extra?.dataHash;
+  const dataChanged = typeof recorded === 'string' && recorded !== data.hash;
+  if (dataChanged && !o.force) {
+    throw new UsageError(`--resume ${dir}: the training data changed since the checkpoint: the rows made from --data ${o.data} differ from those the run ` +
+      'trained on (was the file edited?); restore it, pass --force to go on with the new data (the data loader starts a new pass), or start a new run with --out');
+  }
+  const forced = { ...changes.changed, ...(dataChanged ? { rows: [recorded, data.hash] as [unknown, unknown] } : {}) };
+  const loaderMoved = dataChanged || Object.keys(changes.changed).some((k) => k !== 'gradAccum');
+  if (Object.keys(forced).length > 0) {
+    log(`llamatrain: --force: resuming with ${[...changes.forceable, ...(dataChanged ? ['other training rows'] : [])].join(', ')}` +
+      (loaderMoved ? '; the data loader starts a new pass over the data' : ''));
+  }
+  if (loaderMoved) state.data = data.loader.state(); // the saved position is one in the old data
+  return forced;
 }
 
 /** Loads and tokenizes the text (training a BPE tokenizer on it unless one is given or resumed) into packed rows. */
-async function prepareData({ o, dir, resuming }: RunContext): Promise<RunData> {
-  const text = await loadTextData(o.data, o.textField, o.validationFraction);
+async function prepareData({ o, dir, resuming, log }: RunContext): Promise<RunData> {
+  const text = await loadTextData(o.data, o.textField, o.validationFraction, { txtSplit: o.txtSplit });
   let tok: TextTokenizer;
   if (resuming || o.tokenizer) {
     tok = loadTokenizerFrom(resuming ? dir : o.tokenizer);
   } else {
     const bpe = trainByteLevelBPE(text.train, { vocabSize: o.vocabSize });
+    warnVocabShortfall(bpe.vocabSize, o.vocabSize, log);
     saveTokenizer(bpe, dir);
     tok = bpe;
   }
-  if (!resuming && o.tokenizer) writeFileSync(join(dir, 'tokenizer.json'), readFileSync(tokenizerJsonPath(o.tokenizer)));
+  if (!resuming && o.tokenizer) {
+    // the tokenizer.json and the files that configure it (special tokens, clean-up, chat template) travel together
+    const json = tokenizerJsonPath(o.tokenizer);
+    writeFileSync(join(dir, 'tokenizer.json'), readFileSync(json));
+    for (const f of TOKENIZER_SIDE_FILES) if (existsSync(join(dirname(json), f))) writeFileSync(join(dir, f), readFileSync(join(dirname(json), f)));
+  }
   const bytesOf = tokenByteLengths(tok);
   const trainRows = packTexts(tok, text.train, o.seqLen);
   const valRows = packTexts(tok, text.validation, o.seqLen);
+  if (trainRows.length < o.batchSize) {
+    throw new UsageError(`the training split has ${trainRows.length} rows of ${o.seqLen} tokens: fewer than one batch of ${o.batchSize}; lower --batch-size or --seq-len, or give more data`);
+  }
   const loader = new DataLoader({ dataset: new ArrayDataset(trainRows), batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true, collate: packedCollate });
-  if (loader.length === 0) throw new UsageError(`the training split has ${trainRows.length} rows of ${o.seqLen} tokens: fewer than one batch of ${o.batchSize}; lower --batch-size or --seq-len`);
-  return { source: text.source, tok, bytesOf, trainRows, valRows, loader };
+  return { source: text.source, tok, bytesOf, trainRows, valRows, loader, hash: rowsHash(trainRows) };
 }
 
-/** The model to train: the resumed checkpoint (with its training state), a pretrained one (--from) or a new one. */
-async function buildModel({ o, dir, resuming }: RunContext, tok: TextTokenizer): Promise<{ model: LlamaForCausalLM; state: TrainingState | null }> {
-  let model: LlamaForCausalLM;
-  let state: TrainingState | null = null;
-  if (resuming) {
-    const ck = await loadCheckpoint(join(dir, 'checkpoints'));
-    model = ck.model; state = ck.state;
-  } else if (o.from) {
-    model = await loadPretrained(o.from);
-  } else {
-    model = new LlamaForCausalLM({
-      vocabSize: tok.vocabSize, hiddenSize: o.dim, intermediateSize: o.ffn || 32 * Math.ceil((8 * o.dim) / 3 / 32),
-      numHiddenLayers: o.layers, numAttentionHeads: o.heads, numKeyValueHeads: o.kvHeads, tieWordEmbeddings: o.tie,
-      maxPositionEmbeddings: o.seqLen, bosTokenId: tok.bosId, eosTokenId: tok.eosId, padTokenId: null, rmsNormEps: 1e-5,
-    }, { seed: o.seed });
-  }
+/** The model to train: a pretrained one (--from) or a new one. */
+async function buildModel({ o }: RunContext, tok: TextTokenizer): Promise<{ model: LlamaForCausalLM; state: TrainingState | null }> {
+  if (o.from) return checkModel(await loadPretrained(o.from), null, tok);
+  const model = new LlamaForCausalLM({
+    vocabSize: tok.vocabSize, hiddenSize: o.dim, intermediateSize: o.ffn || 32 * Math.ceil((8 * o.dim) / 3 / 32),
+    numHiddenLayers: o.layers, numAttentionHeads: o.heads, numKeyValueHeads: o.kvHeads, tieWordEmbeddings: o.tie,
+    maxPositionEmbeddings: o.seqLen, bosTokenId: tok.bosId, eosTokenId: tok.eosId, padTokenId: null, rmsNormEps: 1e-5,
+  }, { seed: o.seed });
+  return checkModel(model, null, tok);
+}
+
+function checkModel(model: LlamaForCausalLM, state: TrainingState | null, tok: TextTokenizer): { model: LlamaForCausalLM; state: TrainingState | null } {
   if (model.config.vocabSize < tok.vocabSize) {
     throw new UsageError(`the model's vocab_size (${model.config.vocabSize}) is smaller than the tokenizer's (${tok.vocabSize}); ` +
       'use the tokenizer the checkpoint was trained with (--tokenizer)');
@@ -186,21 +276,22 @@ async function sampleText(o: TrainOptions, model: LlamaForCausalLM, tok: TextTok
   if (prompt.length === 0) return '';
   const out = await model.generate(tensor(Int32Array.from(prompt), [1, prompt.length], 'int32', model.backend),
     { maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: 40, seed: rng.nextU32(), eosTokenId: tok.eosId });
-  return tok.decode(Array.from(await out.data()));
+  return tok.decode(Array.from(await out.data()), { skipSpecialTokens: true }); // the text, without a literal <|endoftext|>
 }
 
 /** The end of a run: the whole validation split, the exported model (with its tokenizer), the last sample, summary.json. */
-async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, step: number, data: RunData, report: RunReport, t0: number): Promise<EvalResult> {
+async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, step: number, data: RunData, report: RunReport, clock: RunClock): Promise<EvalResult> {
   const final = await evaluate(model, batchesOf(data.valRows, o.batchSize, data.bytesOf));
   report.metric({ type: 'final', step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte, tokens: final.tokens });
   await savePretrained(model, join(dir, 'model'));
   writeFileSync(join(dir, 'model', 'tokenizer.json'), readFileSync(join(dir, 'tokenizer.json')));
-  if (existsSync(join(dir, 'tokenizer_config.json'))) writeFileSync(join(dir, 'model', 'tokenizer_config.json'), readFileSync(join(dir, 'tokenizer_config.json')));
+  for (const f of TOKENIZER_SIDE_FILES) if (existsSync(join(dir, f))) writeFileSync(join(dir, 'model', f), readFileSync(join(dir, f)));
   report.writePlot();
   const finalSample = await report.sample();
   appendFileSync(join(dir, 'samples.txt'), `--- final (step ${step}) ---\n${finalSample}\n\n`);
-  const summary = { steps: step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte,
-    validationTokens: final.tokens, seconds: Math.round((Date.now() - t0) / 1000), parameters: model.numParameters() };
+  // the whole run: every segment's seconds (a resume adds to the checkpoint's), not just this one's
+  const summary = { status: 'finished', steps: step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte,
+    validationTokens: final.tokens, seconds: Math.round(clock.seconds()), segments: clock.segment, parameters: model.numParameters() };
   writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   log(`final sample: ${JSON.stringify(finalSample)}`);
   log(`final validation (${final.tokens} tokens): loss ${fmt(final.loss)} | perplexity ${fmt(final.perplexity, 1)} | bits per byte ${fmt(final.bitsPerByte ?? NaN)}`);
@@ -208,15 +299,31 @@ async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, s
   return final;
 }
 
+/** Checks that relate options to each other (each option's type and range are the schema's, checked while parsing). */
 function checkOptions(o: TrainOptions): void {
-  const pos = ['vocabSize', 'dim', 'layers', 'heads', 'kvHeads', 'seqLen', 'batchSize', 'gradAccum', 'steps'] as const;
-  for (const k of pos) if (!(o[k] > 0)) throw new UsageError(`${flag(k)} must be > 0, got ${o[k]}`);
   if (o.heads % o.kvHeads !== 0) throw new UsageError(`--kv-heads (${o.kvHeads}) must divide --heads (${o.heads})`);
   if (o.dim % o.heads !== 0) throw new UsageError(`--dim (${o.dim}) must be a multiple of --heads (${o.heads})`);
   if ((o.dim / o.heads) % 2 !== 0) throw new UsageError(`--dim / --heads (${o.dim / o.heads}) must be even for RoPE`);
-  if (!(o.lr > 0)) throw new UsageError(`--lr must be > 0, got ${o.lr}`);
   if (o.warmup >= o.steps && o.steps > 1) {
     throw new UsageError(`--warmup (${o.warmup}) must be smaller than --steps (${o.steps}); for a run this short, lower it (e.g. --warmup=${Math.floor(o.steps / 10)})`);
   }
-  if (o.vocabSize < 260) throw new UsageError(`--vocab-size must be at least 260 (256 bytes + merges + specials), got ${o.vocabSize}`);
+}
+
+/**
+ * The files the options name, checked before any work: the data file, --tokenizer, --from (a run directory
+ * stands for its model/). A checkpoint's tokenizer comes with it: --from without --tokenizer uses the tokenizer.json
+ * of --from, since a BPE trained anew would give its ids other meanings.
+ */
+function checkInputs(o: TrainOptions): void {
+  checkDataFile(o.data);
+  if (o.tokenizer) tokenizerJsonPath(o.tokenizer);
+  if (o.from && !o.resume) { // a resumed run's model is its checkpoint
+    o.from = modelDirOf(o.from, '--from');
+    if (!o.tokenizer) {
+      if (!existsSync(join(o.from, 'tokenizer.json'))) {
+        throw new UsageError(`--from ${o.from}: no tokenizer.json there; give the tokenizer the checkpoint was trained with (--tokenizer=<file or directory>)`);
+      }
+      o.tokenizer = o.from;
+    }
+  }
 }

@@ -183,6 +183,26 @@ export interface Backend {
   supports(dtype: DType): boolean;
   /** Explicit lifetimes, for backends whose storages the JS GC cannot free in time (see core/scope.ts). */
   readonly memory?: BackendMemory;
+  /**
+   * Bytes of `dtype` tensors this backend can still allocate, when it has a limit of its own (the wasm backend's
+   * 4 GiB wasm32 memory), with how to name that limit in a message. Undefined: only the host's memory limits it.
+   */
+  memoryLimit?(dtype: DType): { bytes: number; what: string } | undefined;
+}
+
+/**
+ * The machine's memory in bytes where the platform tells (Node: os.totalmem(), reached through
+ * process.getBuiltinModule so this file stays browser-safe), else undefined.
+ */
+export function hostMemoryBytes(): number | undefined {
+  const p = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  try {
+    const os = p?.getBuiltinModule?.('node:os') as { totalmem?: () => number } | undefined;
+    const n = os?.totalmem?.();
+    return typeof n === 'number' && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Memory a backend manages itself (the wasm backend's tensors live in its WebAssembly.Memory). */

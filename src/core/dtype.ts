@@ -1,5 +1,7 @@
 // Data types and shape helpers. `float64` exists for the `ref` backend's finite-difference gradient checks.
 
+import { InputError } from './errors.js';
+
 export type DType = 'float32' | 'float64' | 'int32';
 export type TypedArray = Float32Array | Float64Array | Int32Array;
 export type Shape = readonly number[];
@@ -20,6 +22,39 @@ export function dtypeOf(a: TypedArray): DType {
   if (a instanceof Float32Array) return 'float32';
   if (a instanceof Float64Array) return 'float64';
   return 'int32';
+}
+
+/**
+ * The most elements one tensor may hold: what a JS typed array can (2^32 in V8, so Node and Chromium; the wasm
+ * backend's whole memory is 4 GiB anyway).
+ */
+export const MAX_TENSOR_ELEMENTS = 2 ** 32;
+
+/**
+ * Throws an InputError unless `shape` is an array of integers ≥ 0 whose product fits one tensor
+ * (`MAX_TENSOR_ELEMENTS`). `where` names the caller in the message (e.g. 'tensor()').
+ */
+export function checkShape(shape: unknown, where: string): asserts shape is Shape {
+  if (!Array.isArray(shape)) throw new InputError(`${where}: shape must be an array of integers >= 0, found ${describeValue(shape)}`, { source: where });
+  let n = 1;
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i] as unknown;
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      throw new InputError(`${where}: shape [${shape.map(describeValue).join(', ')}] has an invalid dimension ${describeValue(d)} at index ${i}; ` +
+        'dimensions must be integers >= 0', { source: where });
+    }
+    n *= d;
+  }
+  if (n > MAX_TENSOR_ELEMENTS) {
+    throw new InputError(`${where}: shape [${shape.join(', ')}] holds ${n} elements, more than one tensor can (${MAX_TENSOR_ELEMENTS}, ` +
+      'the JS typed-array limit); use smaller dimensions', { source: where });
+  }
+}
+
+function describeValue(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 40 ? `${s.slice(0, 37)}...` : s;
 }
 
 export function sizeOf(shape: Shape): number {

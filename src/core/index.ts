@@ -4,3 +4,4 @@ export * from './tensor.js';
 export * from './scope.js';
 export * from './ops.js';
 export { RNG } from './rng.js';
+export * from './errors.js';

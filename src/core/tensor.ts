@@ -3,7 +3,8 @@
 // reverse topological order and accumulates into the leaves' `.grad` (PyTorch semantics).
 
 import { type Backend, type Storage, getBackend, kernel } from './backend.js';
-import { type DType, type Shape, type TypedArray, arrayFor, dtypeOf, isFloat, sizeOf, shapeStr } from './dtype.js';
+import { type DType, type Shape, type TypedArray, arrayFor, checkShape, dtypeOf, isFloat, sizeOf, shapeStr } from './dtype.js';
+import { InputError } from './errors.js';
 import { isReleased, markReleased } from './scope.js';
 
 export interface GradNode {
@@ -321,6 +322,10 @@ type NumericInput = TypedArray | readonly number[] | number;
 /** Creates a tensor from host data. dtype defaults to the array's (float32 for plain numbers). */
 export function tensor(data: NumericInput, shape?: Shape, dtype?: DType, backend?: Backend): Tensor {
   const be = backend ?? getBackend();
+  if (shape !== undefined) checkShape(shape, 'tensor()');
+  if (dtype !== undefined && dtype !== 'float32' && dtype !== 'float64' && dtype !== 'int32') {
+    throw new InputError(`tensor(): dtype ${JSON.stringify(dtype)} is not one of float32, float64, int32`, { source: 'tensor()' });
+  }
   let arr: TypedArray;
   const dt: DType = dtype ?? (typeof data === 'number' || Array.isArray(data) ? 'float32' : dtypeOf(data as TypedArray));
   if (typeof data === 'number') {
@@ -336,12 +341,14 @@ export function tensor(data: NumericInput, shape?: Shape, dtype?: DType, backend
   if (dt === 'int32') {
     for (let i = 0; i < arr.length; i++) {
       const v = (typeof data === 'number' ? data : Array.isArray(data) ? data[i] : (data as TypedArray)[i])!;
-      if (!Number.isInteger(v)) throw new TypeError(`tensor(): int32 data must be integers, found ${v} at index ${i}`);
+      if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) {
+        throw new InputError(`tensor(): int32 data must be integers, found ${v} at index ${i} (int32 holds integers in [-2^31, 2^31))`, { source: 'tensor()' });
+      }
     }
   }
-  const sh = shape ?? (typeof data === 'number' ? [] : [arr.length]);
+  const sh = shape ? shape.map((d) => d + 0) : typeof data === 'number' ? [] : [arr.length]; // + 0: -0 → 0
   if (sizeOf(sh) !== arr.length) {
-    throw new RangeError(`tensor(): shape ${shapeStr(sh)} holds ${sizeOf(sh)} elements but the data has ${arr.length}`);
+    throw new InputError(`tensor(): shape ${shapeStr(sh)} holds ${sizeOf(sh)} elements but the data has ${arr.length}`, { source: 'tensor()' });
   }
   if (!be.supports(dt)) throw new TypeError(`backend '${be.name}' does not support ${dt}`);
   // a private copy: upload may keep a reference to arr (ref does), so the host copy is a second array
@@ -351,6 +358,8 @@ export function tensor(data: NumericInput, shape?: Shape, dtype?: DType, backend
 
 export function full(shape: Shape, value: number, dtype: DType = 'float32', backend?: Backend): Tensor {
   const be = backend ?? getBackend();
+  checkShape(shape, 'full()');
+  shape = shape.map((d) => d + 0); // -0 → 0
   const size = sizeOf(shape);
   const host = size === 1 || dtype === 'int32' ? arrayFor(dtype, size).fill(value) : null;
   return new Tensor(kernel(be, 'fill')(dtype, size, value), shape, dtype, be, false, host);

@@ -18,6 +18,7 @@
 // tokens; one that does not fit in the rest of a row starts the next row (the rest is padded). Each conversation is
 // a document of packing.ts: positions restart at 0, documentIds keep attention inside it, and the label of its
 // first token is -100 (nothing from the previous conversation predicts it).
+import { InputError } from '../core/errors.js';
 import type { ChatEncoding, ChatMessage, ChatTemplateOptions } from '../tokenizer/chat.js';
 import { iteratePackedRows, type PackedRow } from './packing.js';
 
@@ -57,28 +58,29 @@ function describe(v: unknown): string {
 }
 
 function checkMessages(list: unknown, where: string): ChatMessage[] {
-  if (!Array.isArray(list) || list.length === 0) throw new Error(`${where} must be a non-empty array of { role, content } messages, got ${Array.isArray(list) ? 'an empty array' : describe(list)}`);
+  if (!Array.isArray(list) || list.length === 0) throw new InputError(`${where} must be a non-empty array of { role, content } messages, got ${Array.isArray(list) ? 'an empty array' : describe(list)}`);
   list.forEach((m, i) => {
-    if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new Error(`${where}[${i}] is ${describe(m)}, expected a { role, content } object`);
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new InputError(`${where}[${i}] is ${describe(m)}, expected a { role, content } object`);
     const r = (m as Record<string, unknown>).role;
-    if (typeof r !== 'string') throw new Error(`${where}[${i}] has no string "role" (got ${describe(r)})`);
+    if (typeof r !== 'string') throw new InputError(`${where}[${i}] has no string "role" (got ${describe(r)})`);
   });
   return list as ChatMessage[];
 }
 
 /** One JSONL line → a conversation, or null for a blank line. Errors name `source:line`. */
 export function parseChatJsonlLine(line: string, lineNo: number, source: string): ChatExample | null {
+  if (lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1); // a UTF-8 byte-order mark
   if (line.trim().length === 0) return null;
   const at = `${source}:${lineNo}`;
   let obj: unknown;
   try {
     obj = JSON.parse(line);
   } catch (e) {
-    throw new Error(`${at}: invalid JSON (${(e as Error).message}); each line must be one JSON object with "messages" or "prompt"/"completion"`, { cause: e });
+    throw new InputError(`${at}: invalid JSON (${(e as Error).message}); each line must be one JSON object with "messages" or "prompt"/"completion"`, { cause: e });
   }
-  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new Error(`${at}: the line is ${describe(obj)}, expected a JSON object with "messages" or "prompt"/"completion"`);
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new InputError(`${at}: the line is ${describe(obj)}, expected a JSON object with "messages" or "prompt"/"completion"`);
   const o = obj as Record<string, unknown>;
-  const tools = o.tools === undefined || o.tools === null ? undefined : Array.isArray(o.tools) ? o.tools : (() => { throw new Error(`${at}: "tools" is ${describe(o.tools)}, expected an array of tool schemas`); })();
+  const tools = o.tools === undefined || o.tools === null ? undefined : Array.isArray(o.tools) ? o.tools : (() => { throw new InputError(`${at}: "tools" is ${describe(o.tools)}, expected an array of tool schemas`); })();
   if ('messages' in o) return { messages: checkMessages(o.messages, `${at}: "messages"`), ...(tools ? { tools } : {}) };
   if ('prompt' in o && 'completion' in o) {
     const p = o.prompt, c = o.completion;
@@ -86,21 +88,21 @@ export function parseChatJsonlLine(line: string, lineNo: number, source: string)
     if (Array.isArray(p) && Array.isArray(c)) {
       return { messages: [...checkMessages(p, `${at}: "prompt"`), ...checkMessages(c, `${at}: "completion"`)], ...(tools ? { tools } : {}) };
     }
-    throw new Error(`${at}: "prompt" and "completion" must both be strings or both be message arrays, got ${describe(p)} and ${describe(c)}`);
+    throw new InputError(`${at}: "prompt" and "completion" must both be strings or both be message arrays, got ${describe(p)} and ${describe(c)}`);
   }
-  throw new Error(`${at}: no "messages" field and no "prompt"/"completion" pair; its fields are: ${Object.keys(o).join(', ') || '(none)'}`);
+  throw new InputError(`${at}: no "messages" field and no "prompt"/"completion" pair; its fields are: ${Object.keys(o).join(', ') || '(none)'}`);
 }
 
 /** Whole JSONL text → conversations (blank lines skipped). */
 export function parseChatJsonl(text: string, source: string): ChatExample[] {
-  if (text.length === 0) throw new Error(`${source}: file is empty (0 bytes); expected JSON lines with "messages" or "prompt"/"completion"`);
+  if (text.length === 0) throw new InputError(`${source}: file is empty (0 bytes); expected JSON lines with "messages" or "prompt"/"completion"`);
   const out: ChatExample[] = [];
   const lines = text.split('\n');
   lines.forEach((raw, i) => {
     const ex = parseChatJsonlLine(raw.endsWith('\r') ? raw.slice(0, -1) : raw, i + 1, source);
     if (ex !== null) out.push(ex);
   });
-  if (out.length === 0) throw new Error(`${source}: no conversations: the file has ${lines.length} line(s), all blank`);
+  if (out.length === 0) throw new InputError(`${source}: no conversations: the file has ${lines.length} line(s), all blank`);
   return out;
 }
 
@@ -135,8 +137,8 @@ function countTargets(labels: ArrayLike<number>, n: number, ignoreIndex: number)
  * the caller should drop it (see the file comment).
  */
 export function truncateConversation(enc: EncodedChat, maxLength: number, ignoreIndex = -100): { example: EncodedChat; truncated: boolean; targets: number } {
-  if (!Number.isInteger(maxLength) || maxLength < 2) throw new Error(`truncateConversation: maxLength must be an integer ≥ 2, got ${maxLength}`);
-  if (enc.inputIds.length !== enc.labels.length) throw new Error(`truncateConversation: ${enc.inputIds.length} ids but ${enc.labels.length} labels`);
+  if (!Number.isInteger(maxLength) || maxLength < 2) throw new InputError(`truncateConversation: maxLength must be an integer ≥ 2, got ${maxLength}`);
+  if (enc.inputIds.length !== enc.labels.length) throw new InputError(`truncateConversation: ${enc.inputIds.length} ids but ${enc.labels.length} labels`);
   const truncated = enc.inputIds.length > maxLength;
   const example = truncated ? { inputIds: enc.inputIds.subarray(0, maxLength), labels: enc.labels.subarray(0, maxLength) } : enc;
   return { example, truncated, targets: countTargets(example.labels, example.inputIds.length, ignoreIndex) };
@@ -183,7 +185,7 @@ export interface PackConversationsOptions {
  */
 export function packConversations(encoded: Iterable<EncodedChat>, options: PackConversationsOptions): { rows: PackedRow[]; report: ConversationReport } {
   const { seqLen, padId, ignoreIndex = -100, dropRemainder = false } = options;
-  if (!Number.isInteger(seqLen) || seqLen < 2) throw new Error(`packConversations: seqLen must be an integer ≥ 2, got ${seqLen}`);
+  if (!Number.isInteger(seqLen) || seqLen < 2) throw new InputError(`packConversations: seqLen must be an integer ≥ 2, got ${seqLen}`);
   const { examples, report } = prepareConversations(encoded, { maxLength: seqLen, ignoreIndex });
   const rows = [...iteratePackedRows(examples, { seqLen, padId, ignoreIndex, splitDocuments: false, dropRemainder })];
   if (dropRemainder) {

@@ -30,7 +30,7 @@ export {
   type ShardHeader,
   type WindowOptions,
 } from './shards.js';
-export { splitTextDocuments, parseJsonl, parseJsonlLine, type TextSplit } from './sources.js';
+export { splitTextDocuments, parseTextSplit, chunkText, decodeText, parseJsonDocuments, parseJsonl, parseJsonlLine, AUTO_DOCUMENT_CHARS, MAX_INVALID_UTF8_RATIO, type TextSplit } from './sources.js';
 export {
   parseChatJsonl,
   parseChatJsonlLine,

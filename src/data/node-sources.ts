@@ -23,7 +23,8 @@ import {
   type ShardHeader,
   type WindowOptions,
 } from './shards.js';
-import { parseJsonlLine, splitTextDocuments, type TextSplit } from './sources.js';
+import { decodeText, parseJsonDocuments, parseJsonlLine, splitTextDocuments, type TextSplit } from './sources.js';
+import { InputError } from '../core/errors.js';
 import { iterateParquetText } from './parquet.js';
 import { describeFsError } from './node-fs-errors.js';
 import { countBytes } from '../tokenizer/bytes.js';
@@ -40,23 +41,35 @@ async function fileSize(path: string, action: string): Promise<number> {
 
 // ---- text, JSONL, Parquet --------------------------------------------------------------------------------------
 
-/** A plain-text file → documents (see `splitTextDocuments`). Empty file → error naming it. */
-export async function readTextDocuments(path: string, options: { split?: TextSplit } = {}): Promise<string[]> {
-  await fileSize(path, 'reading text');
-  let text: string;
+async function readFileText(path: string, action: string): Promise<string> {
+  await fileSize(path, action);
+  let bytes: Uint8Array;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (e) {
-    throw describeFsError(path, e, 'reading text');
+    throw describeFsError(path, e, action);
   }
-  return splitTextDocuments(text, path, options.split ?? 'file');
+  return decodeText(bytes, path);
+}
+
+/**
+ * A plain-text file → documents (see `splitTextDocuments`; default 'auto': paragraphs grouped into documents of
+ * about 2000 characters). Binary content, another encoding, an empty file → InputError naming the file.
+ */
+export async function readTextDocuments(path: string, options: { split?: TextSplit } = {}): Promise<string[]> {
+  return splitTextDocuments(await readFileText(path, 'reading text'), path, options.split ?? 'auto');
+}
+
+/** A .json data file → documents (an array of strings or of records with `field`; see `parseJsonDocuments`). */
+export async function readJsonDocuments(path: string, options: { field?: string } = {}): Promise<string[]> {
+  return parseJsonDocuments(await readFileText(path, 'reading JSON'), options.field ?? 'text', path);
 }
 
 /** Streams the `field` string of every line of a JSONL file (line by line; blank lines skipped). */
 export async function* iterateJsonlDocuments(path: string, options: { field?: string } = {}): AsyncGenerator<string> {
   const field = options.field ?? 'text';
   const size = await fileSize(path, 'reading JSONL');
-  if (size === 0) throw new Error(`${path}: file is empty (0 bytes); expected JSON lines with a "${field}" field`);
+  if (size === 0) throw new InputError(`${path}: file is empty (0 bytes); expected JSON lines with a "${field}" field`, { source: path });
   const rl = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
   let lineNo = 0;
   let records = 0;
@@ -72,7 +85,7 @@ export async function* iterateJsonlDocuments(path: string, options: { field?: st
   } finally {
     rl.close();
   }
-  if (records === 0) throw new Error(`${path}: no records: the file has ${lineNo} line(s), all blank; expected JSON lines with a "${field}" field`);
+  if (records === 0) throw new InputError(`${path}: no records: the file has ${lineNo} line(s), all blank; expected JSON lines with a "${field}" field`, { source: path });
 }
 
 export async function readJsonlDocuments(path: string, options: { field?: string } = {}): Promise<string[]> {
@@ -85,7 +98,7 @@ export async function readJsonlDocuments(path: string, options: { field?: string
 export async function* iterateParquetDocuments(path: string, options: { column?: string } = {}): AsyncGenerator<string> {
   const column = options.column ?? 'text';
   const size = await fileSize(path, 'reading Parquet');
-  if (size === 0) throw new Error(`${path}: file is empty (0 bytes); expected a Parquet file with a "${column}" column`);
+  if (size === 0) throw new InputError(`${path}: file is empty (0 bytes); expected a Parquet file with a "${column}" column`, { source: path });
   yield* iterateParquetText(await asyncBufferFromFile(path), column, path);
 }
 
@@ -96,30 +109,32 @@ export async function readParquetDocuments(path: string, options: { column?: str
 }
 
 export interface ReadDocumentsOptions {
-  /** Format; by default from the extension: .jsonl/.ndjson → jsonl, .parquet → parquet, anything else → text. */
-  format?: 'text' | 'jsonl' | 'parquet';
-  /** JSONL field holding the text (default "text"). */
+  /** Format; by default from the extension: .jsonl/.ndjson → jsonl, .json → json, .parquet → parquet, else text. */
+  format?: 'text' | 'jsonl' | 'json' | 'parquet';
+  /** JSONL/JSON field holding the text (default "text"). */
   field?: string;
   /** Parquet column holding the text (default "text"). */
   column?: string;
-  /** How a text file is cut into documents (default 'file'). */
+  /** How a text file is cut into documents (default 'auto'; see splitTextDocuments). */
   split?: TextSplit;
 }
 
-export function detectFormat(path: string): 'text' | 'jsonl' | 'parquet' {
+export function detectFormat(path: string): 'text' | 'jsonl' | 'json' | 'parquet' {
   const ext = extname(path).toLowerCase();
   if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
+  if (ext === '.json') return 'json';
   if (ext === '.parquet') return 'parquet';
   return 'text';
 }
 
-/** Streams documents from a text, JSONL or Parquet file. */
+/** Streams documents from a text, JSONL, JSON or Parquet file. */
 export async function* iterateDocuments(path: string, options: ReadDocumentsOptions = {}): AsyncGenerator<string> {
   const format = options.format ?? detectFormat(path);
   if (format === 'jsonl') yield* iterateJsonlDocuments(path, { field: options.field });
+  else if (format === 'json') yield* await readJsonDocuments(path, { field: options.field });
   else if (format === 'parquet') yield* iterateParquetDocuments(path, { column: options.column });
   else if (format === 'text') yield* await readTextDocuments(path, { split: options.split });
-  else throw new Error(`${path}: unknown format ${JSON.stringify(format)}; use 'text', 'jsonl' or 'parquet'`);
+  else throw new InputError(`${path}: unknown format ${JSON.stringify(format)}; use 'text', 'jsonl', 'json' or 'parquet'`, { source: path });
 }
 
 export async function readDocuments(path: string, options: ReadDocumentsOptions = {}): Promise<string[]> {

@@ -5,6 +5,7 @@ export { readParquetText, iterateParquetText, parquetColumnNames, type ParquetIn
 export {
   readTextDocuments,
   readJsonlDocuments,
+  readJsonDocuments,
   iterateJsonlDocuments,
   readParquetDocuments,
   iterateParquetDocuments,

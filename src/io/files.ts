@@ -11,6 +11,7 @@ import {
   type TensorLike,
 } from './safetensors.js';
 import { describeFsError } from '../data/node-fs-errors.js';
+import { InputError } from '../core/errors.js';
 
 /** Reads a whole file; errors name the file and say what to check. */
 export async function readBytesFile(path: string): Promise<Uint8Array> {
@@ -32,11 +33,11 @@ export async function readSafetensorsFile(path: string): Promise<ParsedSafetenso
 
 /** Read and parse a JSON file (e.g. config.json); errors name the file. */
 export async function readJsonFile(path: string): Promise<unknown> {
-  const text = new TextDecoder().decode(await readBytes(path));
+  const text = new TextDecoder().decode(await readBytes(path)); // drops a UTF-8 BOM
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message}); fix or re-export the file`, { cause: e });
+    throw new InputError(`${path}: not valid JSON (${(e as Error).message}); fix or re-export the file`, { cause: e, source: path });
   }
 }
 

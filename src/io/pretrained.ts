@@ -2,9 +2,11 @@
 // model.safetensors.index.json). Node only (file system); the codecs it uses are browser-safe.
 
 import { mkdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, normalize } from 'node:path';
+import { InputError, getBackend } from '../core/index.js';
 import { configFromHF, configToHF } from '../nn/config.js';
 import { LlamaForCausalLM, type ModelOptions } from '../nn/llama.js';
+import { checkModelMemory } from '../nn/memory.js';
 import { readJsonFile, readSafetensorsFile, writeJsonFile, writeSafetensorsFile } from './files.js';
 import type { RawTensor } from './safetensors.js';
 
@@ -18,27 +20,80 @@ export async function readCheckpointTensors(dir: string): Promise<Map<string, Ra
   if (await exists(single)) return (await readSafetensorsFile(single)).tensors;
   const indexPath = join(dir, 'model.safetensors.index.json');
   if (!(await exists(indexPath))) {
-    throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json found; ` +
-      'expected a Hugging Face checkpoint directory (PyTorch .bin files are not supported: convert them to safetensors)');
+    throw new InputError(`${dir}: no model.safetensors or model.safetensors.index.json found; ` +
+      'expected a Hugging Face checkpoint directory (PyTorch .bin files are not supported: convert them to safetensors)', { source: dir });
   }
-  const index = await readJsonFile(indexPath) as { weight_map?: Record<string, string> };
-  if (!index || typeof index.weight_map !== 'object') throw new Error(`${indexPath}: expected a "weight_map" object`);
+  const index = await readJsonFile(indexPath) as { weight_map?: unknown };
+  const map = index && typeof index === 'object' ? index.weight_map : undefined;
+  if (!map || typeof map !== 'object' || Array.isArray(map)) {
+    throw new InputError(`${indexPath}: expected a "weight_map" object (tensor name → shard file); re-download the checkpoint`, { source: indexPath });
+  }
+  const files = new Set<string>();
+  for (const [name, file] of Object.entries(map as Record<string, unknown>)) {
+    if (typeof file !== 'string' || file === '' || isAbsolute(file) || normalize(file).split(/[\\/]/).includes('..')) {
+      throw new InputError(`${indexPath}: weight_map["${name}"] must be a file name inside ${dir}, found ${JSON.stringify(file)}`, { source: indexPath });
+    }
+    files.add(file);
+  }
   const out = new Map<string, RawTensor>();
-  for (const file of new Set(Object.values(index.weight_map))) {
-    for (const [n, t] of (await readSafetensorsFile(join(dir, file))).tensors) out.set(n, t);
+  const from = new Map<string, string>();
+  for (const file of files) {
+    for (const [n, t] of (await readSafetensorsFile(join(dir, file))).tensors) {
+      if (out.has(n)) {
+        throw new InputError(`${dir}: tensor "${n}" is in two shards, ${from.get(n)} and ${file}; each tensor must be stored once — re-download the checkpoint`, { source: dir });
+      }
+      out.set(n, t);
+      from.set(n, file);
+    }
   }
   return out;
 }
 
-export async function loadPretrained(dir: string, opts: ModelOptions = {}): Promise<LlamaForCausalLM> {
+/**
+ * Throws an InputError naming the first tensor that holds NaN or ±Infinity (with how many and where): a model with
+ * such weights produces garbage or a NaN loss, so it is refused at load instead.
+ */
+export function checkFiniteTensors(tensors: Map<string, RawTensor>, source: string): void {
+  for (const [name, t] of tensors) {
+    if (t.dtype === 'int32') continue;
+    const d = t.data;
+    let nan = 0, inf = 0, first = -1;
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i]!;
+      if (v - v !== 0) { // NaN or ±Infinity
+        if (first < 0) first = i;
+        if (Number.isNaN(v)) nan++; else inf++;
+      }
+    }
+    if (first >= 0) {
+      throw new InputError(`${source}: tensor "${name}" holds ${nan} NaN and ${inf} infinite value(s) of ${d.length} (first at element ${first}); ` +
+        'a model with such weights computes NaN — the checkpoint is damaged or was saved after training diverged: use an earlier checkpoint', { source });
+    }
+  }
+}
+
+/**
+ * Loads a Hugging Face LLaMA checkpoint directory. Everything is checked before the model is used: config.json
+ * (fields, ranges, special-token ids), the model's size against memory (before any weight is read or allocated),
+ * the safetensors files (see safetensors.ts), names, shapes and dtypes against the config, and the weights
+ * themselves (NaN/Inf refused unless `allowNonFinite`). Errors are InputError / ModelTooLargeError naming the file.
+ */
+export async function loadPretrained(dir: string, opts: ModelOptions & { allowNonFinite?: boolean } = {}): Promise<LlamaForCausalLM> {
   const cfgPath = join(dir, 'config.json');
   const config = configFromHF(await readJsonFile(cfgPath), cfgPath);
+  checkModelMemory(config, { dtype: opts.dtype, backend: opts.backend ?? getBackend(), source: cfgPath });
   const tensors = await readCheckpointTensors(dir);
-  const model = new LlamaForCausalLM(config, opts);
-  if (!config.tieWordEmbeddings && !tensors.has('lm_head.weight') && tensors.has('model.embed_tokens.weight')) {
-    throw new Error(`${dir}: config.json says tie_word_embeddings=false but the weights have no lm_head.weight; ` +
-      'set tie_word_embeddings to true if the head shares the embedding matrix');
+  for (const [name, t] of tensors) {
+    if (t.dtype === 'int32') {
+      throw new InputError(`${dir}: tensor "${name}" is stored as integers; model weights must be floating point (F32, F16, BF16 or F64) — re-export the checkpoint`, { source: dir });
+    }
   }
+  if (!opts.allowNonFinite) checkFiniteTensors(tensors, dir);
+  if (!config.tieWordEmbeddings && !tensors.has('lm_head.weight') && tensors.has('model.embed_tokens.weight')) {
+    throw new InputError(`${dir}: config.json says tie_word_embeddings=false but the weights have no lm_head.weight; ` +
+      'set tie_word_embeddings to true if the head shares the embedding matrix', { source: dir });
+  }
+  const model = new LlamaForCausalLM(config, opts);
   // A tied checkpoint may still carry lm_head.weight (a copy of the embeddings); HF ignores it too.
   model.loadStateDict(tensors, { source: dir, ignorable: config.tieWordEmbeddings ? ['lm_head.weight'] : [] });
   return model;

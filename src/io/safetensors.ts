@@ -5,6 +5,13 @@
 //
 // Pure TypeScript with no Node imports, so it runs in browsers and Web Workers too (file helpers live in files.ts).
 // Tensors are decoded into the three dtypes the rest of the library computes with: float32, float64 and int32.
+//
+// The reader treats a file as hostile and checks what the format's reference implementation checks: the header
+// length against the file, a header that is one JSON object (starting with '{'; trailing spaces allowed) with no
+// key twice (JSON.parse would silently keep the last of two same-named tensors), known dtypes, integer shapes, each
+// tensor's byte range against its dtype × shape, and ranges that tile the data section exactly — sorted by offset,
+// no overlap, no gap, ending at the end of the file. Every failure is an InputError naming the file and tensor.
+import { InputError } from '../core/errors.js';
 
 export type DType = 'float32' | 'float64' | 'int32';
 export type TypedArrayOf = Float32Array | Float64Array | Int32Array;
@@ -102,7 +109,42 @@ export function f32ToBf16(value: number): number {
 // ---------------------------------------------------------------------------------------------------------------
 
 function fail(source: string, msg: string): never {
-  throw new Error(`${source}: ${msg}`);
+  throw new InputError(`${source}: ${msg}`, { source });
+}
+
+/**
+ * The first key that appears twice in one object of a JSON text (which must already be valid JSON), with the
+ * path of that object, or null. JSON.parse keeps the last of duplicate keys without a word; a safetensors header
+ * with two entries of one name must be refused instead.
+ */
+export function findDuplicateJsonKey(text: string): { key: string; path: string } | null {
+  // A stack of open containers: objects carry their keys and whether the next string is a key.
+  const stack: { keys: Set<string> | null; expectKey: boolean; name: string }[] = [];
+  let lastKey = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (top?.keys && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.keys.has(key)) return { key, path: stack.map((f) => f.name).filter(Boolean).join('.') };
+        top.keys.add(key);
+        top.expectKey = false;
+        lastKey = key;
+      }
+      i = j;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      stack.push({ keys: c === 0x7b ? new Set() : null, expectKey: c === 0x7b, name: stack.length === 0 ? '' : lastKey });
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop();
+    } else if (c === 0x2c /* , */) {
+      const top = stack[stack.length - 1];
+      if (top?.keys) top.expectKey = true;
+    }
+  }
+  return null;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -139,15 +181,25 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): Parsed
     fail(source, `header is ${headerLen} bytes, more than the ${MAX_HEADER_BYTES}-byte limit; ${hint}`);
   }
 
+  if (headerLen === 0 || bytes[8] !== 0x7b /* { */) {
+    fail(source, `expected the header to start with '{' (a JSON object), found ${headerLen === 0 ? 'an empty header' : `byte 0x${bytes[8]!.toString(16).padStart(2, '0')}`}; ${hint}`);
+  }
   let header: unknown;
+  let text: string;
   try {
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen));
     header = JSON.parse(text);
   } catch (e) {
     fail(source, `header is not valid UTF-8 JSON (${(e as Error).message}); ${hint}`);
   }
   if (!isObject(header)) {
     fail(source, `expected the header to be a JSON object, found ${describe(header)}; ${hint}`);
+  }
+  const dup = findDuplicateJsonKey(text);
+  if (dup) {
+    fail(source, dup.path === ''
+      ? `the header names tensor "${dup.key}" twice; each tensor name must appear once (a reader would silently keep one of them) — re-export the file`
+      : `the header's entry "${dup.path}" has the key "${dup.key}" twice; the file is corrupt — re-export it`);
   }
 
   const dataStart = 8 + headerLen;
@@ -205,18 +257,29 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): Parsed
     entries.push({ name, begin, end, fileDtype: dtype, shape: (shape as number[]).slice() });
   }
 
-  // Tensors may leave gaps between them, but two tensors may never share bytes.
-  const byOffset = entries.filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < byOffset.length; i++) {
-    const prev = byOffset[i - 1]!;
-    const cur = byOffset[i]!;
-    if (cur.begin < prev.end) {
+  // As the format requires: the tensors' byte ranges tile the data section, in offset order, with no overlap and
+  // no gap (so no bytes hide between or after them), ending at the end of the file.
+  const byOffset = entries.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let covered = 0;
+  let prevEntry: (typeof entries)[number] | null = null;
+  for (const cur of byOffset) {
+    if (cur.begin < covered && prevEntry) {
       fail(
         source,
-        `tensors "${prev.name}" [${prev.begin}, ${prev.end}) and "${cur.name}" [${cur.begin}, ${cur.end}) overlap; ` +
+        `tensors "${prevEntry.name}" [${prevEntry.begin}, ${prevEntry.end}) and "${cur.name}" [${cur.begin}, ${cur.end}) overlap; ` +
           `each tensor needs its own bytes, the file is corrupt — re-export it`,
       );
     }
+    if (cur.begin > covered) {
+      fail(source, `data bytes [${covered}, ${cur.begin}) before tensor "${cur.name}" belong to no tensor; the data section must be ` +
+        `covered by the tensors without gaps — the file is corrupt or was not written by a safetensors writer; re-export it`);
+    }
+    covered = Math.max(covered, cur.end);
+    if (cur.end > cur.begin) prevEntry = cur;
+  }
+  if (covered !== dataSize) {
+    fail(source, `the tensors cover ${covered} of the ${dataSize} data bytes; the last ${dataSize - covered} belong to no tensor ` +
+      `(a truncated header, or bytes appended to the file); re-export it`);
   }
 
   const tensors = new Map<string, RawTensor>();
@@ -281,7 +344,7 @@ function decode(raw: Uint8Array, fileDtype: string, where: string): TypedArrayOf
         // The value fits in int32 iff the high word is the sign extension of the low word (and, unsigned, >= 0).
         if (hi !== lo >> 31 || (!signed && lo < 0)) {
           const v = signed ? dv.getBigInt64(8 * i, true) : dv.getBigUint64(8 * i, true);
-          throw new Error(
+          throw new InputError(
             `${where}: element ${i} of this ${fileDtype} tensor is ${v}, outside the int32 range ` +
               `[-2147483648, 2147483647] that token ids and labels are stored in; this library cannot load it`,
           );
@@ -295,7 +358,7 @@ function decode(raw: Uint8Array, fileDtype: string, where: string): TypedArrayOf
       for (let i = 0; i < out.length; i++) {
         const v = dv.getUint32(4 * i, true);
         if (v > 0x7fffffff) {
-          throw new Error(`${where}: element ${i} of this U32 tensor is ${v}, above the int32 maximum 2147483647; this library cannot load it`);
+          throw new InputError(`${where}: element ${i} of this U32 tensor is ${v}, above the int32 maximum 2147483647; this library cannot load it`);
         }
         out[i] = v;
       }
@@ -313,7 +376,7 @@ function decode(raw: Uint8Array, fileDtype: string, where: string): TypedArrayOf
     case 'BOOL':
       return Int32Array.from(raw);
     default:
-      throw new Error(`${where}: unsupported dtype "${fileDtype}"; supported: ${SUPPORTED}`);
+      throw new InputError(`${where}: unsupported dtype "${fileDtype}"; supported: ${SUPPORTED}`);
   }
 }
 
@@ -337,25 +400,25 @@ export function serializeSafetensors(
       ? Array.from(tensors as Iterable<readonly [string, TensorLike]>, ([n, t]) => [n, t])
       : Object.entries(tensors as Record<string, TensorLike>);
   if (opts.dtype !== undefined && opts.dtype !== 'F32' && opts.dtype !== 'BF16') {
-    throw new Error(`serializeSafetensors: opts.dtype must be 'F32' or 'BF16', found ${describe(opts.dtype)}`);
+    throw new InputError(`serializeSafetensors: opts.dtype must be 'F32' or 'BF16', found ${describe(opts.dtype)}`);
   }
 
   const seen = new Set<string>();
   for (const [name, t] of list) {
     const where = `serializeSafetensors: tensor "${name}"`;
-    if (name === '__metadata__') throw new Error(`${where}: this name is reserved for metadata; rename the tensor`);
-    if (seen.has(name)) throw new Error(`${where}: appears twice; tensor names must be unique`);
+    if (name === '__metadata__') throw new InputError(`${where}: this name is reserved for metadata; rename the tensor`);
+    if (seen.has(name)) throw new InputError(`${where}: appears twice; tensor names must be unique`);
     seen.add(name);
     const ctor = ARRAY_OF[t.dtype];
-    if (!ctor) throw new Error(`${where}: dtype ${describe(t.dtype)} is not one of float32, float64, int32`);
+    if (!ctor) throw new InputError(`${where}: dtype ${describe(t.dtype)} is not one of float32, float64, int32`);
     if (!(t.data instanceof ctor)) {
-      throw new Error(`${where}: dtype is ${t.dtype} but data is a ${t.data?.constructor?.name}; pass a ${ctor.name}`);
+      throw new InputError(`${where}: dtype is ${t.dtype} but data is a ${t.data?.constructor?.name}; pass a ${ctor.name}`);
     }
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new Error(`${where}: shape ${describe(t.shape)} must contain integers >= 0`);
+      throw new InputError(`${where}: shape ${describe(t.shape)} must contain integers >= 0`);
     }
     if (product(t.shape) !== t.data.length) {
-      throw new Error(`${where}: shape [${t.shape.join(', ')}] has ${product(t.shape)} elements but data has ${t.data.length}`);
+      throw new InputError(`${where}: shape [${t.shape.join(', ')}] has ${product(t.shape)} elements but data has ${t.data.length}`);
     }
   }
   list.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -368,7 +431,7 @@ export function serializeSafetensors(
   const parts: string[] = [];
   if (opts.metadata !== undefined) {
     for (const [k, v] of Object.entries(opts.metadata)) {
-      if (typeof v !== 'string') throw new Error(`serializeSafetensors: metadata "${k}" must be a string, found ${describe(v)}`);
+      if (typeof v !== 'string') throw new InputError(`serializeSafetensors: metadata "${k}" must be a string, found ${describe(v)}`);
     }
     const meta = Object.keys(opts.metadata)
       .sort()

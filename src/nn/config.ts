@@ -1,6 +1,7 @@
 // LlamaConfig: the model hyper-parameters, with Hugging Face's defaults, plus conversion from/to HF config.json
 // (transformers 4 and 5 layouts) and the RoPE inverse frequencies derived from it.
 // No Node imports and no tensor code: this runs anywhere, including Web Workers.
+import { InputError } from '../core/errors.js';
 
 /** RoPE frequency scaling for long contexts. Only the kinds LLaMA checkpoints use are supported. */
 export type RopeScaling =
@@ -85,7 +86,7 @@ const REQUIRED = ['vocabSize', 'hiddenSize', 'intermediateSize', 'numHiddenLayer
 const SUPPORTED_ROPE = "'default', 'linear', 'llama3'";
 
 function fail(source: string, msg: string): never {
-  throw new Error(`${source}: ${msg}`);
+  throw new InputError(`${source}: ${msg}`, { source });
 }
 const show = (v: unknown): string => (v === undefined ? 'nothing' : typeof v === 'string' ? JSON.stringify(v) : String(JSON.stringify(v) ?? v));
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -96,8 +97,13 @@ function positiveInt(source: string, key: string, v: unknown): void {
 function positiveNumber(source: string, key: string, v: unknown): void {
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(source, `${key} must be a finite number > 0, found ${show(v)}`);
 }
-function tokenId(source: string, key: string, v: unknown): void {
-  if (v !== null && (typeof v !== 'number' || !Number.isSafeInteger(v))) fail(source, `${key} must be an integer or null, found ${show(v)}`);
+function tokenId(source: string, key: string, v: unknown, vocabSize: number): void {
+  if (v === null) return;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) fail(source, `${key} must be an integer or null, found ${show(v)}`);
+  if (v < 0 || v >= vocabSize) {
+    fail(source, `${key} is ${v}, outside the vocabulary (ids 0 … ${vocabSize - 1}, vocab_size ${vocabSize}); ` +
+      'use the id of that token in the tokenizer, or null if the model has no such token');
+  }
 }
 
 /**
@@ -140,8 +146,9 @@ export function llamaConfig(partial: LlamaConfigInput, source = 'config'): Llama
     attentionBias: partial.attentionBias ?? false,
     mlpBias: partial.mlpBias ?? false,
     initializerRange: partial.initializerRange ?? 0.02,
-    bosTokenId: partial.bosTokenId === undefined ? 1 : partial.bosTokenId,
-    eosTokenId: eos === undefined ? 2 : Array.isArray(eos) ? eos.slice() : eos,
+    // HF's defaults 1 and 2, where the vocabulary has them (a 2-token vocabulary has no id 2)
+    bosTokenId: partial.bosTokenId === undefined ? (partial.vocabSize > 1 ? 1 : null) : partial.bosTokenId,
+    eosTokenId: eos === undefined ? (partial.vocabSize > 2 ? 2 : null) : Array.isArray(eos) ? eos.slice() : eos,
     padTokenId: partial.padTokenId === undefined ? null : partial.padTokenId,
     hiddenAct: partial.hiddenAct ?? 'silu',
   };
@@ -152,8 +159,15 @@ export function llamaConfig(partial: LlamaConfigInput, source = 'config'): Llama
 function validate(c: LlamaConfig, source: string): void {
   positiveInt(source, 'num_key_value_heads', c.numKeyValueHeads);
   if (c.numAttentionHeads % c.numKeyValueHeads !== 0) {
-    const divisors = [];
-    for (let d = 1; d <= c.numAttentionHeads; d++) if (c.numAttentionHeads % d === 0) divisors.push(d);
+    // the divisors, by trial up to the square root (a head count of 2^31 must not take 2^31 steps)
+    const small: number[] = [], large: number[] = [];
+    for (let d = 1; d * d <= c.numAttentionHeads; d++) {
+      if (c.numAttentionHeads % d !== 0) continue;
+      small.push(d);
+      if (d * d !== c.numAttentionHeads) large.unshift(c.numAttentionHeads / d);
+    }
+    const all = [...small, ...large];
+    const divisors = all.length > 12 ? [...all.slice(0, 6), '…', ...all.slice(-3)] : all;
     fail(
       source,
       `num_key_value_heads (${c.numKeyValueHeads}) must divide num_attention_heads (${c.numAttentionHeads}): ` +
@@ -173,10 +187,12 @@ function validate(c: LlamaConfig, source: string): void {
   for (const key of ['tieWordEmbeddings', 'attentionBias', 'mlpBias'] as const) {
     if (typeof c[key] !== 'boolean') fail(source, `${HF_KEY[key]} must be true or false, found ${show(c[key])}`);
   }
-  tokenId(source, 'bos_token_id', c.bosTokenId);
-  tokenId(source, 'pad_token_id', c.padTokenId);
-  if (Array.isArray(c.eosTokenId)) c.eosTokenId.forEach((id) => tokenId(source, 'eos_token_id[]', id));
-  else tokenId(source, 'eos_token_id', c.eosTokenId);
+  tokenId(source, 'bos_token_id', c.bosTokenId, c.vocabSize);
+  tokenId(source, 'pad_token_id', c.padTokenId, c.vocabSize);
+  if (Array.isArray(c.eosTokenId)) {
+    if (c.eosTokenId.length === 0) fail(source, 'eos_token_id is an empty list; give one id, a list of ids, or null');
+    c.eosTokenId.forEach((id, i) => tokenId(source, `eos_token_id[${i}]`, id, c.vocabSize));
+  } else tokenId(source, 'eos_token_id', c.eosTokenId, c.vocabSize);
   if (c.hiddenAct !== 'silu') fail(source, `hidden_act ${show(c.hiddenAct)} is not supported; LLaMA uses "silu" (SwiGLU)`);
 
   const s = c.ropeScaling;
@@ -199,6 +215,36 @@ function validate(c: LlamaConfig, source: string): void {
     }
     positiveInt(source, 'rope_scaling.original_max_position_embeddings', s.originalMaxPositionEmbeddings);
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Size
+// ---------------------------------------------------------------------------------------------------------------
+
+/** How big a model of this config is, computed from the config alone (nothing allocated). */
+export interface ModelSize {
+  /** Parameters (the tied head counted once). */
+  parameters: number;
+  /** The largest single parameter tensor: its HF name and element count. */
+  largest: { name: string; elements: number };
+}
+
+/** Parameter count of a LLaMA model of this config, and its largest tensor (to check against a typed array's limit). */
+export function modelSize(c: LlamaConfig): ModelSize {
+  const C = c.hiddenSize, H = c.intermediateSize, V = c.vocabSize, L = c.numHiddenLayers;
+  const q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim;
+  const attn = C * q + 2 * C * kv + q * C + (c.attentionBias ? q + 2 * kv + C : 0);
+  const mlp = 3 * C * H + (c.mlpBias ? 2 * H + C : 0);
+  const layer = attn + mlp + 2 * C; // + the two RMSNorm weights
+  const parameters = V * C + L * layer + C + (c.tieWordEmbeddings ? 0 : V * C);
+  const candidates: [string, number][] = [
+    ['model.embed_tokens.weight', V * C],
+    ['model.layers.0.self_attn.q_proj.weight', C * q],
+    ['model.layers.0.mlp.gate_proj.weight', C * H],
+  ];
+  let largest = { name: candidates[0]![0], elements: candidates[0]![1] };
+  for (const [name, elements] of candidates) if (elements > largest.elements) largest = { name, elements };
+  return { parameters, largest };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import { type GenerateOptions, type KVCache, generate } from './generate.js';
 import { type LlamaConfig, type LlamaConfigInput, llamaConfig, ropeInvFreq } from './config.js';
 import { Embedding, type InitOptions, Linear, RMSNorm } from './layers.js';
 import { Module } from './module.js';
+import { checkModelMemory } from './memory.js';
 
 export interface LayerContext {
   positions: Tensor; // [B, T] int32
@@ -185,6 +186,7 @@ export class LlamaForCausalLM extends Module {
     this.config = llamaConfig(config);
     this.dtype = opts.dtype ?? 'float32';
     this.backend = opts.backend ?? getBackend();
+    checkModelMemory(this.config, { dtype: this.dtype, backend: this.backend }); // before allocating anything
     const init: InitOptions = { dtype: this.dtype, backend: this.backend, rng: new RNG(opts.seed ?? 0), std: this.config.initializerRange };
     this.model = this.registerModule('model', new LlamaModel(this.config, init));
     this.lmHead = this.config.tieWordEmbeddings ? null

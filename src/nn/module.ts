@@ -2,7 +2,7 @@
 // Hugging Face's parameter names for the LLaMA modules (`model.layers.0.self_attn.q_proj.weight`), so
 // loading and exporting checkpoints is a rename-free copy.
 
-import { type Backend, type DType, Tensor, type TypedArray, arrayFor, keep, kernel, releaseGrad, shapeStr, sizeOf } from '../core/index.js';
+import { type Backend, type DType, InputError, Tensor, type TypedArray, arrayFor, keep, kernel, releaseGrad, shapeStr, sizeOf } from '../core/index.js';
 
 /** What loadStateDict accepts: our tensors or raw arrays (e.g. straight from a safetensors file). */
 export interface StateEntry { shape: readonly number[]; dtype: DType; data?: TypedArray }
@@ -89,7 +89,7 @@ export abstract class Module {
     const unexpected = [...map.keys()].filter((n) => !own.has(n) && !(opts.ignorable ?? []).includes(n));
     if (strict && (missing.length > 0 || unexpected.length > 0)) {
       const list = (xs: string[]) => xs.slice(0, 8).join(', ') + (xs.length > 8 ? `, … (${xs.length} in all)` : '');
-      throw new Error(`${src}: parameter names do not match the model.` +
+      throw new InputError(`${src}: parameter names do not match the model.` +
         (missing.length ? ` Missing: ${list(missing)}.` : '') +
         (unexpected.length ? ` Unexpected: ${list(unexpected)}.` : '') +
         ' Check that the checkpoint and config.json belong to the same LLaMA model (HF parameter names expected).');
@@ -98,12 +98,12 @@ export abstract class Module {
       const e = map.get(name);
       if (!e) continue;
       if (e.shape.length !== p.shape.length || e.shape.some((d, i) => d !== p.shape[i])) {
-        throw new Error(`${src}: '${name}' has shape ${shapeStr(e.shape)} but the model expects ${shapeStr(p.shape)} ` +
-          '(does config.json match the weights?)');
+        throw new InputError(`${src}: '${name}' has shape ${shapeStr(e.shape)} but the model expects ${shapeStr(p.shape)} ` +
+          '(does config.json match the weights?)', { source: src });
       }
       if (e instanceof Tensor) copyTensorInto(p, e, name, src);
       else if (e.data) copyInto(p, e.data);
-      else throw new Error(`${src}: entry '${name}' has no data`);
+      else throw new InputError(`${src}: entry '${name}' has no data`, { source: src });
     }
   }
 }
@@ -121,7 +121,7 @@ function copyTensorInto(p: Tensor, t: Tensor, name: string, src: string): void {
 
 /** Replaces a parameter's contents (the tensor object, and so optimizer references to it, stay the same). */
 export function copyInto(p: Tensor, data: TypedArray): void {
-  if (data.length !== sizeOf(p.shape)) throw new Error(`copyInto: ${data.length} values for a tensor of shape ${shapeStr(p.shape)}`);
+  if (data.length !== sizeOf(p.shape)) throw new InputError(`copyInto: ${data.length} values for a tensor of shape ${shapeStr(p.shape)}`);
   const arr = arrayFor(p.dtype, data.length);
   (arr as Float64Array).set(data);
   p.storage = (p.backend as Backend).upload(arr);

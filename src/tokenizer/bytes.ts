@@ -1,6 +1,8 @@
 // Byte counting for bits-per-byte, the tokenizer-independent way to compare language models:
 //   bpb = (total NLL in nats over the scored tokens) / ln 2 / (UTF-8 bytes of the text those tokens encode).
 // Special tokens (EOS/BOS) encode 0 bytes; a model that spends loss on them pays for it in bpb.
+import { ByteLevelBPE } from './bpe.js';
+import type { TextTokenizer } from './types.js';
 
 /** UTF-8 byte length of `text`, without encoding it (a lone surrogate counts 3 bytes, as U+FFFD, like TextEncoder). */
 export function countBytes(text: string): number {
@@ -40,4 +42,19 @@ export function bitsPerByte(totalNllNats: number, bytes: number): number {
  */
 export function bitsPerByteFromMeanLoss(meanLossNats: number, tokens: number, bytes: number): number {
   return bitsPerByte(meanLossNats * tokens, bytes);
+}
+
+/**
+ * UTF-8 bytes each token id stands for (0 for special tokens), for bits per byte. Byte-level BPE tokens are byte
+ * strings, so this is exact for them; other tokenizers fall back to decoding each id alone.
+ */
+export function tokenByteLengths(tok: TextTokenizer): Int32Array {
+  const out = new Int32Array(tok.vocabSize);
+  const specials = new Set([tok.bosId, tok.eosId, tok.padId].filter((x): x is number => typeof x === 'number'));
+  for (let id = 0; id < tok.vocabSize; id++) {
+    if (specials.has(id)) continue;
+    const t = tok instanceof ByteLevelBPE ? tok.idToToken(id) : null;
+    out[id] = t !== null && t !== undefined ? [...t].length : countBytes(tok.decode([id]));
+  }
+  return out;
 }

@@ -4,6 +4,8 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import type { DecodeOptions, EncodeOptions, TextTokenizer } from './types.js';
 import { applyChatTemplate, parseChatTemplateField, type ChatEncoding, type ChatMessage, type ChatTemplateOptions, type ChatTokenizerLike } from './chat.js';
 import { fromByteLevel } from './byte-level.js';
+import { validateTokenizerJson } from './validate.js';
+import { InputError } from '../core/errors.js';
 
 /**
  * The part of an @huggingface/tokenizers `Tokenizer` this wrapper uses, declared here so that our type
@@ -35,10 +37,10 @@ function parseMaybe(x: unknown, what: string): Record<string, any> {
     try {
       return JSON.parse(x);
     } catch (e) {
-      throw new Error(`${what}: invalid JSON (${(e as Error).message})`, { cause: e });
+      throw new InputError(`${what}: invalid JSON (${(e as Error).message})`, { cause: e, source: what });
     }
   }
-  if (x === null || typeof x !== 'object' || Array.isArray(x)) throw new Error(`${what}: expected a JSON object`);
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) throw new InputError(`${what}: expected a JSON object`, { source: what });
   return x as Record<string, any>;
 }
 
@@ -62,17 +64,22 @@ export class HFTokenizer implements TextTokenizer, ChatTokenizerLike {
   private readonly specialIds: Set<number>;
   private readonly addedContent = new Map<number, string>();
   private readonly byteLevel: boolean;
+  /** The model's type (BPE, WordPiece, WordLevel, Unigram), checked against its contents at load. */
+  readonly modelType: string;
+  private readonly source: string;
 
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}, source = 'tokenizer.json') {
     this.json = parseMaybe(tokenizerJson, source);
     this.config = { clean_up_tokenization_spaces: false, ...parseMaybe(tokenizerConfig, 'tokenizer_config.json') };
-    if (!this.json.model) throw new Error(`${source}: no "model" section; is this a Hugging Face tokenizer.json?`);
+    if (!this.json.model) throw new InputError(`${source}: no "model" section; is this a Hugging Face tokenizer.json?`, { source });
+    this.modelType = validateTokenizerJson(this.json, source);
+    this.source = source;
     for (const k of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) if (!(k in this.json)) this.json[k] = null;
     if (!Array.isArray(this.json.added_tokens)) this.json.added_tokens = [];
     try {
       this.inner = new Tokenizer(this.json, this.config) satisfies TokenizersJs;
     } catch (e) {
-      throw new Error(`${source}: @huggingface/tokenizers could not load it (${(e as Error).message})`, { cause: e });
+      throw new InputError(`${source}: @huggingface/tokenizers could not load it (${(e as Error).message})`, { cause: e, source });
     }
     const vocab = this.inner.get_vocab(true);
     let max = -1;
@@ -85,7 +92,7 @@ export class HFTokenizer implements TextTokenizer, ChatTokenizerLike {
       const fromConfig = specName(this.config[key] as TokenSpec);
       if (fromConfig !== undefined) {
         const id = this.inner.token_to_id(fromConfig);
-        if (id === undefined) throw new Error(`tokenizer_config.json: ${key} ${JSON.stringify(fromConfig)} is not in the vocabulary of ${source}`);
+        if (id === undefined) throw new InputError(`tokenizer_config.json: ${key} ${JSON.stringify(fromConfig)} is not in the vocabulary of ${source}`, { source: 'tokenizer_config.json' });
         return id;
       }
       for (const n of names) if (specialNames.has(n)) return this.inner.token_to_id(n);
@@ -145,15 +152,24 @@ export class HFTokenizer implements TextTokenizer, ChatTokenizerLike {
     }
   }
 
+  /** Token ids of `text`; every id is checked (an id outside the vocabulary is an InputError naming the file). */
   encode(text: string, options: EncodeOptions = {}): number[] {
-    return this.inner.encode(text, { add_special_tokens: options.addSpecialTokens ?? false }).ids;
+    const ids = this.inner.encode(text, { add_special_tokens: options.addSpecialTokens ?? false }).ids;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new InputError(`${this.source}: encoding gave ${JSON.stringify(id) ?? String(id)} at position ${i}, not an id of the vocabulary ` +
+          `(0 … ${this.vocabSize - 1}); the tokenizer.json is inconsistent (model.type ${this.modelType}) — re-export it`, { source: this.source });
+      }
+    }
+    return ids;
   }
 
   decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
     if (ids.length === 0) return '';
     const list = Array.from(ids);
     for (const id of list) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new Error(`decode: id ${id} is outside the vocabulary (0 … ${this.vocabSize - 1})`);
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new InputError(`decode: id ${id} is outside the vocabulary (0 … ${this.vocabSize - 1})`, { source: this.source });
     }
     return this.inner.decode(list, {
       skip_special_tokens: options.skipSpecialTokens ?? false,

@@ -20,4 +20,4 @@ export {
   type ChatEncoding,
   type ChatTokenizerLike,
 } from './chat.js';
-export { countBytes, totalBytes, bitsPerByte, bitsPerByteFromMeanLoss } from './bytes.js';
+export { countBytes, tokenByteLengths, totalBytes, bitsPerByte, bitsPerByteFromMeanLoss } from './bytes.js';

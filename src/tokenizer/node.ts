@@ -4,6 +4,7 @@ import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync, renameSyn
 import { basename, dirname, join } from 'node:path';
 import type { ByteLevelBPE } from './bpe.js';
 import { HFTokenizer } from './hf.js';
+import { FileAccessError, InputError } from '../core/errors.js';
 
 import './jinja.js'; // chat templates: the Jinja renderer (Node apps load files and render templates)
 export * from './index.js';
@@ -20,18 +21,21 @@ export function loadTokenizerFile(path: string): HFTokenizer {
   try {
     if (statSync(path).isDirectory()) file = join(path, 'tokenizer.json');
   } catch (e) {
-    throw new Error(`${path}: no such file or directory; expected a tokenizer.json or a directory holding one`, { cause: e });
+    throw new FileAccessError(`${path}: no such file or directory; expected a tokenizer.json or a directory holding one`, { cause: e, code: 'ENOENT' });
   }
-  if (!existsSync(file)) throw new Error(`${path}: directory has no tokenizer.json`);
-  const text = readFileSync(file, 'utf8');
-  if (text.trim().length === 0) throw new Error(`${file}: file is empty; expected a Hugging Face tokenizer.json`);
+  if (!existsSync(file)) throw new FileAccessError(`${path}: directory has no tokenizer.json`, { code: 'ENOENT' });
+  const text = readFileSync(file, 'utf8').replace(/^\uFEFF/, ''); // a UTF-8 byte-order mark
+  if (text.trim().length === 0) throw new InputError(`${file}: file is empty; expected a Hugging Face tokenizer.json`, { source: file });
   const cfgPath = join(dirname(file), 'tokenizer_config.json');
   let config: Record<string, unknown> = {};
   if (existsSync(cfgPath)) {
     try {
-      config = JSON.parse(readFileSync(cfgPath, 'utf8'));
+      config = JSON.parse(readFileSync(cfgPath, 'utf8').replace(/^\uFEFF/, ''));
     } catch (e) {
-      throw new Error(`${cfgPath}: invalid JSON (${(e as Error).message})`, { cause: e });
+      throw new InputError(`${cfgPath}: invalid JSON (${(e as Error).message})`, { cause: e, source: cfgPath });
+    }
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+      throw new InputError(`${cfgPath}: expected a JSON object of tokenizer settings, found ${JSON.stringify(config)?.slice(0, 40)}`, { source: cfgPath });
     }
   }
   const jinjaPath = join(dirname(file), 'chat_template.jinja');

@@ -9,8 +9,8 @@
 // on the host what a non-finite value means (stop with a message naming the parameter, or skip: the device
 // already left the weights untouched; the host undoes the optimizer's step counts and does not step the schedule).
 
-import { RNG, type Tensor, concat, mul, noGrad, openScope, reshape, sum } from '../core/index.js';
-import type { LlamaForCausalLM } from '../nn/index.js';
+import { LlamatrainError, RNG, type Tensor, concat, mul, noGrad, openScope, reshape, sum } from '../core/index.js';
+import { type LlamaForCausalLM, checkTrainingMemory } from '../nn/index.js';
 import type { TrainableModel } from './model.js';
 
 import { type LRScheduler, type Optimizer, type OptimizerStateDict, clipGradsByNorm, gradNormTensor } from '../optim/index.js';
@@ -67,6 +67,17 @@ export interface TrainerOptions<M extends TrainableModel = LlamaForCausalLM> {
   checkpointWriter?: CheckpointWriter<M>;
 }
 
+export interface TrainLoopOptions {
+  /** Stop between steps once aborted (e.g. on Ctrl-C); `trainer.step` then says how far it got. */
+  signal?: AbortSignal;
+}
+
+/** A macrotask turn: lets timers, I/O and signal handlers run between steps (a step may await only microtasks). */
+function yieldToEventLoop(): Promise<void> {
+  const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
+  return new Promise((resolve) => (g.setImmediate ? g.setImmediate(resolve) : setTimeout(resolve, 0)));
+}
+
 export interface StepMetrics {
   step: number;
   /** Training loss of the step (mean over its valid targets; includes smoothing / z-loss when enabled). */
@@ -91,7 +102,7 @@ export interface TrainerEvents<M extends TrainableModel = LlamaForCausalLM> {
   afterBackward: (info: { step: number; model: M }) => void;
 }
 
-export class NonFiniteError extends Error {
+export class NonFiniteError extends LlamatrainError {
   constructor(message: string, readonly step: number, readonly parameter?: string) {
     super(message);
     this.name = 'NonFiniteError';
@@ -119,6 +130,8 @@ export class Trainer<M extends TrainableModel = LlamaForCausalLM> {
     const K = opts.gradAccumSteps ?? 1;
     if (!Number.isInteger(K) || K < 1) throw new RangeError(`Trainer: gradAccumSteps must be an integer ≥ 1, got ${K}`);
     if (!Number.isInteger(opts.maxSteps) || opts.maxSteps < 0) throw new RangeError(`Trainer: maxSteps must be an integer ≥ 0, got ${opts.maxSteps}`);
+    // before any gradient or optimizer state exists: refuse a model whose training can never fit in memory
+    checkTrainingMemory(opts.model.parameters().filter((p) => p.requiresGrad), opts.model.backend);
   }
 
   on<K extends keyof TrainerEvents<M>>(event: K, fn: TrainerEvents<M>[K]): this {
@@ -130,10 +143,18 @@ export class Trainer<M extends TrainableModel = LlamaForCausalLM> {
     for (const fn of this.listeners[event] as unknown as ((a: typeof arg) => void)[]) fn(arg);
   }
 
-  /** Runs optimizer steps until maxSteps (or until `until`). Returns the metrics of the last step. */
-  async train(until = this.opts.maxSteps): Promise<StepMetrics | null> {
+  /**
+   * Runs optimizer steps until maxSteps (or until `until`). Returns the metrics of the last step. With a `signal`,
+   * it stops between steps once the signal is aborted (the step under way, and its evaluation, finish first), and
+   * yields to the event loop between steps so that what aborts it (a Ctrl-C handler, a button) gets to run.
+   */
+  async train(until = this.opts.maxSteps, opts: TrainLoopOptions = {}): Promise<StepMetrics | null> {
     let last: StepMetrics | null = null;
     while (this.step < Math.min(until, this.opts.maxSteps)) {
+      if (opts.signal) {
+        await yieldToEventLoop();
+        if (opts.signal.aborted) break;
+      }
       const m = await this.trainStep();
       if (!m) break;
       last = m;

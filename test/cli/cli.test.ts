@@ -44,7 +44,7 @@ test('options: every spelling of a flag, booleans in four forms, values taken fr
   assert.equal(v(['--seq-len', '64']).seqLen, 64);
   assert.equal(v(['--seq_len', '64']).seqLen, 64);
   assert.equal(v(['--seqLen=64']).seqLen, 64);
-  assert.equal(v(['--lr', '-0.5']).lr, -0.5); // a negative number is a value, not a flag
+  assert.throws(() => v(['--lr', '-0.5']), /--lr: must be > 0, got -0\.5/); // a negative number is a value (here out of range), not a flag
   assert.equal(v(['--no-tie']).tie, false);
   assert.equal(v(['--no-tie', '--tie']).tie, true); // the last one wins
   assert.equal(v(['--tie=false']).tie, false);
@@ -129,7 +129,7 @@ test('options: --help is generated from the schema, with types and defaults', ()
     const name = k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
     assert.ok(trainHelp.includes(spec.type === 'boolean' ? `\n  --[no-]${name}\n` : `\n  --${name}=<`), k);
   }
-  assert.match(trainHelp, /--seq-len=<int>\n {6}tokens per row T .*\(default: 128\)/);
+  assert.match(trainHelp, /--seq-len=<int ≥ 2>\n {6}tokens per row T .*\(default: 128\)/);
 });
 
 test('train → eval → generate on a small JSONL corpus; metrics, plot, samples, checkpoints; resume extends the run', async () => {
@@ -203,7 +203,7 @@ test('bad input: a missing data file, an empty file, a typo, help everywhere', a
   assert.match(stderr.join(''), /empty\.txt/);
   assert.match(stderr.join(''), /unknown command 'frobnicate'/);
   assert.match(stderr.join(''), /llamatrain train: --stesp: unknown option \(did you mean --steps\?\); see --help/);
-  assert.match(stderr.join(''), /llamatrain train: unexpected argument "data\.txt"/);
+  assert.match(stderr.join(''), /llamatrain train: --data: no such file 'data\.txt'/); // a positional argument is the data file
   for (const c of [['train'], ['eval'], ['generate'], ['tokenizer', 'train'], ['tokenizer', 'encode']]) for (const flag of ['--help', '-h']) {
     const h = await run([...c, flag]);
     assert.equal(h.code, 0);

@@ -39,9 +39,9 @@ test('sft: a new model on the shipped conversations, loss on the assistant token
   assert.match(b.out, /resuming at step 12/);
   assert.deepEqual(metrics(dir).filter((x) => x.type === 'train').map((x) => x.step), Array.from({ length: 18 }, (_, i) => i + 1));
 
-  // LoRA on the trained model: adapters in PEFT's format, a merged HF export
+  // LoRA on the trained model (the run directory stands for its model/): adapters in PEFT's format, a merged HF export
   const lora = join(tmp(), 'lora');
-  const c = await run(['sft', `--from=${join(dir, 'model')}`, `--out=${lora}`, '--steps=6', '--lora-r=4', '--target-modules=q_proj,v_proj', ...small]);
+  const c = await run(['sft', `--from=${dir}`, `--out=${lora}`, '--steps=6', '--lora-r=4', '--target-modules=q_proj,v_proj', ...small]);
   assert.equal(c.code, 0, c.out);
   assert.match(c.out, /LoRA r=4 α=32 on q_proj, v_proj: [\d,]+ trainable of [\d,]+ parameters/);
   const cfg = JSON.parse(readFileSync(join(lora, 'adapter', 'adapter_config.json'), 'utf8'));
@@ -65,7 +65,7 @@ test('sft: clear errors for options and data', async () => {
   const bad = await run(['sft', '--lora-r=0']);
   assert.equal(bad.code, 2);
   const noFile = await run(['sft', `--data=${join(tmp(), 'nope.jsonl')}`, '--progress=false', '--backend=ref', `--out=${join(tmp(), 'x')}`]);
-  assert.equal(noFile.code, 1);
+  assert.equal(noFile.code, 2); // refused before any work
   const chat = await run(['chat']);
   assert.equal(chat.code, 2);
 });

@@ -11,9 +11,11 @@ import { readDocuments, readJsonlDocuments, readParquetDocuments, readTextDocume
 const f = (name: string) => fixturePath('data', name);
 const named = (file: string, re: RegExp) => (e: Error) => e.message.startsWith(file) && re.test(e.message);
 
-test('plain text: whole file, paragraphs, lines', async () => {
+test('plain text: auto (paragraphs grouped), whole file, paragraphs, lines', async () => {
   const p = f('paragraphs.txt');
-  assert.deepEqual(await readTextDocuments(p), ['First paragraph,\nstill first.\n\nSecond paragraph.\n\n\nThird.\n']);
+  // auto: the three paragraphs fit one document of AUTO_DOCUMENT_CHARS, joined by one blank line
+  assert.deepEqual(await readTextDocuments(p), ['First paragraph,\nstill first.\n\nSecond paragraph.\n\nThird.']);
+  assert.deepEqual(await readTextDocuments(p, { split: 'file' }), ['First paragraph,\nstill first.\n\nSecond paragraph.\n\n\nThird.\n']);
   assert.deepEqual(await readTextDocuments(p, { split: 'paragraph' }), ['First paragraph,\nstill first.', 'Second paragraph.', 'Third.']);
   assert.deepEqual(await readTextDocuments(p, { split: 'line' }), ['First paragraph,', 'still first.', 'Second paragraph.', 'Third.']);
 });
@@ -22,7 +24,7 @@ test('empty and blank text files: a clear error naming the file', async () => {
   await assert.rejects(readTextDocuments(f('empty.txt')), named(f('empty.txt'), /: file is empty \(0 bytes\)/));
   await assert.rejects(readTextDocuments(f('blank.txt')), named(f('blank.txt'), /: file contains only whitespace/));
   await assert.rejects(readTextDocuments(f('nope.txt')), named(f('nope.txt'), /: no such file/));
-  assert.throws(() => splitTextDocuments('', 'upload.txt'), /^Error: upload\.txt: file is empty/);
+  assert.throws(() => splitTextDocuments('', 'upload.txt'), /^InputError: upload\.txt: file is empty/);
 });
 
 test('JSONL: a named field, blank lines skipped, escapes decoded', async () => {
@@ -33,7 +35,7 @@ test('JSONL: a named field, blank lines skipped, escapes decoded', async () => {
 test('JSONL errors name the file and the line: invalid JSON, missing field, wrong type, empty file', async () => {
   const bad = f('bad-line.jsonl');
   await assert.rejects(readJsonlDocuments(bad), named(`${bad}:3:`, /invalid JSON on line 3/));
-  assert.throws(() => parseJsonl(readFileSync(bad, 'utf8'), 'text', 'bad-line.jsonl'), /^Error: bad-line\.jsonl:3: invalid JSON on line 3/);
+  assert.throws(() => parseJsonl(readFileSync(bad, 'utf8'), 'text', 'bad-line.jsonl'), /^InputError: bad-line\.jsonl:3: invalid JSON on line 3/);
   const miss = f('missing-field.jsonl');
   await assert.rejects(readJsonlDocuments(miss), named(`${miss}:3:`, /line 3 has no field "text"; its fields are: body, id/));
   await assert.rejects(readJsonlDocuments(f('docs.jsonl'), { field: 'id' }), /docs\.jsonl:1: field "id" on line 1 is a number, expected a string/);

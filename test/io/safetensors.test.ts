@@ -301,7 +301,7 @@ describe('integer dtypes', () => {
       const bytes = rawFile({ ids: { dtype: 'I64', shape: [2], data_offsets: [0, 16] } }, le('i64', [1, big]));
       assert.throws(
         () => parseSafetensors(bytes, 'ids.safetensors'),
-        new RegExp(`^Error: ids\\.safetensors: tensor "ids": element 1 of this I64 tensor is ${big}, outside the int32 range`),
+        new RegExp(`^InputError: ids\\.safetensors: tensor "ids": element 1 of this I64 tensor is ${big}, outside the int32 range`),
       );
     }
   });
@@ -344,12 +344,19 @@ describe('integer dtypes', () => {
     assert.deepEqual(get(parseSafetensors(bytes).tensors, 'w').data, new Float32Array([1.5, -0.25]));
   });
 
-  it('allows gaps between tensors and trailing bytes', () => {
-    const bytes = rawFile(
+  // The format requires the tensors to cover the data section exactly: bytes no tensor owns (a gap, a tail) are
+  // where a polyglot file hides content; the reference implementation refuses them too.
+  it('refuses gaps between tensors and trailing bytes, naming the bytes', () => {
+    const gap = rawFile(
       { w: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } },
-      new Uint8Array([0, 0, 0, 0, ...le('f32', [2]), 7, 7]),
+      new Uint8Array([0, 0, 0, 0, ...le('f32', [2])]),
     );
-    assert.deepEqual(get(parseSafetensors(bytes).tensors, 'w').data, new Float32Array([2]));
+    assert.throws(() => parseSafetensors(gap, 'gap.safetensors'), /^InputError: gap\.safetensors: data bytes \[0, 4\) before tensor "w" belong to no tensor/);
+    const tail = rawFile({ w: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, new Uint8Array([...le('f32', [2]), 7, 7]));
+    assert.throws(() => parseSafetensors(tail, 'tail.safetensors'), /tail\.safetensors: the tensors cover 4 of the 6 data bytes; the last 2 belong to no tensor/);
+    // the same tensor without the extra bytes loads
+    const ok = rawFile({ w: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, le('f32', [2]));
+    assert.deepEqual(get(parseSafetensors(ok).tensors, 'w').data, new Float32Array([2]));
   });
 });
 
@@ -360,7 +367,7 @@ describe('parseSafetensors rejects bad files with clear messages', () => {
   it('file shorter than the 8-byte length prefix', () => {
     assert.throws(
       () => parseSafetensors(fixture.slice(0, 5), 'cut.safetensors'),
-      /^Error: cut\.safetensors: expected at least 8 bytes \(the header length\), found 5; the file is truncated/,
+      /^InputError: cut\.safetensors: expected at least 8 bytes \(the header length\), found 5; the file is truncated/,
     );
   });
 
@@ -417,7 +424,8 @@ describe('parseSafetensors rejects bad files with clear messages', () => {
   });
 
   it('header that is not an object', () => {
-    assert.throws(() => parseSafetensors(rawFile([1, 2])), /<buffer>: expected the header to be a JSON object, found \[1,2\]/);
+    assert.throws(() => parseSafetensors(rawFile([1, 2])), /<buffer>: expected the header to start with '\{' \(a JSON object\), found byte 0x5b/);
+    assert.throws(() => parseSafetensors(rawFile(null, undefined, ' {}')), /expected the header to start with '\{'.*found byte 0x20/);
   });
 
   it('entries with missing or mistyped fields', () => {
@@ -454,7 +462,7 @@ describe('file helpers', () => {
   it('readSafetensorsFile reads the fixture and names a missing file', async () => {
     const { tensors } = await readSafetensorsFile(MODEL);
     assert.deepEqual(get(tensors, 'model.embed_tokens.weight').shape, [256, 64]);
-    await assert.rejects(readSafetensorsFile('/nonexistent/x.safetensors'), /^Error: \/nonexistent\/x\.safetensors: no such file or directory/);
+    await assert.rejects(readSafetensorsFile('/nonexistent/x.safetensors'), /^FileAccessError: \/nonexistent\/x\.safetensors: no such file or directory/);
   });
 
   it('writeSafetensorsFile writes atomically (no temp file left) and reads back', async () => {
@@ -485,7 +493,7 @@ describe('file helpers', () => {
       await writeJsonFile(path, { a: [1, null], b: 'x' });
       assert.deepEqual(await readJsonFile(path), { a: [1, null], b: 'x' });
       await writeFile(path, '{"a": 1,');
-      await assert.rejects(readJsonFile(path), new RegExp(`^Error: ${path.replace(/[.\\/]/g, '\\$&')}: not valid JSON \\(`));
+      await assert.rejects(readJsonFile(path), new RegExp(`^InputError: ${path.replace(/[.\\/]/g, '\\$&')}: not valid JSON \\(`));
       await assert.rejects(readJsonFile(join(dir, 'nope.json')), /nope\.json: no such file or directory \(while reading\)/);
     } finally {
       await rm(dir, { recursive: true, force: true });

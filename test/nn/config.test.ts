@@ -112,9 +112,9 @@ describe('configFromHF', () => {
     const json = { ...fixtureJson(), num_attention_heads: 8, num_key_value_heads: 3, head_dim: 8 };
     assert.throws(
       () => configFromHF(json),
-      /^Error: config\.json: num_key_value_heads \(3\) must divide num_attention_heads \(8\).*use one of 1, 2, 4, 8/,
+      /^InputError: config\.json: num_key_value_heads \(3\) must divide num_attention_heads \(8\).*use one of 1, 2, 4, 8/,
     );
-    assert.throws(() => configFromHF(json, 'models/x/config.json'), /^Error: models\/x\/config\.json: num_key_value_heads \(3\)/);
+    assert.throws(() => configFromHF(json, 'models/x/config.json'), /^InputError: models\/x\/config\.json: num_key_value_heads \(3\)/);
   });
 
   it('rejects unsupported rope types, naming the type and the supported ones', () => {
@@ -191,7 +191,7 @@ describe('llamaConfig', () => {
   it('validates with messages in the config.json vocabulary', () => {
     assert.throws(
       () => llamaConfig({ ...tiny, numAttentionHeads: 8, numKeyValueHeads: 3, headDim: 8 }),
-      /^Error: config: num_key_value_heads \(3\) must divide num_attention_heads \(8\)/,
+      /^InputError: config: num_key_value_heads \(3\) must divide num_attention_heads \(8\)/,
     );
     assert.throws(() => llamaConfig({ ...tiny, hiddenSize: 66 }), /hidden_size \(66\) is not divisible by num_attention_heads \(4\).*set head_dim/);
     assert.throws(() => llamaConfig({ ...tiny, vocabSize: 0 }), /vocab_size must be a positive integer, found 0/);

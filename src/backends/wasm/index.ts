@@ -57,6 +57,8 @@ export function makeBackend(name: string, rt: WasmRuntime): Backend {
     downloadSync: (s) => read(s),
     supports: () => true, // float64 / int32 kernels run on ref
     memory: heap,
+    // float32 and int32 tensors live in the wasm memory (float64 ones are JS arrays: only the host limits them)
+    memoryLimit: (dtype) => (dtype === 'float64' ? undefined : { bytes: heap.available, what: `what the ${name} backend's wasm32 memory (4 GiB in all) has free` }),
   };
 }
 

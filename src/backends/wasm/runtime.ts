@@ -350,7 +350,7 @@ export class BlockHeap implements BackendMemory {
   private f32View: Float32Array;
   private i32View: Int32Array;
 
-  constructor(private readonly memory: WasmMemory, base: number) {
+  constructor(private readonly memory: WasmMemory, private readonly base: number) {
     this.top = base;
     this.peak = base;
     this.f32View = new Float32Array(memory.buffer);
@@ -366,6 +366,11 @@ export class BlockHeap implements BackendMemory {
   /** The highest address any block has reached: the wasm memory this heap has touched. */
   get highWater(): number {
     return this.peak;
+  }
+
+  /** Bytes the heap could still hand out: wasm32's 4 GiB less what is allocated (and the module's statics). */
+  get available(): number {
+    return MAX_PAGES * PAGE - this.base - this.inUse;
   }
 
   /** Bytes in allocated blocks. */

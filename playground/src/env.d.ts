@@ -1,0 +1,2 @@
+// Modules esbuild bundles that are not TypeScript.
+declare module '*.css';
