@@ -84,14 +84,14 @@ export async function selectBackend(name: string, threads: number, log: (s: stri
     try {
       await registerNativeBackend(threads > 0 ? { threads } : {});
       const info = nativeInfo()!;
-      log(`llamatrain: backend native: GEMMs on ${describeNative(info)}${name === 'auto' ? ` (auto: ${why}; a BLAS loaded and passed its self-check)` : ''}`);
+      log(`llamatrain: backend native: GEMMs on ${describeNative(info)}${name === 'auto' ? ` (auto: a BLAS loaded and passed its self-check; not webgpu: ${why})` : ''}`);
       for (const n of info.notes) log(`llamatrain: note: ${n}`);
       setBackend('native');
       return 'native';
     } catch (e) {
       if (!(e instanceof NativeUnavailableError)) throw e;
       if (name === 'native') throw new UsageError(`--backend native: ${e.message.replace(/^native backend: /, '')} (--backend auto falls back to wasm)`);
-      log(`llamatrain: backend wasm (auto: ${why}; ${e.message})`);
+      log(`llamatrain: backend wasm (auto: ${e.message}; not webgpu: ${why})`);
       name = 'wasm';
     }
   }
