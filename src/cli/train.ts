@@ -8,7 +8,7 @@ import { ArrayDataset, DataLoader, type PackedBatch, type PackedRow, packedColla
 import { loadPretrained, savePretrained } from '../io/pretrained.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import { LlamaForCausalLM } from '../nn/index.js';
-import { AdamW, LRScheduler, decayGroups, warmupCosine } from '../optim/index.js';
+import { AdamW, LRScheduler, Muon, type Optimizer, type Schedule, decayGroups, muonParamGroups, warmupCosine, wsd } from '../optim/index.js';
 import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, Trainer, type TrainingState, evaluate } from '../train/index.js';
@@ -33,10 +33,17 @@ export const trainSchema = {
   batchSize: { type: 'int', default: 16, help: 'rows per micro-batch B' },
   gradAccum: { type: 'int', default: 1, help: 'micro-batches per optimizer step (gradient accumulation)' },
   steps: { type: 'int', default: 560, help: 'optimizer steps' },
-  lr: { type: 'number', default: 3e-3, help: 'peak learning rate (small models like it high)' },
+  optimizer: { type: ['adamw', 'muon'], default: 'adamw', help: "'muon': Muon for the hidden matrices, AdamW (--lr) for embeddings, head and norms; 'adamw': AdamW for all" },
+  lr: { type: 'number', default: 3e-3, help: 'peak learning rate of AdamW (small models like it high)' },
+  muonLr: { type: 'number', default: 0.02, help: "peak learning rate of Muon's matrices (--optimizer muon)" },
+  muonMomentum: { type: 'number', default: 0.95, help: "Muon's momentum β (Nesterov)" },
+  nsSteps: { type: 'int', default: 5, help: "Muon's Newton–Schulz iterations" },
+  muonWeightDecay: { type: 'number', default: 0, help: "Muon's decoupled weight decay on the hidden matrices" },
+  schedule: { type: ['cosine', 'wsd'], default: 'cosine', help: "learning-rate shape after warmup: 'cosine' to --min-lr-ratio, or 'wsd' (constant, then a linear cooldown over the last --cooldown of the steps)" },
+  cooldown: { type: 'number', default: 0.4, help: "share of the steps spent in the final linear decay of --schedule wsd" },
   warmup: { type: 'int', default: 40, help: 'linear warmup steps' },
-  minLrRatio: { type: 'number', default: 0.1, help: 'cosine decay floor, as a fraction of lr' },
-  weightDecay: { type: 'number', default: 0.1, help: 'AdamW decoupled weight decay on matrices (none on norms)' },
+  minLrRatio: { type: 'number', default: 0.1, help: 'decay floor, as a fraction of the peak learning rates' },
+  weightDecay: { type: 'number', default: 0.1, help: 'AdamW decoupled weight decay on matrices (none on norms; with --optimizer muon: on the embeddings/head)' },
   beta1: { type: 'number', default: 0.9, help: 'AdamW β1' },
   beta2: { type: 'number', default: 0.95, help: 'AdamW β2' },
   clip: { type: 'number', default: 1.0, help: 'global gradient-norm clip (0 = off)' },
@@ -154,11 +161,7 @@ async function buildModel({ o, dir, resuming }: RunContext, tok: TextTokenizer):
   } else if (o.from) {
     model = await loadPretrained(o.from);
   } else {
-    model = new LlamaForCausalLM({
-      vocabSize: tok.vocabSize, hiddenSize: o.dim, intermediateSize: o.ffn || 32 * Math.ceil((8 * o.dim) / 3 / 32),
-      numHiddenLayers: o.layers, numAttentionHeads: o.heads, numKeyValueHeads: o.kvHeads, tieWordEmbeddings: o.tie,
-      maxPositionEmbeddings: o.seqLen, bosTokenId: tok.bosId, eosTokenId: tok.eosId, padTokenId: null, rmsNormEps: 1e-5,
-    }, { seed: o.seed });
+    model = newModel(o, tok.vocabSize, tok.bosId, tok.eosId);
   }
   if (model.config.vocabSize < tok.vocabSize) {
     throw new UsageError(`the model's vocab_size (${model.config.vocabSize}) is smaller than the tokenizer's (${tok.vocabSize}); ` +
@@ -167,10 +170,19 @@ async function buildModel({ o, dir, resuming }: RunContext, tok: TextTokenizer):
   return { model, state };
 }
 
-/** The Trainer (AdamW, warmup + cosine schedule, periodic evaluation), restored to `state` when resuming. */
+/** A new model of the options' shape. */
+export function newModel(o: TrainOptions, vocabSize: number, bosTokenId?: number, eosTokenId?: number): LlamaForCausalLM {
+  return new LlamaForCausalLM({
+    vocabSize, hiddenSize: o.dim, intermediateSize: o.ffn || 32 * Math.ceil((8 * o.dim) / 3 / 32),
+    numHiddenLayers: o.layers, numAttentionHeads: o.heads, numKeyValueHeads: o.kvHeads, tieWordEmbeddings: o.tie,
+    maxPositionEmbeddings: o.seqLen, bosTokenId, eosTokenId, padTokenId: null, rmsNormEps: 1e-5,
+  }, { seed: o.seed });
+}
+
+/** The Trainer (AdamW or Muon, warmup + cosine schedule, periodic evaluation), restored to `state` when resuming. */
 function makeTrainer(o: TrainOptions, model: LlamaForCausalLM, data: RunData, state: TrainingState | null): Trainer {
-  const optimizer = new AdamW(decayGroups(model.namedParameters(), o.weightDecay), { lr: o.lr, betas: [o.beta1, o.beta2], eps: 1e-8 });
-  const scheduler = new LRScheduler(optimizer, warmupCosine({ warmupSteps: o.warmup, totalSteps: o.steps, minLrRatio: o.minLrRatio }));
+  const optimizer = makeOptimizer(o, model);
+  const scheduler = new LRScheduler(optimizer, learningRateShape(o));
   const trainer = new Trainer({
     model, optimizer, scheduler, train: loaderSource(data.loader, data.bytesOf), gradAccumSteps: o.gradAccum, maxSteps: o.steps,
     clipGradNorm: o.clip > 0 ? o.clip : null, labelSmoothing: o.labelSmoothing, zLoss: o.zLoss, seed: o.seed,
@@ -178,6 +190,21 @@ function makeTrainer(o: TrainOptions, model: LlamaForCausalLM, data: RunData, st
   });
   if (state) trainer.loadState(state);
   return trainer;
+}
+
+/** --optimizer: Muon for the hidden matrices with AdamW for the rest, or AdamW for all (matrices decayed, vectors not). */
+export function makeOptimizer(o: TrainOptions, model: LlamaForCausalLM): Optimizer {
+  return o.optimizer === 'muon'
+    ? new Muon(muonParamGroups(model.namedParameters(), { muonLr: o.muonLr, muonWeightDecay: o.muonWeightDecay, adamLr: o.lr,
+      adamWeightDecay: o.weightDecay, betas: [o.beta1, o.beta2], eps: 1e-8 }), { momentum: o.muonMomentum, nsSteps: o.nsSteps })
+    : new AdamW(decayGroups(model.namedParameters(), o.weightDecay), { lr: o.lr, betas: [o.beta1, o.beta2], eps: 1e-8 });
+}
+
+/** The learning-rate multiplier of every step: warmup, then cosine decay or WSD's constant phase and linear cooldown. */
+export function learningRateShape(o: TrainOptions): Schedule {
+  if (o.schedule === 'cosine') return warmupCosine({ warmupSteps: o.warmup, totalSteps: o.steps, minLrRatio: o.minLrRatio });
+  const decaySteps = Math.round(o.steps * o.cooldown);
+  return wsd({ warmupSteps: o.warmup, stableSteps: Math.max(0, o.steps - o.warmup - decaySteps), decaySteps, minLrRatio: o.minLrRatio, decayType: 'linear' });
 }
 
 /** A continuation of --sample-prompt ('' when the prompt encodes to no tokens). */
@@ -215,6 +242,10 @@ function checkOptions(o: TrainOptions): void {
   if (o.dim % o.heads !== 0) throw new UsageError(`--dim (${o.dim}) must be a multiple of --heads (${o.heads})`);
   if ((o.dim / o.heads) % 2 !== 0) throw new UsageError(`--dim / --heads (${o.dim / o.heads}) must be even for RoPE`);
   if (!(o.lr > 0)) throw new UsageError(`--lr must be > 0, got ${o.lr}`);
+  if (!(o.muonLr > 0)) throw new UsageError(`--muon-lr must be > 0, got ${o.muonLr}`);
+  if (!(o.muonMomentum >= 0 && o.muonMomentum < 1)) throw new UsageError(`--muon-momentum must be in [0, 1), got ${o.muonMomentum}`);
+  if (!(o.nsSteps >= 1)) throw new UsageError(`--ns-steps must be ≥ 1, got ${o.nsSteps}`);
+  if (!(o.cooldown >= 0 && o.cooldown <= 1)) throw new UsageError(`--cooldown must be in [0, 1], got ${o.cooldown}`);
   if (o.warmup >= o.steps && o.steps > 1) {
     throw new UsageError(`--warmup (${o.warmup}) must be smaller than --steps (${o.steps}); for a run this short, lower it (e.g. --warmup=${Math.floor(o.steps / 10)})`);
   }
