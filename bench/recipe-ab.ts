@@ -4,7 +4,9 @@
 // Each recipe gets the CLI's model, optimizer and schedule (the same code as `llamatrain train`) and batches of its
 // --batch-size × --seq-len (× --grad-accum) random tokens packed as documents of 20–300 tokens (the attention and
 // loss cost of packed rows). Round 0 is a warm-up; then every round runs --steps steps of each recipe in turn and
-// prints ms per optimizer step. Last: per round, each recipe's ms/step ÷ recipe A's (min–max over rounds).
+// prints ms per optimizer step, wall and CPU (this process's user + system time: with --threads 1 it is the work
+// itself, much less sensitive than wall time to other processes on a loaded machine). Last: per round, each
+// recipe's ms/step ÷ recipe A's (min–max over rounds), wall and CPU.
 
 import { RNG } from '../src/core/index.js';
 import type { Batch, BatchSource } from '../src/train/index.js';
@@ -53,20 +55,23 @@ const runs = recipes.map((flags, i) => {
   const trainer = new Trainer({ model, optimizer, scheduler, train: randomSource(o.batchSize, o.seqLen, o.vocabSize, 7 + i),
     gradAccumSteps: o.gradAccum, maxSteps: 1e9, clipGradNorm: o.clip > 0 ? o.clip : null, seed: o.seed });
   console.log(`recipe ${'ABCDEFGH'[i]}: ${flags.join(' ') || '(defaults)'} — ${model.numParameters().toLocaleString('en')} parameters`);
-  return { name: 'ABCDEFGH'[i]!, trainer, ms: [] as number[] };
+  return { name: 'ABCDEFGH'[i]!, trainer, ms: [] as number[], cpu: [] as number[] };
 });
 for (let round = 0; round <= rounds; round++) {
   for (const r of runs) {
-    const t0 = performance.now();
+    const t0 = performance.now(), c0 = process.cpuUsage();
     await r.trainer.train(r.trainer.step + steps);
     const ms = (performance.now() - t0) / steps;
-    if (round > 0) r.ms.push(ms);
-    console.log(`round ${round}${round === 0 ? ' (warm-up)' : ''}: ${r.name} ${ms.toFixed(1)} ms/step`);
+    const c = process.cpuUsage(c0), cpu = (c.user + c.system) / 1000 / steps;
+    if (round > 0) { r.ms.push(ms); r.cpu.push(cpu); }
+    console.log(`round ${round}${round === 0 ? ' (warm-up)' : ''}: ${r.name} ${ms.toFixed(1)} ms/step wall, ${cpu.toFixed(1)} ms/step CPU`);
   }
 }
-for (const r of runs.slice(1)) {
-  const ratios = r.ms.map((m, i) => m / runs[0]!.ms[i]!);
-  console.log(`${r.name}/A ms per step: ${ratios.map((x) => x.toFixed(3)).join(' ')} (min ${Math.min(...ratios).toFixed(3)}, max ${Math.max(...ratios).toFixed(3)})`);
+for (const key of ['ms', 'cpu'] as const) {
+  for (const r of runs.slice(1)) {
+    const ratios = r[key].map((m, i) => m / runs[0]![key][i]!);
+    console.log(`${r.name}/A ${key === 'ms' ? 'wall' : 'CPU'} ms per step: ${ratios.map((x) => x.toFixed(3)).join(' ')} (min ${Math.min(...ratios).toFixed(3)}, max ${Math.max(...ratios).toFixed(3)})`);
+  }
 }
-for (const r of runs) console.log(`${r.name}: ms/step ${r.ms.map((x) => x.toFixed(0)).join(' ')}`);
+for (const r of runs) console.log(`${r.name}: wall ms/step ${r.ms.map((x) => x.toFixed(0)).join(' ')}; CPU ms/step ${r.cpu.map((x) => x.toFixed(0)).join(' ')}`);
 process.exit(0);

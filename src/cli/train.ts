@@ -12,6 +12,7 @@ import { AdamW, LRScheduler, Muon, type Optimizer, type Schedule, decayGroups, m
 import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, Trainer, type TrainingState, evaluate } from '../train/index.js';
+import { type CompressorBaseline, startCompressorBaseline } from './compressor.js';
 import { type Schema, type Values, UsageError, flag, helpText, parseCommandLine } from './options.js';
 import { type Log, RunReport, fmt, stamp, trainWithCheckpoints } from './run.js';
 import { backendOptions, batchesOf, loadTextData, loadTokenizerFrom, packTexts, selectBackend, toBatch, tokenByteLengths, tokenizerJsonPath } from './shared.js';
@@ -59,6 +60,7 @@ export const trainSchema = {
   resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint' },
   seed: { type: 'int', default: 0, help: 'seed of init, shuffling and sampling' },
   progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
+  baseline: { type: 'boolean', default: true, help: 'report what gzip -9 and brotli -q 11 make of the validation text (measured once per data set in a background process at the lowest priority, cached)' },
   ...backendOptions,
 } satisfies Schema;
 
@@ -78,6 +80,8 @@ interface RunData {
   trainRows: PackedRow[];
   valRows: PackedRow[];
   loader: DataLoader<PackedRow, PackedBatch>;
+  /** The compressors' bits per byte on the same split (null: --no-baseline). */
+  baseline: { result: () => CompressorBaseline | null } | null;
 }
 
 /** The loader as the Trainer's batch source (its epoch/position is what checkpoints store). */
@@ -148,7 +152,8 @@ async function prepareData({ o, dir, resuming }: RunContext): Promise<RunData> {
   const valRows = packTexts(tok, text.validation, o.seqLen);
   const loader = new DataLoader({ dataset: new ArrayDataset(trainRows), batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true, collate: packedCollate });
   if (loader.length === 0) throw new UsageError(`the training split has ${trainRows.length} rows of ${o.seqLen} tokens: fewer than one batch of ${o.batchSize}; lower --batch-size or --seq-len`);
-  return { source: text.source, tok, bytesOf, trainRows, valRows, loader };
+  const baseline = o.baseline ? startCompressorBaseline(text.train, text.validation) : null;
+  return { source: text.source, tok, bytesOf, trainRows, valRows, loader, baseline };
 }
 
 /** The model to train: the resumed checkpoint (with its training state), a pretrained one (--from) or a new one. */
@@ -227,12 +232,22 @@ async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, s
   const finalSample = await report.sample();
   appendFileSync(join(dir, 'samples.txt'), `--- final (step ${step}) ---\n${finalSample}\n\n`);
   const summary = { steps: step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte,
-    validationTokens: final.tokens, seconds: Math.round((Date.now() - t0) / 1000), parameters: model.numParameters() };
+    validationTokens: final.tokens, seconds: Math.round((Date.now() - t0) / 1000), parameters: model.numParameters(),
+    compressorBitsPerByte: data.baseline?.result() ?? null };
   writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   log(`final sample: ${JSON.stringify(finalSample)}`);
   log(`final validation (${final.tokens} tokens): loss ${fmt(final.loss)} | perplexity ${fmt(final.perplexity, 1)} | bits per byte ${fmt(final.bitsPerByte ?? NaN)}`);
+  if (data.baseline) log(describeBaseline(data.baseline.result()));
   log(`done in ${summary.seconds} s — model: ${join(dir, 'model')} | metrics: ${report.metricsPath} | loss curve: ${join(dir, 'loss.svg')} | samples: ${join(dir, 'samples.txt')}`);
   return final;
+}
+
+/** The compressors' line of the final report. */
+function describeBaseline(b: CompressorBaseline | null): string {
+  const head = 'compressors on the same split (bits per validation byte, the training text as context): ';
+  if (!b) return head + 'not measured yet (a background process measures them once; the next run shows them)';
+  return head + (b.brotli !== null ? `brotli -q 11 ${fmt(b.brotli)} | ` : 'brotli -q 11 still measuring (the next run shows it) | ') +
+    `gzip -9 ${fmt(b.gzip)}`;
 }
 
 function checkOptions(o: TrainOptions): void {

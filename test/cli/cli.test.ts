@@ -8,7 +8,7 @@ import { helpText, parseCommandLine, parseOptions, UsageError, wantsHelp } from 
 import { trainHelp, trainSchema } from '../../src/cli/train.js';
 import { generateSchema } from '../../src/cli/commands.js';
 import { tokenByteLengths } from '../../src/cli/shared.js';
-import { countBytes, trainByteLevelBPE } from '../../src/index.js';
+import { RNG, countBytes, trainByteLevelBPE } from '../../src/index.js';
 import { loadCheckpoint, loadPretrained } from '../../src/node.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'llamatrain-cli-'));
@@ -220,4 +220,35 @@ test('bits per byte: token byte lengths add up to the UTF-8 size of the text', (
     assert.equal(ids.reduce((s, id) => s + lens[id]!, 0), countBytes(t));
   }
   assert.equal(lens[bpe.eosId!], 0);
+});
+
+test('compressor baseline: brotli streamed with a flush measures what two separate compressions do; cached for the next run', async () => {
+  const { brotliBitsPerByte, gzipBitsPerByte, startCompressorBaseline } = await import('../../src/cli/compressor.js');
+  const zlib = await import('node:zlib');
+  const rng = new RNG(2);
+  const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'and', 'dog', 'ran', 'park', 'sun', 'warm', 'read', 'book', 'green', 'tea'];
+  const doc = () => Array.from({ length: 400 }, () => words[rng.int(words.length)]).join(' ');
+  const trainDocs = Array.from({ length: 60 }, doc), valDocs = Array.from({ length: 5 }, doc);
+  const train = Buffer.from(trainDocs.join('\n')), val = Buffer.from(valDocs.join('\n'));
+  // two one-shot compressions: compress(train + "\n" + val) − compress(train)
+  const q11 = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_LGWIN]: 24 } };
+  const twoPass = ((zlib.brotliCompressSync(Buffer.concat([train, Buffer.from('\n'), val]), q11).length - zlib.brotliCompressSync(train, q11).length) * 8) / val.length;
+  const streamed = await brotliBitsPerByte(train, val);
+  assert.ok(Math.abs(streamed - twoPass) <= 0.05 * twoPass, `streamed ${streamed} vs two compressions ${twoPass}`);
+  const gz = gzipBitsPerByte(train, val);
+  assert.ok(streamed > 0 && streamed < gz && gz < 8, `brotli ${streamed} < gzip ${gz} < 8 bits per byte`);
+  // the background measurement lands in the cache; a second start reads it at once
+  const dir = tmp();
+  startCompressorBaseline(trainDocs, valDocs, dir, 0); // normal priority: a loaded test machine would starve nice 19
+  const t0 = Date.now();
+  let second = startCompressorBaseline(['other text'], valDocs, join(dir, 'none'), 0).result(); // nothing measured yet
+  assert.equal(second, null);
+  while (Date.now() - t0 < 60_000) {
+    second = startCompressorBaseline(trainDocs, valDocs, dir, 0).result();
+    if (second?.brotli != null) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(second?.brotli != null, 'the background child measured brotli and cached it');
+  assert.equal(second!.gzip, gz);
+  assert.equal(second!.brotli, streamed);
 });
