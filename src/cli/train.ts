@@ -228,7 +228,12 @@ async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, s
   await savePretrained(model, join(dir, 'model'));
   writeFileSync(join(dir, 'model', 'tokenizer.json'), readFileSync(join(dir, 'tokenizer.json')));
   if (existsSync(join(dir, 'tokenizer_config.json'))) writeFileSync(join(dir, 'model', 'tokenizer_config.json'), readFileSync(join(dir, 'tokenizer_config.json')));
-  report.writePlot();
+  // the compressors' bits per byte as losses in nats per token of this tokenizer on the validation split
+  const b = data.baseline?.result() ?? null, natsPerBit = final.bitsPerByte ? final.loss / final.bitsPerByte : NaN;
+  report.writePlot(b && Number.isFinite(natsPerBit)
+    ? [...(b.brotli !== null ? [{ name: `brotli -q 11 (${fmt(b.brotli)} bits/byte)`, value: b.brotli * natsPerBit }] : []),
+      { name: `gzip -9 (${fmt(b.gzip)} bits/byte)`, value: b.gzip * natsPerBit }]
+    : []);
   const finalSample = await report.sample();
   appendFileSync(join(dir, 'samples.txt'), `--- final (step ${step}) ---\n${finalSample}\n\n`);
   const summary = { steps: step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte,

@@ -28,7 +28,7 @@ function corpus(dir: string): string {
 }
 
 const small = ['--vocab-size=300', '--dim=16', '--layers=1', '--heads=2', '--kv-heads=1', '--seq-len=32', '--batch-size=2',
-  '--warmup=1', '--eval-every=2', '--eval-batches=1', '--sample-tokens=4', '--progress=false'];
+  '--warmup=1', '--eval-every=2', '--eval-batches=1', '--sample-tokens=4', '--progress=false', '--no-baseline'];
 
 test('options: typed overrides, suggestions for typos, --no-flag, config values', () => {
   const { values } = parseOptions(trainSchema, ['--lr=0.01', '--steps', '7', '--no-tie'], { batch_size: 3 });
@@ -136,16 +136,18 @@ test('train → eval → generate on a small JSONL corpus; metrics, plot, sample
   const dir = tmp();
   const data = corpus(dir);
   const out = join(dir, 'run');
-  const r = await run(['train', `--data=${data}`, `--out=${out}`, '--steps=4', '--checkpoint-every=2', ...small]);
+  const r = await run(['train', `--data=${data}`, `--out=${out}`, '--steps=4', '--checkpoint-every=2', ...small, '--baseline']);
   assert.equal(r.code, 0, r.out);
   assert.match(r.out, /final validation \(\d+ tokens\): loss \d+\.\d+ \| perplexity \d+(\.\d+)? \| bits per byte \d+\.\d+/);
+  assert.match(r.out, /compressors on the same split \(bits per validation byte, the training text as context\): /);
   const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(metrics.filter((m) => m.type === 'train').map((m) => m.step), [1, 2, 3, 4]);
   assert.deepEqual(metrics.filter((m) => m.type === 'eval').map((m) => m.step), [2, 4]);
   assert.ok(metrics.every((m) => m.type !== 'train' || (Number.isFinite(m.loss) && m.lr >= 0 && m.tokensPerSec >= 0)));
   const svg = readFileSync(join(out, 'loss.svg'), 'utf8');
   assert.match(svg, /<svg[^>]*>/); assert.match(svg, /train loss/); assert.match(svg, /validation loss/);
-  assert.equal((svg.match(/<polyline/g) ?? []).length, 2);
+  const references = (svg.match(/ bits\/byte\)</g) ?? []).length; // compressor lines, when measured by the end of the run
+  assert.equal((svg.match(/<polyline/g) ?? []).length, 2 + references);
   assert.match(readFileSync(join(out, 'samples.txt'), 'utf8'), /--- step 2/);
   const { state } = await loadCheckpoint(join(out, 'checkpoints'));
   assert.equal(state.step, 4);
