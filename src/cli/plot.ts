@@ -1,7 +1,7 @@
 // A loss-curve chart as a standalone SVG: training loss per step and validation loss at each evaluation, on one
 // set of axes. Hand-written (about a page) so the CLI needs no plotting or canvas dependency.
 
-export interface Series { name: string; color: string; points: [number, number][]; dots?: boolean }
+export interface Series { name: string; color: string; points: [number, number][]; dots?: boolean; dashed?: boolean }
 
 const W = 720, H = 420, M = { left: 64, right: 20, top: 36, bottom: 48 };
 
@@ -46,11 +46,11 @@ export function lossCurveSvg(series: Series[], title: string, xLabel = 'optimize
   series.forEach((s, i) => {
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     if (pts.length > 0) {
-      parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.6" points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
+      parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.6"${s.dashed ? ' stroke-dasharray="6 4"' : ''} points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
       if (s.dots) for (const [x, y] of pts) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
     }
     const lx = W - M.right - 170, ly = M.top + 16 + i * 18;
-    parts.push(`<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2.5"/>`);
+    parts.push(`<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2.5"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
     parts.push(`<text x="${lx + 28}" y="${ly}">${esc(s.name)}</text>`);
   });
   parts.push('</svg>');

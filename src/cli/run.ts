@@ -119,10 +119,14 @@ export class RunReport {
     appendFileSync(this.metricsPath, JSON.stringify(m) + '\n');
   }
 
-  writePlot(): void {
+  /** Writes loss.svg; `references` are horizontal lines (e.g. what a compressor achieves, in the same units). */
+  writePlot(references: { name: string; value: number }[] = []): void {
+    const x1 = Math.max(this.run.steps, ...this.trainCurve.map((p) => p[0]));
+    const colors = ['#16a34a', '#9333ea', '#ca8a04'];
     writeFileSync(join(this.run.dir, 'loss.svg'), lossCurveSvg([
       { name: 'train loss', color: '#2563eb', points: this.trainCurve },
       { name: 'validation loss', color: '#dc2626', points: this.valCurve, dots: true },
+      ...references.map((r, i) => ({ name: r.name, color: colors[i % colors.length]!, points: [[0, r.value], [x1, r.value]] as [number, number][], dashed: true })),
     ], `llamatrain — ${this.title}`));
   }
 

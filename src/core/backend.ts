@@ -60,6 +60,31 @@ export interface SGDGroupStorages {
   firstStep: boolean[];
 }
 
+/** Muon's momentum hyper-parameters (see muonMomentum / muonStep). */
+export interface MuonMomentumArgs {
+  /** β: the buffer becomes buf + (1 − β)·(g − buf) (an exponential average of the gradients). */
+  momentum: number;
+  /** true: the update direction is g + β·(buf' − g) (Nesterov); false: buf'. */
+  nesterov: boolean;
+}
+
+export interface MuonStepArgs {
+  lr: number;
+  momentum: number;
+  /** Decoupled: p ← p·(1 − lr·wd) before the update. */
+  weightDecay: number;
+  /** The shape-based scale of the orthogonalised update (the same for every parameter of the call). */
+  scale: number;
+}
+
+/** The tensors of one Muon call, as parallel lists (one entry per parameter; all of one shape). */
+export interface MuonGroupStorages {
+  params: Storage[]; grads: Storage[];
+  /** Momentum buffers. */
+  bufs: Storage[];
+  sizes: number[];
+}
+
 export interface LinearCrossEntropyArgs {
   N: number; C: number; V: number;
   ignoreIndex: number;
@@ -167,6 +192,18 @@ export interface KernelTable {
   adamStep(group: AdamGroupStorages, args: AdamArgs, gate: Storage | null, dtype: DType): void;
   /** One SGD update of every parameter of a group in place (PyTorch semantics); gate as adamStep's. */
   sgdStep(group: SGDGroupStorages, args: SGDArgs, gate: Storage | null, dtype: DType): void;
+  /**
+   * Muon's direction before orthogonalisation, for every parameter of the list, concatenated in list order into one
+   * fresh storage (Σ sizes): with buf' = buf + (1 − β)·(g − buf) rounded to the dtype, g + β·(buf' − g) (Nesterov)
+   * or buf'. The buffers are not changed (muonStep does that, gated).
+   */
+  muonMomentum(group: { grads: Storage[]; bufs: Storage[]; sizes: number[] }, args: MuonMomentumArgs, dtype: DType): Storage;
+  /**
+   * Muon's update in place, gated as adamStep's: every buffer becomes buf' (the same value muonMomentum used) and
+   * every parameter p ← p·(1 − lr·wd) − lr·scale·o, o being its part of `update` (the orthogonalised directions
+   * concatenated in list order, as muonMomentum laid them out).
+   */
+  muonStep(group: MuonGroupStorages, update: Storage, args: MuonStepArgs, gate: Storage | null, dtype: DType): void;
 }
 
 export type KernelName = keyof KernelTable;

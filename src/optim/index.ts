@@ -4,3 +4,4 @@ export * from './sgd.js';
 export * from './clip.js';
 export * from './schedule.js';
 export * from './groups.js';
+export * from './muon.js';

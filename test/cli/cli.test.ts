@@ -8,7 +8,7 @@ import { helpText, parseCommandLine, parseOptions, UsageError, wantsHelp } from 
 import { trainHelp, trainSchema } from '../../src/cli/train.js';
 import { generateSchema } from '../../src/cli/commands.js';
 import { tokenByteLengths } from '../../src/cli/shared.js';
-import { countBytes, trainByteLevelBPE } from '../../src/index.js';
+import { RNG, countBytes, trainByteLevelBPE } from '../../src/index.js';
 import { loadCheckpoint, loadPretrained } from '../../src/node.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'llamatrain-cli-'));
@@ -28,7 +28,7 @@ function corpus(dir: string): string {
 }
 
 const small = ['--vocab-size=300', '--dim=16', '--layers=1', '--heads=2', '--kv-heads=1', '--seq-len=32', '--batch-size=2',
-  '--warmup=1', '--eval-every=2', '--eval-batches=1', '--sample-tokens=4', '--progress=false'];
+  '--warmup=1', '--eval-every=2', '--eval-batches=1', '--sample-tokens=4', '--progress=false', '--no-baseline'];
 
 test('options: typed overrides, suggestions for typos, --no-flag, config values', () => {
   const { values } = parseOptions(trainSchema, ['--lr=0.01', '--steps', '7', '--no-tie'], { batch_size: 3 });
@@ -136,16 +136,18 @@ test('train → eval → generate on a small JSONL corpus; metrics, plot, sample
   const dir = tmp();
   const data = corpus(dir);
   const out = join(dir, 'run');
-  const r = await run(['train', `--data=${data}`, `--out=${out}`, '--steps=4', '--checkpoint-every=2', ...small]);
+  const r = await run(['train', `--data=${data}`, `--out=${out}`, '--steps=4', '--checkpoint-every=2', ...small, '--baseline']);
   assert.equal(r.code, 0, r.out);
   assert.match(r.out, /final validation \(\d+ tokens\): loss \d+\.\d+ \| perplexity \d+(\.\d+)? \| bits per byte \d+\.\d+/);
+  assert.match(r.out, /compressors on the same split \(bits per validation byte, the training text as context\): /);
   const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(metrics.filter((m) => m.type === 'train').map((m) => m.step), [1, 2, 3, 4]);
   assert.deepEqual(metrics.filter((m) => m.type === 'eval').map((m) => m.step), [2, 4]);
   assert.ok(metrics.every((m) => m.type !== 'train' || (Number.isFinite(m.loss) && m.lr >= 0 && m.tokensPerSec >= 0)));
   const svg = readFileSync(join(out, 'loss.svg'), 'utf8');
   assert.match(svg, /<svg[^>]*>/); assert.match(svg, /train loss/); assert.match(svg, /validation loss/);
-  assert.equal((svg.match(/<polyline/g) ?? []).length, 2);
+  const references = (svg.match(/ bits\/byte\)</g) ?? []).length; // compressor lines, when measured by the end of the run
+  assert.equal((svg.match(/<polyline/g) ?? []).length, 2 + references);
   assert.match(readFileSync(join(out, 'samples.txt'), 'utf8'), /--- step 2/);
   const { state } = await loadCheckpoint(join(out, 'checkpoints'));
   assert.equal(state.step, 4);
@@ -220,4 +222,31 @@ test('bits per byte: token byte lengths add up to the UTF-8 size of the text', (
     assert.equal(ids.reduce((s, id) => s + lens[id]!, 0), countBytes(t));
   }
   assert.equal(lens[bpe.eosId!], 0);
+});
+
+test('compressor baseline: brotli streamed with a flush measures what two separate compressions do; cached for the next run', async () => {
+  const { brotliBitsPerByte, gzipBitsPerByte, startCompressorBaseline } = await import('../../src/cli/compressor.js');
+  const zlib = await import('node:zlib');
+  const rng = new RNG(2);
+  const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'and', 'dog', 'ran', 'park', 'sun', 'warm', 'read', 'book', 'green', 'tea'];
+  const doc = () => Array.from({ length: 400 }, () => words[rng.int(words.length)]).join(' ');
+  const trainDocs = Array.from({ length: 60 }, doc), valDocs = Array.from({ length: 5 }, doc);
+  const train = Buffer.from(trainDocs.join('\n')), val = Buffer.from(valDocs.join('\n'));
+  // two one-shot compressions: compress(train + "\n" + val) − compress(train)
+  const q11 = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_LGWIN]: 24 } };
+  const twoPass = ((zlib.brotliCompressSync(Buffer.concat([train, Buffer.from('\n'), val]), q11).length - zlib.brotliCompressSync(train, q11).length) * 8) / val.length;
+  const streamed = await brotliBitsPerByte(train, val);
+  assert.ok(Math.abs(streamed - twoPass) <= 0.05 * twoPass, `streamed ${streamed} vs two compressions ${twoPass}`);
+  const gz = gzipBitsPerByte(train, val);
+  assert.ok(streamed > 0 && streamed < gz && gz < 8, `brotli ${streamed} < gzip ${gz} < 8 bits per byte`);
+  // the background measurement lands in the cache; a second start reads it at once
+  const dir = tmp();
+  const first = startCompressorBaseline(trainDocs, valDocs, dir, 0); // normal priority: a loaded test machine would starve nice 19
+  const t0 = Date.now();
+  while (Date.now() - t0 < 60_000 && first.result()?.brotli == null) await new Promise((r) => setTimeout(r, 200));
+  assert.ok(first.result()?.brotli != null, 'the background child measured brotli and cached it');
+  const second = startCompressorBaseline(trainDocs, valDocs, dir, 0).result(); // from the cache, at once
+  assert.ok(second?.brotli != null, 'a second start reads the cache');
+  assert.equal(second!.gzip, gz);
+  assert.equal(second!.brotli, streamed);
 });

@@ -16,7 +16,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  AdamW, Adam, type Backend, PeftModel, type Batch, LRScheduler, LlamaForCausalLM, NonFiniteError, RNG, SGD, type Tensor, Trainer, add, attention,
+  AdamW, Adam, Muon, muonParamGroups, type Backend, PeftModel, type Batch, LRScheduler, LlamaForCausalLM, NonFiniteError, RNG, SGD, type Tensor, Trainer, add, attention,
   clamp, clipGradNorm, clipGradValue, countCausalTargets, crossEntropy, crossEntropyRows, decayGroups, div, embedding, evaluate, globalNorm,
   keep, linearCrossEntropy, loraAdd, logSoftmax, logsumexp, matmul, mul, parseSafetensors, type RawTensor, refBackend, reshape, rmsNorm, rope,
   silu, softmax, square, sub, sum, swiglu, tensor, warmupCosine, withScope,
@@ -261,6 +261,45 @@ async function kernelChecks(be: Backend, rng: RNG): Promise<void> {
   }
 }
 
+/** Muon (with AdamW groups) over matrices of several shapes (two of one shape: one stacked Newton–Schulz run), against ref. */
+async function muonKernelChecks(be: Backend, rng: RNG): Promise<void> {
+  const shapes = [[31, 67], [67, 31], [31, 67], [64, 64], [8, 200], [300]];
+  const host = () => shapes.map((s) => Float32Array.from({ length: s.reduce((p, d) => p * d, 1) }, () => rng.normal()));
+  const p0 = host();
+  for (const nesterov of [true, false]) {
+    const make = (ps: Tensor[]) => new Muon([{ params: ps.slice(0, 5) }, { params: ps.slice(5), useMuon: false, lr: 1e-2, weightDecay: 0 }],
+      { lr: 0.02, nesterov, weightDecay: nesterov ? 0.1 : 0 });
+    const a = paramsOn(be, p0, shapes), r = paramsOn(refBackend, p0, shapes);
+    const oa = make(a), or = make(r);
+    for (let step = 0; step < 3; step++) {
+      const gs = host();
+      a.forEach((p, i) => { p.grad = keep(tensor(gs[i]!, shapes[i]!, 'float32', be)); });
+      r.forEach((p, i) => { p.grad = keep(tensor(gs[i]!, shapes[i]!, 'float32', refBackend)); });
+      if (step === 1) {
+        const before = await values(a);
+        const bufsBefore = (await oa.stateDict()).state;
+        oa.step({ gate: tensor(NaN, [], 'float32', be) });
+        oa.cancelStep();
+        assert.deepEqual(await values(a), before, `Muon: a NaN gate leaves the parameters as they were`);
+        assert.deepEqual((await oa.stateDict()).state, bufsBefore, 'Muon: a NaN gate leaves momentum buffers and step counts as they were');
+      }
+      oa.step({ gate: tensor(0, [], 'float32', be) }); or.step();
+    }
+    const va = await values(a);
+    assert.ok(va.every(Number.isFinite), 'Muon: every parameter is finite');
+    const e = relErr(va, await values(r));
+    assert.ok(e <= 1e-5, `Muon (nesterov ${nesterov}): parameters after 3 steps rel err ${e}`);
+    const sa = await oa.stateDict(), sr = await or.stateDict();
+    for (const [i, st] of Object.entries(sr.state)) {
+      for (const [k, v] of Object.entries(st)) {
+        const w = sa.state[Number(i)]![k]!;
+        if (typeof v === 'number') assert.equal(w, v, `Muon: state ${i}.${k}`);
+        else assert.ok(relErr((w as { data: Float32Array }).data, v.data) <= 1e-5, `Muon: state ${i}.${k}`);
+      }
+    }
+  }
+}
+
 // ---- HF parity ------------------------------------------------------------------------------------------
 
 /** HF parity on fixture `name`; float64 (ref) pins the loss to lossTol (the float64 references allow 1e-12). */
@@ -409,6 +448,49 @@ async function fullRun(be: Backend): Promise<void> {
   assert.ok(ev.perplexity > 1);
 }
 
+/** A Trainer run with Muon for the hidden matrices (AdamW for the rest): finite, equal to ref, one read per step,
+ *  and resumed from a checkpoint bit-identically. */
+async function muonTrainer(be: Backend): Promise<void> {
+  const batches = randomBatches(5, 2, 9, 48, 13);
+  const make = (model: LlamaForCausalLM) => makeTrainer(model, new ListSource(batches), {
+    optimizer: new Muon(muonParamGroups(model.namedParameters(), { muonLr: 0.02, muonWeightDecay: 0.01, adamLr: 1e-2, adamWeightDecay: 0.1 })),
+  });
+  const run = async (b: Backend, steps: number) => {
+    const t = make(new LlamaForCausalLM(cfg, { seed: 6, backend: b }));
+    const losses: number[] = [];
+    const reads: number[] = [];
+    let before = readsOf(b);
+    t.on('step', (m) => {
+      losses.push(m.loss, m.gradNorm);
+      const now = readsOf(b);
+      if (now !== null) { reads.push(now - before!); before = now; }
+    });
+    await t.train(steps);
+    return { t, losses, reads };
+  };
+  const full = await run(be, 8);
+  const weights = await values(full.t.model.parameters());
+  assert.ok(full.losses.every(Number.isFinite) && weights.every(Number.isFinite), 'Muon run: losses, norms and weights are finite');
+  assert.ok(full.losses[14]! < full.losses[0]!, `Muon run: the loss falls: ${full.losses.filter((_, i) => i % 2 === 0)}`);
+  if (readsOf(be) !== null) assert.deepEqual(full.reads, new Array(8).fill(1), 'Muon: one device read per training step');
+  // three steps equal ref's (as the AdamW Trainer step does)
+  const first = await run(be, 3), r = await run(refBackend, 3);
+  const e = relErr(await values(first.t.model.parameters()), await values(r.t.model.parameters()));
+  assert.ok(e <= 1e-5, `Muon run: weights after 3 steps vs ref rel err ${e}`);
+  assert.ok(relErr(first.losses, r.losses) <= 1e-5, `Muon run: losses and norms ${first.losses} vs ref ${r.losses}`);
+  // checkpoint at step 3, resume on the same backend: bit-identical to the uninterrupted run
+  const root = mkdtempSync(join(tmpdir(), 'llamatrain-muon-'));
+  await first.t.saveCheckpoint(root);
+  const { model, state } = await loadCheckpoint(root, { backend: be });
+  const resumed = make(model);
+  resumed.loadState(state);
+  const rest: number[] = [];
+  resumed.on('step', (m) => rest.push(m.loss, m.gradNorm));
+  await resumed.train();
+  assert.deepEqual([...first.losses, ...rest], full.losses, 'Muon: resumed losses and norms equal the uninterrupted run');
+  assert.deepEqual(await values(resumed.model.parameters()), weights, 'Muon: resumed weights equal the uninterrupted run');
+}
+
 async function nonFinite(be: Backend): Promise<void> {
   const poison = (p: Tensor, value: number) => { p.grad = keep(mul(p.grad!, tensor(value, [], 'float32', be))); };
   // stop: names the step and the parameter, no update at that step
@@ -505,6 +587,7 @@ export function conformance(spec: ConformanceSpec): void {
       t('loss edge cases: all targets ignored, targets and ids out of range', () => lossEdges(be));
     }
     if (!skip.has('kernels')) t('multi-tensor kernels: global norm, clipping, optimizers over groups, the non-finite gate', () => kernelChecks(be, new RNG(5)));
+    if (!skip.has('kernels')) t('Muon (Newton–Schulz on the device, AdamW groups) equals ref; a NaN gate changes nothing', () => muonKernelChecks(be, new RNG(6)));
     if (!skip.has('hf')) {
       for (const name of ['hf-llama-tiny', 'llama-tied-gqa4', 'llama-mha-bias-llama3']) {
         t(`HF parity: ${name} (loss, logits, every gradient, accumulation, greedy tokens)`, () => checkHfParity(be, name));
@@ -516,6 +599,7 @@ export function conformance(spec: ConformanceSpec): void {
       t('a Trainer step equals ref (2 micro-batches, clipping, AdamW, schedule)', () => trainerEqualsRef(be));
       t('a full Trainer run: evaluation, checkpoint, bit-identical resume, device reads per step', () => fullRun(be));
       t('non-finite gradients: stop names the parameter; skip leaves weights, step counts and schedule', () => nonFinite(be));
+      t('a Trainer run with Muon: finite, equals ref, one read per step, resumes bit-identically from a checkpoint', () => muonTrainer(be));
     }
     if (!skip.has('lora')) t('LoRA (PEFT format) parity with PyTorch: loss and adapter gradients, frozen base', () => loraParity(be));
     if (spec.teardown) test('teardown', async () => { await ready; await spec.teardown!(); });

@@ -38,7 +38,7 @@ export const cfg: LlamaConfigInput = {
 };
 
 export function makeTrainer(model: LlamaForCausalLM, source: ListSource, extra: Partial<TrainerOptions> = {}): Trainer {
-  const optimizer = new AdamW(decayGroups(model.namedParameters(), 0.1), { lr: 1e-2, betas: [0.9, 0.95] });
+  const optimizer = extra.optimizer ?? new AdamW(decayGroups(model.namedParameters(), 0.1), { lr: 1e-2, betas: [0.9, 0.95] });
   const scheduler = new LRScheduler(optimizer, warmupCosine({ warmupSteps: 2, totalSteps: 8, minLrRatio: 0.1 }));
   return new Trainer({ model, optimizer, scheduler, train: source, gradAccumSteps: 2, maxSteps: 8, clipGradNorm: 1.0,
     checkpointWriter: saveCheckpoint, ...extra });

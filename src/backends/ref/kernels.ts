@@ -631,6 +631,36 @@ export const refKernels: KernelTable = {
       }
     });
   },
+
+  muonMomentum(group, args, dtype) {
+    const { momentum: beta, nesterov } = args;
+    const round = dtype === 'float32' ? Math.fround : (x: number) => x; // buf' as muonStep will store it
+    const out = alloc(dtype, group.sizes.reduce((s, n) => s + n, 0));
+    let o = 0;
+    group.grads.forEach((g, k) => {
+      const gs = Fl(g), bs = Fl(group.bufs[k]!);
+      for (let i = 0; i < gs.length; i++, o++) {
+        const nb = round(bs[i]! + (1 - beta) * (gs[i]! - bs[i]!));
+        out[o] = nesterov ? gs[i]! + beta * (nb - gs[i]!) : nb;
+      }
+    });
+    return out;
+  },
+
+  muonStep(group, update, args, gate) {
+    if (gate && !Number.isFinite(Fl(gate)[0]!)) return;
+    const { lr, momentum: beta, weightDecay: wd, scale } = args;
+    const us = Fl(update);
+    let o = 0;
+    group.params.forEach((p, k) => {
+      const ps = Fl(p), gs = Fl(group.grads[k]!), bs = Fl(group.bufs[k]!);
+      for (let i = 0; i < ps.length; i++, o++) {
+        bs[i] = bs[i]! + (1 - beta) * (gs[i]! - bs[i]!);
+        if (wd !== 0) ps[i]! *= 1 - lr * wd;
+        ps[i]! -= lr * scale * us[o]!;
+      }
+    });
+  },
 };
 
 function rowLse(x: F, o: number, n: number): number {
