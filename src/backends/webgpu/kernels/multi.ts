@@ -207,5 +207,41 @@ export function multiKernels(rt: GpuRuntime): Partial<KernelTable> {
         [lr, momentum, 1 - dampening, wd]);
       });
     },
+    // Muon (see the Backend interface): the momentum directions of a group of one shape laid out as one stack, and the
+    // gated in-place step from the orthogonalised stack. Newton–Schulz between them is composed from batched matmuls.
+    muonMomentum(group, args, dtype) {
+      wgslType(dtype);
+      const total = group.sizes.reduce((a, n) => a + n, 0);
+      const out = rt.alloc(Math.max(1, total)); // [Σ sizes]: the directions, in list order
+      let off = 0;
+      group.grads.forEach((g, k) => {
+        run1d(rt, { key: 'muonMomentum', code: () => rw(1, 'u') + ro(2, 'g') + ro(3, 'buf') + main1d(`
+          let nb = buf[i] + pf(0u) * (g[i] - buf[i]);
+          var v = nb;
+          if (pu(2u) != 0u) { v = g[i] + pf(1u) * (nb - g[i]); }
+          u[pu(1u) + i] = v;`) },
+        [out, T(g), T(group.bufs[k]!)], group.sizes[k]!, [off, args.nesterov ? 1 : 0], [1 - args.momentum, args.momentum]);
+        off += group.sizes[k]!;
+      });
+      return out;
+    },
+
+    muonStep(group, update, args, gate, dtype) {
+      wgslType(dtype);
+      const { lr, momentum: beta, weightDecay: wd, scale } = args;
+      const gt = gate ? T(gate) : rt.dummy2;
+      let off = 0;
+      group.params.forEach((p, k) => {
+        run1d(rt, { key: 'muonStep', code: () => rw(1, 'p') + ro(2, 'g') + rw(3, 'buf') + ro(4, 'u') + ro(5, 'gate') + main1d(`
+          if (pu(2u) != 0u && notFinite(gate[0])) { return; }
+          buf[i] = buf[i] + pf(0u) * (g[i] - buf[i]);
+          var pv = p[i];
+          if (pu(3u) != 0u) { pv = pv * pf(1u); }
+          p[i] = pv - pf(2u) * u[pu(1u) + i];`) },
+        [T(p), T(group.grads[k]!), T(group.bufs[k]!), T(update), gt], group.sizes[k]!,
+        [off, gate ? 1 : 0, wd !== 0 ? 1 : 0], [1 - beta, 1 - lr * wd, lr * scale]);
+        off += group.sizes[k]!;
+      });
+    },
   };
 }
