@@ -26,7 +26,7 @@ import { type EvalResult, type TrainableModel, Trainer, type TrainingState, eval
 import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseAndCheck, parseCommandLine } from './options.js';
 import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
 import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
-import { backendOptions, batchesOf, checkDataFile, modelDirOf, selectBackend, toBatch, tokenByteLengths, warnVocabShortfall } from './shared.js';
+import { backendOptions, batchesOf, checkDataFile, modelDirOf, runOptions, selectBackend, toBatch, tokenByteLengths, warnVocabShortfall } from './shared.js';
 
 /** The small conversation file the package ships (arithmetic Q&A), used when --data is empty. */
 export const EXAMPLE_CHAT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'data', 'chat.jsonl');
@@ -60,10 +60,7 @@ export const sftSchema = {
   temperature: { type: 'number', default: 0, min: 0, help: 'sampling temperature of the sample replies (0 = greedy)' },
   checkpointEvery: { type: 'int', default: 50, min: 0, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
   out: { type: 'string', default: '', help: 'run directory, new or empty (default runs/sft-<date-time-ms>-<random>)' },
-  resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint (in that directory: no --out)' },
-  force: { type: 'boolean', default: false, help: 'with --resume: go on although --data, --seq-len, --batch-size, --grad-accum or --seed changed (the data loader starts a new pass)' },
-  seed: { type: 'int', default: 0, min: 0, max: 2 ** 32 - 1, help: 'seed of init, shuffling and sampling' },
-  progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
+  ...runOptions,
   ...backendOptions,
 } satisfies Schema;
 

@@ -54,6 +54,14 @@ export function warnVocabShortfall(got: number, asked: number, log: (s: string) 
     `give more text for a larger one, or --vocab-size=${got} to silence this.`);
 }
 
+/** Options of every command that trains in a run directory (train, sft): resuming it, its seed, its progress. */
+export const runOptions = {
+  resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint (in that directory: no --out)' },
+  force: { type: 'boolean', default: false, help: 'with --resume: go on although --data, --seq-len, --batch-size, --grad-accum or --seed changed (the data loader starts a new pass)' },
+  seed: { type: 'int', default: 0, min: 0, max: 2 ** 32 - 1, help: 'seed of init, shuffling and sampling' },
+  progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
+} as const;
+
 /** Makes the chosen backend the default for new tensors; returns the name actually used. */
 export async function selectBackend(name: string, threads: number, log: (s: string) => void): Promise<string> {
   if (name === 'webgpu') {

@@ -17,7 +17,7 @@ import { type CommandOptions, type Schema, type Values, UsageError, helpText, pa
 import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
 import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
 import {
-  TOKENIZER_SIDE_FILES, backendOptions, batchesOf, checkDataFile, loadTextData, loadTokenizerFrom, modelDirOf, packTexts, selectBackend, toBatch,
+  TOKENIZER_SIDE_FILES, backendOptions, batchesOf, checkDataFile, loadTextData, loadTokenizerFrom, modelDirOf, packTexts, runOptions, selectBackend, toBatch,
   tokenByteLengths, tokenizerJsonPath, txtSplitOption, warnVocabShortfall,
 } from './shared.js';
 
@@ -69,10 +69,7 @@ export const trainSchema = {
   temperature: { type: 'number', default: 0.8, min: 0, help: 'sampling temperature of the samples' },
   checkpointEvery: { type: 'int', default: 120, min: 0, help: 'save a resumable checkpoint every N steps (0 = only at the end)' },
   out: { type: 'string', default: '', help: 'run directory, new or empty (default runs/<date-time-ms>-<random>)' },
-  resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint (in that directory: no --out)' },
-  force: { type: 'boolean', default: false, help: 'with --resume: go on although --data, --seq-len, --batch-size, --grad-accum or --seed changed (the data loader starts a new pass)' },
-  seed: { type: 'int', default: 0, min: 0, max: 2 ** 32 - 1, help: 'seed of init, shuffling and sampling' },
-  progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
+  ...runOptions,
   baseline: { type: 'boolean', default: true, help: 'report what gzip -9 and brotli -q 11 make of the validation text (measured once per data set in a background process at the lowest priority, cached)' },
   ...backendOptions,
 } satisfies Schema;
