@@ -9,8 +9,8 @@
 #                                    (fused loss), printing one JSON line per config
 #
 # Test `run` here first on SwiftShader: VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json CONFIGS=tiny
-# bench/webgpu-device.sh run. PyTorch's anchor (HF LlamaForCausalLM, sdpa, fp32) must come from the same run: see
-# ../shared/bench for the reference script.
+# bench/webgpu-device.sh run. PyTorch's anchor (HF LlamaForCausalLM, sdpa, fp32, CUDA) must come from the same run
+# on the same machine (not included here: the device image needs PyTorch with CUDA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEV=bench/.device
