@@ -15,6 +15,11 @@ import { UsageError, flag } from './options.js';
 /** Files and folders that say a directory holds a run (of train or sft). */
 const RUN_ENTRIES = ['train_config.json', 'sft_config.json', 'metrics.jsonl', 'checkpoints', 'model', 'adapter', 'summary.json', 'samples.txt', 'loss.svg'];
 const LOCK = '.lock';
+/**
+ * Who holds the lock, beside the lock directory: a file written inside it would change the directory's mtime, which
+ * proper-lockfile takes for another process's refresh (it then reports the lock lost at its first refresh, 10 s in).
+ */
+const LOCK_OWNER = '.lock-owner.json';
 /** A lock not refreshed for this long is stale even when its owner cannot be checked (another machine). */
 const STALE_MS = 120_000;
 
@@ -55,8 +60,8 @@ export function makeDirectory(path: string, what: string): string[] {
 
 interface LockOwner { pid: number; host: string; command: string; started: string }
 
-function readOwner(lockDir: string): LockOwner | null {
-  try { return JSON.parse(readFileSync(join(lockDir, 'owner.json'), 'utf8')) as LockOwner; } catch { return null; }
+function readOwner(dir: string): LockOwner | null {
+  try { return JSON.parse(readFileSync(join(dir, LOCK_OWNER), 'utf8')) as LockOwner; } catch { return null; }
 }
 
 function alive(pid: number): boolean {
@@ -64,33 +69,34 @@ function alive(pid: number): boolean {
 }
 
 /** Takes the run directory's lock (`dir/.lock`); throws a UsageError naming the process that holds it. */
-async function lockRunDirectory(dir: string, command: string): Promise<() => Promise<void>> {
+export async function lockRunDirectory(dir: string, command: string, opts: { onCompromised?: (e: Error) => void; updateMs?: number } = {}): Promise<() => Promise<void>> {
   const lockDir = join(dir, LOCK);
   const options: lockfile.LockOptions = {
     lockfilePath: lockDir, realpath: false,
     // proper-lockfile refreshes the lock's mtime every 10 s; its own staleness rule is switched off (a limit of
     // ~24 days) because a run may block the event loop for minutes (training a tokenizer) and would lose its lock.
     // Staleness is decided below instead: a dead owner on this machine at once, any other after STALE_MS.
-    stale: 2 ** 31 - 1, update: 10_000,
-    onCompromised: (e) => process.stderr.write(`llamatrain: warning: the lock on ${dir} was lost (${e.message}); another process may write into it\n`),
+    stale: 2 ** 31 - 1, update: opts.updateMs ?? 10_000,
+    onCompromised: opts.onCompromised ?? ((e) => process.stderr.write(`llamatrain: warning: the lock on ${dir} was lost (${e.message}); another process may write into it\n`)),
   };
   for (let attempt = 0; ; attempt++) {
     try {
       const release = await lockfile.lock(dir, options);
       const owner: LockOwner = { pid: process.pid, host: hostname(), command, started: new Date().toISOString() };
-      writeFileSync(join(lockDir, 'owner.json'), JSON.stringify(owner) + '\n');
+      writeFileSync(join(dir, LOCK_OWNER), JSON.stringify(owner) + '\n');
       return async () => {
-        rmSync(join(lockDir, 'owner.json'), { force: true }); // the lock is a directory: empty it, then release it
+        rmSync(join(dir, LOCK_OWNER), { force: true });
         await release().catch(() => {});
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw new UsageError(`--out: ${describeFsError(lockDir, e, 'locking the run directory').message}`);
-      const owner = readOwner(lockDir);
+      const owner = readOwner(dir);
       const deadHere = owner !== null && owner.host === hostname() && owner.pid !== process.pid && !alive(owner.pid);
       let age = 0;
       try { age = Date.now() - statSync(lockDir).mtimeMs; } catch { /* gone meanwhile: try again */ }
       if (attempt === 0 && (deadHere || age > STALE_MS)) {
         rmSync(lockDir, { recursive: true, force: true }); // its process is gone (killed), or it stopped refreshing the lock
+        rmSync(join(dir, LOCK_OWNER), { force: true });
         continue;
       }
       throw new UsageError(`${dir} is in use by another run` +
@@ -123,7 +129,7 @@ export class RunDirectory {
     const what = out ? `--out ${out}` : `the run directory ${dir}`;
     const created = makeDirectory(dir, what);
     const release = await lockRunDirectory(dir, command);
-    const entries = readdirSync(dir).filter((n) => n !== LOCK);
+    const entries = readdirSync(dir).filter((n) => n !== LOCK && n !== LOCK_OWNER);
     const runFiles = entries.filter((n) => RUN_ENTRIES.includes(n));
     if (entries.length > 0) {
       await release();

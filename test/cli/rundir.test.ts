@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { runCli as run, tinyCorpus as corpus } from './helpers.js';
 import { stamp } from '../../src/cli/run.js';
-import { RunDirectory, RunStopped, stopOnSignals } from '../../src/cli/rundir.js';
+import { RunDirectory, RunStopped, lockRunDirectory, stopOnSignals } from '../../src/cli/rundir.js';
 import { UsageError } from '../../src/cli/options.js';
 import { describeFsError } from '../../src/data/node-fs-errors.js';
 
@@ -95,9 +95,22 @@ test('the run directory is locked: a second run into it refuses; a dead owner\'s
   const pid = dead.pid!;
   await new Promise((r) => dead.on('exit', r));
   mkdirSync(join(dir, '.lock'));
-  writeFileSync(join(dir, '.lock', 'owner.json'), JSON.stringify({ pid, host: (await import('node:os')).hostname(), command: 'train', started: 'then' }));
+  writeFileSync(join(dir, '.lock-owner.json'), JSON.stringify({ pid, host: (await import('node:os')).hostname(), command: 'train', started: 'then' }));
   const b = await RunDirectory.open({ command: 'train', out: '', resume: dir, defaultName: 'x' });
   await b.close();
+  assert.ok(!existsSync(join(dir, '.lock-owner.json')), 'the owner file goes with the lock');
+});
+
+test('a held lock survives its refreshes (the owner file must not change the lock directory\'s mtime)', async () => {
+  const dir = join(tmp(), 'run');
+  mkdirSync(dir);
+  const lost: Error[] = [];
+  // refreshed every second instead of every 10 s: the first refreshes used to report the lock lost
+  const release = await lockRunDirectory(dir, 'train', { updateMs: 1000, onCompromised: (e) => lost.push(e) });
+  await new Promise((r) => setTimeout(r, 3500));
+  await release();
+  assert.deepEqual(lost.map((e) => e.message), [], 'the lock was never reported lost');
+  assert.deepEqual(readdirSync(dir), [], 'lock and owner file removed');
 });
 
 test('two trainings into the same --out at once: one runs, the other refuses with a clear message', async () => {
