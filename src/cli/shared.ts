@@ -1,7 +1,7 @@
 // Pieces the CLI commands share: loading text data, tokenizers, turning documents into batches.
 
 import { join } from 'node:path';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import type { TextTokenizer } from '../tokenizer/index.js';
 import { loadTokenizerFile } from '../tokenizer/node.js';
 import { packDocuments, type PackedRow } from '../data/index.js';
@@ -62,6 +62,18 @@ export const runOptions = {
   progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
 } as const;
 
+/**
+ * On Linux a hardware GPU shows up as a device node. Without one, probing WebGPU could only find a software adapter,
+ * and Dawn's Vulkan loader prints driver warnings on stderr while it looks: `auto` skips the probe then.
+ * Returns why it skipped, or '' to probe.
+ */
+function gpuDeviceNodesMissing(): string {
+  if (process.platform !== 'linux') return '';
+  const any = (dir: string, re: RegExp) => { try { return readdirSync(dir).some((n) => re.test(n)); } catch { return false; } };
+  if (any('/dev/dri', /^renderD\d+$/) || any('/dev', /^(nvidia\d+|dxg|kfd)$/)) return '';
+  return 'no GPU device on this machine (no /dev/dri/renderD*, /dev/nvidia*, /dev/dxg)';
+}
+
 /** Makes the chosen backend the default for new tensors; returns the name actually used. */
 export async function selectBackend(name: string, threads: number, log: (s: string) => void): Promise<string> {
   if (name === 'webgpu') {
@@ -79,7 +91,8 @@ export async function selectBackend(name: string, threads: number, log: (s: stri
   let why = '';
   if (name === 'auto') {
     // a hardware GPU adapter wins; a software one (SwiftShader, llvmpipe) is slower than the CPU backends
-    const probe = await probeWebGPU();
+    const noGpu = gpuDeviceNodesMissing();
+    const probe = noGpu ? { reason: noGpu } : await probeWebGPU();
     if ('info' in probe && !probe.info.isSoftware) {
       await registerWebGPUBackend();
       log(`llamatrain: backend webgpu (auto: hardware adapter ${describeWebGPU(webgpuInfo()!)})`);
