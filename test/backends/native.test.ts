@@ -3,6 +3,7 @@
 // itself when a BLAS is present: test/conformance/native.test.ts.)
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,6 +73,29 @@ test('discovery: finds a BLAS here, or says in one line why not', async () => {
     assert.match(r.reason, /^(no BLAS library found|the optional package 'koffi')/);
     assert.ok(!r.reason.includes('\n'));
   }
+});
+
+test('an OpenMP BLAS is loaded with OMP_WAIT_POLICY=PASSIVE unless the user set it; the variable is not left set', async (t) => {
+  // libgomp prints the settings it read at load time with OMP_DISPLAY_ENV=verbose (to stderr); its OMP_WAIT_POLICY
+  // line says PASSIVE for the default too, the spin count tells them apart (passive: 0, default: 300000)
+  const blasModule = new URL('../../src/backends/native/blas.js', import.meta.url).href;
+  const probe = (policy: string | undefined) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, OMP_DISPLAY_ENV: 'verbose' };
+    delete env['OMP_WAIT_POLICY'];
+    if (policy) env['OMP_WAIT_POLICY'] = policy;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e',
+      `const { findBlas } = await import(${JSON.stringify(blasModule)}); const r = await findBlas(); ` +
+      `console.log(JSON.stringify({ found: !!r.blas, after: process.env.OMP_WAIT_POLICY ?? null }));`], { env, encoding: 'utf8' });
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { found: boolean; after: string | null };
+    return { ...out, spin: /GOMP_SPINCOUNT = '(\d+)'/.exec(r.stderr)?.[1] ?? null };
+  };
+  const passive = probe(undefined);
+  if (!passive.found || passive.spin === null) { t.skip('no OpenMP build of a BLAS here'); return; }
+  assert.equal(passive.spin, '0', 'passive: OpenMP threads sleep at once');
+  assert.equal(passive.after, null, 'OMP_WAIT_POLICY is removed again after the load');
+  const active = probe('ACTIVE');
+  assert.notEqual(active.spin, '0', "the user's choice wins");
+  assert.equal(active.after, 'ACTIVE');
 });
 
 test('the override: LLAMATRAIN_BLAS=/nonexistent and a library without cblas_sgemm are refused with one line', async () => {

@@ -157,6 +157,22 @@ function openLibrary(koffi: Koffi, path: string): BlasLoad {
   };
 }
 
+/**
+ * Loads with OMP_WAIT_POLICY=PASSIVE unless the user set it. OpenMP builds of a BLAS (Debian's default OpenBLAS) keep
+ * their threads spinning after every parallel GEMM, on the cores the wasm pool's workers need for the next kernel
+ * (measured: s15M 10–20% faster passive, bench/RESULTS.md). libgomp reads the variable once, when it loads, so it is
+ * set only around the load: child processes and the user's other libraries do not see it.
+ */
+function withPassiveOpenMP<T>(load: () => T): T {
+  if (process.env['OMP_WAIT_POLICY'] !== undefined) return load();
+  process.env['OMP_WAIT_POLICY'] = 'PASSIVE';
+  try {
+    return load();
+  } finally {
+    delete process.env['OMP_WAIT_POLICY'];
+  }
+}
+
 export interface FindBlasOptions {
   /** A library to load instead of searching (also: the LLAMATRAIN_BLAS environment variable). */
   library?: string;
@@ -173,13 +189,13 @@ export async function findBlas(opts: FindBlasOptions = {}): Promise<BlasLoad> {
   if (override) {
     const via = opts.library ? 'library option' : 'LLAMATRAIN_BLAS';
     if (override.includes('/') && !existsSync(override)) return { reason: `${via}=${override}: no such file` };
-    const r = openLibrary(koffi, override);
+    const r = withPassiveOpenMP(() => openLibrary(koffi, override));
     return r.blas ? r : { reason: `${via}=${r.reason}` };
   }
   const tried: string[] = [];
   for (const c of blasCandidates()) {
     if (c.startsWith('/') && !existsSync(c)) continue;
-    const r = openLibrary(koffi, c);
+    const r = withPassiveOpenMP(() => openLibrary(koffi, c));
     if (r.blas) return r;
     if (!/cannot load/.test(r.reason)) tried.push(r.reason);
   }
