@@ -40,8 +40,12 @@ export async function trainWithCheckpoints<M extends TrainableModel>(trainer: Tr
   }
 }
 
-/** Why a run was stopped early by the run itself: its gradients vanished (see watchForCollapse). */
-export class CollapsedRun extends LlamatrainError {}
+/** Why a run was stopped early by the run itself: its gradients vanished or its loss blew up (see watchForCollapse). */
+export class CollapsedRun extends LlamatrainError {
+  constructor(message: string, readonly status: 'collapsed' | 'diverged' = 'collapsed') {
+    super(message);
+  }
+}
 
 /**
  * Consecutive steps with a gradient norm of exactly 0 after which a run is declared collapsed. A live model never
@@ -51,22 +55,39 @@ export class CollapsedRun extends LlamatrainError {}
 export const COLLAPSE_STEPS = 2;
 
 /**
+ * A model that guesses every token with the same probability scores ln V; a new model starts there and training
+ * only lowers it. A training loss above DIVERGED_FACTOR × ln V for DIVERGED_STEPS steps in a row means the weights
+ * blew up (a learning rate far too high without weight decay to pull them back: losses of 1e13 that stay finite,
+ * which no NaN check sees).
+ */
+export const DIVERGED_FACTOR = 3;
+export const DIVERGED_STEPS = 3;
+
+/**
  * Watches for a collapsed run: a gradient norm of exactly 0 for COLLAPSE_STEPS steps in a row (steps that had
- * targets). Nothing can be learnt any more then — typically a far too high learning rate has driven the model
- * into a state where every token gets the same probability (the loss sits at ln V). It aborts `controller`
- * with a CollapsedRun that names the likely cause (`lrHint`, e.g. `--lr=1000000`).
+ * targets) — typically a far too high learning rate has driven the model into a state where every token gets the
+ * same probability (the loss sits at ln V) — or a diverged one: a loss above DIVERGED_FACTOR × ln V for
+ * DIVERGED_STEPS steps. Nothing can be learnt any more then. It aborts `controller` with a CollapsedRun that names
+ * the likely cause (`lrHint`, e.g. `--lr=1000000`).
  */
 export function watchForCollapse<M extends TrainableModel>(trainer: Trainer<M>, vocabSize: number, controller: AbortController, lrHint: string): void {
-  let zeros = 0;
+  let zeros = 0, high = 0;
   const lnV = Math.log(vocabSize);
   trainer.on('step', (m: StepMetrics) => {
-    if (m.skipped || m.targets === 0) return;
+    if (m.skipped || m.targets === 0 || controller.signal.aborted) return;
     zeros = m.gradNorm === 0 ? zeros + 1 : 0;
-    if (zeros < COLLAPSE_STEPS || controller.signal.aborted) return;
+    high = m.loss > DIVERGED_FACTOR * lnV ? high + 1 : 0;
+    if (high >= DIVERGED_STEPS) {
+      controller.abort(new CollapsedRun(`training diverged at step ${m.step}: the loss has been above ${DIVERGED_FACTOR} × ln V = ` +
+        `${fmt(DIVERGED_FACTOR * lnV)} (ln V: what guessing among V=${vocabSize} tokens scores) for ${high} steps, now ${m.loss.toPrecision(4)}, ` +
+        `so the weights have blown up. The likely cause is a learning rate far too high (${lrHint}); lower it and start a new run`, 'diverged'));
+      return;
+    }
+    if (zeros < COLLAPSE_STEPS) return;
     const stuck = Math.abs(m.loss - lnV) < 1e-3 * lnV;
     controller.abort(new CollapsedRun(`training collapsed at step ${m.step}: the gradient norm has been exactly 0 for ${zeros} steps` +
       (stuck ? ` and the loss is stuck at ${fmt(m.loss)} = ln V (V=${vocabSize}): the model gives every token the same probability` : ` (loss ${fmt(m.loss)})`) +
-      `, so nothing can be learnt any more. The likely cause is a learning rate far too high (${lrHint}); lower --lr and start a new run`));
+      `, so nothing can be learnt any more. The likely cause is a learning rate far too high (${lrHint}); lower it and start a new run`));
   });
 }
 
@@ -190,7 +211,7 @@ export function rowsHash(rows: readonly PackedRow[]): string {
 }
 
 export interface StoppedRun {
-  /** The abort reason: a signal's name or a CollapsedRun. */
+  /** The abort reason: a signal's name or a CollapsedRun (collapsed or diverged). */
   reason: unknown;
   command: 'train' | 'sft';
   dir: string;
@@ -200,7 +221,7 @@ export interface StoppedRun {
   savedStep: number;
   save: () => Promise<string>;
   report: RunReport;
-  writeSummary: (status: 'interrupted' | 'collapsed') => void;
+  writeSummary: (status: 'interrupted' | 'collapsed' | 'diverged') => void;
 }
 
 /**
@@ -211,7 +232,7 @@ export interface StoppedRun {
 export async function endStoppedRun(s: StoppedRun): Promise<never> {
   if (s.reason instanceof CollapsedRun) {
     s.report.writePlot();
-    s.writeSummary('collapsed');
+    s.writeSummary(s.reason.status);
     throw s.reason;
   }
   const sig = String(s.reason);

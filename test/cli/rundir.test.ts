@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { runCli as run, tinyCorpus as corpus } from './helpers.js';
-import { stamp } from '../../src/cli/run.js';
+import { CollapsedRun, stamp, watchForCollapse } from '../../src/cli/run.js';
+import type { StepMetrics, Trainer } from '../../src/train/index.js';
+import type { LlamaForCausalLM } from '../../src/nn/index.js';
 import { RunDirectory, RunStopped, lockRunDirectory, stopOnSignals } from '../../src/cli/rundir.js';
 import { UsageError } from '../../src/cli/options.js';
 import { describeFsError } from '../../src/data/node-fs-errors.js';
@@ -315,16 +317,36 @@ test('--resume refuses changed data, geometry and shapes (listing them); --force
   assert.deepEqual(metrics(out).filter((m) => m.type === 'train').map((m) => m.step), [1, 2, 3, 4, 5, 6]);
 });
 
-test('--lr=1e6: a collapsed run (gradient norm exactly 0) stops with a message naming --lr and exit 1', async () => {
+test('watchForCollapse: gradient norm exactly 0 twice → collapsed; loss above 3 ln V three times → diverged; flukes and skipped steps do not count', () => {
+  const watch = (steps: Partial<StepMetrics>[]) => {
+    let handler: (m: StepMetrics) => void = () => {};
+    const fake = { on: (_: string, fn: (m: StepMetrics) => void) => { handler = fn; } } as unknown as Trainer<LlamaForCausalLM>;
+    const c = new AbortController();
+    watchForCollapse(fake, 300, c, '--lr=1000000');
+    steps.forEach((m, i) => handler({ step: i + 1, loss: 5, gradNorm: 1, skipped: false, targets: 10, ...m } as StepMetrics));
+    return c.signal.aborted ? c.signal.reason as CollapsedRun : null;
+  };
+  const lnV = Math.log(300);
+  const collapsed = watch([{}, { gradNorm: 0, loss: lnV }, { gradNorm: 0, loss: lnV }]);
+  assert.ok(collapsed instanceof CollapsedRun && collapsed.status === 'collapsed');
+  assert.match(collapsed.message, /^training collapsed at step 3: the gradient norm has been exactly 0 for 2 steps and the loss is stuck at 5\.704 = ln V \(V=300\).*likely cause is a learning rate far too high \(--lr=1000000\); lower it/);
+  const diverged = watch([{ loss: 1e13 }, { loss: 20 }, { loss: 3e7 }]);
+  assert.ok(diverged instanceof CollapsedRun && diverged.status === 'diverged');
+  assert.match(diverged.message, /^training diverged at step 3: the loss has been above 3 × ln V = 17\.111 .* for 3 steps, now 3\.000e\+7/);
+  assert.equal(watch([{ gradNorm: 0 }, {}, { gradNorm: 0 }, { loss: 30 }, { loss: 30 }, { loss: 9 }, { loss: 30 }]), null, 'not in a row');
+  assert.equal(watch([{ gradNorm: 0, skipped: true }, { gradNorm: 0, targets: 0 }, { gradNorm: 0 }, { loss: 99, skipped: true }, { loss: 99 }, { loss: 99 }]), null,
+    'skipped steps and steps without targets are left out');
+});
+
+test('--lr=1e6 without weight decay: a diverged run (finite loss of ~1e13) stops with a message and exit 1, not a finished run', async () => {
   const dir = tmp(), data = corpus(dir), out = join(dir, 'run');
   const r = await run(['train', `--data=${data}`, `--out=${out}`, '--steps=20', '--lr=1e6', '--vocab-size=300', '--dim=32', '--layers=2', '--heads=2',
     '--kv-heads=1', '--seq-len=32', '--batch-size=4', '--warmup=1', '--eval-every=50', '--progress=false', '--backend=wasm', '--threads=1']);
-  // (on the ref backend, which computes in another order, this run turns NaN at step 3 instead and stops with that)
   assert.equal(r.code, 1, r.out);
-  assert.match(r.err, /training collapsed at step \d+: the gradient norm has been exactly 0 for 2 steps and the loss is stuck at 5\.704 = ln V \(V=300\).*likely cause is a learning rate far too high \(--lr=1000000\); lower --lr/);
-  assert.equal(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')).status, 'collapsed');
+  assert.match(r.err, /training diverged at step \d+: the loss has been above 3 × ln V = 17\.111 \(ln V: what guessing among V=300 tokens scores\) for 3 steps, now [\d.e+]+, so the weights have blown up\. The likely cause is a learning rate far too high \(--lr=1000000, --muon-lr=0\.03\); lower it/);
+  assert.equal(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')).status, 'diverged');
   const m = metrics(out).filter((x) => x.type === 'train');
-  assert.deepEqual(m.slice(-2).map((x) => x.gradNorm), [0, 0]);
+  assert.ok(m.length < 20 && m.slice(-3).every((x) => (x.loss as number) > 3 * Math.log(300)), 'stopped after three steps above 3 ln V');
   assert.ok(!existsSync(join(out, 'model')), 'no exported model');
 });
 
