@@ -24,8 +24,8 @@ import {
 // The default recipe (issue 18; the sweep is in bench/RESULTS.md): an 8192-token byte-level BPE (3.9 bytes per token
 // on Brown instead of 3.1 with 2048: each step sees more text, for a dearer LM head); Muon (lr 0.03, momentum 0.8,
 // Nesterov, 5 Newton–Schulz steps) for the hidden matrices and AdamW (lr 1e-2, betas 0.9/0.95, no weight decay) for
-// the tied embeddings and norms; 160 steps of 32 × 128 tokens (Muon's orthogonalisation costs the same per step, so
-// fewer, larger batches; 170 steps took 0.99–1.03× the earlier recipe's wall time back to back, hence 160); warmup 5,
+// the tied embeddings and norms; 150 steps of 32 × 128 tokens (Muon's orthogonalisation costs the same per step, so
+// fewer, larger batches; 170 and 160 steps took 0.99–1.03× the earlier recipe's wall time back to back, hence 150); warmup 5,
 // then constant, then a linear cooldown to 0 over the last 40% (WSD). It fits the wall time of the earlier recipe and
 // ends near 2.0 bits per byte instead of 2.36. The earlier recipe, for comparison:
 //   --optimizer=adamw --lr=3e-3 --weight-decay=0.1 --vocab-size=2048 --batch-size=16 --steps=560 --warmup=40 --schedule=cosine --min-lr-ratio=0.1 --eval-every=70 --eval-batches=4 --checkpoint-every=280
@@ -46,7 +46,7 @@ export const trainSchema = {
   seqLen: { type: 'int', default: 128, min: 2, help: 'tokens per row T (documents are packed into rows)' },
   batchSize: { type: 'int', default: 32, min: 1, help: 'rows per micro-batch B (Muon likes larger batches: its orthogonalisation costs the same per step)' },
   gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step (gradient accumulation)' },
-  steps: { type: 'int', default: 160, min: 1, help: 'optimizer steps' },
+  steps: { type: 'int', default: 150, min: 1, help: 'optimizer steps' },
   optimizer: { type: ['adamw', 'muon'], default: 'muon', help: "'muon': Muon for the hidden matrices, AdamW (--lr) for embeddings, head and norms; 'adamw': AdamW for all" },
   lr: { type: 'number', default: 1e-2, min: 0, minExclusive: true, help: 'peak learning rate of AdamW (small models like it high)' },
   muonLr: { type: 'number', default: 0.03, min: 0, minExclusive: true, help: "peak learning rate of Muon's matrices (--optimizer muon)" },
