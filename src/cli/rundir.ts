@@ -157,6 +157,26 @@ export class RunDirectory {
     // the directories this run made (runs/ too, if it made it), innermost first, as long as they are empty
     for (const d of [...this.created].reverse()) { try { rmdirSync(d); } catch { break; } }
   }
+
+  /**
+   * A whole run in its directory: opens (and locks) it, turns Ctrl-C / SIGTERM into `stop.abort`, runs `body`, then
+   * closes it — or, when `body` throws, discards what a new run that trained nothing left behind.
+   */
+  static async run<T>(open: OpenRunOptions, log: (s: string) => void, body: (rd: RunDirectory, stop: AbortController) => Promise<T>): Promise<T> {
+    const rd = await RunDirectory.open(open);
+    const stop = new AbortController();
+    const signals = stopOnSignals(stop, log);
+    try {
+      const result = await body(rd, stop);
+      await rd.close();
+      return result;
+    } catch (e) {
+      await rd.discard();
+      throw e;
+    } finally {
+      signals.dispose();
+    }
+  }
 }
 
 /** A run's saved options (train_config.json / sft_config.json), without the per-invocation ones. */

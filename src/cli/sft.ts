@@ -25,7 +25,7 @@ import { type HFTokenizer, loadTokenizerFile, saveTokenizer } from '../tokenizer
 import { type EvalResult, type TrainableModel, Trainer, type TrainingState, evaluate } from '../train/index.js';
 import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseAndCheck, parseCommandLine } from './options.js';
 import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
-import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, stopOnSignals, writeRunConfig } from './rundir.js';
+import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, writeRunConfig } from './rundir.js';
 import { backendOptions, batchesOf, checkDataFile, modelDirOf, runOptions, selectBackend, toBatch, tokenByteLengths, warnVocabShortfall } from './shared.js';
 
 /** The small conversation file the package ships (arithmetic Q&A), used when --data is empty. */
@@ -140,19 +140,8 @@ function checkSftOptions(o: SftOptions): void {
 
 export async function runSft(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
   const { o, saved } = resolveOptions(argv);
-  const rd = await RunDirectory.open({ command: 'sft', out: o.out, resume: o.resume, defaultName: `sft-${stamp()}` });
-  const stop = new AbortController();
-  const signals = stopOnSignals(stop, log);
-  try {
-    const result = await sftIn(o, rd.dir, rd.resuming, saved, stop, log);
-    await rd.close();
-    return result;
-  } catch (e) {
-    await rd.discard(); // a new run that trained nothing leaves no directory behind
-    throw e;
-  } finally {
-    signals.dispose();
-  }
+  return RunDirectory.run({ command: 'sft', out: o.out, resume: o.resume, defaultName: `sft-${stamp()}` }, log,
+    (rd, stop) => sftIn(o, rd.dir, rd.resuming, saved, stop, log));
 }
 
 async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Record<string, unknown> | null, stop: AbortController, log: Log): Promise<{ final: EvalResult; dir: string }> {
