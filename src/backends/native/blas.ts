@@ -160,7 +160,7 @@ function openLibrary(koffi: Koffi, path: string): BlasLoad {
 /**
  * Loads with OMP_WAIT_POLICY=PASSIVE unless the user set it. OpenMP builds of a BLAS (Debian's default OpenBLAS) keep
  * their threads spinning after every parallel GEMM, on the cores the wasm pool's workers need for the next kernel
- * (measured: s15M 10–20% faster passive, bench/RESULTS.md). libgomp reads the variable once, when it loads, so it is
+ * (measured: s15M 9–21% faster passive, bench/RESULTS.md). libgomp reads the variable once, when it loads, so it is
  * set only around the load: child processes and the user's other libraries do not see it.
  */
 function withPassiveOpenMP<T>(load: () => T): T {
