@@ -14,7 +14,7 @@ import {
   AdamW, type Backend, type KernelName, LlamaForCausalLM, RNG, type Tensor, causalLMLoss, clipGradsByNorm, getBackend, gradNormTensor,
   kernel, mean, openScope, registerBackend, tensor,
 } from '../src/index.js';
-import { copyStats, registerWasmBackend, shutdownWasmBackend } from '../src/backends/wasm/index.js';
+import { copyStats, registerWasmBackend, shutdownWasmBackend, wasmHeapStats } from '../src/backends/wasm/index.js';
 
 interface BenchConfig { dim: number; layers: number; heads: number; kvHeads: number; ffn: number; vocab: number; seq: number; batch: number }
 /** The benchmark configs (the same names and shapes as the PyTorch reference's); `cli` is `llamatrain train`'s default model (its BPE vocabulary: 1024). */
@@ -251,6 +251,7 @@ async function main(): Promise<void> {
     gemmComputeGflops: copyStats.gemmMs > 0 ? +(copyStats.gemmFlop / (copyStats.gemmMs / 1000) / 1e9).toFixed(2) : null,
     otherLoadPerStep: others.map((x) => +x.toFixed(2)), quietWaitedS: +waited.toFixed(1),
     firstLoss, lossValue: losses[losses.length - 1], params: nParams, node: process.version, blas: blasInfo,
+    wasmHeapPeakMB: onWasm ? +(wasmHeapStats()!.highWater / 2 ** 20).toFixed(1) : null,
     gpuPeakMB: o.backend === 'webgpu' ? +((await import('../src/backends/webgpu/index.js')).webgpuMemory().peakBytes / 2 ** 20).toFixed(1) : null,
   };
   const lines: string[] = [];
@@ -261,6 +262,7 @@ async function main(): Promise<void> {
   if (blasLine) lines.push(blasLine);
   if (onWasm) {
     lines.push(`  wasm operand copies: ${res.copyMsPerStep} ms/step (in ${res.copyInMsPerStep}; ${res.copyMBPerStep} MB; copying out into fresh arrays pays the page faults)`);
+    lines.push(`  wasm heap: high water ${res.wasmHeapPeakMB} MB (the memory its blocks have touched; RSS before the model: ${res.rssImportMB} MB)`);
     lines.push(`  GEMM compute alone (no copies): ${res.gemmComputeMsPerStep} ms/step, ${res.gemmComputeGflops} GFLOP/s on ${threads} thread(s) ` +
       (o.backend === 'wasm' ? '(micro-kernel peak ≈ 42 GFLOP/s per thread)' : '(BLAS)'));
   }

@@ -99,6 +99,11 @@ export async function setWasmThreads(threads: number): Promise<void> {
   await runtime.setThreads(threads);
 }
 
+/** The wasm heap's footprint in bytes: the highest address a block reached (its touched memory) and the bytes in blocks now. */
+export function wasmHeapStats(): { highWater: number; inUse: number } | null {
+  return runtime ? { highWater: runtime.blocks.highWater, inUse: runtime.blocks.inUse } : null;
+}
+
 /** Threads of the running backend (0 when not started). */
 export function wasmThreads(): number {
   return runtime?.threads ?? 0;
