@@ -6,6 +6,23 @@
 
 import { dot, exp1, exp4, hsum } from './math';
 import { gemmScratchBytes, gemmSingle } from './gemm';
+import { shareFirst } from './split';
+
+// The module's one import besides the memory: a GEMM the host runs (the native backend's BLAS, ~4× the wasm
+// micro-kernel on attention's small blocks). Only thread 0 (the caller's thread) calls it, and only when the
+// caller asked (hostItems ≥ 0); other instances get a stub that throws.
+@external("env", "hostGemm")
+declare function hostGemm(transA: i32, transB: i32, M: i32, N: i32, K: i32, a: usize, lda: i32, b: usize, ldb: i32,
+                          c: usize, ldc: i32, acc: i32): void;
+
+/** C = op(A)·op(B) (or C += with acc) of one block: through the host's GEMM when `host`, else the wasm kernel. */
+// @ts-ignore: decorator
+@inline
+function blockGemm(host: bool, transA: bool, transB: bool, M: i32, N: i32, K: i32, a: usize, lda: i32, b: usize, ldb: i32,
+                   c: usize, ldc: i32, scratch: usize, acc: bool): void {
+  if (host && M > 0 && N > 0 && K > 0) hostGemm(transA ? 1 : 0, transB ? 1 : 0, M, N, K, a, lda, b, ldb, c, ldc, acc ? 1 : 0);
+  else gemmSingle(transA, transB, M, N, K, a, lda, b, ldb, c, ldc, scratch, acc);
+}
 
 const NEG_INF: f32 = -Infinity;
 
@@ -159,6 +176,7 @@ function attentionRows(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: us
 // dP = dO·Vᵀ, dS = P ⊙ (dP − D)·scale, dQ = dS·K, dK += dSᵀ·Q. Only a [QB, S] block of scores exists at a time.
 
 const QB: i32 = 32; // 32 wastes less on the causal diagonal than 64 (s15M attention 150 -> 141 ms per step)
+const QB_HOST: i32 = 64; // the host's GEMM: fewer, larger calls
 const QB_MIN: i32 = 16;
 
 /**
@@ -196,23 +214,24 @@ function softmaxRow(s: usize, jB: i32, jEnd: i32, scale: f32, keyMask: usize, do
 
 function attentionBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
                           B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32, scale: f32, causal: i32, qOffset: i32,
-                          keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize): void {
+                          keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize, hostItems: i32): void {
   const ldS = S; // scores block [QB, S], then the rows' 1 / Σ weights [QB]
   const sb = scratch + <usize>tid * attentionBlockBytes(S);
-  const inv = sb + <usize>(QB * S) * 4;
+  const inv = sb + <usize>(QB_HOST * S) * 4;
   const gs = gemmScratch + <usize>tid * gemmScratchBytes();
   const items = B * NH, rep = NH / NKV;
-  const i0 = <i32>((<i64>items * tid) / nth), i1 = <i32>((<i64>items * (tid + 1)) / nth);
+  const range = shareFirst(items, tid, nth, hostItems), host = tid == 0 && hostItems >= 0;
+  const qb = host ? QB_HOST : QB;
   const ldq = NH * HD, ldk = NKV * HD;
-  for (let item = i0; item < i1; item++) {
+  for (let item = <i32>(range >> 32); item < <i32>range; item++) {
     const b = item / NH, h = item % NH, kvh = h / rep;
     const kbase = k + <usize>((b * S * NKV + kvh) * HD) * 4, vbase = v + <usize>((b * S * NKV + kvh) * HD) * 4;
     const maskRow = <usize>(b * S) * 4;
-    for (let t0 = 0; t0 < T; t0 += QB) {
-      const rows = min(QB, T - t0);
+    for (let t0 = 0; t0 < T; t0 += qb) {
+      const rows = min(qb, T - t0);
       const jB = causal ? min(S, qOffset + t0 + rows) : S; // keys any row of the block may see
       const qo = q + <usize>(((b * T + t0) * NH + h) * HD) * 4, oo = out + <usize>(((b * T + t0) * NH + h) * HD) * 4;
-      gemmSingle(false, true, rows, jB, HD, qo, ldq, kbase, ldk, sb, ldS, gs, false); // S = Q·Kᵀ
+      blockGemm(host, false, true, rows, jB, HD, qo, ldq, kbase, ldk, sb, ldS, gs, false); // S = Q·Kᵀ
       for (let r = 0; r < rows; r++) {
         const t = t0 + r, qpos = qOffset + t;
         const jEnd = causal ? min(S, qpos + 1) : S;
@@ -220,7 +239,7 @@ function attentionBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out:
         const l = softmaxRow(sb + <usize>(r * ldS) * 4, jB, jEnd, scale, keyMask, docIds, maskRow, qdoc, true, 0, inv + <usize>r * 4);
         store<f32>(lse + <usize>((b * NH + h) * T + t) * 4, l);
       }
-      gemmSingle(false, false, rows, HD, jB, sb, ldS, vbase, ldk, oo, ldq, gs, false); // O = P·V, P unnormalised
+      blockGemm(host, false, false, rows, HD, jB, sb, ldS, vbase, ldk, oo, ldq, gs, false); // O = P·V, P unnormalised
       for (let r = 0; r < rows; r++) scaleRow(oo + <usize>(r * ldq) * 4, HD, load<f32>(inv + <usize>r * 4)); // O /= Σ P
     }
   }
@@ -229,17 +248,18 @@ function attentionBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out:
 function attentionBackwardBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, g: usize,
                                   dq: usize, dk: usize, dv: usize, B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32,
                                   scale: f32, causal: i32, qOffset: i32, keyMask: usize, docIds: usize, scratch: usize,
-                                  gemmScratch: usize): void {
+                                  gemmScratch: usize, hostItems: i32): void {
   const ldS = S;
   const blockBytes = attentionBlockBytes(S);
   const pb = scratch + <usize>tid * 2 * blockBytes; // P block [QB, S]
   const db = pb + blockBytes; // dP, then dS block [QB, S]
   const gs = gemmScratch + <usize>tid * gemmScratchBytes();
   const items = B * NKV, rep = NH / NKV;
-  const i0 = <i32>((<i64>items * tid) / nth), i1 = <i32>((<i64>items * (tid + 1)) / nth);
+  const range = shareFirst(items, tid, nth, hostItems), host = tid == 0 && hostItems >= 0;
+  const qb = host ? QB_HOST : QB;
   const ldq = NH * HD, ldk = NKV * HD;
   const kstride = <usize>ldk * 4, rowBytes = <usize>HD * 4;
-  for (let item = i0; item < i1; item++) {
+  for (let item = <i32>(range >> 32); item < <i32>range; item++) {
     const b = item / NKV, kvh = item % NKV;
     const off = <usize>((b * S * NKV + kvh) * HD) * 4;
     const kbase = k + off, vbase = v + off, dkbase = dk + off, dvbase = dv + off;
@@ -250,12 +270,12 @@ function attentionBackwardBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usi
     }
     for (let hh = 0; hh < rep; hh++) {
       const h = kvh * rep + hh;
-      for (let t0 = 0; t0 < T; t0 += QB) {
-        const rows = min(QB, T - t0);
+      for (let t0 = 0; t0 < T; t0 += qb) {
+        const rows = min(qb, T - t0);
         const jB = causal ? min(S, qOffset + t0 + rows) : S;
         const ro = <usize>(((b * T + t0) * NH + h) * HD) * 4;
-        gemmSingle(false, true, rows, jB, HD, q + ro, ldq, kbase, ldk, pb, ldS, gs, false); // S = Q·Kᵀ
-        gemmSingle(false, true, rows, jB, HD, g + ro, ldq, vbase, ldk, db, ldS, gs, false); // dP = dO·Vᵀ
+        blockGemm(host, false, true, rows, jB, HD, q + ro, ldq, kbase, ldk, pb, ldS, gs, false); // S = Q·Kᵀ
+        blockGemm(host, false, true, rows, jB, HD, g + ro, ldq, vbase, ldk, db, ldS, gs, false); // dP = dO·Vᵀ
         for (let r = 0; r < rows; r++) {
           const t = t0 + r, qpos = qOffset + t;
           const jEnd = causal ? min(S, qpos + 1) : S;
@@ -276,9 +296,9 @@ function attentionBackwardBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usi
             store<f32>(dr + o, load<f32>(pr + o) * (load<f32>(dr + o) - D) * scale);
           }
         }
-        gemmSingle(true, false, jB, HD, rows, pb, ldS, g + ro, ldq, dvbase, ldk, gs, true); // dV += Pᵀ·dO
-        gemmSingle(true, false, jB, HD, rows, db, ldS, q + ro, ldq, dkbase, ldk, gs, true); // dK += dSᵀ·Q
-        gemmSingle(false, false, rows, HD, jB, db, ldS, kbase, ldk, dq + ro, ldq, gs, false); // dQ = dS·K
+        blockGemm(host, true, false, jB, HD, rows, pb, ldS, g + ro, ldq, dvbase, ldk, gs, true); // dV += Pᵀ·dO
+        blockGemm(host, true, false, jB, HD, rows, db, ldS, q + ro, ldq, dkbase, ldk, gs, true); // dK += dSᵀ·Q
+        blockGemm(host, false, false, rows, HD, jB, db, ldS, kbase, ldk, dq + ro, ldq, gs, false); // dQ = dS·K
       }
     }
   }
@@ -286,7 +306,7 @@ function attentionBackwardBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usi
 
 /** Bytes of block scratch per thread the forward (1 block) and backward (2 blocks) need beyond the GEMM scratch. */
 export function attentionBlockBytes(S: i32): usize {
-  return (<usize>(QB * S + QB) * 4 + 63) & ~<usize>63; // a [QB, S] block and QB floats (the forward's row sums)
+  return (<usize>(QB_HOST * S + QB_HOST) * 4 + 63) & ~<usize>63; // a [QB_HOST, S] block and QB_HOST floats (the forward's row sums)
 }
 
 /** x[0, n) *= a. */
@@ -303,8 +323,8 @@ function scaleRow(x: usize, n: i32, a: f32): void {
  */
 export function attention(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
                           B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32, scale: f32, causal: i32, qOffset: i32,
-                          keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize): void {
-  if (T >= QB_MIN) attentionBlocked(tid, nth, q, k, v, out, lse, B, T, S, NH, NKV, HD, scale, causal, qOffset, keyMask, docIds, scratch, gemmScratch);
+                          keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize, hostItems: i32): void {
+  if (T >= QB_MIN) attentionBlocked(tid, nth, q, k, v, out, lse, B, T, S, NH, NKV, HD, scale, causal, qOffset, keyMask, docIds, scratch, gemmScratch, hostItems);
   else attentionRows(tid, nth, q, k, v, out, lse, B, T, S, NH, NKV, HD, scale, causal, qOffset, keyMask, docIds, scratch);
 }
 
@@ -316,7 +336,7 @@ export function attention(tid: i32, nth: i32, q: usize, k: usize, v: usize, out:
 export function attentionBackward(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, g: usize,
                                   dq: usize, dk: usize, dv: usize, B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32,
                                   scale: f32, causal: i32, qOffset: i32, keyMask: usize, docIds: usize, scratch: usize,
-                                  gemmScratch: usize): void {
+                                  gemmScratch: usize, hostItems: i32): void {
   attentionBackwardBlocked(tid, nth, q, k, v, out, lse, g, dq, dk, dv, B, T, S, NH, NKV, HD, scale, causal, qOffset,
-    keyMask, docIds, scratch, gemmScratch);
+    keyMask, docIds, scratch, gemmScratch, hostItems);
 }

@@ -19,3 +19,17 @@ export function share(n: i32, tid: i32, nth: i32): i64 {
 export function arriveLast(counter: usize, nth: i32): bool {
   return atomic.add<i32>(counter, 1) == nth - 1;
 }
+
+/**
+ * Like share(), but thread 0 takes `first` units of the n (the caller's thread, when it runs a faster path than
+ * the workers: the native backend's BLAS) and threads 1 … nth−1 split the rest evenly. first < 0: share().
+ */
+// @ts-ignore: decorator
+@inline
+export function shareFirst(n: i32, tid: i32, nth: i32, first: i32): i64 {
+  if (first < 0 || nth == 1) return share(n, tid, nth);
+  const f = min(first, n);
+  if (tid == 0) return <i64>f;
+  const r = share(n - f, tid - 1, nth - 1);
+  return r + ((<i64>f << 32) | <i64>f);
+}

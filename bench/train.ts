@@ -1,4 +1,4 @@
-// Training-step benchmark: npm run bench -- --config tiny|s15M|s42M|s110M|cli --threads N [--backend wasm|native|webgpu|auto|ref] [--blas-threads N] [--blas-par-min-flop F]
+// Training-step benchmark: npm run bench -- --config tiny|s15M|s42M|s110M|cli --threads N [--backend wasm|native|webgpu|auto|ref] [--blas-threads N] [--blas-par-min-flop F] [--attention-host-share S]
 //   [--loss unfused|fused|none] [--steps N] [--warmup N] [--warmup-s S] [--profile] [--json] [--quiet-wait S] [--untied]
 // Warm-up: at least --warmup steps (2) and --warmup-s seconds (2): V8 spends the first second optimising the JS
 // (~60 TurboFan compilations, ~250 ms of a core on tiny), which slowed tiny's first 20 steps by ~25% (RESULTS
@@ -28,7 +28,7 @@ const CONFIGS: Record<string, BenchConfig> = {
 };
 
 function parseArgs(argv: string[]) {
-  const o = { config: 'tiny', threads: 0, backend: 'wasm', loss: 'unfused', steps: 0, warmup: 2, warmupS: 2, json: false, profile: false, quietWait: 10, seed: 0, untied: false, blasThreads: 0, blasParMinFlop: 0 };
+  const o = { config: 'tiny', threads: 0, backend: 'wasm', loss: 'unfused', steps: 0, warmup: 2, warmupS: 2, json: false, profile: false, quietWait: 10, seed: 0, untied: false, blasThreads: 0, blasParMinFlop: 0, attentionHostShare: -1 };
   for (let i = 0; i < argv.length; i++) {
     const [k, inline] = argv[i]!.replace(/^--/, '').split('=', 2) as [string, string | undefined];
     const key = k.replace(/-(\w)/g, (_, c: string) => c.toUpperCase()) as keyof typeof o;
@@ -126,7 +126,7 @@ async function main(): Promise<void> {
     const native = await import('../src/backends/native/index.js');
     try {
       be = await native.registerNativeBackend({ ...(o.threads > 0 ? { threads: o.threads } : {}), ...(o.blasThreads > 0 ? { blasThreads: o.blasThreads } : {}),
-        ...(o.blasParMinFlop > 0 ? { blasParallelMinFlop: o.blasParMinFlop } : {}) });
+        ...(o.blasParMinFlop > 0 ? { blasParallelMinFlop: o.blasParMinFlop } : {}), ...(o.attentionHostShare >= 0 ? { attentionHostShare: o.attentionHostShare } : {}) });
       o.backend = 'native';
       const info = native.nativeInfo()!;
       blasInfo = info;

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 const SRC = 'assembly';
 const OUT = 'src/backends/wasm/kernels.wasm.ts';
 // --importMemory --sharedMemory: one WebAssembly.Memory shared by the main thread and every worker.
-// --runtime stub, --use abort=: no GC, no allocator, no imports besides the memory (JS owns allocation).
+// --runtime stub, --use abort=: no GC, no allocator (JS owns allocation); the imports are the memory and hostGemm
+// (assembly/attention.ts: a GEMM the host may run on the caller's thread).
 // maximumMemory 65536 pages = 4 GiB (wasm32's limit); shared memories must declare a maximum.
 const FLAGS = [
   '-O3', '--runtime', 'stub', '--use', 'abort=', '--importMemory', '--sharedMemory', '--noExportMemory',

@@ -11,8 +11,9 @@ import {
   type Blas, type Sgemm, NativeUnavailableError, blasCandidates, findBlas, nativeInfo, registerNativeBackend,
 } from '../../src/backends/native/index.js';
 import { shutdownWasmBackend } from '../../src/backends/wasm/index.js';
+import { setParallelThreshold } from '../../src/backends/wasm/kernels.js';
 import { main } from '../../src/cli/main.js';
-import { getBackend, matmul, tensor } from '../../src/index.js';
+import { RNG, type Tensor, attention, getBackend, matmul, openScope, tensor } from '../../src/index.js';
 
 after(() => shutdownWasmBackend());
 
@@ -126,6 +127,54 @@ test('the self-check refuses a BLAS that leaves C alone or gets it slightly wron
   const got = await matmul(tensor(a, [3, 4], 'float32', be), tensor(b, [5, 4], 'float32', be), { transB: true }).data();
   const want = await matmul(tensor(a, [3, 4], 'float32', getBackend('ref')), tensor(b, [5, 4], 'float32', getBackend('ref')), { transB: true }).data();
   for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i]! - want[i]!) < 1e-5, `[${i}] ${got[i]} vs ${want[i]}`);
+});
+
+test('attention: the calling thread runs its share of the items through the BLAS, the worker the rest through wasm; both agree with ref', async () => {
+  // B 2, T 150 (blocks of 64 on the BLAS side, 32 on the wasm side, both with a ragged last block), 4 query heads on
+  // 2 KV heads, a key mask with left padding; forward and backward against the ref backend
+  const [B, T, NH, NKV, HD] = [2, 150, 4, 2, 12];
+  let calls = 0;
+  const blas = jsBlas();
+  const counted: Blas = { ...blas, sgemm: (...a) => { calls++; blas.sgemm(...a); } };
+  const be = await registerNativeBackend({ threads: 2, blas: counted, name: 'native-attention', attentionHostShare: 0.5 });
+  const ref = getBackend('ref');
+  const rng = new RNG(7);
+  const data = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+  const qd = data(B * T * NH * HD), kd = data(B * T * NKV * HD), vd = data(B * T * NKV * HD), gd = data(B * T * NH * HD);
+  const mask = Int32Array.from({ length: B * T }, (_, i) => (i >= T && i - T < 5 ? 0 : 1));
+  const run = async (backend: typeof be) => {
+    const scope = openScope(backend);
+    try {
+      const leaf = (d: Float32Array, h: number) => { const t = tensor(d, [B, T, h, HD], 'float32', backend); t.requiresGrad = true; return t; };
+      const q = leaf(qd, NH), k = leaf(kd, NKV), v = leaf(vd, NKV);
+      const keyMask = tensor(mask, [B, T], 'int32', backend);
+      const c0 = calls;
+      const o = attention(q, k, v, { keyMask });
+      const forwardCalls = calls - c0;
+      o.backward(tensor(gd, o.shape, 'float32', backend));
+      const backwardCalls = calls - c0 - forwardCalls;
+      const read = (t: Tensor) => t.data();
+      return { out: await read(o), dq: await read(q.grad!), dk: await read(k.grad!), dv: await read(v.grad!), forwardCalls, backwardCalls };
+    } finally {
+      scope.close();
+    }
+  };
+  setParallelThreshold(0); // two threads even on this small problem
+  try {
+    const got = await run(be), want = await run(ref);
+    // half of the 8 (batch, head) items on the BLAS side, 3 blocks of 64 rows each, 2 GEMMs a block; backward: half of
+    // the 4 (batch, KV head) groups, each 2 query heads × 3 blocks × 5 GEMMs. All wasm would be 0, all BLAS twice this.
+    assert.equal(got.forwardCalls, 4 * 3 * 2);
+    assert.equal(got.backwardCalls, 2 * 2 * 3 * 5);
+    for (const key of ['out', 'dq', 'dk', 'dv'] as const) {
+      const g = got[key], w = want[key];
+      let worst = 0;
+      for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(g[i]! - w[i]!) / (1 + Math.abs(w[i]!)));
+      assert.ok(worst < 1e-4, `${key}: worst relative error ${worst}`);
+    }
+  } finally {
+    setParallelThreshold(null);
+  }
 });
 
 test('CLI: --backend auto without a BLAS trains on wasm and says why in one line; --backend native fails clearly', async () => {

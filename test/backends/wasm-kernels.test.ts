@@ -325,12 +325,14 @@ test('rmsNormBackward and sum finish their cross-thread reductions in wasm (matc
   });
 });
 
-test('the export table describes the compiled module: every function, its parameter count, and nothing else', () => {
+test('the export table describes the compiled module: every function, its parameter count, and nothing else; its imports', () => {
   const module = new WebAssembly.Module(Uint8Array.from(atob(kernelsWasmBase64), (c) => c.charCodeAt(0)));
   const fns = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
   assert.deepEqual([...fns].sort(), Object.keys(EXPORTS).sort());
+  // the imports: the shared memory and the host GEMM attention's caller thread may use (nothing else)
+  assert.deepEqual(WebAssembly.Module.imports(module).map((i) => `${i.module}.${i.name}:${i.kind}`).sort(), ['env.hostGemm:function', 'env.memory:memory']);
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared: true });
-  const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Exports;
+  const exports = new WebAssembly.Instance(module, { env: { memory, hostGemm: () => { throw new Error('not here'); } } }).exports as unknown as Exports;
   for (const name of Object.keys(EXPORTS) as ExportName[]) assert.equal(exports[name]!.length, arity(name), `${name}: parameters`);
   assert.ok(PARALLEL_EXPORTS.every((n) => EXPORTS[n].parallel) && PARALLEL_EXPORTS.includes('adamStep') && !(PARALLEL_EXPORTS as string[]).includes('heapBase'));
   WasmRuntime.checkExports(exports);

@@ -1,6 +1,6 @@
-// The `native` backend (Node only): the wasm backend — its memory, kernels, scopes and worker pool — with every
-// GEMM outside attention (matmul; the fused loss's chunks) sent to the system BLAS (OpenBLAS, BLIS, MKL,
-// Accelerate) through koffi. Operands are never copied: cblas_sgemm gets addresses into the shared
+// The `native` backend (Node only): the wasm backend — its memory, kernels, scopes and worker pool — with its GEMMs
+// (matmul; the fused loss's chunks; attention's blocks on the calling thread) sent to the system BLAS (OpenBLAS,
+// BLIS, MKL, Accelerate) through koffi. Operands are never copied: cblas_sgemm gets addresses into the shared
 // WebAssembly.Memory (its base address plus the byte offsets the wasm kernels use).
 //
 //   import { registerNativeBackend } from 'llamatrain/node';
@@ -13,7 +13,7 @@ import { type Backend, type KernelTable, registerBackend } from '../../core/back
 import { refKernels } from '../ref/kernels.js';
 import { getRuntime, makeBackend } from '../wasm/index.js';
 import { type GemmHook, wasmKernels } from '../wasm/kernels.js';
-import { defaultThreads, wasmAvailable, type WasmRuntime } from '../wasm/runtime.js';
+import { defaultThreads, type HostGemm, wasmAvailable, type WasmRuntime } from '../wasm/runtime.js';
 import { type Blas, type FindBlasOptions, findBlas } from './blas.js';
 
 export { blasCandidates, findBlas, type Blas, type BlasLoad, type Sgemm } from './blas.js';
@@ -31,6 +31,11 @@ export interface NativeBackendOptions extends FindBlasOptions {
    * products, and they would compete with the pool's). Default 1e8 (measured: bench/RESULTS.md, 2026-12-02).
    */
   blasParallelMinFlop?: number;
+  /**
+   * The share of attention's (batch, head) items the calling thread runs with BLAS GEMMs (one BLAS thread) while the
+   * pool's workers run the rest with the wasm kernel. Default 0.7 (measured: bench/RESULTS.md, 2026-12-02); 0: all wasm.
+   */
+  attentionHostShare?: number;
   /** Registry name. Default 'native'. */
   name?: string;
   /** A BLAS to use instead of finding one (a custom binding; tests inject a wrong one to see the check refuse it). */
@@ -65,25 +70,41 @@ export function describeNative(i: NativeInfo): string {
 }
 
 const BLAS_PAR_MIN_FLOP = 1e8;
+const ATTENTION_HOST_SHARE = 0.7;
 
 /**
- * The GEMM hook: the wasm kernels' GEMM arguments (byte offsets) become addresses for cblas_sgemm. Large GEMMs run
- * on `blasThreads` BLAS threads with the pool's idle workers sent to sleep first; small ones on one.
+ * The GEMMs through the BLAS: the wasm kernels' GEMM arguments (byte offsets) become addresses for cblas_sgemm.
+ * `hook` (matmul, the fused loss): large GEMMs run on `blasThreads` BLAS threads with the pool's idle workers sent
+ * to sleep first, small ones on one. `host` (attention's blocks, called from inside a wasm kernel on the caller's
+ * thread while the workers run the rest): always one BLAS thread.
  */
-function blasGemm(rt: WasmRuntime, blas: Blas, blasThreads = 1, parMinFlop = BLAS_PAR_MIN_FLOP): GemmHook {
+function blasGemms(rt: WasmRuntime, blas: Blas, blasThreads = 1, parMinFlop = BLAS_PAR_MIN_FLOP): { hook: GemmHook; host: HostGemm } {
   let buf: ArrayBufferLike | null = null, base = 0, threads = -1;
-  return (g, nth) => {
+  const setThreads = (n: number) => {
+    if (n !== threads && blas.setThreads) { blas.setThreads(n); threads = n; }
+  };
+  const baseAddress = () => {
+    const f32 = rt.blocks.f32;
+    if (f32.buffer !== buf) { buf = f32.buffer; base = blas.address(f32); } // a shared memory does not move when it grows
+    return base;
+  };
+  const hook: GemmHook = (g, nth) => {
     if (g.M === 0 || g.N === 0 || g.K === 0) {
       rt.run('gemm', nth, g); // degenerate shapes (K = 0 writes zeros): BLAS would reject the leading dimensions
       return;
     }
     const want = blasThreads > 1 && nth > 1 && 2 * g.M * g.N * g.K >= parMinFlop ? blasThreads : 1;
-    if (want !== threads && blas.setThreads) { blas.setThreads(want); threads = want; }
+    setThreads(want);
     if (want > 1) rt.parkWorkers();
-    const f32 = rt.blocks.f32;
-    if (f32.buffer !== buf) { buf = f32.buffer; base = blas.address(f32); } // a shared memory does not move when it grows
-    blas.sgemm(g.transA !== 0, g.transB !== 0, g.M, g.N, g.K, 1, base + g.a, g.lda, base + g.b, g.ldb, g.acc ? 1 : 0, base + g.c, g.ldc);
+    const p = baseAddress();
+    blas.sgemm(g.transA !== 0, g.transB !== 0, g.M, g.N, g.K, 1, p + g.a, g.lda, p + g.b, g.ldb, g.acc ? 1 : 0, p + g.c, g.ldc);
   };
+  const host: HostGemm = (transA, transB, M, N, K, a, lda, b, ldb, c, ldc, acc) => {
+    setThreads(1);
+    const p = baseAddress();
+    blas.sgemm(transA !== 0, transB !== 0, M, N, K, 1, p + a, lda, p + b, ldb, acc ? 1 : 0, p + c, ldc);
+  };
+  return { hook, host };
 }
 
 /**
@@ -151,7 +172,7 @@ export async function registerNativeBackend(opts: NativeBackendOptions = {}): Pr
   }
   const rt = await getRuntime(threads);
   blas.setThreads?.(blasThreads);
-  const hook = blasGemm(rt, blas, blasThreads, opts.blasParallelMinFlop ?? BLAS_PAR_MIN_FLOP);
+  const { hook, host } = blasGemms(rt, blas, blasThreads, opts.blasParallelMinFlop ?? BLAS_PAR_MIN_FLOP);
   let bad: string | null;
   try {
     bad = selfCheck(rt, hook);
@@ -163,7 +184,8 @@ export async function registerNativeBackend(opts: NativeBackendOptions = {}): Pr
   const prev = registered.get(name);
   if (prev && prev.blas === blas) return prev.backend;
   const backend = prev?.backend ?? makeBackend(name, rt);
-  const table: KernelTable = { ...refKernels, ...wasmKernels(rt, { gemm: hook }) };
+  rt.setHostGemm(host);
+  const table: KernelTable = { ...refKernels, ...wasmKernels(rt, { gemm: hook, attentionHostShare: opts.attentionHostShare ?? ATTENTION_HOST_SHARE }) };
   registerBackend(backend, table);
   registered.set(name, { backend, blas });
   return backend;

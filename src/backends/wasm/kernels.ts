@@ -21,15 +21,21 @@ import { rowKernels } from './kernels/rows.js';
 
 export { copyStats, setParallelThreshold, type GemmHook } from './kernels/context.js';
 
-/**
- * The wasm kernels on runtime `rt` (the table is built without touching `rt`: only calls use it). `gemm`, when
- * given, runs every GEMM the kernels make outside attention (matmul, the fused loss's chunks) in place of the wasm
- * export.
- */
-export function wasmKernels(rt: WasmRuntime, opts: { gemm?: GemmHook } = {}): Partial<KernelTable> {
+export interface WasmKernelOptions {
+  /** Runs every GEMM the kernels make outside attention (matmul, the fused loss's chunks) in place of the wasm export. */
+  gemm?: GemmHook;
+  /**
+   * The share (0 … 1) of attention's (batch, head) items the caller's thread takes, running their block GEMMs through
+   * the runtime's host GEMM (rt.setHostGemm) while the workers split the rest with the wasm kernel. Default 0: none.
+   */
+  attentionHostShare?: number;
+}
+
+/** The wasm kernels on runtime `rt` (the table is built without touching `rt`: only calls use it). */
+export function wasmKernels(rt: WasmRuntime, opts: WasmKernelOptions = {}): Partial<KernelTable> {
   const ctx = kernelContext(rt, opts.gemm);
   return {
-    ...linearKernels(ctx),
+    ...linearKernels(ctx, opts.attentionHostShare ?? 0),
     ...elementwiseKernels(ctx),
     ...rowKernels(ctx),
     ...lossKernels(ctx),

@@ -129,7 +129,9 @@ export function workerMain(once: (f: (msg: WorkerInit) => void) => void, post: (
   once(function (init) {
     let exports: Exports;
     try {
-      exports = new WebAssembly.Instance(init.module as WebAssembly.Module, { env: { memory: init.memory as WebAssembly.Memory } }).exports as unknown as Exports;
+      // hostGemm is only ever called on the caller's thread (tid 0): a worker's instance gets one that throws
+      var hostGemm = function () { throw new Error('hostGemm called on a worker'); };
+      exports = new WebAssembly.Instance(init.module as WebAssembly.Module, { env: { memory: init.memory as WebAssembly.Memory, hostGemm: hostGemm } }).exports as unknown as Exports;
     } catch (e) {
       post({ error: String(e) });
       return;

@@ -143,12 +143,17 @@ async function spawner(): Promise<() => PoolWorker> {
   };
 }
 
+/** C = op(A)·op(B) (acc 1: C +=) on byte offsets into the wasm memory, row-major (the kernels' hostGemm import). */
+export type HostGemm = (transA: number, transB: number, M: number, N: number, K: number, a: number, lda: number, b: number,
+  ldb: number, c: number, ldc: number, acc: number) => void;
+
 export class WasmRuntime {
   readonly memory: WasmMemory;
   readonly exports: Exports;
   pool: ThreadPool;
   private readonly heap: BlockHeap;
   private scratch = 0;
+  private host: { gemm: HostGemm | null } = { gemm: null };
 
   private constructor(private readonly module: WebAssembly.Module, memory: WebAssembly.Memory, exports: Exports, pool: ThreadPool) {
     this.memory = memory;
@@ -156,6 +161,19 @@ export class WasmRuntime {
     this.pool = pool;
     this.heap = new BlockHeap(memory, align(this.query('heapBase', {}), 64));
     this.layout();
+  }
+
+  /**
+   * Sets (or clears) the GEMM kernels run on the caller's thread when they are asked to (attention's hostItems ≥ 0):
+   * byte offsets into the memory, as the wasm gemm export takes them. The native backend sets its BLAS here.
+   */
+  setHostGemm(gemm: HostGemm | null): void {
+    this.host.gemm = gemm;
+  }
+
+  /** Whether a host GEMM is set. */
+  get hasHostGemm(): boolean {
+    return this.host.gemm !== null;
   }
 
   /** Throws unless the module has every export of the table, each with the declared number of parameters. */
@@ -173,11 +191,19 @@ export class WasmRuntime {
     if (!wasmAvailable()) throw new Error('wasm backend: this platform lacks WebAssembly SIMD128 or a shared WebAssembly.Memory (use the ref backend)');
     compiled ??= await WebAssembly.compile(wasmBytes());
     const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
-    const instance = await WebAssembly.instantiate(compiled, { env: { memory } });
+    // hostGemm: the kernels' one import besides the memory, a GEMM the host may run for thread 0 (setHostGemm)
+    const host = { gemm: null as HostGemm | null };
+    const hostGemm: HostGemm = (...a) => {
+      if (!host.gemm) throw new Error('internal: a wasm kernel asked for the host GEMM, but none is set');
+      host.gemm(...a);
+    };
+    const instance = await WebAssembly.instantiate(compiled, { env: { memory, hostGemm } });
     const exports = instance.exports as unknown as Exports;
     WasmRuntime.checkExports(exports);
     const pool = await ThreadPool.create(allowedThreads(threads), compiled, memory, exports, [...PARALLEL_EXPORTS], await spawner());
-    return new WasmRuntime(compiled, memory, exports, pool);
+    const rt = new WasmRuntime(compiled, memory, exports, pool);
+    rt.host = host;
+    return rt;
   }
 
   get threads(): number {
