@@ -5,24 +5,8 @@
 // Query head h reads KV head h / (NH / NKV) (HF repeat_kv). A query with no allowed key outputs 0 and lse −∞.
 
 import { dot, exp1, exp4, hsum } from './math';
-import { gemmScratchBytes, gemmSingle } from './gemm';
+import { blockGemm, gemmScratchBytes, hostUnits } from './gemm';
 import { shareFirst } from './split';
-
-// The module's one import besides the memory: a GEMM the host runs (the native backend's BLAS, ~4× the wasm
-// micro-kernel on attention's small blocks). Only thread 0 (the caller's thread) calls it, and only when the
-// caller asked (hostItems ≥ 0); other instances get a stub that throws.
-@external("env", "hostGemm")
-declare function hostGemm(transA: i32, transB: i32, M: i32, N: i32, K: i32, a: usize, lda: i32, b: usize, ldb: i32,
-                          c: usize, ldc: i32, acc: i32): void;
-
-/** C = op(A)·op(B) (or C += with acc) of one block: through the host's GEMM when `host`, else the wasm kernel. */
-// @ts-ignore: decorator
-@inline
-function blockGemm(host: bool, transA: bool, transB: bool, M: i32, N: i32, K: i32, a: usize, lda: i32, b: usize, ldb: i32,
-                   c: usize, ldc: i32, scratch: usize, acc: bool): void {
-  if (host && M > 0 && N > 0 && K > 0) hostGemm(transA ? 1 : 0, transB ? 1 : 0, M, N, K, a, lda, b, ldb, c, ldc, acc ? 1 : 0);
-  else gemmSingle(transA, transB, M, N, K, a, lda, b, ldb, c, ldc, scratch, acc);
-}
 
 const NEG_INF: f32 = -Infinity;
 
@@ -214,13 +198,13 @@ function softmaxRow(s: usize, jB: i32, jEnd: i32, scale: f32, keyMask: usize, do
 
 function attentionBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
                           B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32, scale: f32, causal: i32, qOffset: i32,
-                          keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize, hostItems: i32): void {
+                          keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize, hostShare: f32): void {
   const ldS = S; // scores block [QB, S], then the rows' 1 / Σ weights [QB]
   const sb = scratch + <usize>tid * attentionBlockBytes(S);
   const inv = sb + <usize>(QB_HOST * S) * 4;
   const gs = gemmScratch + <usize>tid * gemmScratchBytes();
   const items = B * NH, rep = NH / NKV;
-  const range = shareFirst(items, tid, nth, hostItems), host = tid == 0 && hostItems >= 0;
+  const range = shareFirst(items, tid, nth, hostUnits(items, hostShare)), host = tid == 0 && hostShare >= 0;
   const qb = host ? QB_HOST : QB;
   const ldq = NH * HD, ldk = NKV * HD;
   for (let item = <i32>(range >> 32); item < <i32>range; item++) {
@@ -248,14 +232,14 @@ function attentionBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out:
 function attentionBackwardBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, g: usize,
                                   dq: usize, dk: usize, dv: usize, B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32,
                                   scale: f32, causal: i32, qOffset: i32, keyMask: usize, docIds: usize, scratch: usize,
-                                  gemmScratch: usize, hostItems: i32): void {
+                                  gemmScratch: usize, hostShare: f32): void {
   const ldS = S;
   const blockBytes = attentionBlockBytes(S);
   const pb = scratch + <usize>tid * 2 * blockBytes; // P block [QB, S]
   const db = pb + blockBytes; // dP, then dS block [QB, S]
   const gs = gemmScratch + <usize>tid * gemmScratchBytes();
   const items = B * NKV, rep = NH / NKV;
-  const range = shareFirst(items, tid, nth, hostItems), host = tid == 0 && hostItems >= 0;
+  const range = shareFirst(items, tid, nth, hostUnits(items, hostShare)), host = tid == 0 && hostShare >= 0;
   const qb = host ? QB_HOST : QB;
   const ldq = NH * HD, ldk = NKV * HD;
   const kstride = <usize>ldk * 4, rowBytes = <usize>HD * 4;
@@ -323,8 +307,8 @@ function scaleRow(x: usize, n: i32, a: f32): void {
  */
 export function attention(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
                           B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32, scale: f32, causal: i32, qOffset: i32,
-                          keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize, hostItems: i32): void {
-  if (T >= QB_MIN) attentionBlocked(tid, nth, q, k, v, out, lse, B, T, S, NH, NKV, HD, scale, causal, qOffset, keyMask, docIds, scratch, gemmScratch, hostItems);
+                          keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize, hostShare: f32): void {
+  if (T >= QB_MIN) attentionBlocked(tid, nth, q, k, v, out, lse, B, T, S, NH, NKV, HD, scale, causal, qOffset, keyMask, docIds, scratch, gemmScratch, hostShare);
   else attentionRows(tid, nth, q, k, v, out, lse, B, T, S, NH, NKV, HD, scale, causal, qOffset, keyMask, docIds, scratch);
 }
 
@@ -336,7 +320,7 @@ export function attention(tid: i32, nth: i32, q: usize, k: usize, v: usize, out:
 export function attentionBackward(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, g: usize,
                                   dq: usize, dk: usize, dv: usize, B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32,
                                   scale: f32, causal: i32, qOffset: i32, keyMask: usize, docIds: usize, scratch: usize,
-                                  gemmScratch: usize, hostItems: i32): void {
+                                  gemmScratch: usize, hostShare: f32): void {
   attentionBackwardBlocked(tid, nth, q, k, v, out, lse, g, dq, dk, dv, B, T, S, NH, NKV, HD, scale, causal, qOffset,
-    keyMask, docIds, scratch, gemmScratch, hostItems);
+    keyMask, docIds, scratch, gemmScratch, hostShare);
 }

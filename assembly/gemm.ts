@@ -215,6 +215,30 @@ function gemmBlock(transA: bool, transB: bool, M: i32, N: i32, K: i32, a: usize,
   }
 }
 
+// The module's one import besides the memory: a GEMM the host runs (the native backend's BLAS: ~4× this kernel on
+// attention's small blocks). Only thread 0 (the caller's thread) calls it, and only when the caller asks (attention's
+// hostShare ≥ 0); other instances get a stub that throws. (Splitting small matmuls the same way, BLAS on the caller
+// and wasm on the workers, was slower than the BLAS alone on one thread: tiny's matmuls 4.8 → 5.9 ms per step.)
+@external("env", "hostGemm")
+declare function hostGemm(transA: i32, transB: i32, M: i32, N: i32, K: i32, a: usize, lda: i32, b: usize, ldb: i32,
+                          c: usize, ldc: i32, acc: i32): void;
+
+/** Units of n thread 0 takes when it runs the host's GEMM: the share hostShare of them (hostShare < 0: none, −1). */
+// @ts-ignore: decorator
+@inline
+export function hostUnits(n: i32, hostShare: f32): i32 {
+  return hostShare < 0 ? -1 : <i32>Mathf.round(<f32>n * min(hostShare, <f32>1));
+}
+
+/** C = op(A)·op(B) (or C += with acc) of one block on one thread: through the host's GEMM when `host`, else this kernel. */
+// @ts-ignore: decorator
+@inline
+export function blockGemm(host: bool, transA: bool, transB: bool, M: i32, N: i32, K: i32, a: usize, lda: i32, b: usize, ldb: i32,
+                          c: usize, ldc: i32, scratch: usize, acc: bool): void {
+  if (host && M > 0 && N > 0 && K > 0) hostGemm(transA ? 1 : 0, transB ? 1 : 0, M, N, K, a, lda, b, ldb, c, ldc, acc ? 1 : 0);
+  else gemmSingle(transA, transB, M, N, K, a, lda, b, ldb, c, ldc, scratch, acc);
+}
+
 /**
  * Thread `tid` of `nth` computes its share of C = op(A)·op(B). a is [M, K] (lda = K) or, with transA, [K, M]
  * (lda = M); b is [K, N] or, with transB, [N, K]; c is [M, N] (ldc = N); acc ≠ 0: C += op(A)·op(B) instead of

@@ -78,7 +78,7 @@ const ATTENTION_HOST_SHARE = 0.7;
  * to sleep first, small ones on one. `host` (attention's blocks, called from inside a wasm kernel on the caller's
  * thread while the workers run the rest): always one BLAS thread.
  */
-function blasGemms(rt: WasmRuntime, blas: Blas, blasThreads = 1, parMinFlop = BLAS_PAR_MIN_FLOP): { hook: GemmHook; host: HostGemm } {
+function blasGemms(rt: WasmRuntime, blas: Blas, blasThreads: number, parMinFlop: number): { hook: GemmHook; host: HostGemm } {
   let buf: ArrayBufferLike | null = null, base = 0, threads = -1;
   const setThreads = (n: number) => {
     if (n !== threads && blas.setThreads) { blas.setThreads(n); threads = n; }

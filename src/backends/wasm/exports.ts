@@ -22,12 +22,12 @@ export const EXPORTS = {
   attention: {
     parallel: true,
     args: ['q', 'k', 'v', 'out', 'lse', 'B', 'T', 'S', 'NH', 'NKV', 'HD', 'scale', 'causal', 'qOffset', 'keyMask', 'docIds',
-      'scratch', 'gemmScratch', 'hostItems'],
+      'scratch', 'gemmScratch', 'hostShare'],
   },
   attentionBackward: {
     parallel: true,
     args: ['q', 'k', 'v', 'out', 'lse', 'g', 'dq', 'dk', 'dv', 'B', 'T', 'S', 'NH', 'NKV', 'HD', 'scale', 'causal', 'qOffset',
-      'keyMask', 'docIds', 'scratch', 'gemmScratch', 'hostItems'],
+      'keyMask', 'docIds', 'scratch', 'gemmScratch', 'hostShare'],
   },
 
   crossEntropy: { parallel: true, args: ['z', 'targets', 'loss', 'lse', 'N', 'V', 'ignoreIndex', 'eps', 'zLoss'] },

@@ -164,7 +164,7 @@ export class WasmRuntime {
   }
 
   /**
-   * Sets (or clears) the GEMM kernels run on the caller's thread when they are asked to (attention's hostItems ≥ 0):
+   * Sets (or clears) the GEMM kernels run on the caller's thread when they are asked to (attention's hostShare ≥ 0):
    * byte offsets into the memory, as the wasm gemm export takes them. The native backend sets its BLAS here.
    */
   setHostGemm(gemm: HostGemm | null): void {

@@ -8,8 +8,8 @@ import type { KernelContext, Kernels } from './context.js';
 export function linearKernels(ctx: KernelContext, attentionHostShare = 0): Kernels {
   const { rt, threadsFor, call, at, out, take } = ctx;
   const blockBytes = (S: number) => rt.query('attentionBlockBytes', { S });
-  // items the caller's thread takes through the host GEMM (−1: none; the threads split them evenly)
-  const hostItems = (items: number) => (attentionHostShare > 0 && rt.hasHostGemm ? Math.round(items * Math.min(1, attentionHostShare)) : -1);
+  // the share of the items the caller's thread takes through the host GEMM (−1: none; the threads split them evenly)
+  const hostShare = attentionHostShare > 0 && rt.hasHostGemm ? Math.min(1, attentionHostShare) : -1;
 
   const matmul: KernelTable['matmul'] = (a, aShape, b, bShape, transA, transB, outShape, dtype) => {
     if (dtype !== 'float32') return refKernels.matmul(a, aShape, b, bShape, transA, transB, outShape, dtype);
@@ -54,7 +54,7 @@ export function linearKernels(ctx: KernelContext, attentionHostShare = 0): Kerne
       const scratch = rt.temp(nth * blockBytes(S)); // [nth][QB, S] score blocks (or [nth][S] rows when T is small)
       rt.run('attention', nth, { q: pq, k: pk, v: pv, out: po, lse: pl, B, T, S, NH, NKV, HD, scale: args.scale,
         causal: args.causal ? 1 : 0, qOffset: args.qOffset, keyMask: pm, docIds: pd, scratch, gemmScratch: rt.gemmScratch,
-        hostItems: hostItems(B * NH) });
+        hostShare });
       return { out: take(po), lse: take(pl) };
     });
   };
@@ -72,7 +72,7 @@ export function linearKernels(ctx: KernelContext, attentionHostShare = 0): Kerne
       const scratch = rt.temp(nth * 2 * blockBytes(S)); // [nth][2][QB, S] P and dS blocks
       rt.run('attentionBackward', nth, { q: pq, k: pk, v: pv, out: po, lse: pl, g: pg, dq: pdq, dk: pdk, dv: pdv, B, T, S, NH,
         NKV, HD, scale: args.scale, causal: args.causal ? 1 : 0, qOffset: args.qOffset, keyMask: pm, docIds: pd, scratch,
-        gemmScratch: rt.gemmScratch, hostItems: hostItems(B * NKV) });
+        gemmScratch: rt.gemmScratch, hostShare });
       return { dq: take(pdq), dk: take(pdk), dv: take(pdv) };
     });
   };
