@@ -231,9 +231,7 @@ function runBackward(root: Tensor, seed: Tensor): void {
     }
   }
   const grads = new Map<Tensor, Tensor>([[root, seed]]);
-  // Sums the engine allocated itself: nothing else references them, so they may be added to in place and handed
-  // to a leaf as its .grad without a copy. (A gradient returned by a backward rule may alias its upstream.)
-  const owned = new Set<Tensor>();
+  const made = new EngineGrads();
   noGradDepth++;
   try {
     for (let n = order.length - 1; n >= 0; n--) {
@@ -241,37 +239,55 @@ function runBackward(root: Tensor, seed: Tensor): void {
       const g = grads.get(t);
       grads.delete(t);
       if (!g) continue;
-      if (t.isLeaf) { accumulate(t, g, owned.has(g)); continue; }
-      // g is consumed here: while its node hands it on (perhaps to two inputs), nothing may add into it in place
-      const gOwned = owned.delete(g);
+      // g is consumed here; until spend(g) below its storage counts this use, so nothing adds into it in place
+      if (t.isLeaf) {
+        if (!t.grad && made.sole(g)) {
+          made.handOver(g);
+          accumulate(t, g, true); // becomes t.grad as it is
+        } else {
+          accumulate(t, g); // copied into a new t.grad, or added into t.grad
+          made.spend(g);
+        }
+        continue;
+      }
       const node = t.node!;
       const only = node.inputs.length === 1 ? node.inputs[0]! : null;
       const pending = only ? grads.get(only) : undefined;
-      if (node.accumulateInto && only?.requiresGrad && pending && owned.has(pending)) {
+      if (node.accumulateInto && only?.requiresGrad && pending && made.sole(pending)) {
         node.accumulateInto(g, pending);
-        t.node = null;
-        t.graphFreed = true;
-        freeConsumed(g, gOwned, owned, grads, [], []);
-        continue;
+      } else {
+        const inGrads = node.backward(g);
+        node.inputs.forEach((x, i) => {
+          const gi = inGrads[i];
+          if (!x.requiresGrad || !gi) return;
+          if (gi.shape.length !== x.shape.length || gi.shape.some((d, k) => d !== x.shape[k])) {
+            throw new Error(`internal: backward of '${node.name}' gave a gradient of shape ${shapeStr(gi.shape)} for an input of shape ${shapeStr(x.shape)}`);
+          }
+          if (node.freshGrads && inGrads.indexOf(gi) === i && inGrads.lastIndexOf(gi) === i) made.add(gi);
+          else made.hold(gi); // passed on (g itself, or a view of it): one more holder of an engine-made storage
+          const old = grads.get(x);
+          if (!old) { grads.set(x, gi); return; }
+          // a second gradient for x: add into whichever of the two is the sole holder of an engine-made buffer
+          // (a + b = b + a exactly), else into a new sum; the spent one is freed when nothing else holds it
+          if (made.sole(old)) {
+            kernel(old.backend, 'addInPlace')(old.storage, gi.storage, old.dtype);
+            made.spend(gi);
+          } else if (made.sole(gi)) {
+            kernel(gi.backend, 'addInPlace')(gi.storage, old.storage, gi.dtype);
+            made.spend(old);
+            grads.set(x, gi);
+          } else {
+            const sum = addSameShape(old, gi);
+            made.add(sum);
+            made.spend(old);
+            made.spend(gi);
+            grads.set(x, sum);
+          }
+        });
       }
-      const inGrads = node.backward(g);
-      node.inputs.forEach((x, i) => {
-        const gi = inGrads[i];
-        if (!x.requiresGrad || !gi) return;
-        if (node.freshGrads && inGrads.indexOf(gi) === i && inGrads.lastIndexOf(gi) === i) owned.add(gi);
-        if (gi.shape.length !== x.shape.length || gi.shape.some((d, k) => d !== x.shape[k])) {
-          throw new Error(`internal: backward of '${node.name}' gave a gradient of shape ${shapeStr(gi.shape)} for an input of shape ${shapeStr(x.shape)}`);
-        }
-        const old = grads.get(x);
-        if (!old) { grads.set(x, gi); return; }
-        if (owned.has(old)) { kernel(old.backend, 'addInPlace')(old.storage, gi.storage, old.dtype); return; }
-        const sum = addSameShape(old, gi);
-        owned.add(sum);
-        grads.set(x, sum);
-      });
       t.node = null; // free the tape as we go
       t.graphFreed = true;
-      freeConsumed(g, gOwned, owned, grads, node.inputs, inGrads);
+      made.spend(g);
     }
   } finally {
     noGradDepth--;
@@ -279,20 +295,44 @@ function runBackward(root: Tensor, seed: Tensor): void {
 }
 
 /**
- * After g's node has consumed it: an owned g (nothing outside the engine holds it) is freed at once, so the next
- * op's gradient reuses that memory while it is still in cache and backward's footprint stays a few buffers
- * instead of one per op. A gradient passed on that shares g's storage (reshape's, or add's g itself) takes the
- * ownership over when it is the only holder; when two inputs hold it, nobody owns it (no in-place add into it).
+ * The gradient buffers backward() allocated itself, and how many pending gradients hold each (add hands its g to
+ * both inputs, reshape a view of it; the node consuming a gradient holds it too while it runs). A buffer is freed
+ * as soon as its last holder is spent, so the next op's gradient reuses that memory while it is still in cache and
+ * backward's footprint stays a few buffers instead of one per op (the residual stream's included). A sole holder
+ * may be added into in place and handed to a leaf as its .grad without a copy; nothing else references it.
  */
-function freeConsumed(g: Tensor, gOwned: boolean, owned: Set<Tensor>, grads: Map<Tensor, Tensor>,
-                      inputs: readonly Tensor[], passedOn: readonly (Tensor | null)[]): void {
-  if (!gOwned) return;
-  const holders = new Set<Tensor>(); // inputs whose pending gradient is g's storage
-  passedOn.forEach((gi, i) => {
-    if (gi && gi.storage === g.storage && grads.get(inputs[i]!) === gi) holders.add(inputs[i]!);
-  });
-  if (holders.size === 0) g.dispose();
-  else if (holders.size === 1) owned.add(grads.get([...holders][0]!)!);
+class EngineGrads {
+  private readonly holders = new Map<Storage, number>();
+
+  /** t is a new buffer the engine (or a backward rule with fresh gradients) made: one holder. */
+  add(t: Tensor): void {
+    this.holders.set(t.storage, 1);
+  }
+
+  /** t holds a buffer already counted (a gradient passed on): one more holder. */
+  hold(t: Tensor): void {
+    const n = this.holders.get(t.storage);
+    if (n !== undefined) this.holders.set(t.storage, n + 1);
+  }
+
+  /** t is the only holder of an engine-made buffer. */
+  sole(t: Tensor): boolean {
+    return this.holders.get(t.storage) === 1;
+  }
+
+  /** t is done with its buffer: the last holder frees it. */
+  spend(t: Tensor): void {
+    const n = this.holders.get(t.storage);
+    if (n === undefined) return;
+    if (n > 1) { this.holders.set(t.storage, n - 1); return; }
+    this.holders.delete(t.storage);
+    t.dispose();
+  }
+
+  /** t (a sole holder) leaves the engine as a leaf's .grad. */
+  handOver(t: Tensor): void {
+    this.holders.delete(t.storage);
+  }
 }
 
 function addSameShape(a: Tensor, b: Tensor): Tensor {

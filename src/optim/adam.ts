@@ -22,6 +22,10 @@ abstract class AdamBase extends Optimizer<AdamGroup> {
     if (!(g.eps >= 0)) throw new RangeError(`${this.constructor.name}: group ${gi} eps must be ≥ 0, got ${g.eps}`);
   }
 
+  protected override stateBuffers(g: AdamGroup): readonly string[] {
+    return g.amsgrad ? ['expAvg', 'expAvgSq', 'maxExpAvgSq'] : ['expAvg', 'expAvgSq'];
+  }
+
   protected updateGroup(g: AdamGroup, params: Tensor[], gate: Tensor | null): void {
     const steps = params.map((p) => this.advance(p));
     const buffers = (name: string) => params.map((p) => this.buffer(p, name).storage);

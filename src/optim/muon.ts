@@ -88,6 +88,10 @@ export class Muon extends Optimizer<MuonGroup> {
     }
   }
 
+  protected override stateBuffers(g: MuonGroup): readonly string[] {
+    return g.useMuon ? ['momentumBuffer'] : ['expAvg', 'expAvgSq'];
+  }
+
   protected updateGroup(g: MuonGroup, params: Tensor[], gate: Tensor | null): void {
     if (!g.useMuon) { this.adamW(g, params, gate); return; }
     params.forEach((p) => this.advance(p)); // the count is only bookkeeping (checkpoints, cancelStep)

@@ -41,6 +41,8 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
   protected readonly state = new Map<Tensor, Record<string, Tensor | number>>();
   /** Step counts before the last step(), for cancelStep(). */
   private readonly stepUndo = new Map<Tensor, number | undefined>();
+  /** State buffers made with the optimizer, not yet used: buffer() takes them (see stateBuffers). */
+  private readonly reserved = new Map<Tensor, Map<string, Tensor>>();
 
   constructor(params: ParamsInput<G>, defaults: Omit<G, 'params'>) {
     const groups = params.length > 0 && !('params' in (params[0] as object)) ? [{ params: params as Tensor[] }] : params as (Partial<G> & { params: Tensor[] })[];
@@ -58,6 +60,24 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
       this.validateGroup(merged, gi);
       return merged;
     });
+    // The state is allocated now, before any step: made inside the first step it would sit above that step's
+    // activations in a backend's heap, and every later step's peak would spill past it (s15M on wasm: 47 MB more
+    // memory touched). Parameters that need no gradient get none.
+    for (const g of this.paramGroups) {
+      for (const name of this.stateBuffers(g)) {
+        for (const p of g.params) {
+          if (!p.requiresGrad) continue;
+          let mine = this.reserved.get(p);
+          if (!mine) { mine = new Map(); this.reserved.set(p, mine); }
+          mine.set(name, keep(zeros(p.shape, p.dtype, p.backend)));
+        }
+      }
+    }
+  }
+
+  /** The state buffers (names as buffer() takes them) an update of group g uses: allocated with the optimizer. */
+  protected stateBuffers(_g: G): readonly string[] {
+    return [];
   }
 
   protected validateGroup(g: G, gi: number): void {
@@ -104,11 +124,16 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
     this.stepUndo.clear();
   }
 
-  /** The state tensor `name` of p, created as zeros on first use. */
+  /** The state tensor `name` of p: zeros on first use (those made with the optimizer, when it named them). */
   protected buffer(p: Tensor, name: string): Tensor {
     const st = this.stateOf(p);
     let b = st[name] as Tensor | undefined;
-    if (!b) { b = keep(zeros(p.shape, p.dtype, p.backend)); st[name] = b; }
+    if (!b) {
+      const mine = this.reserved.get(p);
+      b = mine?.get(name) ?? keep(zeros(p.shape, p.dtype, p.backend));
+      mine?.delete(name);
+      st[name] = b;
+    }
     return b;
   }
 
@@ -156,6 +181,8 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
       Object.assign(own, hyper);
     });
     const all = this.allParams();
+    for (const mine of this.reserved.values()) for (const t of mine.values()) t.dispose(); // the loaded state replaces them
+    this.reserved.clear();
     this.state.clear();
     for (const [k, st] of Object.entries(sd.state)) {
       const p = all[Number(k)];

@@ -24,6 +24,10 @@ export class SGD extends Optimizer<SGDGroup> {
     }
   }
 
+  protected override stateBuffers(g: SGDGroup): readonly string[] {
+    return g.momentum !== 0 ? ['momentumBuffer'] : [];
+  }
+
   protected updateGroup(g: SGDGroup, params: Tensor[], gate: Tensor | null): void {
     // the momentum buffer starts as the first gradient: "first" = no completed step (older checkpoints carry no
     // step count, only the buffer)

@@ -4,8 +4,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  AdamW, type Backend, LlamaForCausalLM, type LlamaConfigInput, RNG, type Tensor, add, keep, matmul, mul, openScope, refBackend, sum, tensor,
-  withScope,
+  AdamW, type Backend, LlamaForCausalLM, type LlamaConfigInput, RNG, SGD, type Tensor, add, keep, matmul, mul, openScope, refBackend, rmsNorm,
+  sum, tensor, withScope,
 } from '../../src/index.js';
 import { registerWasmBackend, setWasmThreads, shutdownWasmBackend } from '../../src/backends/wasm/index.js';
 import { BlockHeap } from '../../src/backends/wasm/runtime.js';
@@ -190,4 +190,64 @@ test('withScope with an async fn: the scope stays open across await, then frees 
   assert.throws(() => temp.dataSync(), /was released/);
   assert.equal((await kept.data())[0], 5);
   await assert.rejects(withScope(wasm, async () => { mul(a, a); await Promise.resolve(); throw new Error('boom'); }), /boom/);
+});
+
+test('backward frees a gradient once it is added to another: a residual chain\'s backward peak does not grow with its depth', () => {
+  // h ← h + rmsNorm(h) L times: every h gets two gradients (the residual's and rmsNorm's); the engine adds one into
+  // the other and frees the spent one, so backward holds a few [N] buffers at a time whatever L is. (Before: every
+  // rmsNorm gradient and every sum lived until the step ended, 2 buffers per layer.)
+  const N = 64 * 1024, bytes = N * 4;
+  const backwardGrowth = (L: number): number => {
+    const scope = openScope(wasm);
+    try {
+      const x = tensor(Float32Array.from({ length: N }, (_, i) => Math.sin(i)), [64, 1024], 'float32', wasm);
+      x.requiresGrad = true;
+      const w = tensor(new Float32Array(1024).fill(1), [1024], 'float32', wasm);
+      let h = x;
+      for (let l = 0; l < L; l++) h = add(h, rmsNorm(h, w, 1e-6));
+      const loss = sum(h);
+      const start = heap.inUse;
+      let peak = start;
+      const alloc = heap.alloc.bind(heap);
+      heap.alloc = (n: number) => { const p = alloc(n); peak = Math.max(peak, heap.inUse); return p; };
+      try {
+        loss.backward();
+      } finally {
+        heap.alloc = alloc;
+      }
+      assert.ok(x.grad, 'x has its gradient');
+      return (peak - start) / bytes;
+    } finally {
+      scope.close();
+    }
+  };
+  const shallow = backwardGrowth(2), deep = backwardGrowth(12);
+  assert.ok(deep <= shallow + 0.5, `backward's extra memory: ${shallow.toFixed(1)} buffers at depth 2, ${deep.toFixed(1)} at depth 12`);
+  assert.ok(deep < 6, `backward held ${deep.toFixed(1)} [N] buffers at once`);
+});
+
+test('optimizer state is allocated with the optimizer (below any step\'s activations); the state dict stays empty until a step', async () => {
+  const p = keep(tensor(new Float32Array(64 * 1024).fill(1), [64, 1024], 'float32', wasm));
+  p.requiresGrad = true;
+  const frozen = keep(tensor(new Float32Array(64 * 1024).fill(1), [64, 1024], 'float32', wasm)); // no gradient: no state
+  const before = heap.inUse;
+  const opt = new AdamW([p, frozen], { lr: 0.1 });
+  assert.equal(heap.inUse - before, 2 * 64 * 1024 * 4, 'exp_avg and exp_avg_sq of p, made now');
+  assert.deepEqual((await opt.stateDict()).state, {}, 'no state before a step (as torch)');
+  const top = heap.highWater;
+  withScope(wasm, () => {
+    mul(p, 2); // a step's activations
+    p.grad = keep(tensor(new Float32Array(64 * 1024).fill(0.5), [64, 1024], 'float32', wasm));
+    opt.step();
+  });
+  assert.ok(heap.highWater <= top + 2 * 64 * 1024 * 4 + 4096, 'the step allocated no state of its own');
+  const sd = await opt.stateDict();
+  assert.deepEqual(Object.keys(sd.state), ['0']);
+  assert.equal(sd.state[0]!['step'], 1);
+  // loading a state dict frees the buffers that were made for it and never used
+  const opt2 = new SGD([p], { lr: 0.1, momentum: 0.9 });
+  const withReserve = heap.inUse;
+  opt2.loadStateDict({ state: {}, paramGroups: [{ params: [0], lr: 0.1, momentum: 0.9, dampening: 0, nesterov: false, weightDecay: 0 }] });
+  assert.equal(withReserve - heap.inUse, 64 * 1024 * 4, 'the momentum buffer made with SGD is freed');
+  p.grad = null;
 });
