@@ -22,7 +22,7 @@ import { rowKernels } from './kernels/rows.js';
 export { copyStats, setParallelThreshold, type GemmHook } from './kernels/context.js';
 
 export interface WasmKernelOptions {
-  /** Runs every GEMM the kernels make outside attention (matmul, the fused loss's chunks) in place of the wasm export. */
+  /** Runs the kernels' GEMMs (matmul, the fused loss's chunks; not attention's blocks: see attentionHostShare) in place of the wasm export. */
   gemm?: GemmHook;
   /**
    * The share (0 … 1) of attention's (batch, head) items the caller's thread takes, running their block GEMMs through
