@@ -71,7 +71,7 @@ function gpuDeviceNodesMissing(): string {
   if (process.platform !== 'linux') return '';
   const any = (dir: string, re: RegExp) => { try { return readdirSync(dir).some((n) => re.test(n)); } catch { return false; } };
   if (any('/dev/dri', /^renderD\d+$/) || any('/dev', /^(nvidia\d+|dxg|kfd)$/)) return '';
-  return 'no GPU device on this machine (no /dev/dri/renderD*, /dev/nvidia*, /dev/dxg)';
+  return 'no GPU device on this machine (no /dev/dri/renderD*, /dev/nvidia*, /dev/dxg, /dev/kfd)';
 }
 
 /** Makes the chosen backend the default for new tensors; returns the name actually used. */
