@@ -69,6 +69,16 @@ export function describeNative(i: NativeInfo): string {
   return `${i.kind} (${i.path}${i.info ? `: ${i.info}` : ''})${i.blasThreads != null ? `, ${i.blasThreads} BLAS thread(s) for large GEMMs` : ''}`;
 }
 
+/** The thread count last set on each library (one per library, whichever registration's hooks set it). */
+const blasThreadCount = new WeakMap<Blas, number>();
+
+/** Sets the library's thread count through its API, skipping the call when it already has it (GEMMs call this each time). */
+function setBlasThreads(blas: Blas, n: number): void {
+  if (!blas.setThreads || blasThreadCount.get(blas) === n) return;
+  blas.setThreads(n);
+  blasThreadCount.set(blas, n);
+}
+
 const BLAS_PAR_MIN_FLOP = 1e8;
 const ATTENTION_HOST_SHARE = 0.7;
 
@@ -79,10 +89,7 @@ const ATTENTION_HOST_SHARE = 0.7;
  * thread while the workers run the rest): always one BLAS thread.
  */
 function blasGemms(rt: WasmRuntime, blas: Blas, blasThreads: number, parMinFlop: number): { hook: GemmHook; host: HostGemm } {
-  let buf: ArrayBufferLike | null = null, base = 0, threads = -1;
-  const setThreads = (n: number) => {
-    if (n !== threads && blas.setThreads) { blas.setThreads(n); threads = n; }
-  };
+  let buf: ArrayBufferLike | null = null, base = 0;
   const baseAddress = () => {
     const f32 = rt.blocks.f32;
     if (f32.buffer !== buf) { buf = f32.buffer; base = blas.address(f32); } // a shared memory does not move when it grows
@@ -94,13 +101,13 @@ function blasGemms(rt: WasmRuntime, blas: Blas, blasThreads: number, parMinFlop:
       return;
     }
     const want = blasThreads > 1 && nth > 1 && 2 * g.M * g.N * g.K >= parMinFlop ? blasThreads : 1;
-    setThreads(want);
+    setBlasThreads(blas, want);
     if (want > 1) rt.parkWorkers();
     const p = baseAddress();
     blas.sgemm(g.transA !== 0, g.transB !== 0, g.M, g.N, g.K, 1, p + g.a, g.lda, p + g.b, g.ldb, g.acc ? 1 : 0, p + g.c, g.ldc);
   };
   const host: HostGemm = (transA, transB, M, N, K, a, lda, b, ldb, c, ldc, acc) => {
-    setThreads(1);
+    setBlasThreads(blas, 1);
     const p = baseAddress();
     blas.sgemm(transA !== 0, transB !== 0, M, N, K, 1, p + a, lda, p + b, ldb, acc ? 1 : 0, p + c, ldc);
   };
@@ -171,7 +178,7 @@ export async function registerNativeBackend(opts: NativeBackendOptions = {}): Pr
     }
   }
   const rt = await getRuntime(threads);
-  blas.setThreads?.(blasThreads);
+  setBlasThreads(blas, blasThreads);
   const { hook, host } = blasGemms(rt, blas, blasThreads, opts.blasParallelMinFlop ?? BLAS_PAR_MIN_FLOP);
   let bad: string | null;
   try {

@@ -153,9 +153,10 @@ export class WasmRuntime {
   pool: ThreadPool;
   private readonly heap: BlockHeap;
   private scratch = 0;
-  private host: { gemm: HostGemm | null } = { gemm: null };
 
-  private constructor(private readonly module: WebAssembly.Module, memory: WebAssembly.Memory, exports: Exports, pool: ThreadPool) {
+  /** host.gemm: what the caller's instance's hostGemm import calls (setHostGemm). */
+  private constructor(private readonly module: WebAssembly.Module, memory: WebAssembly.Memory, exports: Exports, pool: ThreadPool,
+                      private readonly host: { gemm: HostGemm | null }) {
     this.memory = memory;
     this.exports = exports;
     this.pool = pool;
@@ -201,9 +202,7 @@ export class WasmRuntime {
     const exports = instance.exports as unknown as Exports;
     WasmRuntime.checkExports(exports);
     const pool = await ThreadPool.create(allowedThreads(threads), compiled, memory, exports, [...PARALLEL_EXPORTS], await spawner());
-    const rt = new WasmRuntime(compiled, memory, exports, pool);
-    rt.host = host;
-    return rt;
+    return new WasmRuntime(compiled, memory, exports, pool, host);
   }
 
   get threads(): number {

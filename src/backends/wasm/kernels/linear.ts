@@ -9,7 +9,7 @@ export function linearKernels(ctx: KernelContext, attentionHostShare = 0): Kerne
   const { rt, threadsFor, call, at, out, take } = ctx;
   const blockBytes = (S: number) => rt.query('attentionBlockBytes', { S });
   // the share of the items the caller's thread takes through the host GEMM (−1: none; the threads split them evenly)
-  const hostShare = attentionHostShare > 0 && rt.hasHostGemm ? Math.min(1, attentionHostShare) : -1;
+  const hostShare = attentionHostShare > 0 && rt.hasHostGemm ? attentionHostShare : -1;
 
   const matmul: KernelTable['matmul'] = (a, aShape, b, bShape, transA, transB, outShape, dtype) => {
     if (dtype !== 'float32') return refKernels.matmul(a, aShape, b, bShape, transA, transB, outShape, dtype);
