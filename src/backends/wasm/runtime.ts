@@ -398,6 +398,11 @@ export class BlockHeap implements BackendMemory {
     return MAX_PAGES * PAGE - this.base - this.inUse;
   }
 
+  /** The sizes of the allocated blocks (bench/memory.ts reports them at a step's peak). */
+  blockSizes(): IterableIterator<number> {
+    return this.used.values();
+  }
+
   /** Bytes in allocated blocks. */
   get inUse(): number {
     let n = 0;
