@@ -3,7 +3,7 @@
 // reverse topological order and accumulates into the leaves' `.grad` (PyTorch semantics).
 
 import { type Backend, type Storage, getBackend, kernel } from './backend.js';
-import { type DType, type Shape, type TypedArray, arrayFor, checkShape, dtypeOf, isFloat, sizeOf, shapeStr } from './dtype.js';
+import { type DType, type Shape, type TypedArray, arrayFor, checkShape, dtypeOf, isFloat, isHalf, sizeOf, shapeStr } from './dtype.js';
 import { InputError } from './errors.js';
 import { isReleased, markReleased } from './scope.js';
 
@@ -131,6 +131,10 @@ export class Tensor {
 
   /** Marks a leaf as trainable (returns this). */
   requireGrad(flag = true): this {
+    if (flag && isHalf(this.dtype)) {
+      throw new InputError(`${this.toString()}: a ${this.dtype} tensor is the storage of a frozen weight and cannot require grad; ` +
+        "train LoRA adapters on it (getPeftModel), or load the model with weights: 'float32' to train every weight", { source: 'requireGrad' });
+    }
     if (flag && !isFloat(this.dtype)) throw new TypeError(`only floating-point tensors can require grad, got ${this.dtype}`);
     this.requiresGrad = flag;
     if (flag) this.hostData = null; // it will be updated in place
@@ -364,7 +368,8 @@ export function tensor(data: NumericInput, shape?: Shape, dtype?: DType, backend
   const be = backend ?? getBackend();
   if (shape !== undefined) checkShape(shape, 'tensor()');
   if (dtype !== undefined && dtype !== 'float32' && dtype !== 'float64' && dtype !== 'int32') {
-    throw new InputError(`tensor(): dtype ${JSON.stringify(dtype)} is not one of float32, float64, int32`, { source: 'tensor()' });
+    throw new InputError(`tensor(): dtype ${JSON.stringify(dtype)} is not one of float32, float64, int32` +
+      (isHalf(dtype) ? ' (bfloat16/float16 tensors are frozen weight storage: make them from bit patterns with halfTensor())' : ''), { source: 'tensor()' });
   }
   let arr: TypedArray;
   const dt: DType = dtype ?? (typeof data === 'number' || Array.isArray(data) ? 'float32' : dtypeOf(data as TypedArray));
@@ -399,6 +404,9 @@ export function tensor(data: NumericInput, shape?: Shape, dtype?: DType, backend
 export function full(shape: Shape, value: number, dtype: DType = 'float32', backend?: Backend): Tensor {
   const be = backend ?? getBackend();
   checkShape(shape, 'full()');
+  if (isHalf(dtype)) {
+    throw new InputError(`full(): ${dtype} is storage for frozen weights, not a dtype to compute in; use float32 (or halfTensor() for weights)`, { source: 'full()' });
+  }
   shape = shape.map((d) => d + 0); // -0 → 0
   const size = sizeOf(shape);
   const host = size === 1 || dtype === 'int32' ? arrayFor(dtype, size).fill(value) : null;

@@ -9,6 +9,7 @@ import { LlamaForCausalLM, type ModelOptions } from '../nn/llama.js';
 import { checkModelMemory } from '../nn/memory.js';
 import { readJsonFile, readSafetensorsFile, writeJsonFile, writeSafetensorsFile } from './files.js';
 import type { RawTensor } from './safetensors.js';
+import { asStoredEntries, storedHalfDtype } from './half-weights.js';
 
 async function exists(p: string): Promise<boolean> {
   try { await stat(p); return true; } catch { return false; }
@@ -78,10 +79,20 @@ export function checkFiniteTensors(tensors: Map<string, RawTensor>, source: stri
  * the safetensors files (see safetensors.ts), names, shapes and dtypes against the config, and the weights
  * themselves (NaN/Inf refused unless `allowNonFinite`). Errors are InputError / ModelTooLargeError naming the file.
  */
-export async function loadPretrained(dir: string, opts: ModelOptions & { allowNonFinite?: boolean } = {}): Promise<LlamaForCausalLM> {
+export async function loadPretrained(dir: string, opts: ModelOptions & {
+  allowNonFinite?: boolean;
+  /**
+   * 'float32' (default): every weight becomes float32. 'as-stored': a BF16/F16 checkpoint keeps its weight matrices
+   * (Linear, Embedding) in that 2-byte storage, frozen — for LoRA, evaluation and generation (half the memory);
+   * float32 checkpoints load as with 'float32'.
+   */
+  weights?: 'float32' | 'as-stored';
+} = {}): Promise<LlamaForCausalLM> {
   const cfgPath = join(dir, 'config.json');
   const config = configFromHF(await readJsonFile(cfgPath), cfgPath);
-  checkModelMemory(config, { dtype: opts.dtype, backend: opts.backend ?? getBackend(), source: cfgPath });
+  // weights: 'as-stored' — the storage dtype comes from the headers, before the memory check and any allocation
+  const frozenDtype = opts.weights === 'as-stored' ? (await storedHalfDtype(dir)) ?? undefined : opts.frozenDtype;
+  checkModelMemory(config, { dtype: opts.dtype, backend: opts.backend ?? getBackend(), source: cfgPath, frozenDtype });
   const tensors = await readCheckpointTensors(dir);
   for (const [name, t] of tensors) {
     if (t.dtype === 'int32') {
@@ -93,9 +104,10 @@ export async function loadPretrained(dir: string, opts: ModelOptions & { allowNo
     throw new InputError(`${dir}: config.json says tie_word_embeddings=false but the weights have no lm_head.weight; ` +
       'set tie_word_embeddings to true if the head shares the embedding matrix', { source: dir });
   }
-  const model = new LlamaForCausalLM(config, opts);
+  const model = new LlamaForCausalLM(config, { ...opts, frozenDtype });
   // A tied checkpoint may still carry lm_head.weight (a copy of the embeddings); HF ignores it too.
-  model.loadStateDict(tensors, { source: dir, ignorable: config.tieWordEmbeddings ? ['lm_head.weight'] : [] });
+  model.loadStateDict(frozenDtype ? asStoredEntries(tensors, frozenDtype) : tensors,
+    { source: dir, ignorable: config.tieWordEmbeddings ? ['lm_head.weight'] : [] });
   return model;
 }
 

@@ -2,7 +2,7 @@
 // RMSNorm → SwiGLU MLP → residual) → RMSNorm → LM head (tied or untied). Parameter names are HF's.
 
 import {
-  type Backend, type DType, RNG, type Tensor, add, attention, concat, getBackend, hostInts, matmul, reshape, rope,
+  type Backend, type DType, type HalfDType, RNG, type Tensor, add, attention, concat, getBackend, hostInts, matmul, reshape, rope,
   shapeStr, slice, swiglu, tensor, type RopeFreqs,
 } from '../core/index.js';
 import { causalLMLoss, hostTargets, linearCrossEntropy, shiftLabels } from '../loss/index.js';
@@ -134,6 +134,11 @@ export interface ModelOptions {
   backend?: Backend;
   /** Seed of the N(0, initializerRange²) weight init. Default 0. */
   seed?: number;
+  /**
+   * Keep the Linear and Embedding weights in this 2-byte storage (bfloat16/float16), frozen: zeros until a checkpoint
+   * is loaded (loadPretrained's `weights: 'as-stored'`); for LoRA, evaluation and generation. Norms stay `dtype`.
+   */
+  frozenDtype?: HalfDType;
 }
 
 export interface ForwardOptions {
@@ -202,8 +207,9 @@ export class LlamaForCausalLM extends Module {
     this.config = llamaConfig(config);
     this.dtype = opts.dtype ?? 'float32';
     this.backend = opts.backend ?? getBackend();
-    checkModelMemory(this.config, { dtype: this.dtype, backend: this.backend }); // before allocating anything
-    const init: InitOptions = { dtype: this.dtype, backend: this.backend, rng: new RNG(opts.seed ?? 0), std: this.config.initializerRange };
+    checkModelMemory(this.config, { dtype: this.dtype, backend: this.backend, frozenDtype: opts.frozenDtype }); // before allocating anything
+    const init: InitOptions = { dtype: this.dtype, backend: this.backend, rng: new RNG(opts.seed ?? 0), std: this.config.initializerRange,
+      frozenDtype: opts.frozenDtype };
     this.model = this.registerModule('model', new LlamaModel(this.config, init));
     this.lmHead = this.config.tieWordEmbeddings ? null
       : this.registerModule('lm_head', new Linear(this.config.hiddenSize, this.config.vocabSize, false, init));
