@@ -22,6 +22,8 @@ import {
   silu, softmax, square, sub, sum, swiglu, tensor, warmupCosine, withScope,
 } from '../../src/index.js';
 import { loadCheckpoint, loadPretrained, saveCheckpoint } from '../../src/node.js';
+import { getPeftModel, kernel, noGrad } from '../../src/index.js';
+import { halfCheckpoint } from './half.js';
 import { fixturePath, relErr, relL2 } from '../helpers.js';
 import { gradcheck } from '../gradcheck.js';
 import { ListSource, cfg, makeTrainer, randomBatches } from '../train/util.js';
@@ -36,6 +38,11 @@ export interface ConformanceSpec {
   oracle?: boolean;
   /** Sections to leave out (say why where you do). */
   skip?: readonly ('ops' | 'kernels' | 'hf' | 'trajectory' | 'trainer' | 'lora')[];
+  /**
+   * The backend converts half weights a block at a time and runs its BLAS per block (native), so a half model's
+   * numbers are ≤ 1e-5 from the widened model's instead of bit-identical.
+   */
+  halfBlocks?: boolean;
   /** A message skips the whole suite (node:test's skip), e.g. a backend that needs a library this machine lacks. */
   skipAll?: string | false;
 }
@@ -560,6 +567,63 @@ async function loraParity(be: Backend): Promise<void> {
   }
 }
 
+// ---- half weights ------------------------------------------------------------------------------------------
+
+/**
+ * A model loaded from a BF16 / F16 checkpoint with weights: 'as-stored' (weight matrices kept in 2 bytes, frozen)
+ * against the same checkpoint widened to float32 on the same backend (bit-identical, or ≤ 1e-5 where the backend
+ * converts by blocks) and against ref (≤ 1e-5): logits, loss (plain and fused), and the gradients of LoRA adapters on
+ * every projection (they need dx through every frozen half matmul, embedding and head). Tied (the head is the half
+ * embedding table) and untied heads.
+ */
+async function halfWeights(be: Backend, blocks: boolean): Promise<void> {
+  for (const fixture of ['llama-tied-gqa4', 'hf-llama-tiny']) {
+    const batch = parseSafetensors(readFileSync(join(fixturePath(fixture), 'reference.safetensors'))).tensors;
+    for (const dtype of ['bfloat16', 'float16'] as const) {
+      const dir = halfCheckpoint(fixturePath(fixture), dtype);
+      const run = async (backend: Backend, weights: 'float32' | 'as-stored') => {
+        const model = await loadPretrained(dir, { backend, weights });
+        const t = (k: string) => { const r = batch.get(k)!; return tensor(r.data, r.shape, 'int32', backend); };
+        const halfParams = [...model.namedParameters()].filter(([, p]) => p.dtype === dtype).map(([n]) => n);
+        const logits = await model.forward(t('input_ids'), { attentionMask: t('attention_mask') }).logits!.data();
+        const peft = getPeftModel(model, { r: 4, loraAlpha: 8, targetModules: 'all-linear', seed: 7 });
+        // PEFT starts B at zero (A's gradient would be 0): give B values so that dx flows through every adapter
+        const rng = new RNG(3);
+        noGrad(() => {
+          for (const [name, p] of peft.namedParameters()) {
+            if (!name.endsWith('lora_B.weight')) continue;
+            const v = tensor(Float32Array.from({ length: p.size }, () => rng.normal() * 0.05), [...p.shape], 'float32', backend);
+            kernel(backend, 'addInPlace')(p.storage, v.storage, 'float32');
+          }
+        });
+        const out: { name: string; v: ArrayLike<number> }[] = [{ name: 'logits', v: logits }];
+        for (const fusedLoss of [false, true]) {
+          peft.zeroGrad();
+          const { loss } = peft.forward(t('input_ids'), { attentionMask: t('attention_mask'), labels: t('labels'), fusedLoss });
+          out.push({ name: `loss (fused ${fusedLoss})`, v: await loss!.data() });
+          loss!.backward();
+          for (const [name, p] of peft.namedParameters()) out.push({ name: `grad ${name} (fused ${fusedLoss})`, v: await p.grad!.data() });
+          for (const p of peft.model.parameters()) assert.equal(p.grad, null, 'the frozen base gets no gradient');
+        }
+        return { out, halfParams };
+      };
+      const half = await run(be, 'as-stored'), wide = await run(be, 'float32'), ref = await run(refBackend, 'float32');
+      const where = `${fixture} ${dtype}`;
+      assert.ok(half.halfParams.length >= 7 && half.halfParams.includes('model.embed_tokens.weight'),
+        `${where}: the weight matrices are ${dtype} (${half.halfParams.join(', ')})`);
+      assert.ok(half.halfParams.every((n) => !n.endsWith('norm.weight')), 'norms stay float32');
+      assert.deepEqual(wide.halfParams, [], 'weights: float32 widens everything');
+      for (let i = 0; i < half.out.length; i++) {
+        const { name, v } = half.out[i]!;
+        const w = wide.out[i]!.v, r = ref.out[i]!.v;
+        if (blocks) assert.ok(relL2(v, w) <= 1e-5, `${where} ${name}: half vs float32 on this backend, rel ${relL2(v, w)}`);
+        else assert.deepEqual(Array.from(v), Array.from(w), `${where} ${name}: half and widened float32 are bit-identical`);
+        assert.ok(relL2(v, r) <= 1e-5, `${where} ${name}: vs ref, rel ${relL2(v, r)}`);
+      }
+    }
+  }
+}
+
 // ---- the suite -------------------------------------------------------------------------------------------
 
 export function conformance(spec: ConformanceSpec): void {
@@ -602,6 +666,10 @@ export function conformance(spec: ConformanceSpec): void {
       t('a Trainer run with Muon: finite, equals ref, one read per step, resumes bit-identically from a checkpoint', () => muonTrainer(be));
     }
     if (!skip.has('lora')) t('LoRA (PEFT format) parity with PyTorch: loss and adapter gradients, frozen base', () => loraParity(be));
+    if (!skip.has('lora')) {
+      t('half weights (BF16, F16 kept as stored): logits, loss, LoRA gradients equal the float32-widened model and ref',
+        () => halfWeights(be, spec.halfBlocks ?? false));
+    }
     if (spec.teardown) test('teardown', async () => { await ready; await spec.teardown!(); });
   });
 }
