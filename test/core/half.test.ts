@@ -5,10 +5,14 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  AdamW, InputError, LlamaForCausalLM, RNG, add, bf16BitsToNumber, cast, embedding, f16BitsToNumber, float32ToHalf, full, getPeftModel,
+  AdamW, InputError, Trainer, LlamaForCausalLM, RNG, add, bf16BitsToNumber, cast, embedding, f16BitsToNumber, float32ToHalf, full, getPeftModel,
   halfTensor, halfToFloat32, linearCrossEntropy, matmul, numberToBf16Bits, numberToF16Bits, refBackend, rmsNorm, softmax, sum, tensor,
   transpose, widenHalf,
 } from '../../src/index.js';
+import { loadPretrained } from '../../src/node.js';
+import { halfCheckpoint } from '../conformance/half.js';
+import { fixturePath } from '../helpers.js';
+import { ListSource, randomBatches } from '../train/util.js';
 
 // [bits, value] from the definitions: binary16 = (−1)^s · 2^(e−15) · 1.m (e = 0: 2^−14 · 0.m); bfloat16 = binary32's top half
 const F16: [number, number][] = [
@@ -157,5 +161,23 @@ describe('half tensors on ref', () => {
     assert.ok(q.requiresGrad);
     assert.equal(merged.model.embedTokens.weight.dtype, 'bfloat16', 'unadapted half weights stay half (frozen)');
     assert.deepEqual([...await q.data()], [...halfToFloat32(qv, 'bfloat16')], 'B = 0: merging adds nothing, values kept exactly');
+  });
+
+  test('a Trainer runs LoRA on a BF16 checkpoint kept as stored: the same losses and norms as on the widened float32 model', async () => {
+    const dir = halfCheckpoint(fixturePath('hf-llama-tiny'), 'bfloat16');
+    const run = async (weights: 'as-stored' | 'float32') => {
+      const model = await loadPretrained(dir, { backend: refBackend, weights });
+      const peft = getPeftModel(model, { r: 4, targetModules: 'all-linear', seed: 1 });
+      const trainer = new Trainer({ model: peft, optimizer: new AdamW(peft.parameters(), { lr: 1e-2 }), train: new ListSource(randomBatches(4, 2, 12, 256, 9)),
+        gradAccumSteps: 2, maxSteps: 2, clipGradNorm: 1.0 });
+      const out: number[] = [];
+      for (let i = 0; i < 2; i++) { const m = (await trainer.trainStep())!; out.push(m.loss, m.gradNorm); }
+      return { out, dtype: model.model.layers[0]!.mlp.upProj.weight.dtype };
+    };
+    const half = await run('as-stored'), wide = await run('float32');
+    assert.equal(half.dtype, 'bfloat16');
+    assert.equal(wide.dtype, 'float32');
+    assert.ok(half.out.every(Number.isFinite) && half.out[3]! > 0);
+    assert.deepEqual(half.out, wide.out);
   });
 });
