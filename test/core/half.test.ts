@@ -5,7 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  AdamW, InputError, Trainer, LlamaForCausalLM, RNG, add, bf16BitsToNumber, cast, embedding, f16BitsToNumber, float32ToHalf, full, getPeftModel,
+  AdamW, InputError, ModelTooLargeError, Trainer, checkModelMemory, llamaConfig, LlamaForCausalLM, RNG, add, bf16BitsToNumber, cast, embedding, f16BitsToNumber, float32ToHalf, full, getPeftModel,
   halfTensor, halfToFloat32, linearCrossEntropy, matmul, numberToBf16Bits, numberToF16Bits, refBackend, rmsNorm, softmax, sum, tensor,
   transpose, widenHalf,
 } from '../../src/index.js';
@@ -179,5 +179,18 @@ describe('half tensors on ref', () => {
     assert.equal(wide.dtype, 'float32');
     assert.ok(half.out.every(Number.isFinite) && half.out[3]! > 0);
     assert.deepEqual(half.out, wide.out);
+  });
+
+  test('memory accounting: half weight matrices count 2 bytes (norms 4) against the backend limit', () => {
+    const cfg = llamaConfig({ vocabSize: 1000, hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2 });
+    const matrices = 2 * 1000 * 64 + 2 * (64 * 64 * 2 + 64 * 32 * 2 + 3 * 64 * 128), vectors = 5 * 64; // untied head
+    const limit = (bytes: number) => ({ ...refBackend, name: 'limited', memoryLimit: () => ({ bytes, what: 'a test limit' }) });
+    const f32 = (matrices + vectors) * 4, half = matrices * 2 + vectors * 4;
+    assert.equal(checkModelMemory(cfg, { backend: refBackend }), f32);
+    assert.equal(checkModelMemory(cfg, { backend: refBackend, frozenDtype: 'bfloat16' }), half);
+    assert.throws(() => checkModelMemory(cfg, { backend: limit(half + 16) }), ModelTooLargeError);
+    assert.equal(checkModelMemory(cfg, { backend: limit(half + 16), frozenDtype: 'float16' }), half);
+    assert.throws(() => checkModelMemory(cfg, { backend: limit(half - 16), frozenDtype: 'float16' }),
+      (e: Error) => e instanceof ModelTooLargeError && /float16 \(weight matrices\) and float32/.test(e.message));
   });
 });
