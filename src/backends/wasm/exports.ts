@@ -21,13 +21,13 @@ export const EXPORTS = {
   gemm: { parallel: true, args: ['transA', 'transB', 'M', 'N', 'K', 'a', 'lda', 'b', 'ldb', 'c', 'ldc', 'scratch', 'acc'] },
   attention: {
     parallel: true,
-    args: ['q', 'k', 'v', 'out', 'lse', 'B', 'T', 'S', 'NH', 'NKV', 'HD', 'scale', 'causal', 'qOffset', 'keyMask', 'docIds',
-      'scratch', 'gemmScratch', 'hostShare'],
+    args: ['q', 'k', 'v', 'out', 'lse', 'B', 'T', 'S', 'NH', 'NKV', 'HD', 'scale', 'causal', 'qOffset', 'window', 'keyMask',
+      'docIds', 'scratch', 'gemmScratch', 'hostShare'],
   },
   attentionBackward: {
     parallel: true,
     args: ['q', 'k', 'v', 'out', 'lse', 'g', 'dq', 'dk', 'dv', 'B', 'T', 'S', 'NH', 'NKV', 'HD', 'scale', 'causal', 'qOffset',
-      'keyMask', 'docIds', 'scratch', 'gemmScratch', 'hostShare'],
+      'window', 'keyMask', 'docIds', 'scratch', 'gemmScratch', 'hostShare'],
   },
 
   crossEntropy: { parallel: true, args: ['z', 'targets', 'loss', 'lse', 'N', 'V', 'ignoreIndex', 'eps', 'zLoss'] },
