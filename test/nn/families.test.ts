@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixturePath } from '../helpers.js';
 import { attentionLayout, configFromHF, configToHF, llamaConfig, modelSize, ropeInvFreq } from '../../src/nn/config.js';
-import { InputError, LlamaForCausalLM, refBackend } from '../../src/index.js';
+import { InputError, LlamaForCausalLM, refBackend, tensor } from '../../src/index.js';
 import { loadPretrained, savePretrained } from '../../src/node.js';
 
 const json = (name: string): Record<string, unknown> =>
@@ -99,6 +99,17 @@ describe('model families', () => {
       assert.equal(modelSize(c).parameters, model.numParameters());
     });
   }
+
+  it('generate samples only ids below vocabLimit (a padded vocabulary), and refuses a limit outside [1, V]', async () => {
+    const m = await loadPretrained(fixturePath('qwen2-tied-bias'), { backend: refBackend });
+    const prompt = tensor(Int32Array.from([3, 9, 27]), [1, 3], 'int32', refBackend);
+    const free = Array.from(await (await m.generate(prompt, { maxNewTokens: 12, temperature: 0 })).data()).slice(3);
+    assert.ok(free.some((id) => id >= 60), `the unlimited continuation uses ids above 60: ${free}`);
+    const limited = Array.from(await (await m.generate(prompt, { maxNewTokens: 12, temperature: 1.5, seed: 4, vocabLimit: 60 })).data()).slice(3);
+    assert.ok(limited.every((id) => id < 60), `${limited}`);
+    await assert.rejects(() => m.generate(prompt, { vocabLimit: 0 }), (e: unknown) => e instanceof InputError && /vocabLimit must be an integer in \[1, 180\]/.test(e.message));
+    await assert.rejects(() => m.generate(prompt, { vocabLimit: 181 }), InputError);
+  });
 
   it('savePretrained → loadPretrained keeps the family (a Qwen3 model stays a Qwen3ForCausalLM)', async () => {
     const m = await loadPretrained(fixturePath('qwen3-qknorm-yarn'), { backend: refBackend });
