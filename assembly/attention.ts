@@ -43,17 +43,22 @@ function dotRows(p: usize, x: usize, base: usize, kstride: usize, n: i32, HD: i3
 /**
  * Scaled scores of query row qo against keys [0, jEnd) into p (−∞ where masked); returns the max (−∞ if none).
  */
-function scoreRow(p: usize, qo: usize, kbase: usize, kstride: usize, jEnd: i32, HD: i32, scale: f32,
+function scoreRow(p: usize, qo: usize, kbase: usize, kstride: usize, jStart: i32, jEnd: i32, HD: i32, scale: f32,
                   keyMask: usize, docIds: usize, maskRow: usize, qdoc: i32): f32 {
   dotRows(p, qo, kbase, kstride, jEnd, HD, scale);
-  maskKeys(p, jEnd, keyMask, docIds, maskRow, qdoc);
+  maskKeys(p, jStart, jEnd, keyMask, docIds, maskRow, qdoc);
   return rowMax(p, jEnd);
 }
 
-/** p[j] = −∞ for the keys j < jEnd the query may not see: padding (keyMask 0) or another document. */
-function maskKeys(p: usize, jEnd: i32, keyMask: usize, docIds: usize, maskRow: usize, qdoc: i32): void {
+/**
+ * p[j] = −∞ for the keys j < jEnd the query may not see: before jStart (outside a sliding window), padding
+ * (keyMask 0) or another document.
+ */
+function maskKeys(p: usize, jStart: i32, jEnd: i32, keyMask: usize, docIds: usize, maskRow: usize, qdoc: i32): void {
+  const j0 = min(jStart, jEnd);
+  for (let j = 0; j < j0; j++) store<f32>(p + <usize>j * 4, NEG_INF);
   if (keyMask == 0 && docIds == 0) return;
-  for (let j = 0; j < jEnd; j++) {
+  for (let j = j0; j < jEnd; j++) {
     const jo = <usize>j * 4;
     if ((keyMask != 0 && load<i32>(keyMask + maskRow + jo) == 0) || (docIds != 0 && load<i32>(docIds + maskRow + jo) != qdoc)) {
       store<f32>(p + jo, NEG_INF);
@@ -125,10 +130,15 @@ function expRowScaled(p: usize, n: i32, scale: f32, shift: f32): f32 {
   return hsum(acc) + tail;
 }
 
+/** The first key a query at absolute position qpos may see: qpos − window + 1 with a sliding window (window > 0), else 0. */
+function windowStart(qpos: i32, window: i32): i32 {
+  return window > 0 ? max(0, qpos - window + 1) : 0;
+}
+
 /** Forward: thread tid of nth takes a share of the B·NH (batch, head) pairs. scratch: nth × S floats (64-aligned). */
 function attentionRows(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
                           B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32, scale: f32, causal: i32, qOffset: i32,
-                          keyMask: usize, docIds: usize, scratch: usize): void {
+                          window: i32, keyMask: usize, docIds: usize, scratch: usize): void {
   const p = scratch + <usize>tid * ((<usize>S * 4 + 63) & ~<usize>63); // [S] scores, then weights
   const items = B * NH, rep = NH / NKV;
   const i0 = <i32>((<i64>items * tid) / nth), i1 = <i32>((<i64>items * (tid + 1)) / nth);
@@ -143,7 +153,7 @@ function attentionRows(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: us
       const oo = out + <usize>(((b * T + t) * NH + h) * HD) * 4;
       const jEnd = causal ? min(S, qpos + 1) : S;
       const qdoc = docIds != 0 ? load<i32>(docIds + maskRow + <usize>qpos * 4) : 0;
-      const m = scoreRow(p, qo, kbase, kstride, jEnd, HD, scale, keyMask, docIds, maskRow, qdoc);
+      const m = scoreRow(p, qo, kbase, kstride, windowStart(qpos, window), jEnd, HD, scale, keyMask, docIds, maskRow, qdoc);
       const lo = lse + <usize>((b * NH + h) * T + t) * 4;
       if (m == NEG_INF) { memory.fill(oo, 0, <usize>HD * 4); store<f32>(lo, NEG_INF); continue; }
       const sum = expRowScaled(p, jEnd, 1, m); // the scores are scaled already
@@ -169,9 +179,9 @@ const QB_MIN: i32 = 16;
  * leaves the weights UNnormalised (their sum is 1 / `rowInv`, written there; the caller scales the output row);
  * else uses lseIn (exp(scale·s − lse): normalised). Returns lse (−∞ when no key is allowed: the row is zeros).
  */
-function softmaxRow(s: usize, jB: i32, jEnd: i32, scale: f32, keyMask: usize, docIds: usize, maskRow: usize, qdoc: i32,
+function softmaxRow(s: usize, jB: i32, jStart: i32, jEnd: i32, scale: f32, keyMask: usize, docIds: usize, maskRow: usize, qdoc: i32,
                     computeLse: bool, lseIn: f32, rowInv: usize): f32 {
-  maskKeys(s, jEnd, keyMask, docIds, maskRow, qdoc);
+  maskKeys(s, jStart, jEnd, keyMask, docIds, maskRow, qdoc);
   if (!(scale > 0)) {
     // a non-positive scale flips the order of the scores: scale them first (−∞ stays −∞ only for masked keys)
     for (let j = 0; j < jEnd; j++) {
@@ -198,7 +208,7 @@ function softmaxRow(s: usize, jB: i32, jEnd: i32, scale: f32, keyMask: usize, do
 
 function attentionBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
                           B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32, scale: f32, causal: i32, qOffset: i32,
-                          keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize, hostShare: f32): void {
+                          window: i32, keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize, hostShare: f32): void {
   const ldS = S; // scores block [QB, S], then the rows' 1 / Σ weights [QB]
   const sb = scratch + <usize>tid * attentionBlockBytes(S);
   const inv = sb + <usize>(QB_HOST * S) * 4;
@@ -220,7 +230,8 @@ function attentionBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out:
         const t = t0 + r, qpos = qOffset + t;
         const jEnd = causal ? min(S, qpos + 1) : S;
         const qdoc = docIds != 0 ? load<i32>(docIds + maskRow + <usize>qpos * 4) : 0;
-        const l = softmaxRow(sb + <usize>(r * ldS) * 4, jB, jEnd, scale, keyMask, docIds, maskRow, qdoc, true, 0, inv + <usize>r * 4);
+        const l = softmaxRow(sb + <usize>(r * ldS) * 4, jB, windowStart(qpos, window), jEnd, scale, keyMask, docIds, maskRow, qdoc, true, 0,
+          inv + <usize>r * 4);
         store<f32>(lse + <usize>((b * NH + h) * T + t) * 4, l);
       }
       blockGemm(host, false, false, rows, HD, jB, sb, ldS, vbase, ldk, oo, ldq, gs, false); // O = P·V, P unnormalised
@@ -231,7 +242,7 @@ function attentionBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out:
 
 function attentionBackwardBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, g: usize,
                                   dq: usize, dk: usize, dv: usize, B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32,
-                                  scale: f32, causal: i32, qOffset: i32, keyMask: usize, docIds: usize, scratch: usize,
+                                  scale: f32, causal: i32, qOffset: i32, window: i32, keyMask: usize, docIds: usize, scratch: usize,
                                   gemmScratch: usize, hostShare: f32): void {
   const ldS = S;
   const blockBytes = attentionBlockBytes(S);
@@ -266,7 +277,7 @@ function attentionBackwardBlocked(tid: i32, nth: i32, q: usize, k: usize, v: usi
           const qdoc = docIds != 0 ? load<i32>(docIds + maskRow + <usize>qpos * 4) : 0;
           const pr = pb + <usize>(r * ldS) * 4, dr = db + <usize>(r * ldS) * 4;
           const l = load<f32>(lse + <usize>((b * NH + h) * T + t) * 4);
-          softmaxRow(pr, jB, jEnd, scale, keyMask, docIds, maskRow, qdoc, false, l, 0); // P = exp(scale·s − lse)
+          softmaxRow(pr, jB, windowStart(qpos, window), jEnd, scale, keyMask, docIds, maskRow, qdoc, false, l, 0); // P = exp(scale·s − lse)
           const rowOff = <usize>(r * ldq) * 4;
           const D = dot(g + ro + rowOff, out + ro + rowOff, HD);
           const vD = f32x4.splat(D), vsc = f32x4.splat(scale);
@@ -307,9 +318,10 @@ function scaleRow(x: usize, n: i32, a: f32): void {
  */
 export function attention(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize,
                           B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32, scale: f32, causal: i32, qOffset: i32,
-                          keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize, hostShare: f32): void {
-  if (T >= QB_MIN) attentionBlocked(tid, nth, q, k, v, out, lse, B, T, S, NH, NKV, HD, scale, causal, qOffset, keyMask, docIds, scratch, gemmScratch, hostShare);
-  else attentionRows(tid, nth, q, k, v, out, lse, B, T, S, NH, NKV, HD, scale, causal, qOffset, keyMask, docIds, scratch);
+                          window: i32, keyMask: usize, docIds: usize, scratch: usize, gemmScratch: usize, hostShare: f32): void {
+  if (T >= QB_MIN) {
+    attentionBlocked(tid, nth, q, k, v, out, lse, B, T, S, NH, NKV, HD, scale, causal, qOffset, window, keyMask, docIds, scratch, gemmScratch, hostShare);
+  } else attentionRows(tid, nth, q, k, v, out, lse, B, T, S, NH, NKV, HD, scale, causal, qOffset, window, keyMask, docIds, scratch);
 }
 
 /**
@@ -319,8 +331,8 @@ export function attention(tid: i32, nth: i32, q: usize, k: usize, v: usize, out:
  */
 export function attentionBackward(tid: i32, nth: i32, q: usize, k: usize, v: usize, out: usize, lse: usize, g: usize,
                                   dq: usize, dk: usize, dv: usize, B: i32, T: i32, S: i32, NH: i32, NKV: i32, HD: i32,
-                                  scale: f32, causal: i32, qOffset: i32, keyMask: usize, docIds: usize, scratch: usize,
+                                  scale: f32, causal: i32, qOffset: i32, window: i32, keyMask: usize, docIds: usize, scratch: usize,
                                   gemmScratch: usize, hostShare: f32): void {
   attentionBackwardBlocked(tid, nth, q, k, v, out, lse, g, dq, dk, dv, B, T, S, NH, NKV, HD, scale, causal, qOffset,
-    keyMask, docIds, scratch, gemmScratch, hostShare);
+    window, keyMask, docIds, scratch, gemmScratch, hostShare);
 }

@@ -1,8 +1,20 @@
 // Shared test helpers. Tests run from the repository root (npm test), so fixture paths are cwd-relative.
 import { join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
 
 export function fixturePath(...parts: string[]): string {
   return join(process.cwd(), 'test', 'fixtures', ...parts);
+}
+
+/**
+ * The model-parity fixtures: every folder of test/fixtures with config.json, model.safetensors and
+ * reference.safetensors (made by tools/pyref/make_fixture.py, or by transformers for hf-llama-tiny), sorted. A new
+ * fixture is tested on every backend by being there.
+ */
+export function parityFixtures(): string[] {
+  const root = fixturePath();
+  return readdirSync(root).filter((d) => ['config.json', 'model.safetensors', 'reference.safetensors']
+    .every((f) => existsSync(join(root, d, f)))).sort();
 }
 
 /**

@@ -98,6 +98,7 @@ export async function runGenerate(argv: string[], log: Log): Promise<void> {
   for (let i = 0; i < o.samples; i++) {
     const out = await model.generate(tensor(Int32Array.from(ids), [1, ids.length], 'int32', model.backend), {
       maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed + i, eosTokenId: tok.eosId,
+      vocabLimit: Math.min(tok.vocabSize, model.config.vocabSize),
     });
     log(tok.decode(Array.from(await out.data()), { skipSpecialTokens: true })); // the text, without a literal <|endoftext|>
   }

@@ -261,7 +261,8 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
   const sample = async () => {
     const ids = tok.applyChatTemplate(promptOf(probe), { addGenerationPrompt: true, tokenize: true }).inputIds;
     const out = await model.generate(tensor(Int32Array.from(ids), [1, ids.length], 'int32', model.backend),
-      { maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: 40, seed: rng.nextU32(), eosTokenId: endIds });
+      { maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: 40, seed: rng.nextU32(), eosTokenId: endIds,
+        vocabLimit: Math.min(tok.vocabSize, model.config.vocabSize) });
     const reply = Array.from(await out.data()).slice(ids.length);
     return `${promptOf(probe).map((m) => `${m.role}: ${typeof m.content === 'string' ? m.content : ''}`).join(' | ')} → assistant: ${tok.decode(reply, { skipSpecialTokens: true })}`;
   };
@@ -355,6 +356,7 @@ export async function runChat(argv: string[], write: (s: string) => void = (s) =
     write('assistant: ');
     await model.generate(tensor(Int32Array.from(ids), [1, ids.length], 'int32', model.backend), {
       maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, seed: rng.nextU32(), eosTokenId: endIds,
+      vocabLimit: Math.min(tok.vocabSize, model.config.vocabSize),
       onToken: (next) => {
         if (endIds.includes(next[0]!)) return;
         reply.push(next[0]!);

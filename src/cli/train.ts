@@ -303,7 +303,8 @@ async function sampleText(o: TrainOptions, model: LlamaForCausalLM, tok: TextTok
   const prompt = tok.encode(o.samplePrompt);
   if (prompt.length === 0) return '';
   const out = await model.generate(tensor(Int32Array.from(prompt), [1, prompt.length], 'int32', model.backend),
-    { maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: 40, seed: rng.nextU32(), eosTokenId: tok.eosId });
+    { maxNewTokens: o.sampleTokens, temperature: o.temperature, topK: 40, seed: rng.nextU32(), eosTokenId: tok.eosId,
+      vocabLimit: Math.min(tok.vocabSize, model.config.vocabSize) });
   return tok.decode(Array.from(await out.data()), { skipSpecialTokens: true }); // the text, without a literal <|endoftext|>
 }
 

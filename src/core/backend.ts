@@ -21,6 +21,8 @@ export interface AttentionArgs {
   /** [B, S] int32 document id of every key position (packing): a query attends only to keys of its own document.
    *  The query at row t has the id of key position qOffset + t. Null: one document. */
   docIds: Storage | null;
+  /** Sliding window (Mistral): the query at absolute position p sees only keys j > p − window. 0: no window. */
+  window: number;
 }
 
 export interface CrossEntropyArgs {

@@ -504,6 +504,11 @@ export interface AttentionOptions {
   qOffset?: number;
   /** [B, S] int32 document ids (packed rows): attention stays inside each document (block-diagonal). */
   documentIds?: Tensor | null;
+  /**
+   * Sliding window (transformers' Mistral semantics): the query at absolute position p attends only to keys j with
+   * p − window < j (besides the other rules). null/undefined: no window.
+   */
+  window?: number | null;
 }
 
 /**
@@ -529,8 +534,12 @@ export function attention(q: Tensor, kT: Tensor, v: Tensor, opts: AttentionOptio
   if (docs && (docs.dtype !== 'int32' || !sameShape(docs.shape, [B, S]))) {
     throw new RangeError(`attention: documentIds must be int32 [${B}, ${S}], got ${docs.dtype} ${shapeStr(docs.shape)}`);
   }
+  const window = opts.window ?? 0;
+  if (!Number.isSafeInteger(window) || window < 0) {
+    throw new InputError(`attention: window must be a positive integer (keys per query) or null for none, found ${String(window)}`, { source: 'attention' });
+  }
   const args = {
-    B, T, S, NH, NKV, HD,
+    B, T, S, NH, NKV, HD, window,
     scale: opts.scale ?? 1 / Math.sqrt(HD),
     causal: opts.causal ?? true,
     qOffset: opts.qOffset ?? S - T,

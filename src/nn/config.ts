@@ -1,7 +1,11 @@
 // LlamaConfig: the model hyper-parameters, with Hugging Face's defaults, plus conversion from/to HF config.json
-// (transformers 4 and 5 layouts) and the RoPE inverse frequencies derived from it.
+// (transformers 4 and 5 layouts) and the RoPE inverse frequencies derived from it. One config type serves every
+// LLaMA-architecture family (families.ts: llama, mistral, qwen2, qwen3); `modelType` says which.
 // No Node imports and no tensor code: this runs anywhere, including Web Workers.
 import { InputError } from '../core/errors.js';
+import { MODEL_FAMILIES, type ModelFamily, type ModelType, SUPPORTED_MODEL_TYPES, attentionBiases, isModelType } from './families.js';
+
+export type { ModelType } from './families.js';
 
 /** RoPE frequency scaling for long contexts. Only the kinds LLaMA checkpoints use are supported. */
 export type RopeScaling =
@@ -15,9 +19,35 @@ export type RopeScaling =
       highFreqFactor: number;
       /** Context length the model was pre-trained with (8192 for Llama 3.1). */
       originalMaxPositionEmbeddings: number;
+    }
+  /**
+   * YaRN (transformers' `_compute_yarn_parameters`): frequencies blended between interpolated (/ factor) and
+   * original by a linear ramp over the dimensions whose rotation count in the original context lies between
+   * betaSlow and betaFast; cos and sin multiplied by attentionFactor.
+   */
+  | {
+      ropeType: 'yarn';
+      factor: number;
+      originalMaxPositionEmbeddings: number;
+      /** Multiplies cos and sin. Default 0.1·ln(factor) + 1 (or the ratio of mscale terms when both are given). */
+      attentionFactor: number | null;
+      /** Default 32. */
+      betaFast: number;
+      /** Default 1. */
+      betaSlow: number;
+      /** Only to derive the default attentionFactor (DeepSeek-style); null when absent. */
+      mscale: number | null;
+      mscaleAllDim: number | null;
+      /** Round the ramp's ends to whole dimensions (default true). */
+      truncate: boolean;
     };
 
 export interface LlamaConfig {
+  /**
+   * Which family of LLaMA-architecture models (config.json `model_type`): 'llama' (default), 'mistral', 'qwen2',
+   * 'qwen3'. It decides where biases go, Qwen3's q/k norms, Mistral's sliding window (see families.ts).
+   */
+  modelType: ModelType;
   vocabSize: number;
   hiddenSize: number;
   /** Width of the SwiGLU MLP (gate/up output, down input). */
@@ -39,10 +69,18 @@ export interface LlamaConfig {
   maxPositionEmbeddings: number;
   /** Share the embedding matrix with the LM head. Default false, as in HF's LlamaConfig. */
   tieWordEmbeddings: boolean;
-  /** Biases on q/k/v/o projections. Default false (LLaMA has none). */
+  /**
+   * Attention biases. LLaMA and Qwen3: on q/k/v/o when true (default false). Qwen2: always true, and then on q/k/v
+   * only (o_proj has none). Mistral: always false.
+   */
   attentionBias: boolean;
-  /** Biases on gate/up/down projections. Default false. */
+  /** Biases on gate/up/down projections (LLaMA only). Default false. */
   mlpBias: boolean;
+  /**
+   * Sliding-window attention (Mistral): a query at position i sees keys j with i − window < j ≤ i. null: full causal
+   * attention. Mistral's default is 4096; the other families have none.
+   */
+  slidingWindow: number | null;
   /** Std of the normal init of weights (norm weights start at 1). Default 0.02. */
   initializerRange: number;
   /** Default 1 (HF default, the LLaMA tokenizer's <s>). */
@@ -62,6 +100,7 @@ export type LlamaConfigInput = Partial<LlamaConfig> &
 // camelCase field → HF config.json key, used both for conversion and so every error names the key users see in
 // config.json files.
 const HF_KEY: Record<keyof LlamaConfig, string> = {
+  modelType: 'model_type',
   vocabSize: 'vocab_size',
   hiddenSize: 'hidden_size',
   intermediateSize: 'intermediate_size',
@@ -76,6 +115,7 @@ const HF_KEY: Record<keyof LlamaConfig, string> = {
   tieWordEmbeddings: 'tie_word_embeddings',
   attentionBias: 'attention_bias',
   mlpBias: 'mlp_bias',
+  slidingWindow: 'sliding_window',
   initializerRange: 'initializer_range',
   bosTokenId: 'bos_token_id',
   eosTokenId: 'eos_token_id',
@@ -83,7 +123,7 @@ const HF_KEY: Record<keyof LlamaConfig, string> = {
   hiddenAct: 'hidden_act',
 };
 const REQUIRED = ['vocabSize', 'hiddenSize', 'intermediateSize', 'numHiddenLayers', 'numAttentionHeads'] as const;
-const SUPPORTED_ROPE = "'default', 'linear', 'llama3'";
+const SUPPORTED_ROPE = "'default', 'linear', 'llama3', 'yarn'";
 
 function fail(source: string, msg: string): never {
   throw new InputError(`${source}: ${msg}`, { source });
@@ -118,10 +158,13 @@ export function llamaConfig(partial: LlamaConfigInput, source = 'config'): Llama
   for (const key of REQUIRED) {
     if (partial[key] === undefined) fail(source, `${HF_KEY[key]} is required (no sensible default); set ${key}`);
   }
+  const modelType = partial.modelType ?? 'llama';
+  if (!isModelType(modelType)) fail(source, unsupportedFamily(modelType));
+  const family = MODEL_FAMILIES[modelType];
   // Sizes first: the defaults below are computed from them.
   for (const key of REQUIRED) positiveInt(source, HF_KEY[key], partial[key]);
   const { hiddenSize, numAttentionHeads } = partial;
-  if (partial.headDim === undefined && hiddenSize % numAttentionHeads !== 0) {
+  if (partial.headDim === undefined && family.defaults.headDim === undefined && hiddenSize % numAttentionHeads !== 0) {
     fail(
       source,
       `hidden_size (${hiddenSize}) is not divisible by num_attention_heads (${numAttentionHeads}), so head_dim has no default; ` +
@@ -131,29 +174,50 @@ export function llamaConfig(partial: LlamaConfigInput, source = 'config'): Llama
   const eos = partial.eosTokenId;
   const scaling = partial.ropeScaling;
   const cfg: LlamaConfig = {
+    modelType,
     vocabSize: partial.vocabSize,
     hiddenSize,
     intermediateSize: partial.intermediateSize,
     numHiddenLayers: partial.numHiddenLayers,
     numAttentionHeads,
     numKeyValueHeads: partial.numKeyValueHeads ?? numAttentionHeads,
-    headDim: partial.headDim ?? hiddenSize / numAttentionHeads,
+    headDim: partial.headDim ?? family.defaults.headDim ?? hiddenSize / numAttentionHeads,
     rmsNormEps: partial.rmsNormEps ?? 1e-6,
     ropeTheta: partial.ropeTheta ?? 10000,
     ropeScaling: scaling == null ? null : { ...scaling }, // copies: the config never aliases caller objects
-    maxPositionEmbeddings: partial.maxPositionEmbeddings ?? 2048,
+    maxPositionEmbeddings: partial.maxPositionEmbeddings ?? family.defaults.maxPositionEmbeddings,
     tieWordEmbeddings: partial.tieWordEmbeddings ?? false,
-    attentionBias: partial.attentionBias ?? false,
+    attentionBias: partial.attentionBias ?? family.attentionBias === 'qkv',
     mlpBias: partial.mlpBias ?? false,
+    slidingWindow: partial.slidingWindow === undefined ? family.defaults.slidingWindow ?? null : partial.slidingWindow,
     initializerRange: partial.initializerRange ?? 0.02,
-    // HF's defaults 1 and 2, where the vocabulary has them (a 2-token vocabulary has no id 2)
-    bosTokenId: partial.bosTokenId === undefined ? (partial.vocabSize > 1 ? 1 : null) : partial.bosTokenId,
-    eosTokenId: eos === undefined ? (partial.vocabSize > 2 ? 2 : null) : Array.isArray(eos) ? eos.slice() : eos,
+    // The family's defaults (LLaMA: 1 and 2), where the vocabulary has them (a 2-token vocabulary has no id 2)
+    bosTokenId: partial.bosTokenId === undefined ? defaultId(family.defaults.bosTokenId, partial.vocabSize) : partial.bosTokenId,
+    eosTokenId: eos === undefined ? defaultId(family.defaults.eosTokenId, partial.vocabSize) : Array.isArray(eos) ? eos.slice() : eos,
     padTokenId: partial.padTokenId === undefined ? null : partial.padTokenId,
     hiddenAct: partial.hiddenAct ?? 'silu',
   };
   validate(cfg, source);
   return cfg;
+}
+
+const defaultId = (id: number | null, vocabSize: number): number | null => (id !== null && id < vocabSize ? id : null);
+
+function unsupportedFamily(modelType: unknown): string {
+  return `model_type ${show(modelType)} is not supported; supported LLaMA-architecture families: ${SUPPORTED_MODEL_TYPES.map((t) => `"${t}"`).join(', ')}. ` +
+    'A checkpoint of another architecture (GPT-2, Gemma, Phi, …) cannot be loaded as one of these';
+}
+
+/** The family table row of a config (families.ts). */
+export function modelFamily(c: Pick<LlamaConfig, 'modelType'>): ModelFamily {
+  return MODEL_FAMILIES[c.modelType];
+}
+
+/** Which of a config's projections carry biases, and whether q/k get Qwen3's per-head norms. */
+export function attentionLayout(c: Pick<LlamaConfig, 'modelType' | 'attentionBias'>): { qkvBias: boolean; oBias: boolean; qkNorm: boolean } {
+  const f = modelFamily(c);
+  const b = attentionBiases(f, c.attentionBias);
+  return { qkvBias: b.qkv, oBias: b.o, qkNorm: f.qkNorm };
 }
 
 function validate(c: LlamaConfig, source: string): void {
@@ -187,6 +251,21 @@ function validate(c: LlamaConfig, source: string): void {
   for (const key of ['tieWordEmbeddings', 'attentionBias', 'mlpBias'] as const) {
     if (typeof c[key] !== 'boolean') fail(source, `${HF_KEY[key]} must be true or false, found ${show(c[key])}`);
   }
+  const family = modelFamily(c);
+  if (family.attentionBias === 'qkv' && !c.attentionBias) {
+    fail(source, `a ${c.modelType} model always has biases on q/k/v (none on o_proj): attention_bias cannot be false; use model_type "llama" for a model without them`);
+  }
+  if (family.attentionBias === 'none' && c.attentionBias) {
+    fail(source, `a ${c.modelType} model has no attention biases: attention_bias cannot be true; use model_type "llama" (biases on q/k/v/o) or "qwen2" (on q/k/v)`);
+  }
+  if (!family.mlpBias && c.mlpBias) fail(source, `a ${c.modelType} model has no MLP biases: mlp_bias cannot be true; use model_type "llama" for a model with them`);
+  if (c.slidingWindow !== null) {
+    positiveInt(source, 'sliding_window', c.slidingWindow);
+    if (family.slidingWindow !== 'config') {
+      fail(source, `sliding_window ${c.slidingWindow}: a ${c.modelType} model here has full causal attention on every layer; ` +
+        'set sliding_window to null, or use model_type "mistral" for a windowed model');
+    }
+  }
   tokenId(source, 'bos_token_id', c.bosTokenId, c.vocabSize);
   tokenId(source, 'pad_token_id', c.padTokenId, c.vocabSize);
   if (Array.isArray(c.eosTokenId)) {
@@ -198,7 +277,7 @@ function validate(c: LlamaConfig, source: string): void {
   const s = c.ropeScaling;
   if (s === null) return;
   if (!isObject(s)) fail(source, `rope_scaling must be null or an object, found ${show(s)}`);
-  if (s.ropeType !== 'linear' && s.ropeType !== 'llama3') {
+  if (s.ropeType !== 'linear' && s.ropeType !== 'llama3' && s.ropeType !== 'yarn') {
     const type = (s as { ropeType?: unknown }).ropeType; // reachable from untyped JS callers
     fail(source, `rope_type ${show(type)} is not supported; supported: ${SUPPORTED_ROPE}`);
   }
@@ -214,6 +293,15 @@ function validate(c: LlamaConfig, source: string): void {
       );
     }
     positiveInt(source, 'rope_scaling.original_max_position_embeddings', s.originalMaxPositionEmbeddings);
+  }
+  if (s.ropeType === 'yarn') {
+    positiveInt(source, 'rope_scaling.original_max_position_embeddings', s.originalMaxPositionEmbeddings);
+    if (s.attentionFactor !== null) positiveNumber(source, 'rope_scaling.attention_factor', s.attentionFactor);
+    positiveNumber(source, 'rope_scaling.beta_fast', s.betaFast);
+    positiveNumber(source, 'rope_scaling.beta_slow', s.betaSlow);
+    if (s.mscale !== null) positiveNumber(source, 'rope_scaling.mscale', s.mscale);
+    if (s.mscaleAllDim !== null) positiveNumber(source, 'rope_scaling.mscale_all_dim', s.mscaleAllDim);
+    if (typeof s.truncate !== 'boolean') fail(source, `rope_scaling.truncate must be true or false, found ${show(s.truncate)}`);
   }
 }
 
@@ -233,7 +321,8 @@ export interface ModelSize {
 export function modelSize(c: LlamaConfig): ModelSize {
   const C = c.hiddenSize, H = c.intermediateSize, V = c.vocabSize, L = c.numHiddenLayers;
   const q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim;
-  const attn = C * q + 2 * C * kv + q * C + (c.attentionBias ? q + 2 * kv + C : 0);
+  const lay = attentionLayout(c);
+  const attn = C * q + 2 * C * kv + q * C + (lay.qkvBias ? q + 2 * kv : 0) + (lay.oBias ? C : 0) + (lay.qkNorm ? 2 * c.headDim : 0);
   const mlp = 3 * C * H + (c.mlpBias ? 2 * H + C : 0);
   const layer = attn + mlp + 2 * C; // + the two RMSNorm weights
   const parameters = V * C + L * layer + C + (c.tieWordEmbeddings ? 0 : V * C);
@@ -252,7 +341,7 @@ export function modelSize(c: LlamaConfig): ModelSize {
 // ---------------------------------------------------------------------------------------------------------------
 
 /** Read one HF rope dict (v4 `rope_scaling` or v5 `rope_parameters`) into our scaling, or null for 'default'. */
-function ropeScalingFromHF(d: Record<string, unknown>, where: string, source: string): RopeScaling | null {
+function ropeScalingFromHF(d: Record<string, unknown>, where: string, source: string, maxPositions: number): RopeScaling | null {
   // transformers < 4.43 wrote "type" instead of "rope_type".
   const type = d.rope_type ?? d.type ?? 'default';
   const prf = d.partial_rotary_factor;
@@ -262,6 +351,12 @@ function ropeScalingFromHF(d: Record<string, unknown>, where: string, source: st
   const num = (key: string): number => {
     const v = d[key];
     if (typeof v !== 'number') fail(source, `${where}.${key} is required for rope_type "${String(type)}" and must be a number, found ${show(v)}`);
+    return v;
+  };
+  const opt = (key: string): number | null => {
+    const v = d[key];
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'number') fail(source, `${where}.${key} must be a number or absent, found ${show(v)}`);
     return v;
   };
   switch (type) {
@@ -277,6 +372,30 @@ function ropeScalingFromHF(d: Record<string, unknown>, where: string, source: st
         highFreqFactor: num('high_freq_factor'),
         originalMaxPositionEmbeddings: num('original_max_position_embeddings'),
       };
+    case 'yarn': {
+      // transformers 5: original_max_position_embeddings defaults to max_position_embeddings, factor to their ratio
+      const orig = opt('original_max_position_embeddings') ?? maxPositions;
+      const truncate = d.truncate ?? true;
+      return {
+        ropeType: 'yarn',
+        factor: opt('factor') ?? maxPositions / orig,
+        originalMaxPositionEmbeddings: orig,
+        attentionFactor: opt('attention_factor'),
+        betaFast: opt('beta_fast') || 32, // transformers: `or`, so 0 means the default too
+        betaSlow: opt('beta_slow') || 1,
+        mscale: opt('mscale'),
+        mscaleAllDim: opt('mscale_all_dim'),
+        truncate: truncate as boolean,
+      };
+    }
+    case 'dynamic':
+      fail(source, `${where}.rope_type "dynamic" (dynamic NTK) is not supported: it recomputes the frequencies from the length of each ` +
+        `sequence past max_position_embeddings, so a cached prefix and a training row would rotate differently. Supported: ${SUPPORTED_ROPE}. ` +
+        'Below max_position_embeddings it equals "default": remove rope_scaling to use the model at those lengths');
+    // falls through: fail() never returns
+    case 'longrope':
+      fail(source, `${where}.rope_type "longrope" (Phi-3) is not supported; supported: ${SUPPORTED_ROPE}`);
+    // falls through: fail() never returns
     default:
       fail(source, `${where}.rope_type ${show(type)} is not supported; supported: ${SUPPORTED_ROPE}. ` +
         `Convert the checkpoint to one of these or train without RoPE scaling`);
@@ -292,20 +411,36 @@ const sameScaling = (a: RopeScaling | null, b: RopeScaling | null): boolean => J
  */
 export function configFromHF(json: unknown, source = 'config.json'): LlamaConfig {
   if (!isObject(json)) fail(source, `expected a JSON object, found ${show(json)}`);
-  if (json.model_type !== undefined && json.model_type !== 'llama') {
-    fail(source, `model_type is ${show(json.model_type)}, expected "llama"; only LLaMA-architecture checkpoints are supported`);
-  }
+  const modelType = json.model_type ?? 'llama';
+  if (!isModelType(modelType)) fail(source, unsupportedFamily(modelType));
+  const family = MODEL_FAMILIES[modelType];
   const partial: Record<string, unknown> = {};
   for (const key of REQUIRED) {
     const v = json[HF_KEY[key]];
-    if (v === undefined || v === null) fail(source, `missing required key "${HF_KEY[key]}"; is this a LLaMA config.json?`);
+    if (v === undefined || v === null) fail(source, `missing required key "${HF_KEY[key]}"; is this a ${family.architecture} config.json?`);
     partial[key] = v;
   }
   // Keys where null means "not set" (HF fills a derived default).
-  for (const key of ['numKeyValueHeads', 'headDim', 'rmsNormEps', 'maxPositionEmbeddings', 'initializerRange',
-    'tieWordEmbeddings', 'attentionBias', 'mlpBias'] as const) {
+  partial.modelType = modelType;
+  // Keys the family's transformers class never reads are ignored as it ignores them (a Qwen2 or Mistral
+  // config.json may carry attention_bias or mlp_bias from a generic writer).
+  const read: (keyof LlamaConfig)[] = ['numKeyValueHeads', 'headDim', 'rmsNormEps', 'maxPositionEmbeddings', 'initializerRange', 'tieWordEmbeddings'];
+  if (family.attentionBias === 'config') read.push('attentionBias');
+  if (family.mlpBias) read.push('mlpBias');
+  for (const key of read) {
     const v = json[HF_KEY[key]];
     if (v !== undefined && v !== null) partial[key] = v;
+  }
+  if (family.slidingWindow === 'config') {
+    if ('sliding_window' in json) partial.slidingWindow = json.sliding_window; // null: no window
+  } else if (family.slidingWindow === 'opt-in') {
+    const layerTypes = json.layer_types;
+    const windowed = json.use_sliding_window === true ||
+      (Array.isArray(layerTypes) && layerTypes.some((t) => t !== 'full_attention'));
+    if (windowed) {
+      fail(source, `use_sliding_window / layer_types ask for sliding-window attention on some layers of this ${modelType} model; ` +
+        'that per-layer window is not supported (the released Qwen2/Qwen3 checkpoints do not use it): set use_sliding_window to false');
+    }
   }
   // Token ids: null is a real value ("no such token").
   for (const key of ['bosTokenId', 'eosTokenId', 'padTokenId'] as const) {
@@ -331,8 +466,9 @@ export function configFromHF(json: unknown, source = 'config.json'): LlamaConfig
   }
   const theta = theta5 ?? theta4;
   if (theta !== undefined && theta !== null) partial.ropeTheta = theta;
-  const scaling5 = isObject(v5) ? ropeScalingFromHF(v5, 'rope_parameters', source) : undefined;
-  const scaling4 = isObject(v4) ? ropeScalingFromHF(v4, 'rope_scaling', source) : undefined;
+  const maxPositions = typeof json.max_position_embeddings === 'number' ? json.max_position_embeddings : family.defaults.maxPositionEmbeddings;
+  const scaling5 = isObject(v5) ? ropeScalingFromHF(v5, 'rope_parameters', source, maxPositions) : undefined;
+  const scaling4 = isObject(v4) ? ropeScalingFromHF(v4, 'rope_scaling', source, maxPositions) : undefined;
   if (scaling5 !== undefined && scaling4 !== undefined && !sameScaling(scaling5, scaling4)) {
     fail(source, `rope_scaling and rope_parameters describe different RoPE scalings; remove one or make them agree`);
   }
@@ -347,21 +483,41 @@ export function configFromHF(json: unknown, source = 'config.json'): LlamaConfig
  */
 export function configToHF(cfg: LlamaConfig): Record<string, unknown> {
   const s = cfg.ropeScaling;
-  const scaling: Record<string, unknown> | null =
-    s === null
-      ? null
-      : s.ropeType === 'linear'
-        ? { rope_type: 'linear', factor: s.factor }
-        : {
-            rope_type: 'llama3',
-            factor: s.factor,
-            low_freq_factor: s.lowFreqFactor,
-            high_freq_factor: s.highFreqFactor,
-            original_max_position_embeddings: s.originalMaxPositionEmbeddings,
-          };
+  const family = modelFamily(cfg);
+  let scaling: Record<string, unknown> | null = null;
+  if (s?.ropeType === 'linear') scaling = { rope_type: 'linear', factor: s.factor };
+  else if (s?.ropeType === 'llama3') {
+    scaling = {
+      rope_type: 'llama3',
+      factor: s.factor,
+      low_freq_factor: s.lowFreqFactor,
+      high_freq_factor: s.highFreqFactor,
+      original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+    };
+  } else if (s?.ropeType === 'yarn') {
+    scaling = {
+      rope_type: 'yarn',
+      factor: s.factor,
+      original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+      ...(s.attentionFactor === null ? {} : { attention_factor: s.attentionFactor }),
+      beta_fast: s.betaFast,
+      beta_slow: s.betaSlow,
+      ...(s.mscale === null ? {} : { mscale: s.mscale }),
+      ...(s.mscaleAllDim === null ? {} : { mscale_all_dim: s.mscaleAllDim }),
+      truncate: s.truncate,
+    };
+  }
+  // The keys each family's transformers config class reads (others would only be carried along as attributes).
+  const familyKeys: Record<string, unknown> = {};
+  if (family.attentionBias === 'config') familyKeys.attention_bias = cfg.attentionBias;
+  if (family.mlpBias) { familyKeys.mlp_bias = cfg.mlpBias; familyKeys.pretraining_tp = 1; }
+  if (family.slidingWindow === 'config') familyKeys.sliding_window = cfg.slidingWindow;
+  if (family.slidingWindow === 'opt-in') {
+    Object.assign(familyKeys, { use_sliding_window: false, sliding_window: null, max_window_layers: cfg.numHiddenLayers });
+  }
   return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [family.architecture],
+    model_type: cfg.modelType,
     vocab_size: cfg.vocabSize,
     hidden_size: cfg.hiddenSize,
     intermediate_size: cfg.intermediateSize,
@@ -376,10 +532,8 @@ export function configToHF(cfg: LlamaConfig): Record<string, unknown> {
     rope_theta: cfg.ropeTheta,
     rope_scaling: scaling,
     rope_parameters: { rope_theta: cfg.ropeTheta, ...(scaling ?? { rope_type: 'default' }) },
-    attention_bias: cfg.attentionBias,
     attention_dropout: 0.0,
-    mlp_bias: cfg.mlpBias,
-    pretraining_tp: 1,
+    ...familyKeys,
     tie_word_embeddings: cfg.tieWordEmbeddings,
     bos_token_id: cfg.bosTokenId,
     eos_token_id: Array.isArray(cfg.eosTokenId) ? cfg.eosTokenId.slice() : cfg.eosTokenId,
@@ -401,8 +555,10 @@ export function configToHF(cfg: LlamaConfig): Record<string, unknown> {
  *   llama3:  per frequency by wavelength 2π/invFreq: above originalMax/lowFreqFactor → divided by factor; below
  *            originalMax/highFreqFactor → kept; in between → blend (1-s)·f/factor + s·f with
  *            s = (originalMax/wavelen − lowFreqFactor) / (highFreqFactor − lowFreqFactor).
+ *   yarn:    e·f + (1 − e)·f/factor, e = 1 − ramp(j) with ramp linear from 0 at dimension `low` to 1 at `high`,
+ *            the dimensions where f completes betaFast and betaSlow turns in originalMax positions.
  * Computed in float64 by default; { float32: true } rounds through float32 where HF does (the model uses that).
- * attentionScaling multiplies cos and sin; it is 1 for every supported type.
+ * attentionScaling multiplies cos and sin: YaRN's attention factor, else 1.
  */
 export function ropeInvFreq(cfg: Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>, opts: { float32?: boolean } = {}): {
   invFreq: Float64Array; // [headDim / 2]
@@ -434,6 +590,36 @@ export function ropeInvFreq(cfg: Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ro
         invFreq[j] = r(r(r((1 - smooth) * r(f / s.factor))) + r(smooth * f));
       }
     }
+  } else if (s?.ropeType === 'yarn') {
+    return yarnInvFreq(dim, cfg.ropeTheta, s, r);
   }
   return { invFreq, attentionScaling: 1 };
+}
+
+/** YaRN's frequencies and attention factor (transformers 5 `_compute_yarn_parameters`; `r` rounds where torch's float32 does). */
+function yarnInvFreq(dim: number, theta: number, s: Extract<RopeScaling, { ropeType: 'yarn' }>, r: (x: number) => number): {
+  invFreq: Float64Array; attentionScaling: number;
+} {
+  const mscaleOf = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
+  const attentionScaling = s.attentionFactor ?? (s.mscale && s.mscaleAllDim
+    ? mscaleOf(s.factor, s.mscale) / mscaleOf(s.factor, s.mscaleAllDim)
+    : mscaleOf(s.factor));
+  // the dimension at which a frequency completes `rotations` turns over the original context (Python floats: float64)
+  const correctionDim = (rotations: number) =>
+    (dim * Math.log(s.originalMaxPositionEmbeddings / (rotations * 2 * Math.PI))) / (2 * Math.log(theta));
+  let low = correctionDim(s.betaFast), high = correctionDim(s.betaSlow);
+  if (s.truncate) { low = Math.floor(low); high = Math.ceil(high); }
+  low = Math.max(low, 0); high = Math.min(high, dim - 1);
+  if (low === high) high += 0.001; // transformers' guard against a zero-width ramp
+  const invFreq = new Float64Array(dim / 2);
+  const lo = r(low), span = r(high - low);
+  for (let j = 0; j < invFreq.length; j++) {
+    const posFreq = r(r(theta) ** r((2 * j) / dim));
+    const extrapolation = r(1 / posFreq);
+    const interpolation = r(1 / r(r(s.factor) * posFreq));
+    const ramp = Math.min(1, Math.max(0, r(r(j - lo) / span)));
+    const e = r(1 - ramp);
+    invFreq[j] = r(r(interpolation * r(1 - e)) + r(extrapolation * e));
+  }
+  return { invFreq, attentionScaling };
 }

@@ -1,6 +1,6 @@
 // Sampling from a causal LM: KV-cache decoding (greedy, temperature, top-k, top-p, EOS stop, left-padded batches).
 
-import { type Backend, RNG, type Tensor, noGrad, tensor } from '../core/index.js';
+import { type Backend, InputError, RNG, type Tensor, noGrad, tensor } from '../core/index.js';
 
 /** What decoding needs of a model (LlamaForCausalLM provides it). */
 export interface DecoderModel {
@@ -45,6 +45,12 @@ export interface GenerateOptions {
   eosTokenId?: number | readonly number[] | null;
   /** Called with each step's new token of every row ([B]) as soon as it is sampled (streaming). */
   onToken?: (ids: Int32Array) => void;
+  /**
+   * Sample only ids below this: the tokenizer's vocabulary size when the model's embedding has padding rows beyond it
+   * (Qwen3 ships 151,936 rows for 151,669 tokens, SmolLM2 pads too), which no tokenizer can decode. Default: the
+   * model's vocab_size.
+   */
+  vocabLimit?: number;
 }
 
 /**
@@ -65,6 +71,11 @@ export async function generate(model: DecoderModel, inputIds: Tensor, opts: Gene
   const rng = new RNG(opts.seed ?? Math.floor(Math.random() * 2 ** 32));
 
   const V = model.config.vocabSize;
+  const limit = opts.vocabLimit ?? V;
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > V) {
+    throw new InputError(`generate: vocabLimit must be an integer in [1, ${V}] (the model's vocab_size), got ${String(limit)}; ` +
+      "pass the tokenizer's vocabulary size", { source: 'generate' });
+  }
   const mask0 = model.checkMask(opts.attentionMask ?? null, B, T, 'attentionMask');
   const maskRows: number[][] = [];
   const m0 = mask0 ? ((await mask0.data()) as Int32Array) : new Int32Array(B * T).fill(1);
@@ -92,7 +103,7 @@ const tokens = Array.from({ length: B }, (_, b) => Array.from(prompt.subarray(b 
       const next = new Int32Array(B);
       for (let b = 0; b < B; b++) {
         next[b] = done[b] ? (model.config.padTokenId ?? [...eos][0] ?? 0)
-          : sampleToken(last.subarray(b * V, (b + 1) * V), temperature, topK, topP, rng);
+          : sampleToken(last.subarray(b * V, b * V + limit), temperature, topK, topP, rng);
         tokens[b]!.push(next[b]!);
         if (eos.has(next[b]!)) done[b] = true;
       }

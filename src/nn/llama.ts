@@ -1,5 +1,8 @@
 // LLaMA, Hugging Face compatible: Embedding → L × (RMSNorm → causal GQA attention with RoPE → residual;
 // RMSNorm → SwiGLU MLP → residual) → RMSNorm → LM head (tied or untied). Parameter names are HF's.
+// One decoder for every family of families.ts: the config's modelType places the attention biases (LLaMA/Qwen3:
+// q/k/v/o when attention_bias; Qwen2: q/k/v), adds Qwen3's per-head q_norm/k_norm before RoPE and Mistral's
+// sliding window.
 
 import {
   type Backend, type DType, type HalfDType, RNG, type Tensor, add, attention, concat, getBackend, hostInts, matmul, reshape, rope,
@@ -7,7 +10,7 @@ import {
 } from '../core/index.js';
 import { causalLMLoss, hostTargets, linearCrossEntropy, shiftLabels } from '../loss/index.js';
 import { type GenerateOptions, type KVCache, generate } from './generate.js';
-import { type LlamaConfig, type LlamaConfigInput, llamaConfig, ropeInvFreq } from './config.js';
+import { type LlamaConfig, type LlamaConfigInput, attentionLayout, llamaConfig, ropeInvFreq } from './config.js';
 import { Embedding, type InitOptions, Linear, RMSNorm } from './layers.js';
 import { Module } from './module.js';
 import { checkModelMemory } from './memory.js';
@@ -21,23 +24,28 @@ export interface LayerContext {
 
 export class LlamaAttention extends Module {
   readonly qProj: Linear; readonly kProj: Linear; readonly vProj: Linear; readonly oProj: Linear;
+  /** Qwen3: RMSNorm over each head's vector of q and k (weight [HD]) before RoPE; null elsewhere. */
+  readonly qNorm: RMSNorm | null; readonly kNorm: RMSNorm | null;
   private readonly NH: number; private readonly NKV: number; private readonly HD: number;
 
   constructor(readonly cfg: LlamaConfig, readonly layerIdx: number, private readonly freqs: RopeFreqs, init: InitOptions) {
     super();
     const C = cfg.hiddenSize;
+    const lay = attentionLayout(cfg);
     this.NH = cfg.numAttentionHeads; this.NKV = cfg.numKeyValueHeads; this.HD = cfg.headDim;
-    this.qProj = this.registerModule('q_proj', new Linear(C, this.NH * this.HD, cfg.attentionBias, init));
-    this.kProj = this.registerModule('k_proj', new Linear(C, this.NKV * this.HD, cfg.attentionBias, init));
-    this.vProj = this.registerModule('v_proj', new Linear(C, this.NKV * this.HD, cfg.attentionBias, init));
-    this.oProj = this.registerModule('o_proj', new Linear(this.NH * this.HD, C, cfg.attentionBias, init));
+    this.qProj = this.registerModule('q_proj', new Linear(C, this.NH * this.HD, lay.qkvBias, init));
+    this.kProj = this.registerModule('k_proj', new Linear(C, this.NKV * this.HD, lay.qkvBias, init));
+    this.vProj = this.registerModule('v_proj', new Linear(C, this.NKV * this.HD, lay.qkvBias, init));
+    this.oProj = this.registerModule('o_proj', new Linear(this.NH * this.HD, C, lay.oBias, init));
+    this.qNorm = lay.qkNorm ? this.registerModule('q_norm', new RMSNorm(this.HD, cfg.rmsNormEps, init)) : null;
+    this.kNorm = lay.qkNorm ? this.registerModule('k_norm', new RMSNorm(this.HD, cfg.rmsNormEps, init)) : null;
   }
 
   forward(x: Tensor, ctx: LayerContext): Tensor {
     const [B, T] = x.shape as [number, number, number];
     // No transposes: q/k/v stay [B, T, heads, HD]; the attention kernel reads that layout.
-    const q = ropeOnly(reshape(this.qProj.forward(x), [B, T, this.NH, this.HD]), ctx.positions, this.freqs);
-    let k = ropeOnly(reshape(this.kProj.forward(x), [B, T, this.NKV, this.HD]), ctx.positions, this.freqs);
+    const q = ropeOnly(headNorm(reshape(this.qProj.forward(x), [B, T, this.NH, this.HD]), this.qNorm), ctx.positions, this.freqs);
+    let k = ropeOnly(headNorm(reshape(this.kProj.forward(x), [B, T, this.NKV, this.HD]), this.kNorm), ctx.positions, this.freqs);
     let v = reshape(this.vProj.forward(x), [B, T, this.NKV, this.HD]);
     if (ctx.cache) {
       const i = this.layerIdx;
@@ -45,7 +53,7 @@ export class LlamaAttention extends Module {
       if (pk && pv) { k = concat([pk, k], 1); v = concat([pv, v], 1); }
       ctx.cache.k[i] = k; ctx.cache.v[i] = v;
     }
-    const o = attention(q, k, v, { causal: true, keyMask: ctx.keyMask, documentIds: ctx.documentIds ?? null }); // [B, T, NH, HD]
+    const o = attention(q, k, v, { causal: true, keyMask: ctx.keyMask, documentIds: ctx.documentIds ?? null, window: this.cfg.slidingWindow }); // [B, T, NH, HD]
     return this.oProj.forward(reshape(o, [B, T, this.NH * this.HD]));
   }
 }
@@ -88,6 +96,11 @@ export class LlamaDecoderLayer extends Module {
 // Activations the backward pass never reads are freed as soon as the forward is done with them, instead of living
 // until the step's scope closes: a step's peak memory is the activations kept for backward (s15M: 4 of the 12
 // [B, T, C] tensors a layer makes are not needed: q and k before RoPE, the attention and MLP outputs once added).
+
+/** x [B, T, heads, HD] normalised per head by `norm` (Qwen3's q_norm/k_norm), or x itself without one. */
+function headNorm(x: Tensor, norm: RMSNorm | null): Tensor {
+  return norm ? norm.forward(x) : x;
+}
 
 /** RoPE of x, freeing x (RoPE's backward rotates the gradient back without reading x; x is the caller's alone). */
 function ropeOnly(x: Tensor, positions: Tensor, freqs: RopeFreqs): Tensor {

@@ -53,10 +53,11 @@ export function checkModelMemory(cfg: LlamaConfig, opts: MemoryCheckOptions): nu
     );
   }
   const copies = opts.copies ?? 1;
-  // with half storage only the weight matrices shrink: the norms (2 per layer + the final one) and biases stay
-  const C = cfg.hiddenSize, L = cfg.numHiddenLayers, q = cfg.numAttentionHeads * cfg.headDim, kv = cfg.numKeyValueHeads * cfg.headDim;
-  const vectors = (2 * L + 1) * C + L * ((cfg.attentionBias ? q + 2 * kv + C : 0) + (cfg.mlpBias ? 2 * cfg.intermediateSize + C : 0));
-  const need = (opts.frozenDtype ? (parameters - vectors) * BYTES[opts.frozenDtype] + vectors * BYTES[dtype] : parameters * BYTES[dtype]) * copies;
+  // with half storage only the weight matrices (embeddings, projections, head) shrink; norms and biases stay `dtype`
+  const C = cfg.hiddenSize, q = cfg.numAttentionHeads * cfg.headDim, kv = cfg.numKeyValueHeads * cfg.headDim;
+  const matrices = cfg.vocabSize * C * (cfg.tieWordEmbeddings ? 1 : 2) +
+    cfg.numHiddenLayers * (2 * C * q + 2 * C * kv + 3 * C * cfg.intermediateSize);
+  const need = (opts.frozenDtype ? matrices * BYTES[opts.frozenDtype] + (parameters - matrices) * BYTES[dtype] : parameters * BYTES[dtype]) * copies;
   const limits: { bytes: number; what: string }[] = [];
   const backendLimit = opts.backend.memoryLimit?.(opts.frozenDtype ?? dtype);
   if (backendLimit) limits.push(backendLimit);

@@ -113,6 +113,10 @@ export abstract class Module {
 
 /** Copies a tensor's values into parameter p on the device (same backend and dtype; nothing read on the host). */
 function copyTensorInto(p: Tensor, t: Tensor, name: string, src: string): void {
+  if (isHalf(t.dtype) || isHalf(p.dtype)) {
+    throw new InputError(`${src}: '${name}' is ${t.dtype} and the parameter ${p.dtype}; half weights load from bit patterns: pass ` +
+      "{ shape, dtype: 'bfloat16' | 'float16', data: Uint16Array } (or float32 values) instead of a tensor", { source: src });
+  }
   if (t.backend !== p.backend || t.dtype !== p.dtype) {
     throw new Error(`${src}: '${name}' is a ${t.dtype} tensor on backend '${t.backend.name}', the parameter is ${p.dtype} on ` +
       `'${p.backend.name}'; pass { shape, data: await t.data() } to convert it`);

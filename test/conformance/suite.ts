@@ -24,7 +24,7 @@ import {
 import { loadCheckpoint, loadPretrained, saveCheckpoint } from '../../src/node.js';
 import { getPeftModel, kernel, noGrad } from '../../src/index.js';
 import { halfCheckpoint } from './half.js';
-import { fixturePath, relErr, relL2 } from '../helpers.js';
+import { fixturePath, parityFixtures, relErr, relL2 } from '../helpers.js';
 import { gradcheck } from '../gradcheck.js';
 import { ListSource, cfg, makeTrainer, randomBatches } from '../train/util.js';
 
@@ -91,6 +91,8 @@ function opCases(rng: RNG): OpCase[] {
   add_('attention documents', (a, b, c, d) => attention(a, b, c, { documentIds: d }), [q, k, v, ints([B, T], (i) => ((i % T) < 3 ? 0 : 1))]);
   add_('attention non-causal', (a, b, c) => attention(a, b, c, { causal: false }), [q, k, v]);
   add_('attention KV offset (T < S)', (a, b, c) => attention(a, b, c), [randf([B, 3, NH, HD]), k, v]);
+  add_('attention sliding window 3, key mask', (a, b, c, m) => attention(a, b, c, { window: 3, keyMask: m }), [q, k, v, ints([B, T], (i) => (i % T < 2 && i >= T ? 0 : 1))]);
+  add_('attention sliding window 2, KV offset (T < S)', (a, b, c) => attention(a, b, c, { window: 2 }), [randf([B, 3, NH, HD]), k, v]);
   add_('attention HD 16, T 37, NKV 1', (a, b, c) => attention(a, b, c), [randf([2, 37, 4, 16]), randf([2, 37, 1, 16]), randf([2, 37, 1, 16])]);
   {
     // long rows (blocked kernels): 5 query blocks of 32, HD 12; masks, documents, non-causal, KV offset, scales
@@ -102,6 +104,9 @@ function opCases(rng: RNG): OpCase[] {
     add_('attention T 150, documents', (a, b, c, d) => attention(a, b, c, { documentIds: d }), [qL, kL, vL, ints([2, TL], (i) => Math.floor((i % TL) / 41))]);
     add_('attention T 150, non-causal', (a, b, c) => attention(a, b, c, { causal: false }), [qL, kL, vL]);
     add_('attention T 20 < S 150 (KV offset)', (a, b, c) => attention(a, b, c), [randf([2, 20, 4, 12]), kL, vL]);
+    add_('attention T 150, sliding window 37, documents', (a, b, c, d) => attention(a, b, c, { window: 37, documentIds: d }),
+      [qL, kL, vL, ints([2, TL], (i) => Math.floor((i % TL) / 61))]);
+    add_('attention T 20 < S 150, sliding window 50', (a, b, c) => attention(a, b, c, { window: 50 }), [randf([2, 20, 4, 12]), kL, vL]);
     add_('attention T 150, key mask, scale −0.3', (a, b, c, m) => attention(a, b, c, { keyMask: m, scale: -0.3 }), [qL, kL, vL, pad]);
     add_('attention T 150, key mask, scale 0', (a, b, c, m) => attention(a, b, c, { keyMask: m, scale: 0 }), [qL, kL, vL, pad]);
   }
@@ -574,10 +579,10 @@ async function loraParity(be: Backend): Promise<void> {
  * against the same checkpoint widened to float32 on the same backend (bit-identical, or ≤ 1e-5 where the backend
  * converts by blocks) and against ref (≤ 1e-5): logits, loss (plain and fused), and the gradients of LoRA adapters on
  * every projection (they need dx through every frozen half matmul, embedding and head). Tied (the head is the half
- * embedding table) and untied heads.
+ * embedding table) and untied heads; Qwen2's q/k/v biases and Qwen3's q/k norms stay float32 beside half matrices.
  */
 async function halfWeights(be: Backend, blocks: boolean): Promise<void> {
-  for (const fixture of ['llama-tied-gqa4', 'hf-llama-tiny']) {
+  for (const fixture of ['llama-tied-gqa4', 'hf-llama-tiny', 'qwen2-tied-bias', 'qwen3-qknorm-yarn']) {
     const batch = parseSafetensors(readFileSync(join(fixturePath(fixture), 'reference.safetensors'))).tensors;
     for (const dtype of ['bfloat16', 'float16'] as const) {
       const dir = halfCheckpoint(fixturePath(fixture), dtype);
@@ -653,7 +658,14 @@ export function conformance(spec: ConformanceSpec): void {
     if (!skip.has('kernels')) t('multi-tensor kernels: global norm, clipping, optimizers over groups, the non-finite gate', () => kernelChecks(be, new RNG(5)));
     if (!skip.has('kernels')) t('Muon (Newton–Schulz on the device, AdamW groups) equals ref; a NaN gate changes nothing', () => muonKernelChecks(be, new RNG(6)));
     if (!skip.has('hf')) {
-      for (const name of ['hf-llama-tiny', 'llama-tied-gqa4', 'llama-mha-bias-llama3']) {
+      const names = parityFixtures();
+      // the fixtures this suite was written against must be among them (a renamed folder must not drop out silently)
+      t('HF parity fixtures found in test/fixtures', async () => {
+        for (const n of ['hf-llama-tiny', 'llama-tied-gqa4', 'llama-mha-bias-llama3', 'qwen2-tied-bias', 'qwen3-qknorm-yarn', 'mistral-window']) {
+          assert.ok(names.includes(n), `fixture ${n} missing from ${names.join(', ')}`);
+        }
+      });
+      for (const name of names) {
         t(`HF parity: ${name} (loss, logits, every gradient, accumulation, greedy tokens)`, () => checkHfParity(be, name));
         t(`HF parity: ${name}, fused loss`, () => checkHfParity(be, name, { fusedLoss: true }));
       }

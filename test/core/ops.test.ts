@@ -149,7 +149,7 @@ test('rope: HF rotate_half convention, positions per row, gradient', () => {
 
 /** Attention built from primitives: scores = q·kᵀ·scale + mask, softmax, · v (the composed fallback). */
 function attentionComposed(q: Tensor, k: Tensor, v: Tensor, keyMask: Int32Array | null, causal: boolean, qOffset: number,
-                           docs: Int32Array | null = null): Tensor {
+                           docs: Int32Array | null = null, window = 0): Tensor {
   const [B, T, NH, HD] = q.shape as number[] as [number, number, number, number];
   const [, S, NKV] = k.shape as number[] as [number, number, number];
   const rep = NH / NKV;
@@ -159,7 +159,8 @@ function attentionComposed(q: Tensor, k: Tensor, v: Tensor, keyMask: Int32Array 
   const vh = concat(Array.from({ length: NH }, (_, h) => slice(permute(v, [0, 2, 1, 3]), 1, Math.floor(h / rep), Math.floor(h / rep) + 1)), 1);
   const bias = new Float64Array(B * T * S);
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let j = 0; j < S; j++) {
-    if ((causal && j > qOffset + t) || (keyMask && keyMask[b * S + j] === 0) || (docs && docs[b * S + j] !== docs[b * S + qOffset + t])) {
+    if ((causal && j > qOffset + t) || (window > 0 && j <= qOffset + t - window) || (keyMask && keyMask[b * S + j] === 0) ||
+        (docs && docs[b * S + j] !== docs[b * S + qOffset + t])) {
       bias[(b * T + t) * S + j] = -1e30;
     }
   }
@@ -185,6 +186,12 @@ test('attention: causal GQA with key padding and KV-cache offset equals the comp
   const documentIds = tensor(docArr, [B, T], 'int32');
   assert.ok(maxRelErr(attention(q, k, v, { documentIds }).dataSync(), attentionComposed(q, k, v, null, true, 0, docArr).dataSync()) < 1e-12);
   gradcheck('attention with documents', (a, b, c) => attention(a, b, c, { documentIds }), [q, k, v]);
+  // a sliding window (Mistral): position p sees keys p−w+1 .. p; with a KV offset the window counts absolute positions
+  assert.ok(maxRelErr(attention(q, k, v, { window: 3, keyMask }).dataSync(), attentionComposed(q, k, v, maskArr, true, 0, null, 3).dataSync()) < 1e-12);
+  assert.ok(maxRelErr(attention(q2, k, v, { window: 2 }).dataSync(), attentionComposed(q2, k, v, null, true, 2, null, 2).dataSync()) < 1e-12);
+  assert.ok(maxRelErr(attention(q, k, v, { window: 2 }).dataSync(), attention(q, k, v).dataSync()) > 1e-3, 'the window changes the output');
+  gradcheck('attention with a window', (a, b, c) => attention(a, b, c, { window: 2 }), [q, k, v]);
+  assert.throws(() => attention(q, k, v, { window: 1.5 }), /attention: window must be a positive integer/);
   // a query with every key masked outputs 0, and no NaN reaches any gradient
   const allMasked = tensor(Int32Array.from([0, 0, 0, 0, 1, 1, 1, 1]), [B, T], 'int32');
   const o = attention(q, k, v, { keyMask: allMasked });

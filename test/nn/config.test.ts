@@ -35,6 +35,7 @@ describe('configFromHF', () => {
   it('reads the transformers 5 fixture config.json', () => {
     const c = configFromHF(fixtureJson());
     const expected: LlamaConfig = {
+      modelType: 'llama',
       vocabSize: 256,
       hiddenSize: 64,
       intermediateSize: 176,
@@ -49,6 +50,7 @@ describe('configFromHF', () => {
       tieWordEmbeddings: false,
       attentionBias: false,
       mlpBias: false,
+      slidingWindow: null,
       initializerRange: 0.02,
       bosTokenId: 1,
       eosTokenId: 2,
@@ -119,16 +121,17 @@ describe('configFromHF', () => {
 
   it('rejects unsupported rope types, naming the type and the supported ones', () => {
     const v5 = fixtureJson();
-    v5.rope_parameters = { rope_theta: 10000, rope_type: 'yarn', factor: 4 };
-    assert.throws(() => configFromHF(v5), /rope_parameters\.rope_type "yarn" is not supported; supported: 'default', 'linear', 'llama3'/);
+    v5.rope_parameters = { rope_theta: 10000, rope_type: 'ntk-by-parts', factor: 4 };
+    assert.throws(() => configFromHF(v5), /rope_parameters\.rope_type "ntk-by-parts" is not supported; supported: 'default', 'linear', 'llama3', 'yarn'/);
     assert.throws(
       () => configFromHF({ ...v4Json(), rope_scaling: { type: 'dynamic', factor: 2 } }),
-      /rope_scaling\.rope_type "dynamic" is not supported/,
+      /rope_scaling\.rope_type "dynamic" \(dynamic NTK\) is not supported/,
     );
   });
 
   it('rejects other models, activations, missing keys and inconsistent RoPE settings', () => {
-    assert.throws(() => configFromHF({ ...fixtureJson(), model_type: 'mistral' }), /model_type is "mistral", expected "llama"/);
+    assert.throws(() => configFromHF({ ...fixtureJson(), model_type: 'gemma' }),
+      /model_type "gemma" is not supported; supported LLaMA-architecture families: "llama", "mistral", "qwen2", "qwen3"/);
     assert.throws(() => configFromHF({ ...fixtureJson(), hidden_act: 'gelu' }), /hidden_act "gelu" is not supported; LLaMA uses "silu"/);
     const { hidden_size: _, ...noHidden } = fixtureJson();
     assert.throws(() => configFromHF(noHidden), /config\.json: missing required key "hidden_size"/);

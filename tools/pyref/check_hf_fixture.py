@@ -72,7 +72,8 @@ def check(fixture, precision, verbose=True):
 
 
 CONTROLS = ["mask_from_input_ids", "gqa_tile_heads", "rope_interleaved", "rope_scaling_ignored", "no_biases",
-            "norm_weight_ignored", "eps_1e-5_vs_1e-6", "untied_head_copy"]
+            "norm_weight_ignored", "eps_1e-5_vs_1e-6", "untied_head_copy", "sliding_window_ignored",
+            "rope_attention_factor_ignored"]
 
 
 def run_control(fixture, precision, name):
@@ -104,7 +105,8 @@ def run_control(fixture, precision, name):
             llama_ref.rotate_half = rot
             llama_ref.rope_cos_sin = cs
         elif name == "rope_scaling_ignored":
-            rtype = (cfg_json.get("rope_parameters") or cfg_json.get("rope_scaling") or {}).get("rope_type", "default")
+            rd = cfg_json.get("rope_parameters") or cfg_json.get("rope_scaling") or {}
+            rtype = rd.get("rope_type", rd.get("type", "default"))
             if rtype == "default":
                 return "rope_type default"
             inv = saved[3]
@@ -116,7 +118,7 @@ def run_control(fixture, precision, name):
                     cfg.rope = rp
             llama_ref.rope_inv_freq = plain
         elif name == "no_biases":
-            if not (cfg_json.get("attention_bias") or cfg_json.get("mlp_bias")):
+            if not (cfg_json.get("attention_bias") or cfg_json.get("mlp_bias") or cfg_json.get("model_type") == "qwen2"):
                 return "no biases"
             lt = saved[6]
             st.load_tensors = lambda p: {k: (torch.zeros_like(v) if k.endswith(".bias") else v) for k, v in lt(p).items()}
@@ -137,6 +139,19 @@ def run_control(fixture, precision, name):
                 self.lm_head_weight = lambda: w.detach().clone().requires_grad_(False)
                 return lh(self, ids, am)
             llama_ref.LlamaRef.forward = fwd
+        elif name == "sliding_window_ignored":  # plain causal attention where the window should cut
+            if cfg_json.get("model_type") != "mistral" or not cfg_json.get("sliding_window"):
+                return "no sliding window"
+            init = saved[7]
+            def i3(self, d):
+                init(self, d); self.sliding_window = None
+            llama_ref.Cfg.__init__ = i3
+        elif name == "rope_attention_factor_ignored":  # yarn's cos/sin scaling dropped
+            inv = saved[3]
+            probe = llama_ref.load_config(os.path.join(fixture, "config.json"))
+            if inv(probe)[1] == 1.0:
+                return "attention factor 1"
+            llama_ref.rope_inv_freq = lambda cfg: (inv(cfg)[0], 1.0)
         return check(fixture, precision, verbose=0)
     finally:
         (llama_ref.repeat_kv, llama_ref.rotate_half, llama_ref.rope_cos_sin, llama_ref.rope_inv_freq,

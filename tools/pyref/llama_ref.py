@@ -1,7 +1,16 @@
-"""LLaMA reference in PyTorch with Hugging Face parameter names and HF LlamaForCausalLM semantics.
+"""LLaMA-family reference in PyTorch with Hugging Face parameter names and HF *ForCausalLM semantics.
+
+Families (config.json `model_type`), as transformers' modeling_{llama,mistral,qwen2,qwen3}.py define them:
+  - llama:   biases on q/k/v/o when attention_bias, on gate/up/down when mlp_bias.
+  - mistral: no biases; sliding-window attention when `sliding_window` is set (a key j is visible to query i when
+             j <= i and j > i - sliding_window: masking_utils.sliding_window_overlay); explicit head_dim allowed.
+  - qwen2:   biases on q/k/v, none on o (hard-coded there); sliding window only with use_sliding_window (refused).
+  - qwen3:   per-head RMSNorm q_norm / k_norm (weight [head_dim]) on q and k after the projection and reshape,
+             before RoPE; biases on q/k/v/o when attention_bias; head_dim defaults to 128.
 
 Reads an HF config.json (transformers 4 style: top-level `rope_theta` + `rope_scaling`; transformers 5 style:
-`rope_parameters` dict). RoPE types: default, linear, llama3 (as transformers' modeling_rope_utils).
+`rope_parameters` dict). RoPE types: default, linear, llama3, yarn (as transformers' modeling_rope_utils; yarn's
+attention factor multiplies cos and sin).
 
 Semantics mirrored from transformers' modeling_llama.py (eager attention):
   - RMSNorm: h = x.to(float32); h = h * rsqrt(mean(h^2, -1) + eps); return weight * h.to(x.dtype)
@@ -33,16 +42,32 @@ IGNORE_INDEX = -100
 class Cfg:
     def __init__(self, d):
         self.raw = dict(d)
+        self.model_type = d.get("model_type", "llama")
+        assert self.model_type in ("llama", "mistral", "qwen2", "qwen3"), self.model_type
         self.vocab_size = d["vocab_size"]
         self.hidden_size = d["hidden_size"]
         self.intermediate_size = d["intermediate_size"]
         self.num_hidden_layers = d["num_hidden_layers"]
         self.num_attention_heads = d["num_attention_heads"]
         self.num_key_value_heads = d.get("num_key_value_heads") or self.num_attention_heads
-        self.head_dim = d.get("head_dim") or self.hidden_size // self.num_attention_heads
+        default_head_dim = 128 if self.model_type == "qwen3" else self.hidden_size // self.num_attention_heads
+        self.head_dim = d.get("head_dim") or default_head_dim
         self.rms_norm_eps = d.get("rms_norm_eps", 1e-6)
-        self.attention_bias = bool(d.get("attention_bias", False))
-        self.mlp_bias = bool(d.get("mlp_bias", False))
+        # where the attention biases are: (q/k/v, o)
+        if self.model_type in ("llama", "qwen3"):
+            b = bool(d.get("attention_bias", False))
+            self.qkv_bias, self.o_bias = b, b
+        elif self.model_type == "qwen2":
+            self.qkv_bias, self.o_bias = True, False
+        else:
+            self.qkv_bias, self.o_bias = False, False
+        self.mlp_bias = bool(d.get("mlp_bias", False)) if self.model_type == "llama" else False
+        self.qk_norm = self.model_type == "qwen3"
+        self.sliding_window = None
+        if self.model_type == "mistral":
+            self.sliding_window = d.get("sliding_window", 4096)
+        elif d.get("use_sliding_window"):
+            raise NotImplementedError("use_sliding_window")
         self.tie_word_embeddings = bool(d.get("tie_word_embeddings", False))
         self.max_position_embeddings = d.get("max_position_embeddings", 2048)
         self.hidden_act = d.get("hidden_act", "silu")
@@ -59,7 +84,7 @@ class Cfg:
             rp = dict(d.get("rope_scaling") or {})
         rp.setdefault("rope_theta", d.get("rope_theta", 10000.0))
         rp["rope_type"] = rp.get("rope_type", rp.get("type", "default"))
-        if rp["rope_type"] in ("llama3", "yarn", "longrope"):
+        if rp["rope_type"] in ("llama3", "yarn", "longrope") and rp.get("original_max_position_embeddings") is None:
             # HF standardize_rope_params: defaults to max_position_embeddings when absent
             rp.setdefault("original_max_position_embeddings", self.max_position_embeddings)
         if "partial_rotary_factor" in d and d["partial_rotary_factor"] is not None:
@@ -98,9 +123,52 @@ def rope_inv_freq(cfg):
         smoothed = (1 - smooth_factor) * inv_freq_llama / factor + smooth_factor * inv_freq_llama
         is_medium = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
         inv_freq = torch.where(is_medium, smoothed, inv_freq_llama)
+    elif t == "yarn":
+        return yarn_inv_freq(rp, dim, cfg.max_position_embeddings)
     else:
         raise NotImplementedError(f"rope_type {t}")
     return inv_freq, 1.0
+
+
+def yarn_inv_freq(rp, dim, max_position_embeddings):
+    """transformers 5 `_compute_yarn_parameters`: float32 frequencies blended between interpolation (/ factor) and
+    extrapolation by a linear ramp over the dimensions [low, high] found from beta_fast / beta_slow rotations in
+    the original context; attention factor 0.1 ln(factor) + 1 unless given (or the mscale ratio)."""
+    base = rp["rope_theta"]
+    orig = rp["original_max_position_embeddings"]
+    factor = rp.get("factor")
+    if factor is None:
+        factor = max_position_embeddings / orig
+
+    def get_mscale(scale, mscale=1):
+        return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
+
+    attention_factor = rp.get("attention_factor")
+    if attention_factor is None:
+        mscale, mscale_all_dim = rp.get("mscale"), rp.get("mscale_all_dim")
+        if mscale and mscale_all_dim:
+            attention_factor = float(get_mscale(factor, mscale) / get_mscale(factor, mscale_all_dim))
+        else:
+            attention_factor = get_mscale(factor)
+    beta_fast = rp.get("beta_fast") or 32
+    beta_slow = rp.get("beta_slow") or 1
+
+    def correction_dim(rot):
+        return (dim * math.log(orig / (rot * 2 * math.pi))) / (2 * math.log(base))
+
+    low, high = correction_dim(beta_fast), correction_dim(beta_slow)
+    if rp.get("truncate", True):
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    if low == high:
+        high += 0.001
+    ramp = torch.clamp((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low), 0, 1)
+    pos_freqs = base ** (torch.arange(0, dim, 2).float() / dim)
+    extrapolation = 1.0 / pos_freqs
+    interpolation = 1.0 / (factor * pos_freqs)
+    extrapolation_factor = 1 - ramp
+    inv_freq = interpolation * (1 - extrapolation_factor) + extrapolation * extrapolation_factor
+    return inv_freq, attention_factor
 
 
 def rope_cos_sin(cfg, T, dtype, precision="hf"):
@@ -137,8 +205,11 @@ def param_names(cfg):
         names.append(p + "input_layernorm.weight")
         for n in ("q", "k", "v", "o"):
             names.append(p + f"self_attn.{n}_proj.weight")
-            if cfg.attention_bias:
+            if (cfg.o_bias if n == "o" else cfg.qkv_bias):
                 names.append(p + f"self_attn.{n}_proj.bias")
+        if cfg.qk_norm:
+            names.append(p + "self_attn.q_norm.weight")
+            names.append(p + "self_attn.k_norm.weight")
         names.append(p + "post_attention_layernorm.weight")
         for n in ("gate", "up", "down"):
             names.append(p + f"mlp.{n}_proj.weight")
@@ -159,6 +230,8 @@ def param_shapes(cfg):
             s = (V, H)
         elif n.endswith("layernorm.weight") or n == "model.norm.weight":
             s = (H,)
+        elif n.endswith("q_norm.weight") or n.endswith("k_norm.weight"):
+            s = (hd,)
         else:
             kind = n.split(".")[-2]
             out_in = {"q_proj": (q_out, H), "k_proj": (kv_out, H), "v_proj": (kv_out, H), "o_proj": (H, q_out),
@@ -207,10 +280,14 @@ class LlamaRef:
         return F.linear(x, w, b)
 
     def attention_mask_4d(self, attention_mask, T):
-        """Additive [B,1,T,T] mask: 0 where query i may attend key j (j <= i and attention_mask[b,j]==1),
-        finfo(dtype).min elsewhere (HF eager mask)."""
+        """Additive [B,1,T,T] mask: 0 where query i may attend key j (j <= i and attention_mask[b,j]==1, and
+        j > i - sliding_window with a window), finfo(dtype).min elsewhere (HF eager mask)."""
         B = attention_mask.shape[0]
         causal = torch.ones(T, T, dtype=torch.bool).tril()
+        if self.cfg.sliding_window is not None:
+            i = torch.arange(T)[:, None]
+            j = torch.arange(T)[None, :]
+            causal = causal & (j > i - self.cfg.sliding_window)
         keep = causal[None, :, :] & attention_mask.bool()[:, None, :]
         m = torch.zeros(B, 1, T, T, dtype=self.dtype)
         return m.masked_fill(~keep[:, None], torch.finfo(self.dtype).min)
@@ -228,8 +305,12 @@ class LlamaRef:
         for i in range(cfg.num_hidden_layers):
             pre = f"model.layers.{i}."
             h = self.rmsnorm(x, self.p(pre + "input_layernorm.weight"))
-            q = self.linear(h, pre + "self_attn.q_proj").view(B, T, nh, hd).transpose(1, 2)
-            k = self.linear(h, pre + "self_attn.k_proj").view(B, T, nkv, hd).transpose(1, 2)
+            q = self.linear(h, pre + "self_attn.q_proj").view(B, T, nh, hd)
+            k = self.linear(h, pre + "self_attn.k_proj").view(B, T, nkv, hd)
+            if cfg.qk_norm:  # qwen3: RMSNorm over each head's vector, before RoPE
+                q = self.rmsnorm(q, self.p(pre + "self_attn.q_norm.weight"))
+                k = self.rmsnorm(k, self.p(pre + "self_attn.k_norm.weight"))
+            q, k = q.transpose(1, 2), k.transpose(1, 2)
             v = self.linear(h, pre + "self_attn.v_proj").view(B, T, nkv, hd).transpose(1, 2)
             q = q * cos + rotate_half(q) * sin
             k = k * cos + rotate_half(k) * sin

@@ -3,6 +3,9 @@ reference.json) with the same keys / dtypes / semantics as test/fixtures/hf-llam
 
     /usr/bin/python3 tools/pyref/make_fixture.py --name llama-tied-gqa4
     /usr/bin/python3 tools/pyref/make_fixture.py --name llama-mha-bias-llama3
+    /usr/bin/python3 tools/pyref/make_fixture.py --name qwen2-tied-bias
+    /usr/bin/python3 tools/pyref/make_fixture.py --name qwen3-qknorm-yarn
+    /usr/bin/python3 tools/pyref/make_fixture.py --name mistral-window
 
 Presets (see PRESETS below) fix config, batch shape, padding and seed; --seed / --precision / --out override.
 Forward/backward run in float64 from the float32 weights (llama_ref.LlamaRef).
@@ -90,11 +93,106 @@ MHA_BIAS_LLAMA3 = OrderedDict([
     ("vocab_size", 160),
 ])
 
+# Qwen2 (transformers-4 style, as Qwen2.5 ships): q/k/v biases but none on o_proj, tied head (Qwen2.5-0.5B), GQA 2,
+# large theta; use_sliding_window false (its sliding_window / max_window_layers keys are then unused), no head_dim key.
+QWEN2_TIED_BIAS = OrderedDict([
+    ("architectures", ["Qwen2ForCausalLM"]),
+    ("attention_dropout", 0.0),
+    ("bos_token_id", 5),
+    ("eos_token_id", 7),
+    ("hidden_act", "silu"),
+    ("hidden_size", 64),
+    ("initializer_range", 0.02),
+    ("intermediate_size", 144),
+    ("max_position_embeddings", 512),
+    ("max_window_layers", 2),
+    ("model_type", "qwen2"),
+    ("num_attention_heads", 4),
+    ("num_hidden_layers", 2),
+    ("num_key_value_heads", 2),
+    ("rms_norm_eps", 1e-06),
+    ("rope_scaling", None),
+    ("rope_theta", 1000000.0),
+    ("sliding_window", 8),
+    ("tie_word_embeddings", True),
+    ("torch_dtype", "bfloat16"),
+    ("transformers_version", "4.43.1"),
+    ("use_cache", True),
+    ("use_sliding_window", False),
+    ("vocab_size", 180),
+])
+
+# Qwen3 (transformers-4 style, as Qwen3 ships): q_norm / k_norm, explicit head_dim 24 != hidden/heads (16), GQA 2,
+# untied, and YaRN scaling given with the old "type" key. original_max_position_embeddings 256 with theta 1e4 and
+# head_dim 24 puts the ramp's ends at dimensions 0 and 5 (fractional blends for 1..4); max_position_embeddings =
+# factor * original, so transformers 4.5x (which derived factor from their ratio) and 5 agree.
+QWEN3_QKNORM_YARN = OrderedDict([
+    ("architectures", ["Qwen3ForCausalLM"]),
+    ("attention_bias", False),
+    ("attention_dropout", 0.0),
+    ("bos_token_id", 5),
+    ("eos_token_id", 7),
+    ("head_dim", 24),
+    ("hidden_act", "silu"),
+    ("hidden_size", 64),
+    ("initializer_range", 0.02),
+    ("intermediate_size", 112),
+    ("max_position_embeddings", 1024),
+    ("max_window_layers", 2),
+    ("model_type", "qwen3"),
+    ("num_attention_heads", 4),
+    ("num_hidden_layers", 2),
+    ("num_key_value_heads", 2),
+    ("rms_norm_eps", 1e-06),
+    ("rope_scaling", OrderedDict([("factor", 4.0), ("original_max_position_embeddings", 256), ("type", "yarn")])),
+    ("rope_theta", 10000.0),
+    ("sliding_window", None),
+    ("tie_word_embeddings", False),
+    ("torch_dtype", "bfloat16"),
+    ("transformers_version", "4.51.0"),
+    ("use_cache", True),
+    ("use_sliding_window", False),
+    ("vocab_size", 170),
+])
+
+# Mistral (transformers-4 style): sliding_window 5 < T = 13, so the window cuts into every row (and the greedy
+# continuation to 17 tokens; pads stay below the window, so no padded query row loses every key); explicit head_dim 16 != hidden/heads (12), GQA 2, untied.
+MISTRAL_WINDOW = OrderedDict([
+    ("architectures", ["MistralForCausalLM"]),
+    ("attention_dropout", 0.0),
+    ("bos_token_id", 1),
+    ("eos_token_id", 2),
+    ("head_dim", 16),
+    ("hidden_act", "silu"),
+    ("hidden_size", 48),
+    ("initializer_range", 0.02),
+    ("intermediate_size", 128),
+    ("max_position_embeddings", 256),
+    ("model_type", "mistral"),
+    ("num_attention_heads", 4),
+    ("num_hidden_layers", 2),
+    ("num_key_value_heads", 2),
+    ("rms_norm_eps", 1e-05),
+    ("rope_theta", 1000000.0),
+    ("sliding_window", 5),
+    ("tie_word_embeddings", False),
+    ("torch_dtype", "float32"),
+    ("transformers_version", "4.51.3"),
+    ("use_cache", True),
+    ("vocab_size", 150),
+])
+
 PRESETS = {
     "llama-tied-gqa4": dict(config=TIED_GQA4, B=3, T=13, pads=[0, 4, 7], seed=20240601,
                             real_zeros=[(0, 3), (1, 2), (2, 3)]),
     "llama-mha-bias-llama3": dict(config=MHA_BIAS_LLAMA3, B=2, T=20, pads=[0, 6], seed=20240602,
                                   real_zeros=[(0, 9), (1, 4)]),
+    "qwen2-tied-bias": dict(config=QWEN2_TIED_BIAS, B=3, T=14, pads=[0, 5, 2], seed=20261208,
+                            real_zeros=[(0, 6), (1, 3), (2, 8)]),
+    "qwen3-qknorm-yarn": dict(config=QWEN3_QKNORM_YARN, B=2, T=18, pads=[0, 7], seed=20261209,
+                              real_zeros=[(0, 11), (1, 2)]),
+    "mistral-window": dict(config=MISTRAL_WINDOW, B=3, T=13, pads=[0, 3, 4], seed=20261210,
+                           real_zeros=[(0, 7), (1, 1), (2, 4)]),
 }
 
 PAD_ID = 0
@@ -108,7 +206,7 @@ def init_params(cfg, gen):
     out = OrderedDict()
     for n, shp in llama_ref.param_shapes(cfg).items():
         r = torch.randn(shp, generator=gen, dtype=torch.float64)
-        if n.endswith("layernorm.weight") or n == "model.norm.weight":
+        if n.endswith("norm.weight"):  # the layer norms, the final norm, qwen3's q_norm / k_norm
             t = 1.0 + 0.2 * r
         else:
             t = 0.1 * r

@@ -689,7 +689,7 @@ function rowLse(x: F, o: number, n: number): number {
 
 /** Fills p[j] with the scaled score of key j (−Infinity where masked) and returns the max score. */
 function attnScores(qs: F, ks: F, qo: number, b: number, h: number, t: number, args: AttentionArgs, p: Float64Array): number {
-  const { S, NH, NKV, HD, scale, causal, qOffset } = args;
+  const { S, NH, NKV, HD, scale, causal, qOffset, window } = args;
   const mask = args.keyMask ? I(args.keyMask) : null;
   const doc = args.docIds ? I(args.docIds) : null;
   const kvh = Math.floor(h / (NH / NKV));
@@ -697,7 +697,10 @@ function attnScores(qs: F, ks: F, qo: number, b: number, h: number, t: number, a
   const qdoc = doc ? doc[b * S + qpos]! : 0;
   let m = -Infinity;
   for (let j = 0; j < S; j++) {
-    if ((causal && j > qpos) || (mask && mask[b * S + j] === 0) || (doc && doc[b * S + j] !== qdoc)) { p[j] = -Infinity; continue; }
+    if ((causal && j > qpos) || (window > 0 && j <= qpos - window) || (mask && mask[b * S + j] === 0) || (doc && doc[b * S + j] !== qdoc)) {
+      p[j] = -Infinity;
+      continue;
+    }
     const ko = ((b * S + j) * NKV + kvh) * HD;
     let s = 0;
     for (let d = 0; d < HD; d++) s += qs[qo + d]! * ks[ko + d]!;

@@ -23,13 +23,13 @@ export const EXPORTS = {
   gatherRowsHalf: { parallel: true, args: ['w', 'ids', 'out', 'N', 'V', 'C', 'kind'] },
   attention: {
     parallel: true,
-    args: ['q', 'k', 'v', 'out', 'lse', 'B', 'T', 'S', 'NH', 'NKV', 'HD', 'scale', 'causal', 'qOffset', 'keyMask', 'docIds',
-      'scratch', 'gemmScratch', 'hostShare'],
+    args: ['q', 'k', 'v', 'out', 'lse', 'B', 'T', 'S', 'NH', 'NKV', 'HD', 'scale', 'causal', 'qOffset', 'window', 'keyMask',
+      'docIds', 'scratch', 'gemmScratch', 'hostShare'],
   },
   attentionBackward: {
     parallel: true,
     args: ['q', 'k', 'v', 'out', 'lse', 'g', 'dq', 'dk', 'dv', 'B', 'T', 'S', 'NH', 'NKV', 'HD', 'scale', 'causal', 'qOffset',
-      'keyMask', 'docIds', 'scratch', 'gemmScratch', 'hostShare'],
+      'window', 'keyMask', 'docIds', 'scratch', 'gemmScratch', 'hostShare'],
   },
 
   crossEntropy: { parallel: true, args: ['z', 'targets', 'loss', 'lse', 'N', 'V', 'ignoreIndex', 'eps', 'zLoss'] },

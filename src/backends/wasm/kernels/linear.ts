@@ -56,8 +56,8 @@ export function linearKernels(ctx: KernelContext, attentionHostShare = 0): Kerne
       const nth = threadsFor(4 * B * NH * T * S * HD);
       const scratch = rt.temp(nth * blockBytes(S)); // [nth][QB, S] score blocks (or [nth][S] rows when T is small)
       rt.run('attention', nth, { q: pq, k: pk, v: pv, out: po, lse: pl, B, T, S, NH, NKV, HD, scale: args.scale,
-        causal: args.causal ? 1 : 0, qOffset: args.qOffset, keyMask: pm, docIds: pd, scratch, gemmScratch: rt.gemmScratch,
-        hostShare });
+        causal: args.causal ? 1 : 0, qOffset: args.qOffset, window: args.window, keyMask: pm, docIds: pd, scratch,
+        gemmScratch: rt.gemmScratch, hostShare });
       return { out: take(po), lse: take(pl) };
     });
   };
@@ -74,7 +74,7 @@ export function linearKernels(ctx: KernelContext, attentionHostShare = 0): Kerne
       const nth = threadsFor(8 * B * NH * T * S * HD);
       const scratch = rt.temp(nth * 2 * blockBytes(S)); // [nth][2][QB, S] P and dS blocks
       rt.run('attentionBackward', nth, { q: pq, k: pk, v: pv, out: po, lse: pl, g: pg, dq: pdq, dk: pdk, dv: pdv, B, T, S, NH,
-        NKV, HD, scale: args.scale, causal: args.causal ? 1 : 0, qOffset: args.qOffset, keyMask: pm, docIds: pd, scratch,
+        NKV, HD, scale: args.scale, causal: args.causal ? 1 : 0, qOffset: args.qOffset, window: args.window, keyMask: pm, docIds: pd, scratch,
         gemmScratch: rt.gemmScratch, hostShare });
       return { dq: take(pdq), dk: take(pdk), dv: take(pdv) };
     });

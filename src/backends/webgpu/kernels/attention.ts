@@ -27,11 +27,13 @@ function block(rt: GpuRuntime, bytesPer: (b: number) => number): number {
   return b;
 }
 
-// ints: 0 B, 1 T, 2 S, 3 NH, 4 NKV, 5 causal, 6 qOffset, 7 hasMask, 8 hasDoc; floats: 0 scale, 1 −∞
+// ints: 0 B, 1 T, 2 S, 3 NH, 4 NKV, 5 causal, 6 qOffset, 7 hasMask, 8 hasDoc, 9 (kernel's own), 10 window (0: none);
+// floats: 0 scale, 1 −∞
 const common = /* wgsl */ `
 fn allowed(b: u32, j: u32, qpos: u32, qdoc: i32) -> bool {
   let S = pu(2u);
   if (pu(5u) != 0u && j > qpos) { return false; }
+  if (pu(10u) != 0u && j + pu(10u) <= qpos) { return false; } // sliding window: only keys j > qpos − window
   if (pu(7u) != 0u && ki[2u * (b * S + j)] == 0) { return false; }
   if (pu(8u) != 0u && (qpos >= S || ki[2u * (b * S + j) + 1u] != qdoc)) { return false; }
   return true;
@@ -224,6 +226,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           if (t >= T) { break; }
           let qpos = qOff + t;
           if (pu(5u) != 0u && j > qpos) { continue; }
+          if (pu(10u) != 0u && j + pu(10u) <= qpos) { continue; }
           if (pu(8u) != 0u && (qpos >= S || ki[2u * (b * S + qpos) + 1u] != kdoc)) { continue; }
           let lse = Ls[tt];
           if (notFinite(lse)) { continue; }
@@ -245,7 +248,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 };
 
 function ints(a: AttentionArgs, extra = 0): number[] {
-  return [a.B, a.T, a.S, a.NH, a.NKV, a.causal ? 1 : 0, a.qOffset, a.keyMask ? 1 : 0, a.docIds ? 1 : 0, extra];
+  return [a.B, a.T, a.S, a.NH, a.NKV, a.causal ? 1 : 0, a.qOffset, a.keyMask ? 1 : 0, a.docIds ? 1 : 0, extra, a.window];
 }
 
 export function attentionKernels(rt: GpuRuntime): Partial<KernelTable> {
