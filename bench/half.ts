@@ -47,6 +47,36 @@ if (argv.includes('--make')) {
   process.exit(0);
 }
 
+if (argv.includes('--micro')) {
+  // matmuls of one Linear (x·Wᵀ forward, dy·W backward) with W in bfloat16 vs float32: wall and CPU time per call
+  const th = Number(opt('threads', '2'));
+  const be: Backend = opt('backend', 'native') === 'native' ? await registerNativeBackend({ threads: th }) : await registerWasmBackend({ threads: th });
+  const rng = new RNG(2);
+  const rand = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+  const { halfTensor, matmul } = await import('../src/index.js');
+  for (const [M, K, N] of [[256, 1024, 2816], [256, 2816, 1024], [256, 1024, 32000]] as const) {
+    const wv = rand(N * K), bits = float32ToHalf(wv, 'bfloat16');
+    const { halfToFloat32 } = await import('../src/index.js');
+    const wh = halfTensor(bits, [N, K], 'bfloat16', be), wf = tensor(halfToFloat32(bits, 'bfloat16'), [N, K], 'float32', be);
+    const x = tensor(rand(M * K), [M, K], 'float32', be), dy = tensor(rand(M * N), [M, N], 'float32', be);
+    const row: Record<string, string | number> = { shape: `x[${M},${K}]·W[${N},${K}]ᵀ` };
+    for (const [name, w] of [['bf16', wh], ['f32', wf]] as const) {
+      for (const dir of ['fwd', 'bwd'] as const) {
+        const f = () => withScope(be, () => { dir === 'fwd' ? matmul(x, w, { transB: true }) : matmul(dy, w); });
+        f();
+        const reps = 5, c0 = process.cpuUsage(), t0 = performance.now();
+        for (let r = 0; r < reps; r++) f();
+        const wall = (performance.now() - t0) / reps, cpu = process.cpuUsage(c0);
+        row[`${name} ${dir} ms`] = +wall.toFixed(1);
+        row[`${name} ${dir} cpu ms`] = +((cpu.user + cpu.system) / 1000 / reps).toFixed(1);
+      }
+    }
+    console.log(JSON.stringify(row));
+  }
+  await shutdownWasmBackend();
+  process.exit(0);
+}
+
 const dir = opt('dir', '/tmp/half-bench'), threads = Number(opt('threads', '2')), T = Number(opt('seq', '256'));
 const weights = opt('weights', 'as-stored') as 'as-stored' | 'float32', backendName = opt('backend', 'native');
 const steps = Number(opt('steps', '3'));
