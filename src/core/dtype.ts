@@ -44,7 +44,8 @@ export function dtypeOf(a: TypedArray): DType {
   if (a instanceof Float32Array) return 'float32';
   if (a instanceof Float64Array) return 'float64';
   if (a instanceof Uint16Array) {
-    throw new InputError('a Uint16Array holds bfloat16 or float16 bit patterns; pass the dtype explicitly', { source: 'dtypeOf' });
+    throw new InputError('a Uint16Array has no dtype of its own: make half weights from bit patterns with halfTensor(bits, shape, ' +
+      "'bfloat16' | 'float16'), or name a dtype (float32, int32) to convert its numbers", { source: 'dtypeOf' });
   }
   return 'int32';
 }

@@ -380,7 +380,7 @@ export function tensor(data: NumericInput, shape?: Shape, dtype?: DType, backend
     (arr as Float64Array).set(data as number[]);
   } else {
     const src = data as TypedArray;
-    if (dtypeOf(src) === dt) arr = src.slice();
+    if (!(src instanceof Uint16Array) && dtypeOf(src) === dt) arr = src.slice(); // a Uint16Array's numbers are converted
     else { arr = arrayFor(dt, src.length); (arr as Float64Array).set(src as unknown as ArrayLike<number>); }
   }
   if (dt === 'int32') {
