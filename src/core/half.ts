@@ -6,6 +6,7 @@
 import { type Backend, getBackend } from './backend.js';
 import { type HalfDType, type Shape, checkShape, isHalf, shapeStr, sizeOf } from './dtype.js';
 import { InputError } from './errors.js';
+import { markReleased } from './scope.js';
 import { Tensor } from './tensor.js';
 
 const f32 = new Float32Array(1);
@@ -100,12 +101,16 @@ export function halfTensor(bits: Uint16Array, shape: Shape, dtype: HalfDType, ba
 }
 
 /**
- * Gives tensor `t` a new storage and dtype in place (the tensor object, and so every module holding it, stays the
- * same), freeing the old storage now. Loading a half checkpoint into a model and merging LoRA into a half base use it.
+ * Gives tensor `t` a new storage and dtype in place (the tensor object, and so every module and optimizer holding it,
+ * stays the same), freeing the old storage now. Loading weights into a model (Module.loadStateDict) and merging LoRA
+ * into a half base use it: a model being loaded never holds its initial weights and the loaded ones at once.
  */
 export function replaceStorage(t: Tensor, storage: object, dtype: Tensor['dtype']): void {
   const old = t.storage;
   (t as { dtype: Tensor['dtype'] }).dtype = dtype;
   t.storage = storage;
-  if (old !== storage) t.backend.memory?.release(old);
+  if (old !== storage) {
+    t.backend.memory?.release(old);
+    markReleased([old]); // a stale view of the old storage (detach, reshape) is a clear error, never freed memory read
+  }
 }

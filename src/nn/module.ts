@@ -129,8 +129,8 @@ function copyTensorInto(p: Tensor, t: Tensor, name: string, src: string): void {
 /**
  * Replaces a parameter's contents (the tensor object, and so optimizer references to it, stay the same). `dtype`
  * names what `data` holds when it is a Uint16Array of half bits; a half parameter keeps its storage dtype (bits
- * copied, or values rounded to it) and its old storage is freed at once (a model loading half weights never holds
- * two copies of them).
+ * copied, or values rounded to it). The old storage is freed at once (a model being loaded never holds two copies
+ * of its weights: on the wasm backend the initial ones would stay until the GC ran).
  */
 export function copyInto(p: Tensor, data: TypedArray, dtype?: DType): void {
   if (data.length !== sizeOf(p.shape)) throw new InputError(`copyInto: ${data.length} values for a tensor of shape ${shapeStr(p.shape)}`);
@@ -146,5 +146,5 @@ export function copyInto(p: Tensor, data: TypedArray, dtype?: DType): void {
   if (data instanceof Uint16Array) data = halfToFloat32(data, dtype as 'bfloat16'); // widened: a float parameter
   const arr = arrayFor(p.dtype, data.length);
   (arr as Float64Array).set(data);
-  p.storage = (p.backend as Backend).upload(arr);
+  replaceStorage(p, (p.backend as Backend).upload(arr), p.dtype); // frees the old values at once
 }
