@@ -687,13 +687,23 @@ async function gradientCheckpointing(be: Backend): Promise<void> {
 
   // the Trainer option: two steps of 2 micro-batches (clipping, AdamW, schedule) end on the same weights
   const run = async (gradientCheckpointing: boolean) => {
-    const t = makeTrainer(new LlamaForCausalLM(c3, { seed: 9, backend: be }), new ListSource(batches), { maxSteps: 2, gradientCheckpointing });
+    const model = new LlamaForCausalLM(c3, { seed: 9, backend: be });
+    const t = makeTrainer(model, new ListSource(batches), { maxSteps: 2, gradientCheckpointing });
+    let checkpointed = 0; // the layers the Trainer's forwards checkpointed
+    const forward = model.forward.bind(model) as (ids: Tensor, o: object) => { loss: Tensor | null };
+    (model as { forward: unknown }).forward = (ids: Tensor, o: object) => {
+      const r = forward(ids, o);
+      checkpointed += nodesNamed(r.loss!, 'checkpoint');
+      return r;
+    };
     const ms: number[] = [];
     t.on('step', (m) => ms.push(m.loss, m.gradNorm));
     await t.train();
-    return { ms, weights: await values(t.model.parameters()) };
+    return { ms, weights: await values(t.model.parameters()), checkpointed };
   };
   const x = await run(true), y = await run(false);
+  assert.equal(x.checkpointed, 2 * 2 * 3, 'the Trainer checkpointed 3 layers in each of 2 × 2 micro-batches');
+  assert.equal(y.checkpointed, 0);
   assert.equal(firstDifference(x.ms, y.ms), -1, `Trainer [loss, norm] per step: ${x.ms} with checkpointing, ${y.ms} without`);
   assert.equal(firstDifference(x.weights, y.weights), -1, 'Trainer: weights after 2 steps');
 }
