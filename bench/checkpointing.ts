@@ -66,20 +66,24 @@ await step(); // warm-up: JIT, memory growth, optimizer state
 resetHWM();
 const before = heap.inUse;
 tracing = true;
-const times: number[] = [];
+const times: number[] = [], cpu: number[] = [];
 let loss = 0;
 for (let s = 0; s < o.steps; s++) {
-  const t0 = performance.now();
+  const t0 = performance.now(), c0 = process.cpuUsage();
   loss = await step();
   times.push(performance.now() - t0);
+  const c = process.cpuUsage(c0);
+  cpu.push((c.user + c.system) / 1000);
 }
 const MB = (b: number) => +(b / 2 ** 20).toFixed(1);
 const res = {
   model: o.model, mode: o.mode, gradientCheckpointing: o.ckpt, backend: be.name, threads: o.threads, batch: B, seq: T,
-  stepMs: times.map((t) => +t.toFixed(0)), tokPerSec: +((B * T) / (Math.min(...times) / 1000)).toFixed(1),
+  stepMs: times.map((t) => +t.toFixed(0)),
+  // CPU time of all the process's threads per step: the work done, less sensitive than wall time to a busy machine
+  stepCpuMs: cpu.map((t) => +t.toFixed(0)), tokPerSec: +((B * T) / (Math.min(...times) / 1000)).toFixed(1),
   wasmHeapHighWaterMB: MB(heap.highWater), stepPeakInUseMB: MB(peak), betweenStepsMB: MB(before), peakRssMB: +hwmMB().toFixed(0), loss,
 };
 console.log(o.json ? JSON.stringify(res) : `${o.model} ${o.mode} B=${B} T=${T} ${be.name} ${o.threads}t checkpointing ${o.ckpt ? 'on' : 'off'}: ` +
   `heap high water ${res.wasmHeapHighWaterMB} MB, step peak in use ${res.stepPeakInUseMB} MB (between steps ${res.betweenStepsMB} MB), ` +
-  `peak RSS ${res.peakRssMB} MB, steps ${res.stepMs.join(', ')} ms (${res.tokPerSec} tok/s), loss ${loss}`);
+  `peak RSS ${res.peakRssMB} MB, steps ${res.stepMs.join(', ')} ms (${res.tokPerSec} tok/s; CPU ${res.stepCpuMs.join(', ')} ms), loss ${loss}`);
 await shutdownWasmBackend();
