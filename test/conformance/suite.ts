@@ -8,7 +8,7 @@
 //   trainer    a Trainer step equals ref's; a full run (2 micro-batches, clipping, AdamW, schedule, evaluation,
 //              checkpoint, resume) with the number of device reads per step counted where the backend counts them;
 //              non-finite gradients stop or skip without touching the weights
-//   checkpointing  gradient checkpointing gives the loss and every gradient of the plain graph, bit for bit (fused
+//   checkpointing  gradient checkpointing gives the loss and every gradient of the plain graph, bit for bit (each family, fused
 //              loss and not, accumulation, LoRA with dropout, a Trainer run)
 //
 // Everything here reads the device asynchronously (await t.data()): the strict backend has no synchronous read.
@@ -18,7 +18,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  AdamW, Adam, Muon, muonParamGroups, type Backend, PeftModel, type TrainableModel, countTargets, getPeftModel, kernel, toTensors, openScope, type Batch, LRScheduler, LlamaForCausalLM, NonFiniteError, RNG, SGD, type Tensor, Trainer, add, attention,
+  AdamW, Adam, Muon, muonParamGroups, type Backend, PeftModel, type TrainableModel, type LlamaConfigInput, countTargets, getPeftModel, kernel, toTensors, openScope, type Batch, LRScheduler, LlamaForCausalLM, NonFiniteError, RNG, SGD, type Tensor, Trainer, add, attention,
   clamp, clipGradNorm, clipGradValue, countCausalTargets, crossEntropy, crossEntropyRows, decayGroups, div, embedding, evaluate, globalNorm,
   keep, linearCrossEntropy, loraAdd, logSoftmax, logsumexp, matmul, mul, parseSafetensors, type RawTensor, refBackend, reshape, rmsNorm, rope,
   silu, softmax, square, sub, sum, swiglu, tensor, warmupCosine, withScope,
@@ -647,15 +647,22 @@ function checkpointBatches(): Batch[] {
 async function gradientCheckpointing(be: Backend): Promise<void> {
   const c3 = { ...cfg, numHiddenLayers: 3 };
   const batches = checkpointBatches();
-  const model = new LlamaForCausalLM(c3, { seed: 5, backend: be });
-  for (const fusedLoss of [false, true]) {
-    const plain = await stepGrads(model, batches, be, { fusedLoss, gradientCheckpointing: false });
-    const ckpt = await stepGrads(model, batches, be, { fusedLoss, gradientCheckpointing: true });
-    assert.equal(plain.checkpointed, 0);
-    assert.equal(ckpt.checkpointed, 3 * batches.length, 'every layer of every micro-batch is checkpointed');
-    assertSameStep(ckpt, plain, `full model, ${fusedLoss ? 'fused' : 'unfused'} loss`);
+  // every family's layer: biases, per-head norms and a sliding window (5 < T) are recomputed too
+  const families: [string, LlamaConfigInput][] = [
+    ['llama', c3], ['qwen2 (q/k/v biases)', { ...c3, modelType: 'qwen2' }], ['qwen3 (q/k norms, head_dim 8)', { ...c3, modelType: 'qwen3', headDim: 8 }],
+    ['mistral (sliding window 5)', { ...c3, modelType: 'mistral', slidingWindow: 5 }],
+  ];
+  for (const [family, c] of families) {
+    const model = new LlamaForCausalLM(c, { seed: 5, backend: be });
+    for (const fusedLoss of [false, true]) {
+      const plain = await stepGrads(model, batches, be, { fusedLoss, gradientCheckpointing: false });
+      const ckpt = await stepGrads(model, batches, be, { fusedLoss, gradientCheckpointing: true });
+      assert.equal(plain.checkpointed, 0);
+      assert.equal(ckpt.checkpointed, 3 * batches.length, 'every layer of every micro-batch is checkpointed');
+      assertSameStep(ckpt, plain, `${family}, ${fusedLoss ? 'fused' : 'unfused'} loss`);
+    }
+    model.zeroGrad();
   }
-  model.zeroGrad();
 
   // LoRA with dropout: frozen base (no gradient), adapters on every Linear, B made non-zero so A gets a gradient.
   // Two identical PeftModels draw the same dropout masks; the checkpointed one must replay them in its recomputation.
@@ -758,7 +765,7 @@ export function conformance(spec: ConformanceSpec): void {
     }
     if (!skip.has('lora')) t('LoRA (PEFT format) parity with PyTorch: loss and adapter gradients, frozen base', () => loraParity(be));
     if (!skip.has('checkpointing')) {
-      t('gradient checkpointing: the same losses and gradients, bit for bit (fused and not, accumulation, LoRA dropout, Trainer)',
+      t('gradient checkpointing: the same losses and gradients, bit for bit (each family, fused and not, accumulation, LoRA dropout, Trainer)',
         () => gradientCheckpointing(be));
     }
     if (spec.teardown) test('teardown', async () => { await ready; await spec.teardown!(); });
