@@ -13,7 +13,7 @@
 // of the checkpoints on the Hub that this library loads (transformers 5 raised it to 50GB); a BF16 model of up to
 // ~2.5 B parameters stays one file, as the Hub's own copies of such models usually are.
 
-import { open, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { InputError } from '../core/errors.js';
@@ -184,11 +184,12 @@ async function writeOne(path: string, tensors: TensorSource[], dtype: SaveDType,
       const total = numel(t.shape);
       let pos = header.byteLength + offsets[k]!;
       let written = 0;
+      let tooMany = false;
       for await (const piece of t.read()) {
         if (piece instanceof Uint16Array && t.half !== 'bfloat16' && t.half !== 'float16') {
           throw new InputError(`tensor "${t.name}": a Uint16Array piece needs half: 'bfloat16' or 'float16' to say what its bits are`, { source: t.name });
         }
-        if (written + piece.length > total) break; // reported below
+        if (written + piece.length > total) { tooMany = true; break; }
         for (let from = 0; from < piece.length; from += CHUNK_ELEMENTS) {
           const n = Math.min(CHUNK_ELEMENTS, piece.length - from);
           const out = convert(piece, t.half, from, n, dtype, buf);
@@ -197,8 +198,8 @@ async function writeOne(path: string, tensors: TensorSource[], dtype: SaveDType,
         }
         written += piece.length;
       }
-      if (written !== total) {
-        throw new InputError(`tensor "${t.name}": shape [${t.shape.join(', ')}] has ${total} elements but its source gave ${written === total ? total : `${written} or more`}; ` +
+      if (tooMany || written !== total) {
+        throw new InputError(`tensor "${t.name}": shape [${t.shape.join(', ')}] has ${total} elements but its source gave ${tooMany ? 'more' : written}; ` +
           'the tensor and its shape disagree', { source: t.name });
       }
     }
@@ -246,6 +247,11 @@ export async function writeSafetensorsShards(dir: string, tensors: TensorSource[
   const index: ShardIndex | null = plan.length === 1 ? null
     : { metadata: { total_parameters: totalParameters, total_size: totalSize }, weight_map: {} };
 
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw describeFsError(dir, e, 'writing');
+  }
   const tag = `${process.pid}.${randomBytes(4).toString('hex')}`;
   const temps: { tmp: string; final: string }[] = [];
   const buf = new Uint8Array(CHUNK_ELEMENTS * 4);
