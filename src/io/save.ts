@@ -3,9 +3,10 @@
 // (`metadata.total_size`, `weight_map`), in F32, BF16 or F16.
 //
 // Streamed: each tensor is fetched, converted a chunk at a time and written at its offset, so the memory used is
-// one tensor (as its source hands it over) plus one chunk buffer, never a shard. Atomic per save: every file is
-// first written under a temporary name in the same directory and only renamed once all of them are complete; on
-// any failure (a disk full, a source that throws) the temporary files are removed and nothing new is left behind.
+// one tensor (as its source hands it over) plus two chunk buffers (one filling while the other is written), never
+// a shard. Atomic per save: every file is first written under a temporary name in the same directory and only
+// renamed once all of them are complete; on any failure (a disk full, a source that throws) the temporary files
+// are removed and nothing new is left behind.
 //
 // The shard split is huggingface_hub's `split_state_dict_into_shards_factory` (used by save_pretrained): tensors in
 // the order given, a new shard when the next tensor would take the current one past the limit, a tensor larger
@@ -174,9 +175,12 @@ async function writeAll(fh: import('node:fs/promises').FileHandle, bytes: Uint8A
 }
 
 /** Write one safetensors file of `tensors` (already in file order) to `path`, streamed. */
-async function writeOne(path: string, tensors: TensorSource[], dtype: SaveDType, metadata: Record<string, string>, sync: boolean, buf: Uint8Array): Promise<void> {
+async function writeOne(path: string, tensors: TensorSource[], dtype: SaveDType, metadata: Record<string, string>, sync: boolean, bufs: [Uint8Array, Uint8Array]): Promise<void> {
   const { bytes: header, offsets } = headerFor(tensors, dtype, metadata);
   const fh = await open(path, 'wx'); // 'wx': never clobber an existing file with the same (random) name
+  // Double buffering: a chunk is written while the next one is fetched and converted into the other buffer.
+  let pending: Promise<void> = Promise.resolve();
+  let which = 0;
   try {
     await writeAll(fh, header, 0);
     for (let k = 0; k < tensors.length; k++) {
@@ -192,8 +196,11 @@ async function writeOne(path: string, tensors: TensorSource[], dtype: SaveDType,
         if (written + piece.length > total) { tooMany = true; break; }
         for (let from = 0; from < piece.length; from += CHUNK_ELEMENTS) {
           const n = Math.min(CHUNK_ELEMENTS, piece.length - from);
-          const out = convert(piece, t.half, from, n, dtype, buf);
-          await writeAll(fh, out, pos);
+          const out = convert(piece, t.half, from, n, dtype, bufs[which]!);
+          which ^= 1;
+          await pending; // the other buffer's write: done before that buffer is filled again
+          pending = writeAll(fh, out, pos);
+          pending.catch(() => {}); // observed by the next await; never an unhandled rejection meanwhile
           pos += out.byteLength;
         }
         written += piece.length;
@@ -203,8 +210,10 @@ async function writeOne(path: string, tensors: TensorSource[], dtype: SaveDType,
           'the tensor and its shape disagree', { source: t.name });
       }
     }
+    await pending;
     if (sync) await fh.sync(); // on disk before a rename makes it visible under the real name
   } finally {
+    await pending.catch(() => {}); // no write in flight when the file closes
     await fh.close();
   }
 }
@@ -254,7 +263,7 @@ export async function writeSafetensorsShards(dir: string, tensors: TensorSource[
   }
   const tag = `${process.pid}.${randomBytes(4).toString('hex')}`;
   const temps: { tmp: string; final: string }[] = [];
-  const buf = new Uint8Array(CHUNK_ELEMENTS * 4);
+  const bufs: [Uint8Array, Uint8Array] = [new Uint8Array(CHUNK_ELEMENTS * 4), new Uint8Array(CHUNK_ELEMENTS * 4)];
   let failedAt = dir;
   try {
     for (let s = 0; s < plan.length; s++) {
@@ -263,7 +272,7 @@ export async function writeSafetensorsShards(dir: string, tensors: TensorSource[
       const tmp = join(dir, `.${names[s]}.${tag}.tmp`);
       temps.push({ tmp, final });
       failedAt = final;
-      await writeOne(tmp, inFile, dtype, metadata, opts.sync ?? true, buf);
+      await writeOne(tmp, inFile, dtype, metadata, opts.sync ?? true, bufs);
       if (index) for (const t of inFile) index.weight_map[t.name] = names[s]!;
     }
     if (index) {
