@@ -47,6 +47,10 @@ const MIXED_HEADER = {
   f_f64: { dtype: 'F64', shape: [1], data_offsets: [43, 51] },
   g_i32: { dtype: 'I32', shape: [2], data_offsets: [51, 59] },
   h_empty: { dtype: 'F32', shape: [0, 4], data_offsets: [59, 59] },
+  // longer than the smallest read pieces: their conversion happens over several reads
+  i_bf16: { dtype: 'BF16', shape: [3, 7], data_offsets: [59, 101] },
+  j_f16: { dtype: 'F16', shape: [13], data_offsets: [101, 127] },
+  k_i64: { dtype: 'I64', shape: [5], data_offsets: [127, 167] },
 };
 const MIXED_DATA = bytesOf(
   u16(0x3f80, 0xc000, 0x7f80),
@@ -56,6 +60,9 @@ const MIXED_DATA = bytesOf(
   [0, 200, 255],
   new Uint8Array(new Float64Array([Math.PI]).buffer),
   new Uint8Array(new Int32Array([-1, 123456]).buffer),
+  u16(...Array.from({ length: 21 }, (_, i) => 0x3f80 + 0x101 * i)),
+  u16(...Array.from({ length: 13 }, (_, i) => 0x3c00 + 0x123 * i)),
+  i64(5n, -4n, 3n, -2n, 1n),
 );
 
 describe('readSafetensorsFile (positioned reads)', () => {
