@@ -445,7 +445,12 @@ export function decodeInto<T extends TypedArrayOf | Uint16Array>(
       if (fileDtype === 'BF16') {
         // write float32 bit patterns directly: bf16 << 16 is exact
         const bits = new Uint32Array(out.buffer, out.byteOffset + at * 4, n);
-        for (let i = 0; i < n; i++) bits[i] = dv.getUint16(2 * i, true) << 16;
+        if (HOST_LE && raw.byteOffset % 2 === 0) {
+          const src = new Uint16Array(raw.buffer, raw.byteOffset, n); // several times faster than DataView reads
+          for (let i = 0; i < n; i++) bits[i] = src[i]! << 16;
+        } else {
+          for (let i = 0; i < n; i++) bits[i] = dv.getUint16(2 * i, true) << 16;
+        }
       } else {
         for (let i = 0; i < n; i++) o[at + i] = f16ToF32(dv.getUint16(2 * i, true));
       }
