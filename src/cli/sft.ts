@@ -48,6 +48,7 @@ export const sftSchema = {
   seqLen: { type: 'int', default: 256, min: 2, help: 'tokens per row T (whole conversations are packed into rows; longer ones are cut)' },
   batchSize: { type: 'int', default: 8, min: 1, help: 'rows per micro-batch B' },
   gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step' },
+  gradientCheckpointing: { type: 'boolean', default: false, help: 'recompute each decoder layer\'s activations in backward instead of keeping them: less memory for long rows, about one more forward pass per step, the same numbers' },
   steps: { type: 'int', default: 150, min: 1, help: 'optimizer steps' },
   lr: { type: 'number', default: 0, min: 0, help: 'peak learning rate; 0 = 3e-3 for a new model, 1e-3 for LoRA, 1e-4 for a full fine-tune' },
   warmup: { type: 'int', default: 10, min: 0, help: 'linear warmup steps' },
@@ -220,6 +221,7 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
     seed: o.seed, dropLast: true, collate: packedCollate });
   const common = {
     optimizer, scheduler, gradAccumSteps: o.gradAccum, maxSteps: o.steps, clipGradNorm: o.clip > 0 ? o.clip : null, seed: o.seed,
+    gradientCheckpointing: o.gradientCheckpointing,
     evalEvery: o.evalEvery, evalData: () => batchesOf(val.rows, o.batchSize, bytesOf, o.evalBatches),
     train: { next: () => toBatch(loader.nextBatch(), bytesOf), state: () => loader.state(), loadState: (s: unknown) => loader.loadState(s as ReturnType<typeof loader.state>) },
   };

@@ -46,6 +46,7 @@ export const trainSchema = {
   seqLen: { type: 'int', default: 128, min: 2, help: 'tokens per row T (documents are packed into rows)' },
   batchSize: { type: 'int', default: 32, min: 1, help: 'rows per micro-batch B (Muon likes larger batches: its orthogonalisation costs the same per step)' },
   gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step (gradient accumulation)' },
+  gradientCheckpointing: { type: 'boolean', default: false, help: 'recompute each decoder layer\'s activations in backward instead of keeping them: less memory for long rows, about one more forward pass per step, the same numbers' },
   steps: { type: 'int', default: 150, min: 1, help: 'optimizer steps' },
   optimizer: { type: ['adamw', 'muon'], default: 'muon', help: "'muon': Muon for the hidden matrices, AdamW (--lr) for embeddings, head and norms; 'adamw': AdamW for all" },
   lr: { type: 'number', default: 1e-2, min: 0, minExclusive: true, help: 'peak learning rate of AdamW (small models like it high)' },
@@ -277,6 +278,7 @@ function makeTrainer(o: TrainOptions, model: LlamaForCausalLM, data: RunData, st
   const trainer = new Trainer({
     model, optimizer, scheduler, train: loaderSource(data.loader, data.bytesOf), gradAccumSteps: o.gradAccum, maxSteps: o.steps,
     clipGradNorm: o.clip > 0 ? o.clip : null, labelSmoothing: o.labelSmoothing, zLoss: o.zLoss, seed: o.seed,
+    gradientCheckpointing: o.gradientCheckpointing,
     evalEvery: o.evalEvery, evalData: () => batchesOf(data.valRows, o.batchSize, data.bytesOf, o.evalBatches), checkpointWriter: saveCheckpoint,
   });
   if (state) trainer.loadState(state);

@@ -4,5 +4,6 @@ export * from './tensor.js';
 export * from './scope.js';
 export * from './ops.js';
 export * from './half.js';
+export * from './checkpoint.js';
 export { RNG } from './rng.js';
 export * from './errors.js';
