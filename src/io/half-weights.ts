@@ -1,8 +1,8 @@
 // loadPretrained(dir, { weights: 'as-stored' }): a BF16 or F16 checkpoint keeps its 2-byte storage for the frozen
 // weight matrices (docs/ARCHITECTURE.md, "Weight storage"). This file finds the checkpoint's storage dtype from the
-// safetensors headers (before anything is allocated, so the memory check counts 2 bytes) and turns the decoded
-// matrices back into their exact bit patterns (every value decoded from BF16/F16 is representable there, so
-// nothing is rounded). A reader that already returns half tensors raw (Uint16Array) passes through unchanged.
+// safetensors headers (before anything is allocated, so the memory check counts 2 bytes) and hands the matrices to
+// the model as bit patterns: read raw (keepHalf) they pass through; a decoded float32 matrix is rounded back
+// (exactly, when its values came from that half dtype).
 
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
