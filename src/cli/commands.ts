@@ -52,7 +52,7 @@ export function runDataLayer(path: string): ValueLayer | null {
 
 export async function runEval(argv: string[], log: Log): Promise<void> {
   const given = parseAndCheck(evalCommand, argv).values;
-  const dir = modelDirOf(given.model, '--model');
+  const dir = await modelDirOf(given.model, '--model');
   const run = runDataLayer(given.model);
   const o = run ? parseAndCheck(evalCommand, argv, run).values : given;
   const runData = run !== null && o.data === run.values.data;
@@ -88,7 +88,7 @@ export const generateCommand: CommandOptions<typeof generateSchema> = { name: 'g
 
 export async function runGenerate(argv: string[], log: Log): Promise<void> {
   const { values: o, positional } = parseAndCheck(generateCommand, argv);
-  const dir = modelDirOf(o.model, '--model');
+  const dir = await modelDirOf(o.model, '--model');
   await selectBackend(o.backend, o.threads, (s) => process.stderr.write(`${s}\n`)); // stdout carries only the text
   const model = await loadPretrained(dir);
   const tok = loadTokenizerFrom(dir, '--model');

@@ -97,7 +97,7 @@ const FIXED_ON_RESUME = ['from', 'lora', 'loraR', 'loraAlpha', 'targetModules', 
 /** Options that change the data or the batch geometry: a resume refuses them unless --force. */
 const FORCEABLE_ON_RESUME = ['data', 'validationFraction', 'seqLen', 'batchSize', 'gradAccum', 'seed'] as const;
 
-function resolveOptions(argv: string[]): { o: SftOptions; saved: Record<string, unknown> | null } {
+async function resolveOptions(argv: string[]): Promise<{ o: SftOptions; saved: Record<string, unknown> | null }> {
   const parse = { positionalKey: sftCommand.positional };
   let { values: o } = parseCommandLine(sftSchema, argv, parse);
   let saved: Record<string, unknown> | null = null;
@@ -116,7 +116,7 @@ function resolveOptions(argv: string[]): { o: SftOptions; saved: Record<string, 
   // the files the options name, before any work (a run directory given as --from stands for its model/)
   checkDataFile(o.data);
   if (o.from) {
-    o.from = modelDirOf(o.from, '--from');
+    o.from = await modelDirOf(o.from, '--from');
     if (!o.resume) { // the conversations are rendered with --from's own chat template: it must have one
       if (!existsSync(join(o.from, 'tokenizer.json'))) throw new UsageError(`--from ${o.from}: no tokenizer.json there; sft needs the model's tokenizer with a chat template`);
       if (!loadTokenizerFile(o.from).chatTemplate) {
@@ -139,7 +139,7 @@ function checkSftOptions(o: SftOptions): void {
 }
 
 export async function runSft(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
-  const { o, saved } = resolveOptions(argv);
+  const { o, saved } = await resolveOptions(argv);
   return RunDirectory.run({ command: 'sft', out: o.out, resume: o.resume, defaultName: `sft-${stamp()}` }, log,
     (rd, stop) => sftIn(o, rd.dir, rd.resuming, saved, stop, log));
 }
@@ -331,7 +331,7 @@ export async function runChat(argv: string[], write: (s: string) => void = (s) =
                               input: NodeJS.ReadableStream = process.stdin): Promise<void> {
   const { values: o } = parseAndCheck(chatCommand, argv);
   if (!o.model) throw new UsageError('chat needs --model=<dir> (a model directory with tokenizer files, or an sft run directory)');
-  o.model = modelDirOf(o.model, '--model');
+  o.model = await modelDirOf(o.model, '--model');
   if (o.adapter && !existsSync(join(o.adapter, 'adapter_config.json'))) {
     throw new UsageError(`--adapter ${o.adapter}: no adapter_config.json there (give a LoRA adapter directory in PEFT's format, e.g. an sft run's adapter/)`);
   }

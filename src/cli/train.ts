@@ -118,7 +118,7 @@ const BEFORE_MUON = { optimizer: 'adamw', schedule: 'cosine' } as const;
 const FORCEABLE_ON_RESUME = ['data', 'textField', 'validationFraction', 'seqLen', 'batchSize', 'gradAccum', 'seed'] as const;
 
 export async function runTrain(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
-  const { o, saved } = resolveOptions(argv);
+  const { o, saved } = await resolveOptions(argv);
   return RunDirectory.run({ command: 'train', out: o.out, resume: o.resume, defaultName: stamp() }, log,
     (rd, stop) => trainIn({ o, dir: rd.dir, resuming: rd.resuming, log }, saved, stop));
 }
@@ -175,7 +175,7 @@ async function trainIn(run: RunContext, saved: Record<string, unknown> | null, s
 }
 
 /** The run's options: the command line, or on --resume the run's saved options with the command line on top. */
-function resolveOptions(argv: string[]): { o: TrainOptions; saved: Record<string, unknown> | null } {
+async function resolveOptions(argv: string[]): Promise<{ o: TrainOptions; saved: Record<string, unknown> | null }> {
   const parse = { positionalKey: trainCommand.positional };
   let { values: o } = parseCommandLine(trainSchema, argv, parse);
   const resumeDir = o.resume;
@@ -194,7 +194,7 @@ function resolveOptions(argv: string[]): { o: TrainOptions; saved: Record<string
     throw new UsageError('--force goes with --resume (it lets a resumed run change its data or batch geometry)');
   }
   checkOptions(o);
-  checkInputs(o);
+  await checkInputs(o);
   return { o, saved };
 }
 
@@ -357,11 +357,11 @@ function checkOptions(o: TrainOptions): void {
  * stands for its model/). A checkpoint's tokenizer comes with it: --from without --tokenizer uses the tokenizer.json
  * of --from, since a BPE trained anew would give its ids other meanings.
  */
-function checkInputs(o: TrainOptions): void {
+async function checkInputs(o: TrainOptions): Promise<void> {
   checkDataFile(o.data);
   if (o.tokenizer) tokenizerJsonPath(o.tokenizer);
   if (o.from && !o.resume) { // a resumed run's model is its checkpoint
-    o.from = modelDirOf(o.from, '--from');
+    o.from = await modelDirOf(o.from, '--from');
     if (!o.tokenizer) {
       if (!existsSync(join(o.from, 'tokenizer.json'))) {
         throw new UsageError(`--from ${o.from}: no tokenizer.json there; give the tokenizer the checkpoint was trained with (--tokenizer=<file or directory>)`);
