@@ -33,7 +33,7 @@ export const EXAMPLE_CHAT = resolve(dirname(fileURLToPath(import.meta.url)), '..
 
 export const sftSchema = {
   data: { type: 'string', default: '', help: "conversations: a JSONL file with a 'messages' list (or 'prompt' and 'completion') per line; empty: the package's example (data/chat.jsonl)" },
-  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face model directory or run directory (its model/; config.json, model.safetensors, tokenizer.json with a chat template); empty: a new small model and a ChatML BPE trained on the conversations' },
+  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face model directory, run directory (its model/) or Hub id org/name[@revision] (downloaded into the Hugging Face cache); it needs config.json, safetensors weights, tokenizer.json with a chat template; empty: a new small model and a ChatML BPE trained on the conversations' },
   lora: { type: 'boolean', default: true, help: 'with --from: train LoRA adapters on the frozen model (--no-lora: every weight); a new model always trains every weight' },
   loraR: { type: 'int', default: 16, min: 1, help: 'LoRA rank r' },
   loraAlpha: { type: 'number', default: 32, min: 0, minExclusive: true, help: 'LoRA α (scaling α/r)' },
@@ -314,7 +314,7 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
 // ---- chat --------------------------------------------------------------------------------------------------
 
 export const chatSchema = {
-  model: { type: 'string', default: '', help: 'a Hugging Face model directory with a tokenizer and chat template, or an sft run directory (its model/)' },
+  model: { type: 'string', default: '', help: 'a Hugging Face model directory with a tokenizer and chat template, an sft run directory (its model/), or a Hub id org/name[@revision] (downloaded into the Hugging Face cache)' },
   adapter: { type: 'string', default: '', help: 'a LoRA adapter directory (PEFT format) to apply to --model' },
   system: { type: 'string', default: '', help: 'a system message to start the conversation with' },
   maxNewTokens: { type: 'int', default: 128, min: 1, help: 'tokens per reply at most' },

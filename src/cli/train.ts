@@ -36,7 +36,7 @@ export const trainSchema = {
   validationFraction: { type: 'number', default: 0.05, min: 0, minExclusive: true, max: 1, maxExclusive: true, help: 'share of a file\'s documents held out for validation (Brown has a fixed split)' },
   tokenizer: { type: 'string', default: '', help: 'a tokenizer.json (or its directory); empty: train a byte-level BPE on the training text' },
   vocabSize: { type: 'int', default: 8192, min: 260, max: 2 ** 21, help: 'vocabulary of the BPE trained when --tokenizer is empty' },
-  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face checkpoint directory (or a run directory: its model/) instead of a new model; its tokenizer.json is used unless --tokenizer is given' },
+  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face checkpoint directory (or a run directory: its model/, or a Hub id org/name[@revision], downloaded into the Hugging Face cache) instead of a new model; its tokenizer.json is used unless --tokenizer is given' },
   dim: { type: 'int', default: 192, min: 2, help: 'hidden size C of a new model' },
   layers: { type: 'int', default: 4, min: 1, help: 'decoder layers L' },
   heads: { type: 'int', default: 6, min: 1, help: 'attention heads NH' },

@@ -127,7 +127,9 @@ test('a snapshot with a shard missing is completed (only that shard is fetched);
     await assert.rejects(resolveModelDir('org/sharded', { ...opts, offline: true }),
       (e: Error) => e instanceof HubError && e.kind === 'offline' && e.message.includes(`'${shard2}'`) && e.message.includes(dir));
     const before = hub.requests.length;
-    assert.equal(await resolveModelDir('org/sharded', opts), dir);
+    const started: string[] = [];
+    assert.equal(await resolveModelDir('org/sharded', { ...opts, onProgress: (p) => { if (p.phase === 'start') started.push(p.file); } }), dir);
+    assert.deepEqual(started, [shard2], 'only the missing shard downloads');
     const fileRequests = hub.requests.slice(before).filter((r) => r.includes('/resolve/') || r.includes('/paths-info/'));
     assert.ok(fileRequests.length > 0 && fileRequests.every((r) => r.endsWith(shard2) || r.includes('/paths-info/')), fileRequests.join('\n'));
     const model = await loadPretrained(dir, { backend: refBackend });
