@@ -188,7 +188,7 @@ export async function resolveModelDir(idOrPath: string, opts: HubOptions = {}): 
 }
 
 /** A file of a repository as the Hub lists it. */
-interface HubEntry { type: string; path: string; size: number; lfs?: { size?: number } }
+interface HubEntry { type: string; path: string; size: number; oid?: string; xetHash?: string; lfs?: { oid?: string; size?: number } }
 
 async function downloadModel(id: HubId, folder: string, cacheDir: string, where: string, opts: HubOptions): Promise<string> {
   const env = envOf(opts);
@@ -201,7 +201,6 @@ async function downloadModel(id: HubId, folder: string, cacheDir: string, where:
   const hub = await import('@huggingface/hub');
   // the status and X-Error-Code of the last failed response: HubApiError keeps the status only
   let failed: { status: number; code: string } | null = null;
-  let counting: ((n: number) => void) | null = null;
   const baseFetch = opts.fetch ?? fetch;
   const tracked = (async (input: string | URL | Request, init?: RequestInit) => {
     let res: Response;
@@ -210,13 +209,6 @@ async function downloadModel(id: HubId, folder: string, cacheDir: string, where:
         `or set HF_HUB_OFFLINE=1 to use only what the cache (${cacheDir}) holds`, 'network', { cause: e });
     }
     if (!res.ok) failed = { status: res.status, code: res.headers.get('x-error-code') ?? '' };
-    const headers = new Headers(init?.headers);
-    // the whole file's body (not the 1-byte probes): count its bytes for progress
-    if (res.ok && counting && res.body && !headers.has('range') && (init?.method ?? 'GET') === 'GET') {
-      const count = counting;
-      const body = res.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ transform(chunk, c) { count(chunk.byteLength); c.enqueue(chunk); } }));
-      return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
-    }
     return res;
   }) as typeof fetch;
   const common = { hubUrl: endpoint, fetch: tracked, ...(token ? { accessToken: token } : {}) };
@@ -253,7 +245,14 @@ async function downloadModel(id: HubId, folder: string, cacheDir: string, where:
       const p = { repo: id.repo, file, total, index: i + 1, count: todo.length };
       let bytes = 0;
       opts.onProgress?.({ phase: 'start', bytes, ...p });
-      counting = (n) => { bytes += n; opts.onProgress?.({ phase: 'progress', bytes, ...p }); };
+      // progress from the size of the blob being written (the library writes <blob>.incomplete, then renames it):
+      // the same for a plain download and a Xet one; the blob is named as the library names it
+      const incomplete = join(folder, 'blobs', `${entry.lfs?.oid ?? entry.xetHash ?? entry.oid}.incomplete`);
+      const poll = opts.onProgress && setInterval(() => {
+        let n = bytes;
+        try { n = statSync(incomplete).size; } catch { /* not started yet, or renamed: done soon */ }
+        if (n !== bytes) opts.onProgress!({ phase: 'progress', bytes: (bytes = n), ...p });
+      }, 200);
       // the library reports each download with console.debug, which is stdout in Node: stdout may carry a
       // command's output (generate's text), so it is silenced while the library runs
       const debug = console.debug;
@@ -263,7 +262,7 @@ async function downloadModel(id: HubId, folder: string, cacheDir: string, where:
         path = await call(`'${file}'`, () => hub.downloadFileToCacheDir({ repo: id.repo, path: file, revision: commit, cacheDir, ...common }));
       } finally {
         console.debug = debug;
-        counting = null;
+        if (poll) clearInterval(poll);
       }
       const got = statSync(path).size;
       if (got !== total) { // a cut connection: drop the link and the blob, so the next resolve downloads it again

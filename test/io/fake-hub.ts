@@ -27,6 +27,8 @@ export interface FakeHub {
   failWith: { status: number; code?: string } | null;
   /** serve this many bytes of each full file body (a cut connection), when set */
   truncateBodies: number | null;
+  /** send full file bodies in chunks of this many bytes, 100 ms apart (a slow connection), when set */
+  slowChunks: number | null;
   close(): Promise<void>;
 }
 
@@ -48,7 +50,7 @@ function entry(name: string, b: Uint8Array, commit: string) {
 }
 
 export async function startFakeHub(): Promise<FakeHub> {
-  const hub: FakeHub = { url: '', requests: [], repos: new Map(), failWith: null, truncateBodies: null, close: async () => {} };
+  const hub: FakeHub = { url: '', requests: [], repos: new Map(), failWith: null, truncateBodies: null, slowChunks: null, close: async () => {} };
   const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(JSON.stringify(body));
@@ -96,7 +98,12 @@ export async function startFakeHub(): Promise<FakeHub> {
     }
     const out = hub.truncateBodies === null ? b : b.subarray(0, hub.truncateBodies);
     res.writeHead(200, { ...headers, 'content-length': String(out.byteLength) });
-    res.end(out);
+    if (hub.slowChunks === null) return res.end(out);
+    for (let i = 0; i < out.byteLength; i += hub.slowChunks) {
+      res.write(out.subarray(i, i + hub.slowChunks));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    res.end();
   };
   const server: Server = createServer((req, res) => { handle(req, res).catch((e) => { res.writeHead(500); res.end(String(e)); }); });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

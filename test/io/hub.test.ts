@@ -204,6 +204,18 @@ test('a cut download is refused and leaves nothing behind; the next resolve down
   } finally { await hub.close(); }
 });
 
+test('progress: a slow download reports its bytes as they arrive', async () => {
+  const { hub, opts } = await setup();
+  try {
+    const size = tinyFiles()['model.safetensors'].byteLength;
+    hub.slowChunks = Math.ceil(size / 8); // 8 chunks, 100 ms apart
+    const seen: number[] = [];
+    await resolveModelDir('org/tiny', { ...opts, onProgress: (p) => { if (p.file === 'model.safetensors' && p.phase === 'progress') seen.push(p.bytes); } });
+    assert.ok(seen.some((b) => b > 0 && b < size), `bytes part way: ${seen}`);
+    assert.deepEqual(seen, [...seen].sort((a, b) => a - b), 'never backwards');
+  } finally { await hub.close(); }
+});
+
 test('an existing local directory named like a Hub id wins, without a request', async () => {
   const { hub, opts } = await setup();
   const cwd = process.cwd();
