@@ -166,6 +166,7 @@ export async function resolveModelDir(idOrPath: string, opts: HubOptions = {}): 
   const where = `${id.repo}${id.revision === 'main' ? '' : `@${id.revision}`}`;
 
   const commit = cachedCommit(folder, id.revision);
+  let usable: string | null = null; // a cached snapshot that has what a model needs, though maybe not every file
   if (commit && existsSync(join(folder, 'snapshots', commit))) {
     const snap = join(folder, 'snapshots', commit);
     const noExist = join(folder, '.no_exist', commit);
@@ -173,6 +174,7 @@ export async function resolveModelDir(idOrPath: string, opts: HubOptions = {}): 
     // online, every file a model may have must be there or known absent; offline, the required ones suffice
     const unknown = HUB_MODEL_FILES.filter((f) => !existsSync(join(snap, f)) && !existsSync(join(noExist, f)));
     if (missing.length === 0 && (offline || unknown.length === 0)) return snap;
+    if (missing.length === 0) usable = snap;
     if (offline) {
       throw new HubError(`${where}: the Hugging Face cache lacks ${missing.map((f) => `'${f}'`).join(', ')} in ${snap}, and HF_HUB_OFFLINE ` +
         `forbids downloading. Unset HF_HUB_OFFLINE to download the missing files, or give a local model directory.`, 'offline');
@@ -184,7 +186,13 @@ export async function resolveModelDir(idOrPath: string, opts: HubOptions = {}): 
       `'huggingface-cli download ${id.repo}${id.revision === 'main' ? '' : ` --revision ${id.revision}`}'), set HF_HUB_CACHE/HF_HOME to the cache ` +
       'that holds it, or give a local model directory.', 'offline');
   }
-  return downloadModel(id, folder, cacheDir, where, opts);
+  try {
+    return await downloadModel(id, folder, cacheDir, where, opts);
+  } catch (e) {
+    // as Python: when the Hub cannot be reached (or fails), a cached snapshot that holds a model is used
+    if (usable && e instanceof HubError && e.kind === 'network') return usable;
+    throw e;
+  }
 }
 
 /** A file of a repository as the Hub lists it. */

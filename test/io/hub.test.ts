@@ -193,6 +193,30 @@ test('a revision: a branch is recorded in refs/<branch>; a commit hash downloads
   } finally { await hub.close(); }
 });
 
+test('a cache Python filled with only the files it needed: completed online; used as it is when the Hub is unreachable', async () => {
+  const { hub, opts, cache } = await setup();
+  const folder = join(cache, 'models--org--tiny');
+  const snap = join(folder, 'snapshots', MAIN);
+  // what Python's hf_hub_download of three files leaves: no generation config, no tokenizer config, no .no_exist
+  const pythonLike = () => {
+    rmSync(folder, { recursive: true, force: true });
+    mkdirSync(snap, { recursive: true });
+    mkdirSync(join(folder, 'refs'));
+    writeFileSync(join(folder, 'refs', 'main'), MAIN);
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) writeFileSync(join(snap, f), tinyFiles()[f]);
+  };
+  try {
+    pythonLike();
+    const started: string[] = [];
+    assert.equal(await resolveModelDir('org/tiny', { ...opts, onProgress: (p) => { if (p.phase === 'start') started.push(p.file); } }), snap);
+    assert.deepEqual(started.sort(), ['generation_config.json', 'tokenizer_config.json']);
+  } finally { await hub.close(); }
+  pythonLike();
+  assert.equal(await resolveModelDir('org/tiny', opts), snap, 'the Hub is gone: the cached model is used');
+  rmSync(join(snap, 'tokenizer.json'));
+  await assert.rejects(resolveModelDir('org/tiny', opts), /cannot reach/, 'not when it lacks a file a model needs');
+});
+
 test('a cut download is refused and leaves nothing behind; the next resolve downloads it whole', async () => {
   const { hub, opts } = await setup();
   try {
