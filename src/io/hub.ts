@@ -182,8 +182,8 @@ export async function resolveModelDir(idOrPath: string, opts: HubOptions = {}): 
   } else if (offline) {
     const what = COMMIT.test(id.revision) ? `snapshots/${id.revision}` : `refs/${id.revision}`;
     throw new HubError(`${where}: not in the Hugging Face cache (no ${join(folder, what)}: the revision '${id.revision}' was never downloaded ` +
-      `into ${cacheDir}), and HF_HUB_OFFLINE forbids downloading. Unset HF_HUB_OFFLINE to download it (or run ` +
-      `'huggingface-cli download ${id.repo}${id.revision === 'main' ? '' : ` --revision ${id.revision}`}'), set HF_HUB_CACHE/HF_HOME to the cache ` +
+      `into ${cacheDir}), and HF_HUB_OFFLINE forbids downloading. Unset HF_HUB_OFFLINE to download it (or run Python's ` +
+      `'hf download ${id.repo}${id.revision === 'main' ? '' : ` --revision ${id.revision}`}'), set HF_HUB_CACHE/HF_HOME to the cache ` +
       'that holds it, or give a local model directory.', 'offline');
   }
   try {
@@ -329,7 +329,7 @@ function explain(e: unknown, failed: { status: number; code: string } | null,
   const status = failed?.status ?? (e as { statusCode?: number }).statusCode;
   const code = failed?.code ?? '';
   const page = `${c.endpoint}/${c.repo}`;
-  const tokenHint = `give an access token: HF_TOKEN=hf_… in the environment, or 'huggingface-cli login' (it writes ${join(hfHome(c.env), 'token')})`;
+  const tokenHint = `give an access token: HF_TOKEN=hf_… in the environment, or 'hf auth login' ('huggingface-cli login' in older versions; it writes ${join(hfHome(c.env), 'token')})`;
   if (code === 'RepoNotFound' || code === 'RepositoryNotFound' || (status === 404 && c.what === 'model info' && code !== 'RevisionNotFound')) {
     return new HubError(`${c.where}: no such model on ${c.endpoint} (HTTP ${status}), and no local directory of that name. ` +
       `Check the id at ${page}` + (c.hasToken ? '' : `; if the model is private, ${tokenHint}`), 'not-found', { cause: e });

@@ -146,7 +146,7 @@ test('a gated model: 401 says so and how to give a token; HF_TOKEN and the token
     await assert.rejects(resolveModelDir('org/gated', opts), (e: Error) => {
       assert.ok(e instanceof HubError && e.kind === 'gated', String(e));
       assert.match(e.message, /org\/gated: the model is gated or private \(HTTP 401\)/);
-      assert.match(e.message, /HF_TOKEN=hf_… .*huggingface-cli login/);
+      assert.match(e.message, /HF_TOKEN=hf_… .*'hf auth login' \('huggingface-cli login' in older versions; it writes .*\/token\)/);
       return true;
     });
     await assert.rejects(resolveModelDir('org/gated', { ...opts, env: { ...opts.env, HF_TOKEN: 'hf_wrong' } }),
