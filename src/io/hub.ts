@@ -10,7 +10,9 @@
 
 import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import lockfile from 'proper-lockfile';
+import { describeFsError } from '../data/node-fs-errors.js';
 import { InputError, LlamatrainError } from '../core/errors.js';
 
 /** A Hub id taken apart: `repo` is "org/name", `revision` a branch, tag or 40-hex commit ("main" when not given). */
@@ -165,8 +167,44 @@ export async function resolveModelDir(idOrPath: string, opts: HubOptions = {}): 
   const offline = opts.offline ?? truthy(env.HF_HUB_OFFLINE || env.TRANSFORMERS_OFFLINE);
   const where = `${id.repo}${id.revision === 'main' ? '' : `@${id.revision}`}`;
 
+  const cached = fromCache(id, folder, cacheDir, where, offline);
+  if (typeof cached === 'string') return cached;
+  // one download of a model at a time among llamatrain processes (Python's locks are its own); whoever waited
+  // finds the files there afterwards
+  const lockPath = join(cacheDir, '.locks', `${basename(folder)}.llamatrain.lock`);
+  let release: () => Promise<void>;
+  try {
+    mkdirSync(dirname(lockPath), { recursive: true });
+    release = await lockfile.lock(folder, {
+      lockfilePath: lockPath, realpath: false,
+      stale: 30_000, retries: { retries: 100_000, minTimeout: 500, maxTimeout: 1000 }, // a dead holder's lock goes stale
+      onCompromised: () => { /* the lock only avoids a second download; losing it costs at most that */ },
+    });
+  } catch (e) {
+    throw describeFsError(lockPath, e, `locking the Hugging Face cache ${cacheDir} to download ${where}; HF_HUB_CACHE chooses another cache directory`);
+  }
+  try {
+    const now = fromCache(id, folder, cacheDir, where, offline);
+    if (typeof now === 'string') return now;
+    try {
+      return await downloadModel(id, folder, cacheDir, where, opts);
+    } catch (e) {
+      // as Python: when the Hub cannot be reached (or fails), a cached snapshot that holds a model is used
+      if (now.usable && e instanceof HubError && e.kind === 'network') return now.usable;
+      throw e;
+    }
+  } finally {
+    await release().catch(() => {});
+  }
+}
+
+/**
+ * The cached snapshot when it can be used without a request; else `usable`, a cached snapshot that holds a model
+ * though maybe not every file, or null. Offline, what the cache lacks is an error.
+ */
+function fromCache(id: HubId, folder: string, cacheDir: string, where: string, offline: boolean): string | { usable: string | null } {
   const commit = cachedCommit(folder, id.revision);
-  let usable: string | null = null; // a cached snapshot that has what a model needs, though maybe not every file
+  let usable: string | null = null;
   if (commit && existsSync(join(folder, 'snapshots', commit))) {
     const snap = join(folder, 'snapshots', commit);
     const noExist = join(folder, '.no_exist', commit);
@@ -186,13 +224,7 @@ export async function resolveModelDir(idOrPath: string, opts: HubOptions = {}): 
       `'hf download ${id.repo}${id.revision === 'main' ? '' : ` --revision ${id.revision}`}'), set HF_HUB_CACHE/HF_HOME to the cache ` +
       'that holds it, or give a local model directory.', 'offline');
   }
-  try {
-    return await downloadModel(id, folder, cacheDir, where, opts);
-  } catch (e) {
-    // as Python: when the Hub cannot be reached (or fails), a cached snapshot that holds a model is used
-    if (usable && e instanceof HubError && e.kind === 'network') return usable;
-    throw e;
-  }
+  return { usable };
 }
 
 /** A file of a repository as the Hub lists it. */

@@ -240,6 +240,19 @@ test('progress: a slow download reports its bytes as they arrive', async () => {
   } finally { await hub.close(); }
 });
 
+test('two resolves of one model at once download it once (the second waits, then finds it cached)', async () => {
+  const { hub, opts } = await setup();
+  try {
+    hub.slowChunks = 64 * 1024;
+    const [a, b] = await Promise.all([resolveModelDir('org/tiny', opts), resolveModelDir('org/tiny', opts)]);
+    assert.equal(a, b);
+    const gets = hub.requests.filter((r) => r.startsWith('GET ') && r.endsWith('/model.safetensors'));
+    assert.equal(gets.length, 2, `one 1-byte probe and one download: ${gets.join(', ')}`);
+    assert.equal(hub.requests.filter((r) => r.includes('/revision/')).length, 1, 'the second asks the Hub nothing');
+    assert.deepEqual(new Uint8Array(readFileSync(join(a, 'model.safetensors'))), tinyFiles()['model.safetensors']);
+  } finally { await hub.close(); }
+});
+
 test('an existing local directory named like a Hub id wins, without a request', async () => {
   const { hub, opts } = await setup();
   const cwd = process.cwd();
