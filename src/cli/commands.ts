@@ -63,7 +63,7 @@ export async function runEval(argv: string[], log: Log): Promise<void> {
   log(`eval: scoring the ${o.split} split of ${o.data === 'brown' ? 'the Brown corpus' : o.data}` +
     (runData ? ` (the data ${given.model} trained on, from its train_config.json; --data=<file> scores other data)` : ''));
   await selectBackend(o.backend, o.threads, log);
-  const model = await loadPretrained(dir);
+  const model = await loadPretrained(dir, { weights: 'as-stored' }); // evaluation: a BF16/F16 checkpoint stays half (frozen)
   const tok = loadTokenizerFrom(dir, '--model');
   const text = await loadTextData(o.data, o.textField, o.validationFraction, { txtSplit: o.txtSplit });
   const docs = o.split === 'all' ? [...text.train, ...text.validation] : text[o.split as 'train' | 'validation'];
@@ -90,7 +90,7 @@ export async function runGenerate(argv: string[], log: Log): Promise<void> {
   const { values: o, positional } = parseAndCheck(generateCommand, argv);
   const dir = await modelDirOf(o.model, '--model');
   await selectBackend(o.backend, o.threads, (s) => process.stderr.write(`${s}\n`)); // stdout carries only the text
-  const model = await loadPretrained(dir);
+  const model = await loadPretrained(dir, { weights: 'as-stored' }); // generation: likewise
   const tok = loadTokenizerFrom(dir, '--model');
   const prompt = positional.length > 0 ? positional.join(' ') : o.prompt;
   const ids = tok.encode(prompt);

@@ -17,6 +17,7 @@ import { readChatJsonl } from '../data/node.js';
 import { loadAdapter, saveAdapter } from '../io/adapters.js';
 import { loadAdapterCheckpoint, loadCheckpoint, saveAdapterCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import { loadPretrained, savePretrained } from '../io/pretrained.js';
+import { storedHalfDtype } from '../io/half-weights.js';
 import { LlamaForCausalLM } from '../nn/index.js';
 import { AdamW, LRScheduler, decayGroups, warmupCosine } from '../optim/index.js';
 import { PeftModel, getPeftModel } from '../peft/index.js';
@@ -189,13 +190,15 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
   let model: LlamaForCausalLM, peft: PeftModel | null = null, state: TrainingState | null = null;
   const onWarning = (m: string) => log(`llamatrain: ${m}`);
   if (resuming && useLora) {
-    const ck = await loadAdapterCheckpoint(join(dir, 'checkpoints'), await loadPretrained(o.from), { onWarning });
+    const ck = await loadAdapterCheckpoint(join(dir, 'checkpoints'), await loadPretrained(o.from, { weights: 'as-stored' }), { onWarning });
     model = ck.peft.model; peft = ck.peft; state = ck.state;
   } else if (resuming) {
     const ck = await loadCheckpoint(join(dir, 'checkpoints'), {}, { onWarning });
     model = ck.model; state = ck.state;
   } else if (o.from) {
-    model = await loadPretrained(o.from);
+    // LoRA leaves the base frozen: a BF16/F16 checkpoint keeps its 2-byte storage (outside the wasm memory on the
+    // wasm/native backends); a full fine-tune trains every weight in float32
+    model = await loadPretrained(o.from, { weights: useLora ? 'as-stored' : 'float32' });
     if (useLora) {
       const targets = o.targetModules === 'all-linear' ? 'all-linear' : o.targetModules.split(',').map((s) => s.trim()).filter(Boolean);
       peft = getPeftModel(model, { r: o.loraR, loraAlpha: o.loraAlpha, loraDropout: o.loraDropout, targetModules: targets, seed: o.seed });
@@ -298,8 +301,13 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
   report.writePlot();
   const finalSample = await report.sample();
   if (peft) await saveAdapter(peft, join(dir, 'adapter'));
-  const merged = peft ? peft.mergeAndUnload() : model;
-  await savePretrained(merged, join(dir, 'model'));
+  // the merged model in the base checkpoint's dtype (BF16 stays BF16), written one weight at a time: an adapted
+  // weight is W + scaling·B·A computed when the writer reaches it, so a large base is never widened whole
+  const baseHalf = o.from ? await storedHalfDtype(o.from) : null;
+  await savePretrained(peft ? peft.model : model, join(dir, 'model'), {
+    dtype: baseHalf === 'bfloat16' ? 'BF16' : baseHalf === 'float16' ? 'F16' : 'F32',
+    values: peft ? (name) => peft.mergedWeight(name) : undefined,
+  });
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) {
     if (existsSync(join(dir, f))) writeFileSync(join(dir, 'model', f), readFileSync(join(dir, f)));
   }
@@ -341,7 +349,7 @@ export async function runChat(argv: string[], write: (s: string) => void = (s) =
   await selectBackend(o.backend, o.threads, (s) => write(s + '\n'));
   const tok = loadTokenizerFile(o.model);
   if (!tok.chatTemplate) throw new UsageError(`${o.model}: the tokenizer has no chat template; chat needs one (tokenizer_config.json 'chat_template')`);
-  const base = await loadPretrained(o.model);
+  const base = await loadPretrained(o.model, { weights: 'as-stored' }); // chat: a BF16/F16 checkpoint stays half
   const model = o.adapter ? (await loadAdapter(base, o.adapter)).model : base;
   const endIds = endOfTurnIds(tok);
   const messages: ChatMessage[] = o.system ? [{ role: 'system', content: o.system }] : [];

@@ -126,8 +126,9 @@ export async function loadPretrained(dir: string, opts: ModelOptions & {
   }
   const model = new LlamaForCausalLM(config, { ...opts, frozenDtype });
   // A tied checkpoint may still carry lm_head.weight (a copy of the embeddings); HF ignores it too.
+  // the half arrays just read become the weights' storage (adopt): the checkpoint is never held twice
   model.loadStateDict(frozenDtype ? asStoredEntries(tensors, frozenDtype) : tensors,
-    { source: dir, ignorable: config.tieWordEmbeddings ? ['lm_head.weight'] : [] });
+    { source: dir, ignorable: config.tieWordEmbeddings ? ['lm_head.weight'] : [], adopt: true });
   return model;
 }
 
@@ -139,6 +140,11 @@ export interface SavePretrainedOptions {
    * default: a larger model is written as model-0000i-of-0000N.safetensors + model.safetensors.index.json.
    */
   maxShardSize?: number | string;
+  /**
+   * Values to write instead of a parameter's own (float32, row-major), or null to keep them: asked once per tensor,
+   * when the writer reaches it. The sft CLI writes merged LoRA weights this way (`peft.mergedWeight`).
+   */
+  values?: (name: string) => Promise<Float32Array | null>;
 }
 
 /**
@@ -151,10 +157,19 @@ export async function savePretrained(model: LlamaForCausalLM, dir: string, opts:
   const sources: TensorSource[] = [];
   for (const [name, p] of model.namedParameters()) {
     // float64 models are written in the requested storage type too (F32 by default, as transformers stores them);
-    // a half weight (kept as stored) hands over its bit patterns.
+    // a half weight (kept as stored) hands over its bit patterns; `opts.values` may replace a tensor's values
+    // (merged LoRA weights), computed when the writer reaches it.
     const dtype = p.dtype as string;
     const half = dtype === 'bfloat16' || dtype === 'float16' ? dtype : undefined;
-    sources.push({ name, shape: [...p.shape], half, read: async function* () { yield (await p.data()) as TensorPiece; } });
+    const replaced = opts.values;
+    sources.push({
+      name, shape: [...p.shape], half,
+      read: async function* () {
+        const v = replaced ? await replaced(name) : null;
+        if (v) { yield v; return; }
+        yield (half && p.storage instanceof Uint16Array ? p.storage : await p.data()) as TensorPiece;
+      },
+    });
   }
   const dtype = opts.dtype ?? 'F32';
   await writeSafetensorsShards(dir, sources, { dtype, maxShardSize: opts.maxShardSize, metadata: { format: 'pt' } });

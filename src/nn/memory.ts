@@ -57,20 +57,29 @@ export function checkModelMemory(cfg: LlamaConfig, opts: MemoryCheckOptions): nu
   const C = cfg.hiddenSize, q = cfg.numAttentionHeads * cfg.headDim, kv = cfg.numKeyValueHeads * cfg.headDim;
   const matrices = cfg.vocabSize * C * (cfg.tieWordEmbeddings ? 1 : 2) +
     cfg.numHiddenLayers * (2 * C * q + 2 * C * kv + 3 * C * cfg.intermediateSize);
-  const need = (opts.frozenDtype ? matrices * BYTES[opts.frozenDtype] + (parameters - matrices) * BYTES[dtype] : parameters * BYTES[dtype]) * copies;
-  const limits: { bytes: number; what: string }[] = [];
-  const backendLimit = opts.backend.memoryLimit?.(opts.frozenDtype ?? dtype);
-  if (backendLimit) limits.push(backendLimit);
+  const halfBytes = opts.frozenDtype ? matrices * BYTES[opts.frozenDtype] * copies : 0;
+  const floatBytes = (opts.frozenDtype ? parameters - matrices : parameters) * BYTES[dtype] * copies;
+  const need = halfBytes + floatBytes;
+  // Each memory holds what the backend places there: the wasm backends keep half weights outside their wasm memory
+  // (memoryLimit of a half dtype is undefined), so only the float part counts against its 4 GiB; the host holds all.
+  const limits: { bytes: number; what: string; need: number; backend?: true }[] = [];
+  const floatLimit = opts.backend.memoryLimit?.(dtype);
+  const halfLimit = opts.frozenDtype ? opts.backend.memoryLimit?.(opts.frozenDtype) : undefined;
+  if (halfLimit) limits.push({ ...halfLimit, need, backend: true });
+  else if (floatLimit) limits.push({ ...floatLimit, need: floatBytes, backend: true });
   const host = hostMemoryBytes();
-  if (host !== undefined) limits.push({ bytes: host, what: "this machine's memory (os.totalmem)" });
+  if (host !== undefined) limits.push({ bytes: host, what: "this machine's memory (os.totalmem)", need });
   for (const lim of limits) {
-    if (need > lim.bytes) {
+    if (lim.need > lim.bytes) {
       const what = copies === 1 ? 'its parameters' : `${opts.purpose ?? `${copies} copies of its parameters`}`;
       throw new ModelTooLargeError(
-        `${src}: model too large: ${count(parameters)} parameters; ${what} need ${formatBytes(need)} of ${opts.frozenDtype ? `${opts.frozenDtype} (weight matrices) and ${dtype}` : dtype}, more than ` +
-          `${lim.what}: ${formatBytes(lim.bytes)} (${(need / lim.bytes).toFixed(1)}× too much) — ${shape}; ${fix}` +
-          (backendLimit && lim === backendLimit ? ' or use a backend without that limit' : ''),
-        need, lim.bytes,
+        `${src}: model too large: ${count(parameters)} parameters; ${what} need ${formatBytes(lim.need)} of ` +
+          `${opts.frozenDtype ? `${opts.frozenDtype} (weight matrices) and ${dtype}` : dtype}${lim.need < need ? ' in that memory' : ''}, more than ` +
+          `${lim.what}: ${formatBytes(lim.bytes)} (${(lim.need / lim.bytes).toFixed(1)}× too much) — ${shape}; ${fix}` +
+          (lim.backend ? (opts.frozenDtype ? ' or use a backend without that limit'
+            : ' or, for a BF16/F16 checkpoint, keep its weights as stored (frozen, outside that memory: LoRA, evaluation, generation — ' +
+              "loadPretrained(dir, { weights: 'as-stored' }))") : ''),
+        lim.need, lim.bytes,
       );
     }
   }

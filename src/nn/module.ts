@@ -81,9 +81,11 @@ export abstract class Module {
   /**
    * Copies values into the parameters by name, converting dtype. strict: every parameter must be present and
    * nothing unexpected may be left (names in `ignorable` may be extra, e.g. a tied lm_head.weight).
+   * `adopt`: half bit patterns of the parameter's own dtype become its storage without a copy (the caller hands the
+   * arrays over and never touches them again: loadPretrained, so a model's weights are never held twice).
    */
   loadStateDict(entries: Map<string, StateEntry> | Record<string, StateEntry>,
-                opts: { strict?: boolean; ignorable?: readonly string[]; source?: string } = {}): void {
+                opts: { strict?: boolean; ignorable?: readonly string[]; source?: string; adopt?: boolean } = {}): void {
     const strict = opts.strict ?? true;
     const src = opts.source ?? 'state dict';
     const map = entries instanceof Map ? entries : new Map(Object.entries(entries));
@@ -105,7 +107,7 @@ export abstract class Module {
           '(does config.json match the weights?)', { source: src });
       }
       if (e instanceof Tensor) copyTensorInto(p, e, name, src);
-      else if (e.data) copyInto(p, e.data, e.dtype);
+      else if (e.data) copyInto(p, e.data, e.dtype, { adopt: opts.adopt });
       else throw new InputError(`${src}: entry '${name}' has no data`, { source: src });
     }
   }
@@ -132,13 +134,13 @@ function copyTensorInto(p: Tensor, t: Tensor, name: string, src: string): void {
  * copied, or values rounded to it). The old storage is freed at once (a model being loaded never holds two copies
  * of its weights: on the wasm backend the initial ones would stay until the GC ran).
  */
-export function copyInto(p: Tensor, data: TypedArray, dtype?: DType): void {
+export function copyInto(p: Tensor, data: TypedArray, dtype?: DType, opts: { adopt?: boolean } = {}): void {
   if (data.length !== sizeOf(p.shape)) throw new InputError(`copyInto: ${data.length} values for a tensor of shape ${shapeStr(p.shape)}`);
   if (data instanceof Uint16Array && !(dtype && isHalf(dtype))) {
     throw new InputError(`copyInto: a Uint16Array holds bfloat16 or float16 bits; name which with the entry's dtype`);
   }
   if (isHalf(p.dtype)) {
-    const bits = data instanceof Uint16Array && dtype === p.dtype ? data.slice()
+    const bits = data instanceof Uint16Array && dtype === p.dtype ? (opts.adopt ? data : data.slice())
       : float32ToHalf(data instanceof Uint16Array ? halfToFloat32(data, dtype as 'bfloat16') : data, p.dtype);
     replaceStorage(p, p.backend.upload(bits, p.dtype), p.dtype);
     return;

@@ -268,6 +268,28 @@ export class PeftModel {
    * Folds every adapter into its base weight (W ← W + scaling · B·A, on the device), removes the adapters and
    * unfreezes the base: the plain model, which savePretrained exports as an ordinary HF checkpoint.
    */
+  /**
+   * The merged values W + scaling·B·A of the base parameter `name` (`….weight` of an adapted Linear) as float32 on
+   * the host, or null for a parameter without an adapter. The model is left as it is: savePretrained writes a merged
+   * checkpoint from these one weight at a time (a 1 B-parameter BF16 base never has to be widened whole).
+   */
+  async mergedWeight(name: string): Promise<Float32Array | null> {
+    if (!name.endsWith('.weight')) return null;
+    const ad = this.adapters.get(name.slice(0, -'.weight'.length));
+    if (!ad) return null;
+    const lin = linearsOf(this.model).get(name.slice(0, -'.weight'.length))!;
+    const delta = noGrad(() => mul(matmul(ad.b, ad.a), ad.scaling)); // [out, r]·[r, in] → [out, in]
+    try {
+      const d = (await delta.data()) as Float32Array;
+      const w = await lin.weight.data(); // float32 values (a half weight reads back widened, exactly)
+      const out = new Float32Array(d.length);
+      for (let i = 0; i < d.length; i++) out[i] = Math.fround(w[i]! + d[i]!); // the float32 sum mergeAndUnload's addInPlace makes
+      return out;
+    } finally {
+      delta.dispose();
+    }
+  }
+
   mergeAndUnload(): LlamaForCausalLM {
     const linears = linearsOf(this.model);
     noGrad(() => {

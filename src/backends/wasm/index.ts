@@ -48,9 +48,12 @@ export function makeBackend(name: string, rt: WasmRuntime): Backend {
   const read = (s: object) => (heap.isResident(s) ? copyOut(s as Float32Array) : (s as Float32Array).slice());
   return {
     name,
-    // f32 / i32 data moves into the wasm memory (parameters, batches); float64 stays a JS array (ref kernels)
+    // f32 / i32 data moves into the wasm memory (parameters, batches); float64 stays a JS array (ref kernels).
+    // Half bits (frozen bfloat16/float16 weights) stay outside the wasm memory, adopted as given (as ref does): the
+    // kernel call that reads one copies it into a temporary block (rt.input), so a model's frozen weights never
+    // fill the 4 GiB of wasm32 memory — a 2 B-parameter BF16 model leaves it to the activations.
     upload: (data) => {
-      if (data instanceof Uint16Array) { const h = heap.viewHalf(data.length); h.set(data); return h; } // half bits, 2 bytes each
+      if (data instanceof Uint16Array) return data;
       if (!(data instanceof Float32Array || data instanceof Int32Array)) return data;
       const v = heap.view(data.length, data instanceof Int32Array);
       v.set(data);
@@ -61,8 +64,8 @@ export function makeBackend(name: string, rt: WasmRuntime): Backend {
     downloadSync: (s, dtype) => (isHalf(dtype) ? halfToFloat32(s as Uint16Array, dtype) : read(s)),
     supports: () => true, // float64 / int32 kernels run on ref
     memory: heap,
-    // float32 and int32 tensors live in the wasm memory (float64 ones are JS arrays: only the host limits them)
-    memoryLimit: (dtype) => (dtype === 'float64' ? undefined : { bytes: heap.available, what: `what the ${name} backend's wasm32 memory (4 GiB in all) has free` }),
+    // float32 and int32 tensors live in the wasm memory (float64 and half ones in JS arrays: only the host limits them)
+    memoryLimit: (dtype) => (dtype === 'float64' || isHalf(dtype) ? undefined : { bytes: heap.available, what: `what the ${name} backend's wasm32 memory (4 GiB in all) has free` }),
   };
 }
 
@@ -106,6 +109,11 @@ export async function setWasmThreads(threads: number): Promise<void> {
 /** The wasm heap's footprint in bytes: the highest address a block reached (its touched memory) and the bytes in blocks now. */
 export function wasmHeapStats(): { highWater: number; inUse: number } | null {
   return runtime ? { highWater: runtime.blocks.highWater, inUse: runtime.blocks.inUse } : null;
+}
+
+/** Whether a storage lives in the running backend's wasm memory (tests: half weights stay outside it). */
+export function wasmHeapOwns(s: object): boolean {
+  return runtime?.blocks.isResident(s) ?? false;
 }
 
 /** Threads of the running backend (0 when not started). */

@@ -480,15 +480,7 @@ export class BlockHeap implements BackendMemory {
     return this.adopt(this.alloc(Math.max(1, n) * 4), int, n);
   }
 
-  /** A resident Uint16Array of n half bit patterns (a frozen bfloat16/float16 weight) in a new block. */
-  viewHalf(n: number): Uint16Array {
-    const addr = this.alloc(Math.max(1, n) * 2);
-    const buf = this.memory.buffer;
-    this.buffers.add(buf);
-    const v = new Uint16Array(buf, addr, n);
-    this.own(v);
-    return v;
-  }
+
 
   /** Wraps an allocated block as a resident storage of n elements. */
   adopt(addr: number, int: boolean, n: number): Float32Array | Int32Array {
