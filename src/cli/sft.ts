@@ -347,8 +347,20 @@ export async function runChat(argv: string[], write: (s: string) => void = (s) =
   const tty = (input as { isTTY?: boolean }).isTTY === true;
   const rl = createInterface({ input, terminal: false });
   if (tty) write('> ');
-  for await (const line of rl) {
-    if (line.trim() === '') break;
+  try {
+    for await (const line of rl) {
+      if (line.trim() === '') break;
+      await answer(line);
+      if (tty) write('> ');
+    }
+  } finally {
+    // Leaving the loop does not close the interface, and an open terminal stdin keeps the process alive: an empty
+    // line would end the chat but not the command. Closing it pauses the input, which lets the process exit.
+    rl.close();
+    (input as { pause?: () => void }).pause?.();
+  }
+
+  async function answer(line: string): Promise<void> {
     messages.push({ role: 'user', content: line });
     const ids = tok.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true }).inputIds;
     const reply: number[] = [];
@@ -367,6 +379,5 @@ export async function runChat(argv: string[], write: (s: string) => void = (s) =
     const text = tok.decode(reply, { skipSpecialTokens: true });
     write(`${text.slice(shown.length)}\n`);
     messages.push({ role: 'assistant', content: text });
-    if (tty) write('> ');
   }
 }
