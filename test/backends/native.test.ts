@@ -197,6 +197,13 @@ test('CLI: --backend auto without a BLAS trains on wasm and says why in one line
   assert.equal(why.length, 1, lines.join('\n'));
   assert.match(why[0]!, /^llamatrain: backend wasm \(auto: native backend: (LLAMATRAIN_BLAS=\/nonexistent: no such file|the optional package 'koffi')/);
   const errs: string[] = [];
-  const bad = await withBlasEnv('/nonexistent', () => main(['train', `--data=${data}`, `--out=${join(dir, 'p')}`, '--backend=native', ...small], (s) => errs.push(s)));
+  process.stderr.write = ((s: string) => { errs.push(String(s)); return true; }) as typeof process.stderr.write; // an error provoked on purpose
+  let bad: number;
+  try {
+    bad = await withBlasEnv('/nonexistent', () => main(['train', `--data=${data}`, `--out=${join(dir, 'p')}`, '--backend=native', ...small], (s) => errs.push(s)));
+  } finally {
+    process.stderr.write = orig;
+  }
   assert.equal(bad, 2);
+  assert.match(errs.join(''), /--backend native: LLAMATRAIN_BLAS=\/nonexistent: no such file/);
 });
