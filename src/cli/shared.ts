@@ -61,7 +61,7 @@ export const runOptions = {
   resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint (in that directory: no --out)' },
   force: { type: 'boolean', default: false, help: 'with --resume: go on although --data, --seq-len, --batch-size, --grad-accum or --seed changed (the data loader starts a new pass)' },
   seed: { type: 'int', default: 0, min: 0, max: 2 ** 32 - 1, help: 'seed of init, shuffling and sampling' },
-  progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
+  progress: { type: 'boolean', default: true, help: 'a progress bar on a terminal; --no-progress (or no terminal): a step line every 1/12 of the steps, on stderr' },
 } as const;
 
 /**
