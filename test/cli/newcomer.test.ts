@@ -1,11 +1,12 @@
 // What a newcomer hits first: chat on a terminal, step lines, advice, honest help, readable samples, quiet output.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { startCompressorBaseline } from '../../src/cli/compressor.js';
 import { main } from '../../src/cli/main.js';
 import { lossCurveSvg } from '../../src/cli/plot.js';
 import { runChat } from '../../src/cli/sft.js';
@@ -202,4 +203,31 @@ test('the test process has a private XDG_RUNTIME_DIR (else Dawn prints "error: X
   assert.ok(d, 'tools/run-tests.mjs sets XDG_RUNTIME_DIR');
   const s = statSync(d);
   assert.ok(s.isDirectory() && (s.mode & 0o077) === 0, `${d}: a directory only its owner can use`);
+});
+
+/** The compressor children of this process (`ps`), by pid. */
+function compressorChildren(): number[] {
+  const out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.includes('--compressor-child')).map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+test('compressor baseline: runs started together measure the same texts once; the others leave no child behind', { skip: process.platform !== 'linux' && 'ps --ppid' }, async () => {
+  const dir = tmp();
+  // a few MB of word salad: brotli -q 11 needs seconds for it, long enough to see who is still running
+  let x = 1;
+  const words = ['the', 'jury', 'said', 'county', 'election', 'produced', 'no', 'evidence', 'that', 'any', 'irregularities', 'took', 'place'];
+  const doc = () => Array.from({ length: 2000 }, () => { x = (Math.imul(x, 1664525) + 1013904223) >>> 0; return words[(x >>> 8) % words.length] + String((x >>> 20) % 97); }).join(' ');
+  const train = Array.from({ length: 150 }, doc), validation = [doc(), doc()];
+  const started = [1, 2, 3, 4].map(() => startCompressorBaseline(train, validation, dir, 0));
+  try {
+    // wait for the gzip figure (a second or two); brotli takes longer
+    for (let i = 0; i < 200 && started[3]!.result() === null; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(typeof started[3]!.result()?.gzip, 'number', 'every run sees the gzip figure, from the child or the cache');
+    assert.equal(started[0]!.result()?.brotli, null, 'brotli is still measuring (else this test saw nothing)');
+    const alive = compressorChildren();
+    assert.equal(alive.length, 1, `one child measures, the others have exited; running: ${alive.length}`);
+    assert.ok(readdirSync(dir).some((f) => f.endsWith('.lock')), 'it holds the lock');
+  } finally {
+    for (const pid of compressorChildren()) process.kill(pid);
+  }
 });
