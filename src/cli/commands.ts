@@ -32,7 +32,7 @@ export const evalSchema = {
 export const evalCommand: CommandOptions<typeof evalSchema> = { name: 'eval', schema: evalSchema, positional: 'data' };
 
 /** eval options that describe what data is scored and how it is cut, which a training run records. */
-const RUN_DATA_EXCLUDED = new Set(['model', 'split', 'batchSize', 'backend', 'threads']);
+const RUN_DATA_EXCLUDED = new Set(['model', 'split', 'batchSize', 'backend', 'threads', 'verbose']);
 
 /**
  * A train run directory's data options (data, text field, validation share, row length) as the layer beneath the
