@@ -183,9 +183,17 @@ export class RunReport {
     ], `llamatrain — ${this.title}`));
   }
 
+  /** The sample of the evaluation at this step, if this run made one (then it is of the weights of that step). */
+  private readonly evalSamples = new Map<number, string>();
+
   /** A sample of the model as it is now (the run's sampler). */
   sample(): Promise<string> {
     return this.sampler();
+  }
+
+  /** The sample this run's evaluation at `step` made, or null. */
+  sampleAt(step: number): string | null {
+    return this.evalSamples.get(step) ?? null;
   }
 
   /** Starts the progress display and records every step and evaluation of the trainer. */
@@ -218,6 +226,7 @@ export class RunReport {
       this.valCurve.push([r.step, r.loss]);
       this.writePlot();
       const txt = await this.sample();
+      this.evalSamples.set(r.step, txt);
       appendFileSync(join(dir, 'samples.txt'), `--- step ${r.step} (validation loss ${fmt(r.loss)}) ---\n${txt}\n\n`);
       say(`eval @ step ${r.step}: validation loss ${fmt(r.loss)} | perplexity ${fmt(r.perplexity, 1)}` +
         (r.bitsPerByte === null ? '' : ` | bits/byte ${fmt(r.bitsPerByte)}`) + '\n' +

@@ -3,7 +3,7 @@
 
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { RNG, noGrad, tensor, withScope } from '../core/index.js';
+import { RNG, tensor } from '../core/index.js';
 import { ArrayDataset, DataLoader, type PackedBatch, type PackedRow, packedCollate } from '../data/index.js';
 import { loadPretrained, savePretrained } from '../io/pretrained.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
@@ -95,8 +95,8 @@ export function newModelParameters(o: Pick<TrainOptions, 'dim' | 'layers' | 'hea
 const defaults = Object.fromEntries(Object.entries(trainSchema).map(([k, s]) => [k, s.default])) as unknown as TrainOptions;
 export const trainHelp = helpText('train', `Train a LLaMA model. With no options: a ${newModelParameters(defaults, defaults.vocabSize).toLocaleString('en')}-parameter ` +
   `model (C=${defaults.dim}, L=${defaults.layers}, V=${defaults.vocabSize}, the size of the BPE trained on the text) on the built-in Brown corpus, ` +
-  `${defaults.steps} steps of ${defaults.batchSize} × ${defaults.seqLen} tokens. The final sample is greedy (the most likely token each time) ` +
-  'with no token 3-gram repeated, so that it shows what the model learnt; the periodic samples use --temperature and top-k 40.', trainSchema,
+  `${defaults.steps} steps of ${defaults.batchSize} × ${defaults.seqLen} tokens. Samples (at each evaluation, and the final one: the last ` +
+  "evaluation's when it was at the last step) continue --sample-prompt with --temperature and top-k 40.", trainSchema,
   'llamatrain train [<data file>] [--config file.json] [--key=value ...]');
 
 
@@ -325,55 +325,6 @@ async function sampleText(o: TrainOptions, model: LlamaForCausalLM, tok: TextTok
   return tok.decode(Array.from(await out.data()), { skipSpecialTokens: true }); // the text, without a literal <|endoftext|>
 }
 
-/** How the final sample is made (said with it). */
-const FINAL_SAMPLING = 'greedy, no token 3-gram repeated';
-
-/**
- * Greedy decoding with a repetition guard (Hugging Face's `no_repeat_ngram_size`): each new token is the most likely
- * one that does not complete an n-gram already in the sequence. Deterministic, so the final sample shows the model's
- * own best guess rather than the luck of one draw; the guard stops the loops that plain greedy falls into in small
- * models. `nextLogits(ids)` gives the logits [V] of the token after `ids`; ids ≥ `vocabLimit` are never chosen.
- */
-export async function greedyNoRepeat(nextLogits: (ids: number[]) => Promise<Float32Array>, prompt: number[], maxNewTokens: number,
-  { ngram = 3, vocabLimit = Infinity, eos = [] as readonly number[] } = {}): Promise<number[]> {
-  const ids = [...prompt];
-  for (let i = 0; i < maxNewTokens; i++) {
-    const logits = await nextLogits(ids);
-    const banned = new Set<number>();
-    const n1 = ngram - 1, tail = ids.slice(ids.length - n1);
-    if (ids.length >= n1) {
-      for (let j = 0; j + n1 < ids.length; j++) {
-        let same = true;
-        for (let k = 0; k < n1 && same; k++) same = ids[j + k] === tail[k];
-        if (same) banned.add(ids[j + n1]!);
-      }
-    }
-    let best = -1;
-    for (let v = 0; v < Math.min(logits.length, vocabLimit); v++) {
-      if (!banned.has(v) && (best < 0 || logits[v]! > logits[best]!)) best = v;
-    }
-    if (best < 0) break;
-    ids.push(best);
-    if (eos.includes(best)) break;
-  }
-  return ids;
-}
-
-/** The final sample: --sample-prompt continued by greedyNoRepeat ('' when the prompt encodes to no tokens). */
-async function finalSampleText(o: TrainOptions, model: LlamaForCausalLM, tok: TextTokenizer): Promise<string> {
-  const prompt = tok.encode(o.samplePrompt);
-  if (prompt.length === 0) return '';
-  const V = model.config.vocabSize, window = model.config.maxPositionEmbeddings;
-  const nextLogits = (ids: number[]) => withScope(model.backend, async () => {
-    const ctx = ids.slice(-window); // the model's context: the last positions it was trained on
-    const { logits } = noGrad(() => model.forward(tensor(Int32Array.from(ctx), [1, ctx.length], 'int32', model.backend))); // [1, T, V]
-    return (await logits.data() as Float32Array).slice((ctx.length - 1) * V, ctx.length * V);
-  });
-  const ids = await greedyNoRepeat(nextLogits, prompt, o.sampleTokens,
-    { vocabLimit: Math.min(tok.vocabSize, V), eos: tok.eosId === null || tok.eosId === undefined ? [] : [tok.eosId] });
-  return tok.decode(ids, { skipSpecialTokens: true });
-}
-
 /** The end of a run: the whole validation split, the exported model (with its tokenizer), the last sample, summary.json. */
 async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, step: number, data: RunData, report: RunReport, clock: RunClock): Promise<EvalResult> {
   const final = await evaluate(model, batchesOf(data.valRows, o.batchSize, data.bytesOf));
@@ -387,14 +338,15 @@ async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, s
     ? [...(b.brotli !== null ? [{ name: `brotli -q 11 (${fmt(b.brotli)} bits/byte)`, value: b.brotli * natsPerBit }] : []),
       { name: `gzip -9 (${fmt(b.gzip)} bits/byte)`, value: b.gzip * natsPerBit }]
     : []);
-  const finalSample = await finalSampleText(o, model, data.tok);
-  appendFileSync(join(dir, 'samples.txt'), `--- final (step ${step}; ${FINAL_SAMPLING}) ---\n${finalSample}\n\n`);
+  // the last evaluation's sample when it was of these weights (one sample of a model, not two that differ by luck)
+  const finalSample = report.sampleAt(step) ?? await report.sample();
+  appendFileSync(join(dir, 'samples.txt'), `--- final (step ${step}) ---\n${finalSample}\n\n`);
   // the whole run: every segment's seconds (a resume adds to the checkpoint's), not just this one's
   const summary = { status: 'finished', steps: step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte,
     validationTokens: final.tokens, seconds: Math.round(clock.seconds()), segments: clock.segment, parameters: model.numParameters(),
     compressorBitsPerByte: data.baseline?.result() ?? null };
   writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
-  log(showSample(`final sample (${FINAL_SAMPLING}):`, finalSample));
+  log(showSample(`final sample (step ${step}; temperature ${o.temperature}, top-k 40):`, finalSample));
   log(`final validation (${final.tokens} tokens): loss ${fmt(final.loss)} | perplexity ${fmt(final.perplexity, 1)} | bits per byte ${fmt(final.bitsPerByte ?? NaN)}`);
   if (data.baseline) log(describeBaseline(data.baseline.result()));
   log(`done in ${summary.seconds} s — model: ${join(dir, 'model')} | metrics: ${report.metricsPath} | loss curve: ${join(dir, 'loss.svg')} | samples: ${join(dir, 'samples.txt')}`);

@@ -88,29 +88,21 @@ test('train --help: the parameter count is that of the default model, and no pro
   assert.doesNotMatch(h.out, /~\s*\d+ min|\d+M-parameter/);
 });
 
-test('the final train sample: greedy with no repeated token 3-gram, printed as indented lines under its settings', async () => {
-  const { greedyNoRepeat } = await import('../../src/cli/train.js');
-  // a "model" that always prefers 1 after 2 and 2 after anything else, with 3 second and 4 third: greedy alone loops 1 2 1 2 …
-  const logits = (ids: number[]) => {
-    const l = new Float32Array(6).fill(-5);
-    l[ids.at(-1) === 2 ? 1 : 2] = 3; l[3] = 2; l[4] = 1; l[5] = 9; // 5: beyond vocabLimit, never chosen
-    return Promise.resolve(l);
-  };
-  // by hand: 0 → 2 → 1 → 2 → 1 (no 3-gram repeats yet); then after (2 1) the 2 that followed it is banned → 3; 3 → 2 → 1;
-  // then after (2 1) both 2 and 3 have followed it → 4
-  const ids = await greedyNoRepeat(logits, [0], 8, { vocabLimit: 5 });
-  assert.deepEqual(ids, [0, 2, 1, 2, 1, 3, 2, 1, 4]);
-  const grams = ids.slice(2).map((_, i) => ids.slice(i, i + 3).join(' '));
-  assert.equal(new Set(grams).size, grams.length, 'no 3-gram twice');
-  assert.deepEqual(await greedyNoRepeat(logits, [0], 5, { vocabLimit: 5, eos: [1] }), [0, 2, 1], 'stops at an end id');
-
+test('the final train sample: the last evaluation\'s when it was at the last step, printed as indented lines under its settings', async () => {
   const dir = tmp(), data = tinyCorpus(dir), out = join(dir, 'run');
-  const r = await runCli(['train', data, `--out=${out}`, '--steps=3', '--no-progress', ...trainSmall]);
+  // evaluations at steps 2 and 4 (the last): the final sample is the step-4 one, not a second draw of the same weights
+  const r = await runCli(['train', data, `--out=${out}`, '--steps=4', '--no-progress', ...trainSmall.filter((a) => a !== '--eval-every=0'), '--eval-every=2',
+    '--sample-tokens=24', '--temperature=1.5']);
   assert.equal(r.code, 0, r.err);
-  const m = /^final sample \(greedy, no token 3-gram repeated\):\n((?: {4}.*\n?)+)/m.exec(r.out);
+  const m = /^final sample \(step 4; temperature 1\.5, top-k 40\):\n((?: {4}.*(?:\n|$))+)/m.exec(r.out);
   assert.ok(m, r.out);
-  const text = m[1]!.replace(/\n$/, '').split('\n').map((l) => l.slice(4)).join('\n');
-  assert.ok(readFileSync(join(out, 'samples.txt'), 'utf8').includes(`--- final (step 3; greedy, no token 3-gram repeated) ---\n${text}\n`), 'samples.txt holds the same text');
+  const text = m[1]!.replace(/\n$/, '').split('\n').map((l) => l.slice(4)).join('\n'); // newlines stay newlines, each line indented
+  const samples = readFileSync(join(out, 'samples.txt'), 'utf8');
+  const at4 = /--- step 4 \(validation loss [\d.]+\) ---\n([^]*?)\n\n--- final/.exec(samples);
+  assert.ok(at4, samples);
+  assert.equal(text, at4[1], 'the final sample is the step-4 evaluation\'s');
+  assert.ok(samples.endsWith(`--- final (step 4) ---\n${text}\n\n`));
+  assert.match(r.err, /^ {2}sample \(temperature 1\.5, top-k 40\):\n {6}/m, 'evaluation samples: the same form, indented');
 });
 
 test('sft with its defaults does not warn about its own default vocabulary; an explicit --vocab-size larger than the data still warns', async () => {
