@@ -4,6 +4,8 @@
 // spill). Measured here: 4×8 ≈ 42 GFLOP/s per thread, 3×12 ≈ 33 (bench/RESULTS.md).
 // Threads split C into row (or column) ranges; each packs its own panels in its own scratch area.
 
+import { cvt1, cvt4 } from './half';
+
 // Micro-tile and blocking sizes (measured on the project machine, bench/RESULTS.md: MC≈192, NC≈4096, K blocks ≤ 512 split evenly).
 const MR: i32 = 4;
 const NR: i32 = 8;
@@ -67,6 +69,61 @@ function packA(ap: usize, a: usize, sai: i32, sak: i32, i0: i32, mc: i32, p0: i3
         for (let r = 0; r < MR; r++) {
           const v: f32 = r < rows ? load<f32>(a + <usize>((i0 + s + r) * sai + (p0 + k) * sak) * 4) : 0;
           store<f32>(d + <usize>r * 4, v);
+        }
+      }
+    }
+  }
+}
+
+/** Stores the 4×4 transpose of the vectors v0..v3 (rows) as 4 vectors at d, d + stride, …. */
+// @ts-ignore: decorator
+@inline
+function transpose4v(d: usize, stride: usize, v0: v128, v1: v128, v2: v128, v3: v128): void {
+  const t0 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
+  const t2 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
+  v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+  v128.store(d + stride, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+  v128.store(d + 2 * stride, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+  v128.store(d + 3 * stride, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+}
+
+/**
+ * packB for a B stored in a half dtype (kind 1 bf16, 2 f16: a frozen weight), B(k, j) = b[(k·sbk + j·sbj)·2]: the
+ * panel is converted to f32 as it is packed, so no f32 copy of B exists beyond this block (KC × NC).
+ */
+function packBHalf(bp: usize, b: usize, sbk: i32, sbj: i32, p0: i32, kc: i32, j0: i32, nc: i32, kind: i32): void {
+  for (let s = 0; s < nc; s += NR) {
+    const cols = min(NR, nc - s);
+    const dst = bp + <usize>(s * kc) * 4;
+    if (cols == NR && sbj == 1) {
+      // B row-major [K, N]: 8 contiguous halves per k
+      let src = b + <usize>(p0 * sbk + j0 + s) * 2;
+      const step = <usize>sbk * 2;
+      for (let k = 0; k < kc; k++) {
+        const d = dst + <usize>(k * NR) * 4;
+        v128.store(d, cvt4(src, kind));
+        v128.store(d, cvt4(src + 8, kind), 16);
+        src += step;
+      }
+    } else if (sbk == 1 && cols == NR) {
+      // Bᵀ stored [N, K] (a Linear's weight): each column of op(B) is contiguous; 4 depths × 4 columns per transpose
+      const c0 = b + <usize>((j0 + s) * sbj + p0) * 2, cs = <usize>sbj * 2;
+      let k = 0;
+      for (; k + 4 <= kc; k += 4) {
+        const d = dst + <usize>(k * NR) * 4, o = c0 + <usize>k * 2;
+        transpose4v(d, NR * 4, cvt4(o, kind), cvt4(o + cs, kind), cvt4(o + 2 * cs, kind), cvt4(o + 3 * cs, kind));
+        transpose4v(d + 16, NR * 4, cvt4(o + 4 * cs, kind), cvt4(o + 5 * cs, kind), cvt4(o + 6 * cs, kind), cvt4(o + 7 * cs, kind));
+      }
+      for (; k < kc; k++) {
+        const d = dst + <usize>(k * NR) * 4, o = c0 + <usize>k * 2;
+        for (let j = 0; j < NR; j++) store<f32>(d + <usize>j * 4, cvt1(o + <usize>j * cs, kind));
+      }
+    } else {
+      for (let k = 0; k < kc; k++) {
+        const d = dst + <usize>(k * NR) * 4;
+        for (let j = 0; j < NR; j++) {
+          const v: f32 = j < cols ? cvt1(b + <usize>((p0 + k) * sbk + (j0 + s + j) * sbj) * 2, kind) : 0;
+          store<f32>(d + <usize>j * 4, v);
         }
       }
     }
@@ -164,9 +221,10 @@ function micro(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, accumulate: bo
   v128.store(r3, c30); v128.store(r3, c31, 16);
 }
 
-/** C block [i0, i1) × [j0, j1) of op(A)·op(B) (overwrites C there), single-threaded. */
+/** C block [i0, i1) × [j0, j1) of op(A)·op(B) (overwrites C there), single-threaded. bHalf: B's storage (0 f32,
+ *  1 bfloat16, 2 float16; see packBHalf). */
 function gemmBlock(transA: bool, transB: bool, M: i32, N: i32, K: i32, a: usize, lda: i32, b: usize, ldb: i32,
-                   c: usize, ldc: i32, i0: i32, i1: i32, j0: i32, j1: i32, scratch: usize, acc: bool): void {
+                   c: usize, ldc: i32, i0: i32, i1: i32, j0: i32, j1: i32, scratch: usize, acc: bool, bHalf: i32 = 0): void {
   const sai = transA ? 1 : lda, sak = transA ? lda : 1;
   const sbk = transB ? 1 : ldb, sbj = transB ? ldb : 1;
   const ap = (scratch + 63) & ~<usize>63;
@@ -184,7 +242,8 @@ function gemmBlock(transA: bool, transB: bool, M: i32, N: i32, K: i32, a: usize,
       // K split evenly into nk blocks (288 as 256 + 32 cost ~20% in the survey)
       const p0 = <i32>((<i64>K * q) / nk), kc = <i32>((<i64>K * (q + 1)) / nk) - p0;
       const accumulate = q > 0 || acc;
-      packB(bp, b, sbk, sbj, p0, kc, jc, nc);
+      if (bHalf != 0) packBHalf(bp, b, sbk, sbj, p0, kc, jc, nc, bHalf);
+      else packB(bp, b, sbk, sbj, p0, kc, jc, nc);
       for (let ic = i0; ic < i1; ic += MC) {
         const mc = min(MC, i1 - ic);
         packA(ap, a, sai, sak, ic, mc, p0, kc);
@@ -244,19 +303,20 @@ export function blockGemm(host: bool, transA: bool, transB: bool, M: i32, N: i32
  * (lda = M); b is [K, N] or, with transB, [N, K]; c is [M, N] (ldc = N); acc ≠ 0: C += op(A)·op(B) instead of
  * C = op(A)·op(B). Work is split along M (each thread packs
  * all of B) or, when N > M, along N (each packs all of A): the redundant packing is the smaller operand.
- * scratch: nth × gemmScratchBytes() bytes.
+ * scratch: nth × gemmScratchBytes() bytes. bHalf ≠ 0: b holds bfloat16 (1) or float16 (2) values (a frozen weight;
+ * ldb in elements), converted as B is packed.
  */
 export function gemm(tid: i32, nth: i32, transA: i32, transB: i32, M: i32, N: i32, K: i32,
-                     a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, scratch: usize, acc: i32): void {
+                     a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, scratch: usize, acc: i32, bHalf: i32): void {
   const mine = scratch + <usize>tid * gemmScratchBytes();
   if (N > M) {
     const panels = (N + NR - 1) / NR;
     const j0 = min(N, <i32>((<i64>panels * tid) / nth) * NR), j1 = min(N, <i32>((<i64>panels * (tid + 1)) / nth) * NR);
-    if (j1 > j0) gemmBlock(transA != 0, transB != 0, M, N, K, a, lda, b, ldb, c, ldc, 0, M, j0, j1, mine, acc != 0);
+    if (j1 > j0) gemmBlock(transA != 0, transB != 0, M, N, K, a, lda, b, ldb, c, ldc, 0, M, j0, j1, mine, acc != 0, bHalf);
   } else {
     const slivers = (M + MR - 1) / MR;
     const i0 = min(M, <i32>((<i64>slivers * tid) / nth) * MR), i1 = min(M, <i32>((<i64>slivers * (tid + 1)) / nth) * MR);
-    if (i1 > i0) gemmBlock(transA != 0, transB != 0, M, N, K, a, lda, b, ldb, c, ldc, i0, i1, 0, N, mine, acc != 0);
+    if (i1 > i0) gemmBlock(transA != 0, transB != 0, M, N, K, a, lda, b, ldb, c, ldc, i0, i1, 0, N, mine, acc != 0, bHalf);
   }
 }
 

@@ -10,6 +10,7 @@ export {
   scatterAddRows, silu, siluBackward, square, sumAll, swiglu, swigluBackward,
 } from './rows';
 export { adamStep, clipByNorm, globalNorm, sgdStep } from './multi';
+export { gatherRowsHalf, halfToF32 } from './half';
 
 /** First free byte after the module's static data (JS places its arena above it). */
 export function heapBase(): usize {

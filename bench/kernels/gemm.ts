@@ -33,7 +33,7 @@ for (const threads of [...new Set([1, maxThreads])]) {
     for (let i = 0; i < M * K; i++) f[(pa >> 2) + i] = Math.sin(i * 0.37);
     for (let i = 0; i < K * N; i++) f[(pb >> 2) + i] = Math.cos(i * 0.11);
     const args = { transA: tA ? 1 : 0, transB: tB ? 1 : 0, M, N, K, a: pa, lda: tA ? M : K, b: pb, ldb: tB ? K : N, c: pc, ldc: N,
-      scratch: rt.gemmScratch, acc: 0 };
+      scratch: rt.gemmScratch, acc: 0, bHalf: 0 };
     rt.run('gemm', threads, args); // warm-up (packing buffers, caches)
     const t0 = performance.now();
     for (let r = 0; r < reps; r++) rt.run('gemm', threads, args);

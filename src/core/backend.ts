@@ -122,15 +122,21 @@ export interface KernelTable {
   /** Scatter g (reduced shape) to the positions in `indices` along `axis` of a zero tensor of `shape`. */
   maxBackward(g: Storage, indices: Storage, shape: Shape, axis: number, dtype: DType): Storage;
   expand(a: Storage, aShape: Shape, outShape: Shape, dtype: DType): Storage;
-  /** C[..., M, N] = op(A)[..., M, K] · op(B)[..., K, N], batch dims broadcast. */
-  matmul(a: Storage, aShape: Shape, b: Storage, bShape: Shape, transA: boolean, transB: boolean, outShape: Shape, dtype: DType): Storage;
+  /**
+   * C[..., M, N] = op(A)[..., M, K] · op(B)[..., K, N], batch dims broadcast. `bDtype` (default `dtype`) may be a
+   * half storage dtype when `dtype` is float32 and B is one 2-D matrix (a frozen weight): B is converted to float32
+   * next to the GEMM, never as a whole.
+   */
+  matmul(a: Storage, aShape: Shape, b: Storage, bShape: Shape, transA: boolean, transB: boolean, outShape: Shape, dtype: DType,
+         bDtype?: DType): Storage;
   permute(a: Storage, shape: Shape, perm: readonly number[], dtype: DType): Storage;
   /** Copies the box [starts, ends) out of `a`. */
   slice(a: Storage, shape: Shape, starts: readonly number[], ends: readonly number[], dtype: DType): Storage;
   /** Writes `a` (the box's shape) into a zero tensor of `outShape` at `starts` (slice's backward, concat's forward). */
   pad(a: Storage, aShape: Shape, outShape: Shape, starts: readonly number[], dtype: DType): Storage;
   /** out[n, :] = w[ids[n], :]; w [V, C], ids [N] → [N, C]. The op validates ids where the host knows them; a kernel
-   *  never reads ids on the host, and writes NaN rows for ids outside [0, V) (never reads out of bounds). */
+   *  never reads ids on the host, and writes NaN rows for ids outside [0, V) (never reads out of bounds).
+   *  `dtype` is w's: a half table gives float32 rows (converted as they are gathered). */
   embedding(w: Storage, V: number, C: number, ids: Storage, N: number, dtype: DType): Storage;
   /** dW[V, C] = scatter-add of g[N, C] at ids[N]; with `into` ([V, C]) the rows are added to it in place and it is returned. */
   embeddingBackward(g: Storage, ids: Storage, N: number, V: number, C: number, dtype: DType, into?: Storage): Storage;
@@ -164,10 +170,11 @@ export interface KernelTable {
   /**
    * Fused LM head + cross-entropy over hidden [N, C], weight [V, C], targets [N], chunk by chunk: per-row losses
    * [N] (as crossEntropy, on logits hidden·Wᵀ after the optional soft-cap) and, when asked, dHidden [N, C] and
-   * dWeight [V, C] of the requested weighted sum — without ever holding [N, V] logits.
+   * dWeight [V, C] of the requested weighted sum — without ever holding [N, V] logits. `wDtype` (default `dtype`)
+   * may be a half storage dtype with float32 compute (a frozen head: `weightGrad` false).
    */
   linearCrossEntropy(hidden: Storage, weight: Storage, targets: Storage, args: LinearCrossEntropyArgs, grad: LossGradRequest,
-                     dtype: DType): { loss: Storage; dHidden: Storage | null; dWeight: Storage | null };
+                     dtype: DType, wDtype?: DType): { loss: Storage; dHidden: Storage | null; dWeight: Storage | null };
   /** dst += src (same size), in place: gradient accumulation. */
   addInPlace(dst: Storage, src: Storage, dtype: DType): void;
   /** a *= s, in place (a host scalar). */
@@ -212,9 +219,12 @@ export type KernelName = keyof KernelTable;
 
 export interface Backend {
   readonly name: string;
-  /** Moves host data into a storage of this backend (may keep a reference to `data`). */
-  upload(data: TypedArray): Storage;
-  /** A copy of the storage's contents on the host. */
+  /**
+   * Moves host data into a storage of this backend (may keep a reference to `data`). A Uint16Array holds the bit
+   * patterns of a half dtype, which `dtype` names ('bfloat16' or 'float16'); other arrays need no dtype.
+   */
+  upload(data: TypedArray, dtype?: DType): Storage;
+  /** A copy of the storage's contents on the host (a half tensor's values come back as a Float32Array). */
   download(s: Storage, dtype: DType, size: number): Promise<TypedArray>;
   /** Synchronous read, only for CPU backends (undefined elsewhere). */
   downloadSync?(s: Storage, dtype: DType, size: number): TypedArray;

@@ -1,13 +1,33 @@
 // Data types and shape helpers. `float64` exists for the `ref` backend's finite-difference gradient checks.
+// `bfloat16` and `float16` are storage only: a frozen weight kept in its checkpoint's 2 bytes per element (a
+// Uint16Array of bit patterns), converted to float32 next to the GEMM by the few ops that accept one (see
+// docs/ARCHITECTURE.md, "Weight storage"); every op computes in float32.
 
 import { InputError } from './errors.js';
 
-export type DType = 'float32' | 'float64' | 'int32';
-export type TypedArray = Float32Array | Float64Array | Int32Array;
+export type HalfDType = 'bfloat16' | 'float16';
+export type DType = 'float32' | 'float64' | 'int32' | HalfDType;
+export type TypedArray = Float32Array | Float64Array | Int32Array | Uint16Array;
 export type Shape = readonly number[];
 
+/** A dtype the ops compute in (float32, float64); the half storage dtypes are not (they are converted first). */
 export function isFloat(dtype: DType): boolean {
-  return dtype !== 'int32';
+  return dtype === 'float32' || dtype === 'float64';
+}
+
+/** A 2-byte storage dtype of frozen weights (bfloat16, float16). */
+export function isHalf(dtype: DType): dtype is HalfDType {
+  return dtype === 'bfloat16' || dtype === 'float16';
+}
+
+/** The dtype a tensor's values are computed in: float32 for the half storage dtypes, else its own. */
+export function computeDtype(dtype: DType): DType {
+  return isHalf(dtype) ? 'float32' : dtype;
+}
+
+/** Bytes per element as stored. */
+export function bytesOf(dtype: DType): number {
+  return dtype === 'float64' ? 8 : isHalf(dtype) ? 2 : 4;
 }
 
 export function arrayFor(dtype: DType, size: number): TypedArray {
@@ -15,12 +35,18 @@ export function arrayFor(dtype: DType, size: number): TypedArray {
     case 'float32': return new Float32Array(size);
     case 'float64': return new Float64Array(size);
     case 'int32': return new Int32Array(size);
+    case 'bfloat16': case 'float16': return new Uint16Array(size); // bit patterns
   }
 }
 
+/** The dtype of a float32/float64/int32 array (a Uint16Array is ambiguous, bfloat16 or float16: name the dtype). */
 export function dtypeOf(a: TypedArray): DType {
   if (a instanceof Float32Array) return 'float32';
   if (a instanceof Float64Array) return 'float64';
+  if (a instanceof Uint16Array) {
+    throw new InputError('a Uint16Array has no dtype of its own: make half weights from bit patterns with halfTensor(bits, shape, ' +
+      "'bfloat16' | 'float16'), or name a dtype (float32, int32) to convert its numbers", { source: 'dtypeOf' });
+  }
   return 'int32';
 }
 

@@ -3,18 +3,35 @@
 
 import { type BinaryOp, type Storage, type UnaryOp, hasKernel, kernel } from './backend.js';
 import {
-  type DType, type Shape, type TypedArray, broadcastShapes, isFloat, normAxis, sameShape, shapeStr, sizeOf,
+  type DType, type Shape, type TypedArray, broadcastShapes, isFloat, isHalf, normAxis, sameShape, shapeStr, sizeOf,
 } from './dtype.js';
-import { Tensor, hostInts, makeResult, tensor } from './tensor.js';
 import { InputError } from './errors.js';
+import { Tensor, hostInts, makeResult, tensor } from './tensor.js';
 
 // ---- helpers ----------------------------------------------------------------------------------------------
 
+/** The kernel `name` for an op on t; refuses a half (bfloat16/float16) t, which only three ops accept. */
 function k<K extends Parameters<typeof kernel>[1]>(t: Tensor, name: K) {
+  noHalf(name, t);
   return kernel(t.backend, name);
 }
 
+/**
+ * Throws an InputError when one of `ts` is stored as bfloat16/float16: such a tensor is a frozen weight that
+ * only matmul (as the B operand), embedding (the table) and linearCrossEntropy (the head) convert on the fly.
+ */
+export function noHalf(op: string, ...ts: Tensor[]): void {
+  for (const t of ts) {
+    if (isHalf(t.dtype)) {
+      throw new InputError(`${op}: got a ${t.dtype} tensor ${shapeStr(t.shape)}, the storage of a frozen weight; only matmul (as the ` +
+        `B operand), embedding and linearCrossEntropy read half weights. Widen it first with widenHalf(t) (float32), or load ` +
+        "the model with weights: 'float32'", { source: op });
+    }
+  }
+}
+
 function requireFloat(t: Tensor, op: string): void {
+  noHalf(op, t);
   if (!isFloat(t.dtype)) throw new TypeError(`${op}: expected a floating-point tensor, got ${t.dtype} ${shapeStr(t.shape)}`);
 }
 
@@ -44,6 +61,7 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
 function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
   const ta = typeof a === 'number' ? asTensor(a, b as Tensor) : a;
   const tb = asTensor(b, ta);
+  noHalf(op, ta, tb);
   sameBackend(ta, tb, op);
   if (ta.dtype !== tb.dtype) throw new TypeError(`${op}: dtypes differ (${ta.dtype} and ${tb.dtype}); cast one first`);
   const outShape = broadcastShapes(ta.shape, tb.shape);
@@ -134,6 +152,8 @@ export function clamp(x: Tensor, lo: number, hi: number): Tensor {
 
 /** Converts dtype (no gradient across int32; float↔float passes the gradient through, cast back). */
 export function cast(x: Tensor, dtype: DType): Tensor {
+  noHalf('cast', x);
+  if (isHalf(dtype)) throw new InputError(`cast: ${dtype} is storage for frozen weights, not a dtype to compute in; cast to float32 or float64`, { source: 'cast' });
   if (x.dtype === dtype) return x;
   const out = k(x, 'cast')(x.storage, dtype);
   const from = x.dtype;
@@ -209,8 +229,17 @@ export interface MatmulOptions { transA?: boolean; transB?: boolean }
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
-  requireFloat(a, 'matmul'); requireFloat(b, 'matmul'); sameBackend(a, b, 'matmul');
-  if (a.dtype !== b.dtype) throw new TypeError(`matmul: dtypes differ (${a.dtype} and ${b.dtype})`);
+  requireFloat(a, 'matmul'); sameBackend(a, b, 'matmul');
+  if (isHalf(b.dtype)) {
+    // a frozen weight in its 2-byte storage (x·Wᵀ of a Linear, or dy·W of its backward): converted next to the GEMM
+    if (a.dtype !== 'float32' || b.rank !== 2 || transA) {
+      throw new InputError(`matmul: a ${b.dtype} B operand ${shapeStr(b.shape)} needs a float32 A without transA and a 2-D B ` +
+        `(a frozen weight); got A ${a.dtype} ${shapeStr(a.shape)}${transA ? ' with transA' : ''}. Widen B with widenHalf(b) for other products`, { source: 'matmul' });
+    }
+  } else {
+    requireFloat(b, 'matmul');
+    if (a.dtype !== b.dtype) throw new TypeError(`matmul: dtypes differ (${a.dtype} and ${b.dtype})`);
+  }
   if (a.rank < 2 || b.rank < 2) throw new RangeError(`matmul: both operands need rank ≥ 2, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
   const [ar, ac] = a.shape.slice(-2) as [number, number];
   const [br, bc] = b.shape.slice(-2) as [number, number];
@@ -221,7 +250,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   }
   const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const outShape = [...batch, M, N];
-  const out = k(a, 'matmul')(a.storage, a.shape, b.storage, b.shape, transA, transB, outShape, a.dtype);
+  const out = isHalf(b.dtype)
+    ? k(a, 'matmul')(a.storage, a.shape, b.storage, b.shape, transA, transB, outShape, a.dtype, b.dtype)
+    : k(a, 'matmul')(a.storage, a.shape, b.storage, b.shape, transA, transB, outShape, a.dtype);
   return makeResult(out, outShape, a.dtype, a.backend, {
     name: 'matmul',
     freshGrads: true, // the gradients are new buffers: the engine adds into them and hands them to leaves without a copy
@@ -243,6 +274,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
  */
 export function loraAdd(y: Tensor, x: Tensor, a: Tensor, b: Tensor, scaling: number): Tensor {
   for (const t of [y, x, a, b]) { requireFloat(t, 'loraAdd'); sameBackend(y, t, 'loraAdd'); }
+  if (a.dtype !== y.dtype || b.dtype !== y.dtype || x.dtype !== y.dtype) {
+    throw new TypeError(`loraAdd: dtypes differ (y ${y.dtype}, x ${x.dtype}, A ${a.dtype}, B ${b.dtype})`);
+  }
   const [N, out] = y.shape as [number, number], [Nx, inF] = x.shape as [number, number], [r, inA] = a.shape as [number, number];
   if (y.rank !== 2 || x.rank !== 2 || a.rank !== 2 || b.rank !== 2 || Nx !== N || inA !== inF || b.shape[0] !== out || b.shape[1] !== r) {
     throw new RangeError(`loraAdd: expected y [N, out], x [N, in], A [r, in], B [out, r]; got ${shapeStr(y.shape)}, ${shapeStr(x.shape)}, ` +
@@ -288,6 +322,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
 
 /** Permutes dimensions (a copy). */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  noHalf('permute', x);
   if (perm.length !== x.rank || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) {
     throw new RangeError(`permute: ${JSON.stringify(perm)} is not a permutation of ${x.rank} dimensions`);
   }
@@ -337,6 +372,7 @@ function sliceHost(data: TypedArray, shape: Shape, axis: number, start: number, 
 
 /** Concatenates along `axis`. */
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  noHalf('concat', ...xs);
   if (xs.length === 0) throw new RangeError('concat: needs at least one tensor');
   const first = xs[0]!;
   const ax = normAxis(axis, first.rank);
@@ -409,6 +445,7 @@ export function logsumexp(x: Tensor): Tensor {
 
 /** RMSNorm over the last axis: x · rsqrt(mean(x²) + eps) · weight (HF LlamaRMSNorm). */
 export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+  noHalf('rmsNorm', x, weight);
   requireFloat(x, 'rmsNorm'); sameBackend(x, weight, 'rmsNorm');
   const [rows, C] = rowsOf(x);
   if (weight.rank !== 1 || weight.shape[0] !== C) {
@@ -479,6 +516,7 @@ export interface AttentionOptions {
  * Query head h uses KV head floor(h / (NH / NKV)) (HF repeat_kv). A query with no allowed key outputs 0.
  */
 export function attention(q: Tensor, kT: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  noHalf('attention', q, kT, v);
   requireFloat(q, 'attention');
   if (q.rank !== 4 || kT.rank !== 4 || v.rank !== 4) {
     throw new RangeError(`attention: expected q [B,T,NH,HD], k/v [B,S,NKV,HD], got ${shapeStr(q.shape)}, ${shapeStr(kT.shape)}, ${shapeStr(v.shape)}`);
@@ -529,6 +567,11 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const N = ids.size;
   const host = hostInts(ids);
   if (host) validateTokenIds(host, V);
+  if (isHalf(weight.dtype)) {
+    // a frozen table in its 2-byte storage: the looked-up rows come out float32; no gradient reaches the table
+    const out = kernel(weight.backend, 'embedding')(weight.storage, V, C, ids.storage, N, weight.dtype);
+    return makeResult(out, [...ids.shape, C], 'float32', weight.backend);
+  }
   const out = k(weight, 'embedding')(weight.storage, V, C, ids.storage, N, weight.dtype);
   return makeResult(out, [...ids.shape, C], weight.dtype, weight.backend, {
     name: 'embedding',
@@ -593,6 +636,7 @@ export function validateTargets(t: Int32Array, V: number, ignoreIndex: number): 
  */
 export function globalNorm(tensors: readonly Tensor[], normType = 2): Tensor {
   if (tensors.length === 0) throw new RangeError('globalNorm: needs at least one tensor');
+  noHalf('globalNorm', ...tensors);
   const first = tensors[0]!;
   for (const t of tensors) { requireFloat(t, 'globalNorm'); sameBackend(first, t, 'globalNorm'); }
   if (hasKernel(first.backend, 'globalNorm')) {
@@ -613,4 +657,19 @@ export function globalNorm(tensors: readonly Tensor[], normType = 2): Tensor {
 /** x^p for x ≥ 0 (composed: exp(p·log x); 0^p = 0 for p > 0). */
 function powScalar(x: Tensor, p: number): Tensor {
   return exp(mul(log(x), p));
+}
+
+/**
+ * A float32 copy of a half (bfloat16/float16) tensor, on its backend (the embedding kernel gathers every row, so
+ * each backend's own conversion runs). A float tensor is returned as it is. Not differentiable (half tensors are frozen).
+ */
+export function widenHalf(t: Tensor): Tensor {
+  if (!isHalf(t.dtype)) return t;
+  const rows = t.rank >= 2 ? t.shape[0]! : 1, cols = rows === 0 ? 0 : t.size / rows;
+  const ids = new Int32Array(rows);
+  for (let i = 0; i < rows; i++) ids[i] = i;
+  const idT = tensor(ids, [rows], 'int32', t.backend);
+  const out = kernel(t.backend, 'embedding')(t.storage, rows, cols, idT.storage, rows, t.dtype); // [rows, cols]
+  idT.dispose();
+  return new Tensor(out, t.shape, 'float32', t.backend);
 }

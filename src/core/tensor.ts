@@ -3,7 +3,7 @@
 // reverse topological order and accumulates into the leaves' `.grad` (PyTorch semantics).
 
 import { type Backend, type Storage, getBackend, kernel } from './backend.js';
-import { type DType, type Shape, type TypedArray, arrayFor, checkShape, dtypeOf, isFloat, sizeOf, shapeStr } from './dtype.js';
+import { type DType, type Shape, type TypedArray, arrayFor, checkShape, dtypeOf, isFloat, isHalf, sizeOf, shapeStr } from './dtype.js';
 import { InputError } from './errors.js';
 import { isReleased, markReleased } from './scope.js';
 
@@ -45,6 +45,37 @@ export function noGrad<T>(fn: () => T): T {
 
 export function isGradEnabled(): boolean {
   return noGradDepth === 0;
+}
+
+/**
+ * Runs a sync `fn` with grad mode on, even inside noGrad or a backward pass (torch.enable_grad): checkpoint()'s
+ * backward records the recomputed forward this way.
+ */
+export function enableGrad<T>(fn: () => T): T {
+  const depth = noGradDepth;
+  noGradDepth = 0;
+  try {
+    return fn();
+  } finally {
+    noGradDepth = depth;
+  }
+}
+
+/** While set, told of every input requiring grad that an op reads (checkpoint()'s forward finds its parameters). */
+let gradInputWatcher: ((t: Tensor) => void) | null = null;
+
+/**
+ * Runs a sync `fn` and calls `watch` with each tensor requiring grad that an op in it takes as an input, recorded
+ * or not (under noGrad too): the leaves among them are the parameters fn uses. Watchers nest (each is told).
+ */
+export function watchGradInputs<T>(watch: (t: Tensor) => void, fn: () => T): T {
+  const outer = gradInputWatcher;
+  gradInputWatcher = outer ? (t) => { watch(t); outer(t); } : watch;
+  try {
+    return fn();
+  } finally {
+    gradInputWatcher = outer;
+  }
 }
 
 export class Tensor {
@@ -131,6 +162,10 @@ export class Tensor {
 
   /** Marks a leaf as trainable (returns this). */
   requireGrad(flag = true): this {
+    if (flag && isHalf(this.dtype)) {
+      throw new InputError(`${this.toString()}: a ${this.dtype} tensor is the storage of a frozen weight and cannot require grad; ` +
+        "train LoRA adapters on it (getPeftModel), or load the model with weights: 'float32' to train every weight", { source: 'requireGrad' });
+    }
     if (flag && !isFloat(this.dtype)) throw new TypeError(`only floating-point tensors can require grad, got ${this.dtype}`);
     this.requiresGrad = flag;
     if (flag) this.hostData = null; // it will be updated in place
@@ -201,15 +236,28 @@ export function releaseGrad(p: Tensor): void {
 /** Creates the output of an op and, when needed, records its tape node. */
 export function makeResult(storage: Storage, shape: Shape, dtype: DType, backend: Backend,
                            node?: Omit<GradNode, 'inputs'> & { inputs: readonly Tensor[] }): Tensor {
+  if (gradInputWatcher && node) for (const x of node.inputs) if (x.requiresGrad) gradInputWatcher(x);
   const needsGrad = noGradDepth === 0 && node !== undefined && node.inputs.some((t) => t.requiresGrad);
   const t = new Tensor(storage, shape, dtype, backend, needsGrad);
   if (needsGrad) t.node = node!;
   return t;
 }
 
-function runBackward(root: Tensor, seed: Tensor): void {
+/**
+ * Backpropagates `seed` from `root` as backward() does — parameters reached accumulate into their `.grad` — except
+ * that the gradients of the leaves `wrt` are returned instead (null where none arrived): fresh buffers the caller
+ * owns, never a `.grad`. The graph behind root is freed. checkpoint() backpropagates a recomputed layer with it.
+ */
+export function backwardTo(root: Tensor, seed: Tensor, wrt: readonly Tensor[]): (Tensor | null)[] {
+  const capture = new Map<Tensor, Tensor | null>(wrt.map((t) => [t, null]));
+  runBackward(root, seed, capture);
+  return wrt.map((t) => capture.get(t) ?? null);
+}
+
+function runBackward(root: Tensor, seed: Tensor, capture?: Map<Tensor, Tensor | null>): void {
   if (root.isLeaf) {
-    accumulate(root, seed);
+    if (capture?.has(root)) capture.set(root, copyOf(seed));
+    else accumulate(root, seed);
     return;
   }
   // Iterative post-order DFS: reverse of it is a topological order from the root.
@@ -240,6 +288,11 @@ function runBackward(root: Tensor, seed: Tensor): void {
       grads.delete(t);
       if (!g) continue;
       // g is consumed here; until spend(g) below its storage counts this use, so nothing adds into it in place
+      if (t.isLeaf && capture?.has(t)) {
+        // a gradient the caller takes: the buffer itself when nothing else holds it, else a copy
+        if (made.sole(g)) { made.handOver(g); capture.set(t, g); } else { capture.set(t, copyOf(g)); made.spend(g); }
+        continue;
+      }
       if (t.isLeaf) {
         if (!t.grad && made.sole(g)) {
           made.handOver(g);
@@ -340,6 +393,13 @@ function addSameShape(a: Tensor, b: Tensor): Tensor {
   return new Tensor(out, a.shape, a.dtype, a.backend);
 }
 
+/** A new buffer with g's values. */
+function copyOf(g: Tensor): Tensor {
+  const s = kernel(g.backend, 'fill')(g.dtype, g.size, 0);
+  kernel(g.backend, 'addInPlace')(s, g.storage, g.dtype);
+  return new Tensor(s, g.shape, g.dtype, g.backend);
+}
+
 /** leaf.grad += g (a private copy the first time, so in-place updates never alias; `owned` g is taken as is). */
 function accumulate(leaf: Tensor, g: Tensor, owned = false): void {
   if (!leaf.grad) {
@@ -364,7 +424,8 @@ export function tensor(data: NumericInput, shape?: Shape, dtype?: DType, backend
   const be = backend ?? getBackend();
   if (shape !== undefined) checkShape(shape, 'tensor()');
   if (dtype !== undefined && dtype !== 'float32' && dtype !== 'float64' && dtype !== 'int32') {
-    throw new InputError(`tensor(): dtype ${JSON.stringify(dtype)} is not one of float32, float64, int32`, { source: 'tensor()' });
+    throw new InputError(`tensor(): dtype ${JSON.stringify(dtype)} is not one of float32, float64, int32` +
+      (isHalf(dtype) ? ' (bfloat16/float16 tensors are frozen weight storage: make them from bit patterns with halfTensor())' : ''), { source: 'tensor()' });
   }
   let arr: TypedArray;
   const dt: DType = dtype ?? (typeof data === 'number' || Array.isArray(data) ? 'float32' : dtypeOf(data as TypedArray));
@@ -375,7 +436,7 @@ export function tensor(data: NumericInput, shape?: Shape, dtype?: DType, backend
     (arr as Float64Array).set(data as number[]);
   } else {
     const src = data as TypedArray;
-    if (dtypeOf(src) === dt) arr = src.slice();
+    if (!(src instanceof Uint16Array) && dtypeOf(src) === dt) arr = src.slice(); // a Uint16Array's numbers are converted
     else { arr = arrayFor(dt, src.length); (arr as Float64Array).set(src as unknown as ArrayLike<number>); }
   }
   if (dt === 'int32') {
@@ -399,6 +460,9 @@ export function tensor(data: NumericInput, shape?: Shape, dtype?: DType, backend
 export function full(shape: Shape, value: number, dtype: DType = 'float32', backend?: Backend): Tensor {
   const be = backend ?? getBackend();
   checkShape(shape, 'full()');
+  if (isHalf(dtype)) {
+    throw new InputError(`full(): ${dtype} is storage for frozen weights, not a dtype to compute in; use float32 (or halfTensor() for weights)`, { source: 'full()' });
+  }
   shape = shape.map((d) => d + 0); // -0 → 0
   const size = sizeOf(shape);
   const host = size === 1 || dtype === 'int32' ? arrayFor(dtype, size).fill(value) : null;

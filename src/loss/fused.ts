@@ -6,7 +6,8 @@
 // losses whose upstream gradient is not known in advance, so it recomputes in backward instead.
 
 import {
-  Tensor, div, hostInts, isGradEnabled, kernel, knownScalar, makeResult, mul, noGrad, shapeStr, sum, validateTargets,
+  InputError, Tensor, div, hostInts, isGradEnabled, isHalf, kernel, knownScalar, makeResult, mul, noGrad, noHalf, shapeStr, sum,
+  validateTargets,
 } from '../core/index.js';
 import { type CrossEntropyOptions, countValid, hostTargets } from './cross-entropy.js';
 
@@ -32,7 +33,13 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
       `${shapeStr(weight.shape)} and ${shapeStr(targets.shape)}`);
   }
   if (targets.dtype !== 'int32') throw new TypeError(`linearCrossEntropy: targets must be int32, got ${targets.dtype}`);
-  if (hidden.dtype !== weight.dtype) throw new TypeError(`linearCrossEntropy: hidden is ${hidden.dtype}, weight is ${weight.dtype}`);
+  noHalf('linearCrossEntropy', hidden);
+  // a frozen head in its 2-byte storage (bfloat16/float16) is converted next to each GEMM; compute stays float32
+  const halfHead = isHalf(weight.dtype);
+  if (halfHead && hidden.dtype !== 'float32') {
+    throw new InputError(`linearCrossEntropy: a ${weight.dtype} head needs float32 hidden states, got ${hidden.dtype}`, { source: 'linearCrossEntropy' });
+  }
+  if (!halfHead && hidden.dtype !== weight.dtype) throw new TypeError(`linearCrossEntropy: hidden is ${hidden.dtype}, weight is ${weight.dtype}`);
   const reduction = opts.reduction ?? 'mean';
   const softcap = opts.softcap ?? 0;
   if (!(softcap >= 0)) throw new RangeError(`linearCrossEntropy: softcap must be ≥ 0, got ${softcap}`);
@@ -44,7 +51,8 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
   const args = { N, C, V, ignoreIndex, labelSmoothing, zLoss, softcap, chunkSize, weightGrad: weight.requiresGrad };
   const host = hostInts(targets);
   if (host) validateTargets(host, V, ignoreIndex);
-  const run = kernel(hidden.backend, 'linearCrossEntropy');
+  const lce = kernel(hidden.backend, 'linearCrossEntropy');
+  const run: typeof lce = (h, w, t, a, g, dt) => (halfHead ? lce(h, w, t, a, g, dt, weight.dtype) : lce(h, w, t, a, g, dt));
   const wantGrad = isGradEnabled() && (hidden.requiresGrad || weight.requiresGrad);
   const grads = (dH: object | null, dW: object | null) => [
     dH ? makeResult(dH, hidden.shape, hidden.dtype, hidden.backend) : null,

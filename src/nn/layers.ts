@@ -1,8 +1,8 @@
 // Building blocks: Linear, Embedding, RMSNorm. Weights follow PyTorch layouts (Linear.weight is [out, in]).
 
 import {
-  type Backend, type DType, RNG, type Tensor, add, embedding, getBackend, loraAdd, matmul, reshape, rmsNorm, tensor, zeros,
-  arrayFor, ones,
+  type Backend, type DType, type HalfDType, InputError, RNG, Tensor, add, embedding, getBackend, loraAdd, matmul, reshape,
+  rmsNorm, tensor, zeros, arrayFor, ones,
 } from '../core/index.js';
 import { Module } from './module.js';
 
@@ -13,6 +13,19 @@ export interface InitOptions {
   rng?: RNG;
   /** Std of the normal init. */
   std?: number;
+  /** Linear and Embedding weights are frozen zeros in this 2-byte storage (a half checkpoint is loaded into them). */
+  frozenDtype?: HalfDType;
+}
+
+/** The weight matrix of a Linear/Embedding: normalInit, or frozen half zeros with `frozenDtype`. */
+function weightInit(shape: number[], o: InitOptions): Tensor {
+  if (!o.frozenDtype) return normalInit(shape, o);
+  if (o.frozenDtype !== 'bfloat16' && o.frozenDtype !== 'float16') {
+    throw new InputError(`frozenDtype must be 'bfloat16' or 'float16', found ${JSON.stringify(o.frozenDtype)}`, { source: 'frozenDtype' });
+  }
+  const be = o.backend ?? getBackend();
+  const n = shape.reduce((p, d) => p * d, 1);
+  return new Tensor(be.upload(new Uint16Array(n), o.frozenDtype), shape, o.frozenDtype, be); // [rows, cols] half bits, frozen
 }
 
 /** N(0, std²) tensor from `rng` (zeros without an rng). */
@@ -48,7 +61,7 @@ export class Linear extends Module {
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, bias: boolean, init: InitOptions = {}) {
     super();
-    this.weight = this.registerParameter('weight', normalInit([outFeatures, inFeatures], init));
+    this.weight = this.registerParameter('weight', weightInit([outFeatures, inFeatures], init));
     this.bias = bias ? this.registerParameter('bias', zeros([outFeatures], init.dtype ?? 'float32', init.backend)) : null;
   }
 
@@ -69,7 +82,7 @@ export class Embedding extends Module {
 
   constructor(readonly numEmbeddings: number, readonly dim: number, init: InitOptions = {}) {
     super();
-    this.weight = this.registerParameter('weight', normalInit([numEmbeddings, dim], init));
+    this.weight = this.registerParameter('weight', weightInit([numEmbeddings, dim], init));
   }
 
   /** ids [...] int32 → [..., C]; an id outside [0, V) is a clear error. */

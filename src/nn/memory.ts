@@ -1,10 +1,10 @@
 // Will a model fit? Checked from the config alone, before anything is allocated: a config.json with a million
 // layers or a billion-token vocabulary must be refused at once with the numbers, not hang allocating until the
 // machine runs out of memory or fail deep inside with "Invalid typed array length".
-import { type Backend, type DType, MAX_TENSOR_ELEMENTS, ModelTooLargeError, type Tensor, hostMemoryBytes } from '../core/index.js';
+import { type Backend, type DType, type HalfDType, MAX_TENSOR_ELEMENTS, ModelTooLargeError, type Tensor, hostMemoryBytes } from '../core/index.js';
 import { type LlamaConfig, modelSize } from './config.js';
 
-const BYTES: Record<DType, number> = { float32: 4, float64: 8, int32: 4 };
+const BYTES: Record<DType, number> = { float32: 4, float64: 8, int32: 4, bfloat16: 2, float16: 2 };
 
 /** 1536 → "1.5 KiB", in binary units. */
 export function formatBytes(n: number): string {
@@ -28,6 +28,8 @@ export interface MemoryCheckOptions {
   copies?: number;
   /** What those copies are, for the message (default "the parameters"). */
   purpose?: string;
+  /** The Linear and Embedding weights are kept in this 2-byte storage (frozen); norms and biases stay `dtype`. */
+  frozenDtype?: HalfDType;
 }
 
 /**
@@ -51,9 +53,13 @@ export function checkModelMemory(cfg: LlamaConfig, opts: MemoryCheckOptions): nu
     );
   }
   const copies = opts.copies ?? 1;
-  const need = parameters * BYTES[dtype] * copies;
+  // with half storage only the weight matrices (embeddings, projections, head) shrink; norms and biases stay `dtype`
+  const C = cfg.hiddenSize, q = cfg.numAttentionHeads * cfg.headDim, kv = cfg.numKeyValueHeads * cfg.headDim;
+  const matrices = cfg.vocabSize * C * (cfg.tieWordEmbeddings ? 1 : 2) +
+    cfg.numHiddenLayers * (2 * C * q + 2 * C * kv + 3 * C * cfg.intermediateSize);
+  const need = (opts.frozenDtype ? matrices * BYTES[opts.frozenDtype] + (parameters - matrices) * BYTES[dtype] : parameters * BYTES[dtype]) * copies;
   const limits: { bytes: number; what: string }[] = [];
-  const backendLimit = opts.backend.memoryLimit?.(dtype);
+  const backendLimit = opts.backend.memoryLimit?.(opts.frozenDtype ?? dtype);
   if (backendLimit) limits.push(backendLimit);
   const host = hostMemoryBytes();
   if (host !== undefined) limits.push({ bytes: host, what: "this machine's memory (os.totalmem)" });
@@ -61,7 +67,7 @@ export function checkModelMemory(cfg: LlamaConfig, opts: MemoryCheckOptions): nu
     if (need > lim.bytes) {
       const what = copies === 1 ? 'its parameters' : `${opts.purpose ?? `${copies} copies of its parameters`}`;
       throw new ModelTooLargeError(
-        `${src}: model too large: ${count(parameters)} parameters; ${what} need ${formatBytes(need)} of ${dtype}, more than ` +
+        `${src}: model too large: ${count(parameters)} parameters; ${what} need ${formatBytes(need)} of ${opts.frozenDtype ? `${opts.frozenDtype} (weight matrices) and ${dtype}` : dtype}, more than ` +
           `${lim.what}: ${formatBytes(lim.bytes)} (${(need / lim.bytes).toFixed(1)}× too much) — ${shape}; ${fix}` +
           (backendLimit && lim === backendLimit ? ' or use a backend without that limit' : ''),
         need, lim.bytes,

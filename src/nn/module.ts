@@ -2,7 +2,10 @@
 // Hugging Face's parameter names for the LLaMA modules (`model.layers.0.self_attn.q_proj.weight`), so
 // loading and exporting checkpoints is a rename-free copy.
 
-import { type Backend, type DType, InputError, Tensor, type TypedArray, arrayFor, keep, kernel, releaseGrad, shapeStr, sizeOf } from '../core/index.js';
+import {
+  type Backend, type DType, InputError, Tensor, type TypedArray, arrayFor, float32ToHalf, halfToFloat32, isHalf, keep, kernel, releaseGrad,
+  replaceStorage, shapeStr, sizeOf,
+} from '../core/index.js';
 
 /** What loadStateDict accepts: our tensors or raw arrays (e.g. straight from a safetensors file). */
 export interface StateEntry { shape: readonly number[]; dtype: DType; data?: TypedArray }
@@ -13,7 +16,7 @@ export abstract class Module {
   private readonly children = new Map<string, Module>();
 
   protected registerParameter(name: string, t: Tensor): Tensor {
-    keep(t.requireGrad(true)); // parameters outlive every step scope
+    keep(isHalf(t.dtype) ? t : t.requireGrad(true)); // parameters outlive every step scope; half weights stay frozen
     this.params.set(name, t);
     return t;
   }
@@ -102,7 +105,7 @@ export abstract class Module {
           '(does config.json match the weights?)', { source: src });
       }
       if (e instanceof Tensor) copyTensorInto(p, e, name, src);
-      else if (e.data) copyInto(p, e.data);
+      else if (e.data) copyInto(p, e.data, e.dtype);
       else throw new InputError(`${src}: entry '${name}' has no data`, { source: src });
     }
   }
@@ -110,6 +113,10 @@ export abstract class Module {
 
 /** Copies a tensor's values into parameter p on the device (same backend and dtype; nothing read on the host). */
 function copyTensorInto(p: Tensor, t: Tensor, name: string, src: string): void {
+  if (isHalf(t.dtype) || isHalf(p.dtype)) {
+    throw new InputError(`${src}: '${name}' is ${t.dtype} and the parameter ${p.dtype}; half weights load from bit patterns: pass ` +
+      "{ shape, dtype: 'bfloat16' | 'float16', data: Uint16Array } (or float32 values) instead of a tensor", { source: src });
+  }
   if (t.backend !== p.backend || t.dtype !== p.dtype) {
     throw new Error(`${src}: '${name}' is a ${t.dtype} tensor on backend '${t.backend.name}', the parameter is ${p.dtype} on ` +
       `'${p.backend.name}'; pass { shape, data: await t.data() } to convert it`);
@@ -119,10 +126,25 @@ function copyTensorInto(p: Tensor, t: Tensor, name: string, src: string): void {
   p.storage = copy;
 }
 
-/** Replaces a parameter's contents (the tensor object, and so optimizer references to it, stay the same). */
-export function copyInto(p: Tensor, data: TypedArray): void {
+/**
+ * Replaces a parameter's contents (the tensor object, and so optimizer references to it, stay the same). `dtype`
+ * names what `data` holds when it is a Uint16Array of half bits; a half parameter keeps its storage dtype (bits
+ * copied, or values rounded to it). The old storage is freed at once (a model being loaded never holds two copies
+ * of its weights: on the wasm backend the initial ones would stay until the GC ran).
+ */
+export function copyInto(p: Tensor, data: TypedArray, dtype?: DType): void {
   if (data.length !== sizeOf(p.shape)) throw new InputError(`copyInto: ${data.length} values for a tensor of shape ${shapeStr(p.shape)}`);
+  if (data instanceof Uint16Array && !(dtype && isHalf(dtype))) {
+    throw new InputError(`copyInto: a Uint16Array holds bfloat16 or float16 bits; name which with the entry's dtype`);
+  }
+  if (isHalf(p.dtype)) {
+    const bits = data instanceof Uint16Array && dtype === p.dtype ? data.slice()
+      : float32ToHalf(data instanceof Uint16Array ? halfToFloat32(data, dtype as 'bfloat16') : data, p.dtype);
+    replaceStorage(p, p.backend.upload(bits, p.dtype), p.dtype);
+    return;
+  }
+  if (data instanceof Uint16Array) data = halfToFloat32(data, dtype as 'bfloat16'); // widened: a float parameter
   const arr = arrayFor(p.dtype, data.length);
   (arr as Float64Array).set(data);
-  p.storage = (p.backend as Backend).upload(arr);
+  replaceStorage(p, (p.backend as Backend).upload(arr), p.dtype); // frees the old values at once
 }

@@ -1,7 +1,7 @@
 // Optimizer base: PyTorch-shaped parameter groups (writable lr / weightDecay), zeroGrad, step, and a state dict
 // that checkpoints can store (tensors by parameter index, as torch's optimizer.state_dict()).
 
-import { type Tensor, isFloat, keep, releaseGrad, shapeStr, tensor, zeros } from '../core/index.js';
+import { InputError, type Tensor, isFloat, isHalf, keep, releaseGrad, shapeStr, tensor, zeros } from '../core/index.js';
 
 export interface ParamGroup {
   params: Tensor[];
@@ -53,6 +53,11 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
     this.paramGroups = groups.map((g, gi) => {
       for (const p of g.params) {
         if (seen.has(p)) throw new Error(`${this.constructor.name}: a parameter appears in more than one group (group ${gi})`);
+        if (isHalf(p.dtype)) {
+          throw new InputError(`${this.constructor.name}: parameter ${shapeStr(p.shape)} is ${p.dtype} storage, a frozen weight (the model was ` +
+            "loaded with weights: 'as-stored'); full fine-tuning needs float32 weights: load with weights: 'float32', or train LoRA " +
+            'adapters (getPeftModel) and give the optimizer peft.parameters()', { source: this.constructor.name });
+        }
         if (!isFloat(p.dtype)) throw new TypeError(`${this.constructor.name}: parameter ${shapeStr(p.shape)} is ${p.dtype}; only floating-point tensors can be optimised`);
         seen.add(p);
       }

@@ -4,7 +4,10 @@
 // Saved as adapter_config.json + adapter_model.safetensors with PEFT's keys
 // (`base_model.model.<module path>.lora_A.weight`), loadable by PEFT's PeftModel.from_pretrained.
 
-import { RNG, type Tensor, arrayFor, keep, kernel, matmul, mul, noGrad, shapeStr, tensor } from '../core/index.js';
+import {
+  RNG, type Tensor, arrayFor, computeDtype, isHalf, keep, kernel, matmul, mul, noGrad, recordRandomState, replaceStorage, shapeStr, tensor,
+  widenHalf,
+} from '../core/index.js';
 import { Linear, type LlamaForCausalLM, type CausalLMOutput, type ForwardOptions, type GenerateOptions } from '../nn/index.js';
 import { parseSafetensors, serializeSafetensors, type TensorLike } from '../io/safetensors.js';
 
@@ -74,6 +77,7 @@ class Adapter implements LinearAdapterLike {
     if (this.rate === 0 || !this.isTraining()) return x;
     // inverted dropout with a host-drawn mask (seeded: a run is reproducible); uploading it is no device read
     const keepScale = 1 / (1 - this.rate);
+    recordRandomState(this.rng); // a checkpointed layer's recomputation draws the same mask
     const mask = arrayFor(x.dtype, x.size);
     for (let i = 0; i < mask.length; i++) mask[i] = this.rng.uniform() < this.rate ? 0 : keepScale;
     return mul(x, tensor(mask, [...x.shape], x.dtype, x.backend));
@@ -128,9 +132,9 @@ export class PeftModel {
     for (const [path, lin] of linears) {
       if (!targets.includes(path.split('.').pop()!)) continue;
       const bound = 1 / Math.sqrt(lin.inFeatures); // kaiming_uniform_(a=√5) on [r, in]: U(−1/√in, 1/√in)
-      const a = arrayFor(lin.weight.dtype, o.r * lin.inFeatures);
+      const a = arrayFor(computeDtype(lin.weight.dtype), o.r * lin.inFeatures); // float32 adapters on a half base
       for (let i = 0; i < a.length; i++) a[i] = (init.uniform() * 2 - 1) * bound;
-      peft.attach(path, lin, a, arrayFor(lin.weight.dtype, lin.outFeatures * o.r));
+      peft.attach(path, lin, a, arrayFor(computeDtype(lin.weight.dtype), lin.outFeatures * o.r));
     }
     peft.freezeBase();
     return peft;
@@ -141,7 +145,8 @@ export class PeftModel {
   }
 
   private attach(path: string, lin: Linear, a: ArrayLike<number>, b: ArrayLike<number>): void {
-    const { dtype, backend } = lin.weight;
+    const { backend } = lin.weight;
+    const dtype = computeDtype(lin.weight.dtype); // a half (frozen) base weight gets float32 adapters
     const r = this.config.r;
     const A = keep(tensor(a as Float32Array, [r, lin.inFeatures], dtype, backend).requireGrad());
     const B = keep(tensor(b as Float32Array, [lin.outFeatures, r], dtype, backend).requireGrad());
@@ -269,12 +274,15 @@ export class PeftModel {
       for (const [path, ad] of this.adapters) {
         const lin = linears.get(path)!;
         const delta = mul(matmul(ad.b, ad.a), ad.scaling); // [out, r]·[r, in] → [out, in]
+        // a half base weight becomes float32 first: the merged weight is W + ΔW in float32, not rounded back to half
+        if (isHalf(lin.weight.dtype)) { const w = widenHalf(lin.weight); replaceStorage(lin.weight, w.storage, 'float32'); }
         kernel(lin.weight.backend, 'addInPlace')(lin.weight.storage, delta.storage, lin.weight.dtype);
         lin.adapter = null;
       }
     });
     this.adapters.clear();
-    for (const p of this.model.parameters()) p.requireGrad(true);
+    // weights still in half storage (not adapted: e.g. the embeddings) stay frozen
+    for (const p of this.model.parameters()) if (!isHalf(p.dtype)) p.requireGrad(true);
     return this.model;
   }
 }

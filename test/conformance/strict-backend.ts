@@ -2,7 +2,9 @@
 // its kernels can see the numbers), it has no synchronous read (dataSync() throws), and its reads are
 // asynchronous and counted. The kernels are ref's, run on the boxed arrays. A training step that passes on it
 // never waits on the device except where it awaits a read, and `reads` says how many it did.
-import { type Backend, type KernelName, type KernelTable, type Storage, type TypedArray, registerBackend } from '../../src/index.js';
+import {
+  type Backend, type KernelName, type KernelTable, type Storage, type TypedArray, halfToFloat32, isHalf, registerBackend,
+} from '../../src/index.js';
 import { refKernels } from '../../src/backends/ref/kernels.js';
 
 /** A device buffer: the array is private to the kernels. */
@@ -38,10 +40,11 @@ export function registerStrictBackend(name = 'strict-async'): StrictBackend {
     name,
     reads: 0,
     upload: (data) => new DeviceBuffer(data.slice()),
-    download: async (s) => {
+    download: async (s, dtype) => {
       backend.reads++;
       await new Promise((r) => setTimeout(r, 0)); // a read completes later, as a GPU's mapAsync does
-      return (s as DeviceBuffer).array.slice();
+      const a = (s as DeviceBuffer).array;
+      return isHalf(dtype) ? halfToFloat32(a as Uint16Array, dtype) : a.slice(); // half bits read back as float32 values
     },
     // no downloadSync: Tensor.dataSync() throws "cannot be read synchronously"
     supports: () => true,

@@ -80,6 +80,9 @@ function setBlasThreads(blas: Blas, n: number): void {
 }
 
 const BLAS_PAR_MIN_FLOP = 1e8;
+
+/** Floats of the f32 scratch a half B operand is converted into, one block of its rows at a time (4 MiB). */
+const HALF_BLOCK_FLOATS = 1 << 20;
 const ATTENTION_HOST_SHARE = 0.7;
 
 /**
@@ -100,16 +103,40 @@ function blasGemms(rt: WasmRuntime, blas: Blas, blasThreads: number, parMinFlop:
       rt.run('gemm', nth, g); // degenerate shapes (K = 0 writes zeros): BLAS would reject the leading dimensions
       return;
     }
+    if (g.bHalf) { halfGemm(g, nth); return; }
     const want = blasThreads > 1 && nth > 1 && 2 * g.M * g.N * g.K >= parMinFlop ? blasThreads : 1;
     setBlasThreads(blas, want);
     if (want > 1) rt.parkWorkers();
     const p = baseAddress();
     blas.sgemm(g.transA !== 0, g.transB !== 0, g.M, g.N, g.K, 1, p + g.a, g.lda, p + g.b, g.ldb, g.acc ? 1 : 0, p + g.c, g.ldc);
   };
+  // B in a half dtype (a frozen weight, ldb in elements): blocks of B's stored rows are converted into a small f32
+  // scratch (wasm SIMD on the calling thread: 2^20 elements took 2.7 ms on one thread and 6-7 ms on two, waking the
+  // pool between BLAS calls on a loaded 2-core machine), then one sgemm per block. Bᵀ stored [N, K]: a block of rows is a block
+  // of C's columns; B stored [K, N]: a block of depths, added into C.
+  const halfGemm = (g: Parameters<GemmHook>[0], nth: number) => {
+    const rowLen = g.transB ? g.K : g.N, rowsAll = g.transB ? g.N : g.K;
+    const nb = Math.max(1, Math.min(rowsAll, Math.floor(HALF_BLOCK_FLOATS / rowLen)));
+    const scratch = rt.blocks.alloc(nb * rowLen * 4); // [nb, rowLen] f32
+    try {
+      for (let r0 = 0; r0 < rowsAll; r0 += nb) {
+        const rows = Math.min(nb, rowsAll - r0);
+        rt.run('halfToF32', 1,
+          { src: g.b + r0 * g.ldb * 2, srcStride: g.ldb, dst: scratch, rows, cols: rowLen, kind: g.bHalf });
+        const sub = g.transB
+          ? { N: rows, c: g.c + r0 * 4, acc: g.acc }
+          : { K: rows, a: g.a + (g.transA ? r0 * g.lda : r0) * 4, acc: r0 > 0 ? 1 : g.acc };
+        hook({ ...g, ...sub, b: scratch, ldb: rowLen, bHalf: 0 }, nth);
+      }
+    } finally {
+      rt.blocks.free(scratch);
+    }
+  };
   const host: HostGemm = (transA, transB, M, N, K, a, lda, b, ldb, c, ldc, acc) => {
     setBlasThreads(blas, 1);
     const p = baseAddress();
-    blas.sgemm(transA !== 0, transB !== 0, M, N, K, 1, p + a, lda, p + b, ldb, acc ? 1 : 0, p + c, ldc);
+    // a, b, c arrive as wasm i32s: offsets past 2 GiB read as negative numbers (>>> 0 makes them unsigned again)
+    blas.sgemm(transA !== 0, transB !== 0, M, N, K, 1, p + (a >>> 0), lda, p + (b >>> 0), ldb, acc ? 1 : 0, p + (c >>> 0), ldc);
   };
   return { hook, host };
 }
@@ -135,7 +162,7 @@ export function selfCheck(rt: WasmRuntime, hook: GemmHook): string | null {
       for (let i = 0; i < aN; i++) f[(pa >> 2) + i] = rnd();
       for (let i = 0; i < bN; i++) f[(pb >> 2) + i] = rnd();
       for (let i = 0; i < cN; i++) f[(pc1 >> 2) + i] = f[(pc2 >> 2) + i] = acc ? rnd() : NaN; // a no-op leaves NaN
-      const g = { transA: tA ? 1 : 0, transB: tB ? 1 : 0, M, N, K, lda, ldb, ldc, scratch: rt.gemmScratch, acc: acc ? 1 : 0 };
+      const g = { transA: tA ? 1 : 0, transB: tB ? 1 : 0, M, N, K, lda, ldb, ldc, scratch: rt.gemmScratch, acc: acc ? 1 : 0, bHalf: 0 };
       rt.run('gemm', 1, { ...g, a: pa, b: pb, c: pc1 });
       hook({ ...g, a: pa, b: pb, c: pc2 }, 1);
       const r = heap.f32;

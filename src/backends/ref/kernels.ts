@@ -3,7 +3,8 @@
 // Accumulations use JS numbers (float64) even for float32 storage.
 
 import type { AttentionArgs, Backend, BinaryOp, KernelTable, UnaryOp } from '../../core/backend.js';
-import { type DType, type Shape, type TypedArray, arrayFor, broadcastStrides, sizeOf, stridesOf } from '../../core/dtype.js';
+import { type DType, type Shape, type TypedArray, arrayFor, broadcastStrides, isHalf, sizeOf, stridesOf } from '../../core/dtype.js';
+import { halfToFloat32 } from '../../core/half.js';
 
 type F = Float32Array | Float64Array;
 const A = (s: object) => s as TypedArray;
@@ -14,8 +15,9 @@ const alloc = (dtype: DType, n: number) => arrayFor(dtype, n) as F;
 export const refBackend: Backend = {
   name: 'ref',
   upload: (data) => data,
-  download: async (s) => A(s).slice(),
-  downloadSync: (s) => A(s).slice(),
+  // a half tensor (Uint16Array of bits) reads back as its float32 values
+  download: async (s, dtype) => (isHalf(dtype) ? halfToFloat32(s as Uint16Array, dtype) : A(s).slice()),
+  downloadSync: (s, dtype) => (isHalf(dtype) ? halfToFloat32(s as Uint16Array, dtype) : A(s).slice()),
   supports: () => true,
 };
 
@@ -223,8 +225,9 @@ export const refKernels: KernelTable = {
     return out;
   },
 
-  matmul(a, aShape, b, bShape, transA, transB, outShape, dtype) {
-    const x = Fl(a), y = Fl(b);
+  matmul(a, aShape, b, bShape, transA, transB, outShape, dtype, bDtype = dtype) {
+    // a half B (a frozen weight) is widened for this call: the oracle runs exactly the float32 product
+    const x = Fl(a), y = isHalf(bDtype) ? halfToFloat32(b as Uint16Array, bDtype) : Fl(b);
     const r = outShape.length;
     const M = outShape[r - 2]!, N = outShape[r - 1]!;
     const K = transA ? aShape[aShape.length - 2]! : aShape[aShape.length - 1]!;
@@ -265,7 +268,18 @@ export const refKernels: KernelTable = {
   },
 
   embedding(w, V, C, ids, N, dtype) {
-    const ws = Fl(w), is = I(ids);
+    const is = I(ids);
+    if (isHalf(dtype)) {
+      // a half table: each row converted as it is looked up (float32 rows out)
+      const hw = w as Uint16Array, out = new Float32Array(N * C);
+      for (let n = 0; n < N; n++) {
+        const id = is[n]!;
+        if (id >= 0 && id < V) halfToFloat32(hw.subarray(id * C, id * C + C), dtype, out.subarray(n * C, n * C + C));
+        else out.fill(NaN, n * C, n * C + C);
+      }
+      return out;
+    }
+    const ws = Fl(w);
     const out = alloc(dtype, N * C);
     for (let n = 0; n < N; n++) {
       const id = is[n]!;
@@ -498,9 +512,10 @@ export const refKernels: KernelTable = {
     return out;
   },
 
-  linearCrossEntropy(hidden, weight, targets, args, grad, dtype) {
+  linearCrossEntropy(hidden, weight, targets, args, grad, dtype, wDtype = dtype) {
     const { N, C, V, ignoreIndex, labelSmoothing: eps, zLoss, softcap, chunkSize } = args;
-    const H = Fl(hidden), W = Fl(weight), t = I(targets);
+    // a half head (frozen) is widened for this call: the oracle runs exactly the float32 math
+    const H = Fl(hidden), W = isHalf(wDtype) ? halfToFloat32(weight as Uint16Array, wDtype) : Fl(weight), t = I(targets);
     const loss = alloc(dtype, N);
     const rowScale = grad && 'rows' in grad ? Fl(grad.rows) : null;
     const dHidden = grad ? alloc(dtype, N * C) : null;

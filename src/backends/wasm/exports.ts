@@ -18,7 +18,9 @@ export const EXPORTS = {
   gemmScratchBytes: { parallel: false, args: [] },
   attentionBlockBytes: { parallel: false, args: ['S'] },
 
-  gemm: { parallel: true, args: ['transA', 'transB', 'M', 'N', 'K', 'a', 'lda', 'b', 'ldb', 'c', 'ldc', 'scratch', 'acc'] },
+  gemm: { parallel: true, args: ['transA', 'transB', 'M', 'N', 'K', 'a', 'lda', 'b', 'ldb', 'c', 'ldc', 'scratch', 'acc', 'bHalf'] },
+  halfToF32: { parallel: true, args: ['src', 'srcStride', 'dst', 'rows', 'cols', 'kind'] },
+  gatherRowsHalf: { parallel: true, args: ['w', 'ids', 'out', 'N', 'V', 'C', 'kind'] },
   attention: {
     parallel: true,
     args: ['q', 'k', 'v', 'out', 'lse', 'B', 'T', 'S', 'NH', 'NKV', 'HD', 'scale', 'causal', 'qOffset', 'window', 'keyMask',

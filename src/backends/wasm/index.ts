@@ -9,6 +9,8 @@
 //   const model = new LlamaForCausalLM(cfg, { backend });        // or setBackend('wasm')
 
 import { type Backend, type KernelName, type KernelTable, registerBackend } from '../../core/backend.js';
+import { isHalf } from '../../core/dtype.js';
+import { halfToFloat32 } from '../../core/half.js';
 import { refKernels } from '../ref/kernels.js';
 import { copyStats, setParallelThreshold, wasmKernels } from './kernels.js';
 import { WasmRuntime, copyOut, defaultThreads, wasmAvailable } from './runtime.js';
@@ -48,13 +50,15 @@ export function makeBackend(name: string, rt: WasmRuntime): Backend {
     name,
     // f32 / i32 data moves into the wasm memory (parameters, batches); float64 stays a JS array (ref kernels)
     upload: (data) => {
+      if (data instanceof Uint16Array) { const h = heap.viewHalf(data.length); h.set(data); return h; } // half bits, 2 bytes each
       if (!(data instanceof Float32Array || data instanceof Int32Array)) return data;
       const v = heap.view(data.length, data instanceof Int32Array);
       v.set(data);
       return v;
     },
-    download: async (s) => read(s),
-    downloadSync: (s) => read(s),
+    // a half tensor reads back as its float32 values
+    download: async (s, dtype) => (isHalf(dtype) ? halfToFloat32(s as Uint16Array, dtype) : read(s)),
+    downloadSync: (s, dtype) => (isHalf(dtype) ? halfToFloat32(s as Uint16Array, dtype) : read(s)),
     supports: () => true, // float64 / int32 kernels run on ref
     memory: heap,
     // float32 and int32 tensors live in the wasm memory (float64 ones are JS arrays: only the host limits them)

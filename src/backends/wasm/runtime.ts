@@ -248,12 +248,13 @@ export class WasmRuntime {
   copyInMs = 0;
 
   /** The address of a storage's data: resident storages in place, others copied into a temporary block. */
-  input(s: Float32Array | Int32Array): number {
+  input(s: Float32Array | Int32Array | Uint16Array): number {
     if (this.heap.isResident(s)) return s.byteOffset;
     const t0 = performance.now();
     this.copiedBytes += s.byteLength;
     const p = this.temp(s.byteLength);
-    (s instanceof Float32Array ? this.heap.f32 : this.heap.i32).set(s, p >>> 2);
+    if (s instanceof Uint16Array) new Uint16Array(this.memory.buffer, p, s.length).set(s); // half bits
+    else (s instanceof Float32Array ? this.heap.f32 : this.heap.i32).set(s, p >>> 2);
     const ms = performance.now() - t0;
     this.copyMs += ms;
     this.copyInMs += ms;
@@ -477,6 +478,16 @@ export class BlockHeap implements BackendMemory {
   /** A resident view of n elements in a new block (owned by the innermost scope, or by the GC outside scopes). */
   view(n: number, int: boolean): Float32Array | Int32Array {
     return this.adopt(this.alloc(Math.max(1, n) * 4), int, n);
+  }
+
+  /** A resident Uint16Array of n half bit patterns (a frozen bfloat16/float16 weight) in a new block. */
+  viewHalf(n: number): Uint16Array {
+    const addr = this.alloc(Math.max(1, n) * 2);
+    const buf = this.memory.buffer;
+    this.buffers.add(buf);
+    const v = new Uint16Array(buf, addr, n);
+    this.own(v);
+    return v;
   }
 
   /** Wraps an allocated block as a resident storage of n elements. */

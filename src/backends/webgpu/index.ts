@@ -7,7 +7,8 @@
 //   const model = new LlamaForCausalLM(cfg, { backend });     // or setBackend('webgpu')
 
 import { type Backend, type KernelTable, registerBackend } from '../../core/backend.js';
-import type { DType, TypedArray } from '../../core/dtype.js';
+import { type DType, type TypedArray, isHalf } from '../../core/dtype.js';
+import { halfToFloat32 } from '../../core/half.js';
 import { GpuRuntime, GpuTensor } from './device.js';
 import type { Gpu, GpuAdapter, GpuAdapterInfo, GpuDevice } from './gpu-types.js';
 import { attentionKernels } from './kernels/attention.js';
@@ -184,7 +185,13 @@ export async function registerWebGPUBackend(opts: WebGPUBackendOptions = {}): Pr
   const rt = entry.rt;
   const backend: Backend = {
     name,
-    upload: (data) => {
+    upload: (data, dtype) => {
+      // a half weight (bfloat16/float16 bits) is widened to float32 here: its kernels read it as f32, and the GPU
+      // gets no memory saving from half storage (the host and the CPU backends do)
+      if (data instanceof Uint16Array) {
+        if (!dtype || !isHalf(dtype)) throw new TypeError('webgpu backend: a Uint16Array upload needs its dtype (bfloat16 or float16)');
+        return rt.upload(halfToFloat32(data, dtype));
+      }
       if (!(data instanceof Float32Array || data instanceof Int32Array)) {
         throw new TypeError(`webgpu backend: cannot upload ${data.constructor.name} (float64 is not supported; use float32)`);
       }

@@ -2,10 +2,16 @@
 // (resident storages by address, others copied into temporary blocks), outputs and temporaries.
 
 import type { KernelTable } from '../../../core/backend.js';
+import type { DType } from '../../../core/dtype.js';
 import type { WasmRuntime } from '../runtime.js';
 import type { ArgsOf } from '../exports.js';
 
 export type Kernels = Partial<KernelTable>;
+
+/** The kernels' code for a storage dtype: 0 float32, 1 bfloat16, 2 float16 (assembly/half.ts). */
+export function halfKind(dtype: DType | undefined): number {
+  return dtype === 'bfloat16' ? 1 : dtype === 'float16' ? 2 : 0;
+}
 
 /** Below this many flops a kernel runs on the caller alone: a dispatch costs ~6–17 µs. */
 const PAR_MIN_FLOP = 4e6;
@@ -34,7 +40,7 @@ export interface KernelContext {
   threadsFor(flops: number): number;
   /** One kernel call: its temporaries (operand copies, scratch) are freed when it returns or throws. */
   call<T>(body: () => T): T;
-  /** The address of an operand's data (resident: in place; else a temporary copy). */
+  /** The address of an operand's data (resident: in place; else a temporary copy; a Uint16Array holds half bits). */
   at(s: object): number;
   /** Space for an output of n f32 elements (see WasmRuntime.output). */
   out(n: number): number;
@@ -64,7 +70,7 @@ export function kernelContext(rt: WasmRuntime, gemmHook?: GemmHook): KernelConte
         copyStats.inMs += rt.copyInMs - in0;
       }
     },
-    at: (s) => rt.input(s as Float32Array),
+    at: (s) => rt.input(s as Float32Array | Int32Array | Uint16Array),
     out: (n) => rt.output(n),
     take: (p) => rt.result(p),
     writeBack(s, ptr, n) {

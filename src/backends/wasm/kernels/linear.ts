@@ -2,6 +2,7 @@
 
 import type { KernelTable } from '../../../core/backend.js';
 import { type Shape, broadcastStrides, sizeOf } from '../../../core/dtype.js';
+import { halfKind } from './context.js';
 import { refKernels } from '../../ref/kernels.js';
 import type { KernelContext, Kernels } from './context.js';
 
@@ -11,8 +12,10 @@ export function linearKernels(ctx: KernelContext, attentionHostShare = 0): Kerne
   // the share of the items the caller's thread takes through the host GEMM (−1: none; the threads split them evenly)
   const hostShare = attentionHostShare > 0 && rt.hasHostGemm ? attentionHostShare : -1;
 
-  const matmul: KernelTable['matmul'] = (a, aShape, b, bShape, transA, transB, outShape, dtype) => {
-    if (dtype !== 'float32') return refKernels.matmul(a, aShape, b, bShape, transA, transB, outShape, dtype);
+  const matmul: KernelTable['matmul'] = (a, aShape, b, bShape, transA, transB, outShape, dtype, bDtype = dtype) => {
+    if (dtype !== 'float32') return refKernels.matmul(a, aShape, b, bShape, transA, transB, outShape, dtype, bDtype);
+    const bHalf = halfKind(bDtype); // a frozen half weight: the GEMM converts B as it packs it
+    const bBytes = bHalf ? 2 : 4;
     const r = outShape.length;
     const M = outShape[r - 2]!, N = outShape[r - 1]!;
     const K = transA ? aShape[aShape.length - 2]! : aShape[aShape.length - 1]!;
@@ -30,12 +33,12 @@ export function linearKernels(ctx: KernelContext, attentionHostShare = 0): Kerne
         // A [..., M, K] (not broadcast) times one shared B: a single GEMM with M' = batch·M (B packed once)
         const Mb = nBatch * M, flop = 2 * Mb * N * K;
         ctx.gemm(threadsFor(flop), { transA: 0, transB: transB ? 1 : 0, M: Mb, N, K, a: pa, lda, b: pb, ldb, c: pc, ldc: N,
-          scratch: rt.gemmScratch, acc: 0 }, flop);
+          scratch: rt.gemmScratch, acc: 0, bHalf }, flop);
       } else {
         const flop = 2 * M * N * K, nth = threadsFor(flop);
         forEachBatch(batchShape, sa, sb, (o, ia, ib) => {
           ctx.gemm(nth, { transA: transA ? 1 : 0, transB: transB ? 1 : 0, M, N, K, a: pa + ia * M * K * 4, lda,
-            b: pb + ib * K * N * 4, ldb, c: pc + o * M * N * 4, ldc: N, scratch: rt.gemmScratch, acc: 0 }, flop);
+            b: pb + ib * K * N * bBytes, ldb, c: pc + o * M * N * 4, ldc: N, scratch: rt.gemmScratch, acc: 0, bHalf }, flop);
         });
       }
       return take(pc);

@@ -3,7 +3,7 @@
 
 import type { KernelTable } from '../../../core/backend.js';
 import { refKernels } from '../../ref/kernels.js';
-import type { KernelContext, Kernels } from './context.js';
+import { type KernelContext, type Kernels, halfKind } from './context.js';
 
 /** Smallest chunk of the fused LM-head loss (512 × V = 32000 floats: 65 MB of logits at a time). */
 const LCE_MIN_ROWS = 512;
@@ -35,8 +35,9 @@ export function lossKernels(ctx: KernelContext): Kernels {
     });
   };
 
-  const linearCrossEntropy: KernelTable['linearCrossEntropy'] = (hidden, weight, targets, args, grad, dtype) => {
-    if (dtype !== 'float32' || args.softcap > 0) return refKernels.linearCrossEntropy(hidden, weight, targets, args, grad, dtype);
+  const linearCrossEntropy: KernelTable['linearCrossEntropy'] = (hidden, weight, targets, args, grad, dtype, wDtype = dtype) => {
+    if (dtype !== 'float32' || args.softcap > 0) return refKernels.linearCrossEntropy(hidden, weight, targets, args, grad, dtype, wDtype);
+    const bHalf = halfKind(wDtype); // a frozen half head: its GEMMs convert W as they pack it
     const { N, C, V } = args;
     // Rows of logits held at once: at least LCE_MIN_ROWS, because dW += dzᵀ·H has K = rows and GEMMs with K < ~256
     // run far below peak (s15M: 32-row chunks 2.9 s, 128 → 1.9 s, 512 → 1.6 s per step). Memory stays O(rows·V).
@@ -54,15 +55,15 @@ export function lossKernels(ctx: KernelContext): Kernels {
         const hc = ph + n0 * C * 4; // H[n0 : n0+rows]  [rows, C]
         const flop = 2 * rows * V * C, nth = threadsFor(flop), gemmScratch = rt.gemmScratch;
         ctx.gemm(nth, { transA: 0, transB: 1, M: rows, N: V, K: C, a: hc, lda: C, b: pw, ldb: C, c: pz, ldc: V,
-          scratch: gemmScratch, acc: 0 }, flop); // z = Hc · Wᵀ
+          scratch: gemmScratch, acc: 0, bHalf }, flop); // z = Hc · Wᵀ
         rt.run('crossEntropyChunk', threadsFor(8 * rows * V), { z: pz, targets: pt, loss: ploss, rowScale, scale, n0, rows, V,
           ignoreIndex: args.ignoreIndex, eps: args.labelSmoothing, zLoss: args.zLoss, wantGrad: grad ? 1 : 0 });
         if (!grad) continue;
         ctx.gemm(nth, { transA: 0, transB: 0, M: rows, N: C, K: V, a: pz, lda: V, b: pw, ldb: C, c: pdh + n0 * C * 4, ldc: C,
-          scratch: gemmScratch, acc: 0 }, flop); // dHc = dz · W
+          scratch: gemmScratch, acc: 0, bHalf }, flop); // dHc = dz · W
         if (wantW) {
           ctx.gemm(nth, { transA: 1, transB: 0, M: V, N: C, K: rows, a: pz, lda: V, b: hc, ldb: C, c: pdw, ldc: C,
-            scratch: gemmScratch, acc: n0 > 0 ? 1 : 0 }, flop); // dW += dzᵀ · Hc
+            scratch: gemmScratch, acc: n0 > 0 ? 1 : 0, bHalf: 0 }, flop); // dW += dzᵀ · Hc
         }
       }
       return { loss: take(ploss), dHidden: grad ? take(pdh) : null, dWeight: wantW ? take(pdw) : null };

@@ -3,7 +3,7 @@
 
 import type { KernelTable } from '../../../core/backend.js';
 import { refKernels } from '../../ref/kernels.js';
-import { ELEMENTWISE_FLOP, type KernelContext, type Kernels } from './context.js';
+import { ELEMENTWISE_FLOP, type KernelContext, type Kernels, halfKind } from './context.js';
 
 export function rowKernels(ctx: KernelContext): Kernels {
   const { rt, threadsFor, call, at, out, take } = ctx;
@@ -73,6 +73,15 @@ export function rowKernels(ctx: KernelContext): Kernels {
   };
 
   const embedding: KernelTable['embedding'] = (w, V, C, ids, N, dtype) => {
+    const kind = halfKind(dtype);
+    if (kind) {
+      // a half table (frozen): rows converted to f32 as they are gathered
+      return call(() => {
+        const pw = at(w), pi = at(ids), po = out(N * C); // [N, C] f32
+        rt.run('gatherRowsHalf', threadsFor(ELEMENTWISE_FLOP * N * C), { w: pw, ids: pi, out: po, N, V, C, kind });
+        return take(po);
+      });
+    }
     if (dtype !== 'float32') return refKernels.embedding(w, V, C, ids, N, dtype);
     return call(() => {
       const pw = at(w), pi = at(ids), po = out(N * C); // [N, C]
