@@ -5,7 +5,7 @@ import { Curve } from './charts.js';
 import { countedMean, renderRow } from './anatomy.js';
 import { binaryReason, checkPastedText, checkTextFile, mb, planFolder, type FolderEntry } from './inputs.js';
 import { PRESETS, type PresetName, type Settings, checkSettings, compactCount, dimsOf, ffnWidth, parameterCount } from './presets.js';
-import type { Anatomy, BackendChoice, Event, Request, StepPoint } from './protocol.js';
+import { ANATOMY_EVERY_MS, type Anatomy, type BackendChoice, type Event, type Request, type StepPoint } from './protocol.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -287,8 +287,11 @@ function showAnatomy(a: Anatomy): void {
   $('anatomy-row-mean').textContent = `${fmt(rowMean.mean)} over ${rowMean.count} targets`;
   const ignored = a.targets.filter((y) => y === -100).length;
   $('anatomy-summary').textContent = `Step ${a.step}: row ${a.row + 1} of ${a.B} (T = ${a.T}); ${a.T - ignored} of its targets count, ${ignored} are −100. ` +
-    `The batch has ${batch.count.toLocaleString('en')} counted targets of ${(a.B * a.T).toLocaleString('en')} positions.`;
-  renderRow($('anatomy'), a, Math.log(vocabForScale));
+    `The batch has ${batch.count.toLocaleString('en')} counted targets of ${(a.B * a.T).toLocaleString('en')} positions. ` +
+    `Redrawn every ${ANATOMY_EVERY_MS / 1000} s of training (it costs a forward pass of the batch), so a fast run moves on many steps in between.`;
+  const scale = Math.log(vocabForScale);
+  $('anatomy-scale').textContent = `${scale.toFixed(2)} = ln ${vocabForScale.toLocaleString('en')}`;
+  renderRow($('anatomy'), a, scale);
 }
 
 function addSample(step: number, text: string): void {

@@ -14,7 +14,11 @@ import { loadTokenizer } from 'llamatrain/hf-tokenizer';
 import { strToU8, zipSync } from 'fflate';
 import { PeekingSource, type TextData, batchesOf, loadBrown, packTexts, tokenByteLengths, userText } from './corpus.js';
 import { type Settings, dimsOf } from './presets.js';
-import type { Anatomy, BackendChoice, Event, Request, StepPoint } from './protocol.js';
+import { ANATOMY_EVERY_MS, type Anatomy, type BackendChoice, type Event, type Request, type StepPoint } from './protocol.js';
+import { readableText } from './text.js';
+
+/** An error thrown on purpose, with a message for the page (no stack in the console: nothing went wrong in the code). */
+class Refusal extends Error {}
 
 const post = (e: Event, transfer: Transferable[] = []): void => (self as unknown as Worker).postMessage(e, transfer);
 
@@ -112,12 +116,12 @@ async function init(choice: BackendChoice, threads: number): Promise<void> {
 // ---- data, tokenizer, import -------------------------------------------------------------------------------
 
 function parseTokenizer(name: string, json: string): TextTokenizer {
-  if (json.trim().length === 0) throw new Error(`${name} is empty (0 bytes); expected a Hugging Face tokenizer.json`);
+  if (json.trim().length === 0) throw new Refusal(`${name} is empty (0 bytes); expected a Hugging Face tokenizer.json`);
   let obj: unknown;
   try {
     obj = JSON.parse(json);
   } catch (e) {
-    throw new Error(`${name}: not valid JSON (${(e as Error).message}); expected a Hugging Face tokenizer.json`);
+    throw new Refusal(`${name}: not valid JSON (${(e as Error).message}); expected a Hugging Face tokenizer.json`);
   }
   try {
     return ByteLevelBPE.fromJSON(obj); // ours (exact byte lengths for bits per byte)
@@ -125,7 +129,7 @@ function parseTokenizer(name: string, json: string): TextTokenizer {
     try {
       return loadTokenizer(obj, undefined, name);
     } catch (e) {
-      throw new Error(`${name}: not a tokenizer.json this page can load (${(e as Error).message})`);
+      throw new Refusal(`${name}: not a tokenizer.json this page can load (${(e as Error).message})`);
     }
   }
 }
@@ -137,7 +141,7 @@ function importFolder(files: Extract<Request, { type: 'import' }>['files']): voi
   try {
     json = JSON.parse(decodeUtf8(files.config));
   } catch (e) {
-    throw new Error(`${files.folder}/config.json: not valid JSON (${(e as Error).message})`);
+    throw new Refusal(`${files.folder}/config.json: not valid JSON (${(e as Error).message})`);
   }
   const config = configFromHF(json, `${files.folder}/config.json`);
   const tensors = new Map<string, RawTensor>();
@@ -147,11 +151,11 @@ function importFolder(files: Extract<Request, { type: 'import' }>['files']): voi
     const want = new Set(Object.values(idx.weight_map ?? {}));
     const have = new Set(files.weights.map((w) => w.name.slice(w.name.lastIndexOf('/') + 1)));
     const lacking = [...want].filter((f) => !have.has(f));
-    if (lacking.length) throw new Error(`${files.folder}: model.safetensors.index.json names ${lacking.join(', ')}, which the folder lacks`);
+    if (lacking.length) throw new Refusal(`${files.folder}: model.safetensors.index.json names ${lacking.join(', ')}, which the folder lacks`);
   }
   const tok = parseTokenizer(`${files.folder}/tokenizer.json`, decodeUtf8(files.tokenizer));
   if (config.vocabSize < tok.vocabSize) {
-    throw new Error(`${files.folder}: config.json's vocab_size (${config.vocabSize}) is smaller than tokenizer.json's ${tok.vocabSize} tokens; they do not belong together`);
+    throw new Refusal(`${files.folder}: config.json's vocab_size (${config.vocabSize}) is smaller than tokenizer.json's ${tok.vocabSize} tokens; they do not belong together`);
   }
   const model = new LlamaForCausalLM(config, { backend: backend! });
   model.loadStateDict(tensors, { source: files.folder, ignorable: config.tieWordEmbeddings ? ['lm_head.weight'] : [] });
@@ -187,19 +191,19 @@ async function anatomyOf(model: LlamaForCausalLM, tok: TextTokenizer, batch: Bat
     if ((batch.documentIds?.[o + t + 1] ?? 0) < 0) return 'padding';
     return 'boundary';
   });
-  const text = (id: number) => (id < 0 ? '' : tok.decode([id]));
+  const text = (id: number) => (id < 0 ? '' : readableText(tok, [id])); // a byte of a split character: ⟨E2⟩, not �
   return { step, B, T, row, inputIds, inputText: inputIds.map(text), targets: rowTargets, targetText: rowTargets.map(text), reason, losses, batchTargets: targets };
 }
 
 async function sampleFrom(model: LlamaForCausalLM, tok: TextTokenizer, prompt: string, o: { temperature: number; topK: number; maxNewTokens: number; seed: number }): Promise<string> {
   const ids = tok.encode(prompt);
-  if (ids.length === 0) throw new Error('the prompt encodes to no tokens; type some text');
+  if (ids.length === 0) throw new Refusal('the prompt encodes to no tokens; type some text');
   const limit = model.config.maxPositionEmbeddings;
   const prompted = ids.slice(-Math.max(1, limit - o.maxNewTokens));
   return withScope(model.backend, async () => {
     const out = await model.generate(tensor(Int32Array.from(prompted), [1, prompted.length], 'int32', model.backend),
       { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, seed: o.seed, eosTokenId: tok.eosId });
-    return tok.decode(Array.from(await out.data()));
+    return readableText(tok, Array.from(await out.data())); // whole sequence; bytes of no complete character as ⟨XX⟩
   });
 }
 
@@ -208,11 +212,6 @@ function postData(d: TextData): void {
     trainDocs: d.train.length, validationDocs: d.validation.length });
 }
 
-/**
- * How often the loss anatomy is recomputed: it costs a forward pass of the batch (a third of a step), so once per
- * 2.5 s keeps it near 5% of the training time on the tiny preset.
- */
-const ANATOMY_EVERY_MS = 2500;
 
 function setState(state: Extract<Event, { type: 'state' }>['state']): void {
   post({ type: 'state', state });
@@ -245,7 +244,7 @@ async function train(settings: Settings, samplePrompt: string): Promise<void> {
     const valRows: PackedRow[] = await packTexts(tok, text.validation, settings.seqLen, progress('tokenizing the validation text'));
     if (stopRequested) return;
     if (trainRows.length < settings.batchSize) {
-      throw new Error(`the training text makes ${trainRows.length} row(s) of ${settings.seqLen} tokens, fewer than one batch of ${settings.batchSize}: ` +
+      throw new Refusal(`the training text makes ${trainRows.length} row(s) of ${settings.seqLen} tokens, fewer than one batch of ${settings.batchSize}: ` +
         'give more text, or lower the batch size or the sequence length');
     }
     const model = imported ? imported.model : new LlamaForCausalLM({
@@ -318,7 +317,7 @@ async function train(settings: Settings, samplePrompt: string): Promise<void> {
 // ---- export ------------------------------------------------------------------------------------------------
 
 async function exportZip(): Promise<void> {
-  if (!current) throw new Error('there is no model to export yet: start training (or import a model) first');
+  if (!current) throw new Refusal('there is no model to export yet: start training (or import a model) first');
   const { model, tok } = current;
   const entries: [string, RawTensor][] = [];
   for (const [name, p] of model.namedParameters()) entries.push([name, { dtype: 'float32', shape: [...p.shape], data: Float32Array.from(await p.data() as Float32Array) }]);
@@ -345,11 +344,11 @@ const errorOf = (e: unknown): string => (e instanceof Error ? e.message : String
 async function handle(req: Request): Promise<void> {
   switch (req.type) {
     case 'init':
-      if (running) throw new Error('stop training before changing the backend');
+      if (running) throw new Refusal('stop training before changing the backend');
       await init(req.backend, req.threads);
       return;
     case 'data': {
-      if (running) throw new Error('stop training before changing the data');
+      if (running) throw new Refusal('stop training before changing the data');
       if (req.source.kind === 'brown') {
         data = null;
         if (brown) postData(brown);
@@ -368,7 +367,7 @@ async function handle(req: Request): Promise<void> {
     }
     case 'clearTokenizer': customTokenizer = null; return;
     case 'start':
-      if (running) throw new Error('training is already running');
+      if (running) throw new Refusal('training is already running');
       if (!backend) await init('auto', navigator.hardwareConcurrency || 1);
       await train(req.settings, req.samplePrompt);
       return;
@@ -376,7 +375,7 @@ async function handle(req: Request): Promise<void> {
     case 'resume': paused = false; resumeWaiter?.(); resumeWaiter = null; return;
     case 'stop': stopRequested = true; paused = false; resumeWaiter?.(); resumeWaiter = null; if (running) setState('stopping'); return;
     case 'generate': {
-      if (!current) throw new Error('there is no model yet: start training (or import a model) first');
+      if (!current) throw new Refusal('there is no model yet: start training (or import a model) first');
       const { model, tok } = current;
       const text = await serial.run(() => sampleFrom(model, tok, req.prompt, { temperature: req.temperature, topK: req.topK, maxNewTokens: req.maxNewTokens, seed: req.id }));
       post({ type: 'generated', id: req.id, text });
@@ -384,17 +383,18 @@ async function handle(req: Request): Promise<void> {
     }
     case 'export': await serial.run(exportZip); return;
     case 'import':
-      if (running) throw new Error('stop training before importing a model');
+      if (running) throw new Refusal('stop training before importing a model');
       await serial.run(async () => importFolder(req.files));
       return;
-    case 'clearImport': if (running) throw new Error('stop training first'); imported = null; return;
+    case 'clearImport': if (running) throw new Refusal('stop training first'); imported = null; return;
   }
 }
 
 self.onmessage = (e: MessageEvent<Request>) => {
   const req = e.data;
   handle(req).catch((err) => {
-    console.error(err);
+    // a stack only for what the page did not expect: not for a refusal of its own, nor a library error about the input
+    if (!(err instanceof Refusal) && !(err instanceof llamatrain.LlamatrainError)) console.error(err);
     post({ type: 'error', message: errorOf(err), during: req.type });
   });
 };

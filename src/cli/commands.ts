@@ -7,6 +7,7 @@ import { loadPretrained } from '../io/pretrained.js';
 import { trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { evaluate } from '../train/index.js';
+import { note } from './run.js';
 import { type CommandOptions, type Schema, type ValueLayer, UsageError, helpText, parseAndCheck, wantsHelp } from './options.js';
 import {
   backendOptions, batchesOf, checkDataFile, loadTextData, loadTokenizerFrom, modelDirOf, packTexts, selectBackend, tokenByteLengths,
@@ -31,7 +32,7 @@ export const evalSchema = {
 export const evalCommand: CommandOptions<typeof evalSchema> = { name: 'eval', schema: evalSchema, positional: 'data' };
 
 /** eval options that describe what data is scored and how it is cut, which a training run records. */
-const RUN_DATA_EXCLUDED = new Set(['model', 'split', 'batchSize', 'backend', 'threads']);
+const RUN_DATA_EXCLUDED = new Set(['model', 'split', 'batchSize', 'backend', 'threads', 'verbose']);
 
 /**
  * A train run directory's data options (data, text field, validation share, row length) as the layer beneath the
@@ -62,7 +63,7 @@ export async function runEval(argv: string[], log: Log): Promise<void> {
   checkDataFile(o.data);
   log(`eval: scoring the ${o.split} split of ${o.data === 'brown' ? 'the Brown corpus' : o.data}` +
     (runData ? ` (the data ${given.model} trained on, from its train_config.json; --data=<file> scores other data)` : ''));
-  await selectBackend(o.backend, o.threads, log);
+  await selectBackend(o.backend, o.threads, note, o.verbose);
   const model = await loadPretrained(dir, { weights: 'as-stored' }); // evaluation: a BF16/F16 checkpoint stays half (frozen)
   const tok = loadTokenizerFrom(dir, '--model');
   const text = await loadTextData(o.data, o.textField, o.validationFraction, { txtSplit: o.txtSplit });
@@ -89,7 +90,7 @@ export const generateCommand: CommandOptions<typeof generateSchema> = { name: 'g
 export async function runGenerate(argv: string[], log: Log): Promise<void> {
   const { values: o, positional } = parseAndCheck(generateCommand, argv);
   const dir = await modelDirOf(o.model, '--model');
-  await selectBackend(o.backend, o.threads, (s) => process.stderr.write(`${s}\n`)); // stdout carries only the text
+  await selectBackend(o.backend, o.threads, note, o.verbose); // stdout carries only the text
   const model = await loadPretrained(dir, { weights: 'as-stored' }); // generation: likewise
   const tok = loadTokenizerFrom(dir, '--model');
   const prompt = positional.length > 0 ? positional.join(' ') : o.prompt;
@@ -149,7 +150,7 @@ export async function runTokenizer(argv: string[], log: Log): Promise<void> {
     const text = await loadTextData(o.data, o.textField, 0, { txtSplit: o.txtSplit }); // a tokenizer needs no validation split
     const t0 = Date.now();
     const bpe = trainByteLevelBPE(text.train, { vocabSize: o.vocabSize });
-    warnVocabShortfall(bpe.vocabSize, o.vocabSize, log);
+    warnVocabShortfall(bpe.vocabSize, o.vocabSize, note);
     mkdirSync(o.out, { recursive: true });
     const path = saveTokenizer(bpe, o.out);
     log(`trained a ${bpe.vocabSize}-token byte-level BPE on ${text.source} in ${((Date.now() - t0) / 1000).toFixed(1)} s → ${path}`);

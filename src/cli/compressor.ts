@@ -9,6 +9,11 @@
 // keeps the cores; results are cached by a hash of the two texts in node_modules/.cache/llamatrain/ (npm's
 // convention for tool caches; os.tmpdir()/llamatrain-cache when there is no node_modules here), so every later run
 // on the same data prints them at once. The cache holds one small JSON file per data set.
+//
+// One measurement per cache key at a time: the child holds `<cache file>.lock` (proper-lockfile) while it measures;
+// a run that finds the lock held starts no child (it reads whatever the holder has cached by its end), and a child
+// that loses the race for the lock exits at once. So parallel runs (a sweep, the test suite) leave at most one child
+// behind: the one that will write the cache.
 
 import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,6 +22,10 @@ import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
+import lockfile from 'proper-lockfile';
+
+/** A lock whose holder has not refreshed it for this long is taken over (its child died without releasing it). */
+const LOCK_STALE_MS = 30_000;
 
 export interface CompressorBaseline {
   /** gzip -9: bits per validation byte. */
@@ -92,6 +101,9 @@ export function startCompressorBaseline(trainDocs: string[], validationDocs: str
   const cached = readCache(file);
   if (cached?.brotli != null) return { result: () => cached };
   let latest: CompressorBaseline | null = cached;
+  let busy = false;
+  try { busy = lockfile.checkSync(file, { realpath: false, stale: LOCK_STALE_MS }); } catch { /* unreadable: let a child try */ }
+  if (busy) return { result: () => latest ?? readCache(file) }; // another process measures these texts now
   try {
     const child = fork(fileURLToPath(import.meta.url), ['--compressor-child', file], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
     try { if (child.pid !== undefined && priority !== 0) setPriority(child.pid, priority); } catch { /* not permitted: it runs at normal priority */ }
@@ -109,7 +121,15 @@ export function startCompressorBaseline(trainDocs: string[], validationDocs: str
 // The child: measures, caches and reports gzip first, then brotli.
 if (process.argv[2] === '--compressor-child' && process.send) {
   const file = process.argv[3]!;
-  process.once('message', (m: { train: string; validation: string }) => {
+  process.once('message', async (m: { train: string; validation: string }) => {
+    let release: () => Promise<void>;
+    try {
+      mkdirSync(join(file, '..'), { recursive: true });
+      release = await lockfile.lock(file, { realpath: false, stale: LOCK_STALE_MS });
+    } catch {
+      process.disconnect?.(); // another child measures the same texts (or the cache cannot be written): nothing to do
+      return;
+    }
     const train = Buffer.from(m.train, 'latin1'), validation = Buffer.from(m.validation, 'latin1');
     const gzip = gzipBitsPerByte(train, validation);
     const partial = { gzip, brotli: null };
@@ -119,7 +139,7 @@ if (process.argv[2] === '--compressor-child' && process.send) {
       const full = { gzip, brotli };
       writeCache(file, full);
       if (process.connected) process.send?.(full);
-      process.disconnect?.();
-    });
+      return release();
+    }).catch(() => {}).finally(() => { if (process.connected) process.disconnect?.(); });
   });
 }

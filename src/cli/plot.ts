@@ -43,13 +43,19 @@ export function lossCurveSvg(series: Series[], title: string, xLabel = 'optimize
   parts.push(`<rect x="${M.left}" y="${M.top}" width="${W - M.left - M.right}" height="${H - M.top - M.bottom}" fill="none" stroke="#888"/>`);
   parts.push(`<text x="${(M.left + W - M.right) / 2}" y="${H - 10}" text-anchor="middle">${esc(xLabel)}</text>`);
   parts.push(`<text transform="translate(16 ${(M.top + H - M.bottom) / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`);
-  series.forEach((s, i) => {
+  for (const s of series) {
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
-    if (pts.length > 0) {
-      parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.6"${s.dashed ? ' stroke-dasharray="6 4"' : ''} points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
-      if (s.dots) for (const [x, y] of pts) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
-    }
-    const lx = W - M.right - 170, ly = M.top + 16 + i * 18;
+    if (pts.length === 0) continue;
+    parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.6"${s.dashed ? ' stroke-dasharray="6 4"' : ''} points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
+    if (s.dots) for (const [x, y] of pts) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
+  }
+  // The legend, drawn after every curve on an opaque box sized to its longest name (≈ 7 px per character at 12 px),
+  // so that no curve — a compressor's horizontal line, say — runs through its text.
+  const boxW = 28 + 7 * Math.max(0, ...series.map((s) => s.name.length)) + 10, boxH = 18 * series.length + 8;
+  const bx = W - M.right - 6 - boxW, by = M.top + 6;
+  parts.push(`<rect class="legend" x="${bx}" y="${by}" width="${boxW}" height="${boxH}" fill="white" stroke="#ccc"/>`);
+  series.forEach((s, i) => {
+    const lx = bx + 6, ly = by + 16 + i * 18;
     parts.push(`<line x1="${lx}" x2="${lx + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2.5"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
     parts.push(`<text x="${lx + 28}" y="${ly}">${esc(s.name)}</text>`);
   });

@@ -13,8 +13,40 @@ import { lossCurveSvg } from './plot.js';
 
 export type Log = (s: string) => void;
 
+/**
+ * Diagnostics (the backend line, warnings, progress, notes) go to stderr; results (what a command computed) to
+ * stdout, so that `llamatrain … | tool` or `> file` gets only the results.
+ */
+export const note: Log = (s) => { breakProgressLine(); process.stderr.write(`${s}\n`); };
+
+/** Whether a progress bar is drawn on the current stderr line (a message then starts on a new line). */
+let progressLineOpen = false;
+/** Ends the progress bar's line, if one is drawn, so that a message written now does not run on from it. */
+export function breakProgressLine(): void {
+  if (progressLineOpen) { process.stderr.write('\n'); progressLineOpen = false; }
+}
+
+/**
+ * A generated sample as printed: each line of it indented under a heading that says how it was made, so that
+ * newlines in the text read as newlines and the sample cannot be mistaken for the lines around it.
+ */
+export function showSample(heading: string, text: string, indent = '    '): string {
+  return `${heading}\n${(text === '' ? '(empty)' : text).split('\n').map((l) => `${indent}${l}`).join('\n')}`;
+}
+
 /** Where a run writes and how it reports: its directory, its log, its length, whether to show progress. */
-export interface RunInfo { dir: string; log: Log; steps: number; progress: boolean }
+export interface RunInfo {
+  dir: string;
+  /** Results (stdout). */
+  log: Log;
+  /** Diagnostics: step lines, evaluations, warnings (stderr by default). */
+  note?: Log;
+  steps: number;
+  /** A progress bar on a terminal; false (or no terminal): a step line every ~1/12 of the steps. */
+  progress: boolean;
+  /** How the samples are generated, as said in their headings (e.g. `temperature 0.8, top-k 40`). */
+  sampling?: string;
+}
 
 export const fmt = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
 
@@ -125,7 +157,7 @@ export class RunReport {
       kept.push(m as Record<string, unknown>);
     });
     if (bad.length > 0) {
-      this.run.log(`llamatrain: warning: ${this.metricsPath}: dropped ${bad.length === 1 ? 'line' : 'lines'} ${bad.join(', ')}, ` +
+      (this.run.note ?? note)(`llamatrain: warning: ${this.metricsPath}: dropped ${bad.length === 1 ? 'line' : 'lines'} ${bad.join(', ')}, ` +
         'not valid JSON (what a run killed while writing leaves)');
     }
     const history = kept.filter((m) => m.type !== 'final' && (m.step as number) <= step);
@@ -151,14 +183,22 @@ export class RunReport {
     ], `llamatrain — ${this.title}`));
   }
 
+  /** The sample of the evaluation at this step, if this run made one (then it is of the weights of that step). */
+  private readonly evalSamples = new Map<number, string>();
+
   /** A sample of the model as it is now (the run's sampler). */
   sample(): Promise<string> {
     return this.sampler();
   }
 
+  /** The sample this run's evaluation at `step` made, or null. */
+  sampleAt(step: number): string | null {
+    return this.evalSamples.get(step) ?? null;
+  }
+
   /** Starts the progress display and records every step and evaluation of the trainer. */
   follow<M extends TrainableModel>(trainer: Trainer<M>): void {
-    const { dir, log } = this.run, o = this.run;
+    const { dir } = this.run, o = this.run, say0 = this.run.note ?? note;
     const tty = o.progress && process.stderr.isTTY === true;
     const bar = tty ? new cliProgress.SingleBar({
       format: 'step {value}/{total} |{bar}| loss {loss} | lr {lr} | {tps} tok/s | ETA {eta_formatted}',
@@ -167,16 +207,17 @@ export class RunReport {
     this.bar = bar;
     // the bar's last values: a restart after a log line shows them again (an empty payload would print `{loss}`)
     const shown = { loss: '-', lr: '-', tps: '-' as string | number };
-    bar?.start(o.steps, trainer.step, shown);
+    const start = () => { bar?.start(o.steps, trainer.step, shown); progressLineOpen = bar !== null; };
+    start();
     const logEvery = Math.max(1, Math.round(o.steps / 12));
-    const say = (s: string) => { if (bar) bar.stop(); log(s); if (bar) bar.start(o.steps, trainer.step, shown); };
+    const say = (s: string) => { if (bar) { bar.stop(); progressLineOpen = false; } say0(s); start(); };
     trainer.on('step', (m: StepMetrics) => {
       this.metric({ type: 'train', step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokens: m.tokens,
         tokensPerSec: Math.round(m.tokensPerSec), elapsedMs: m.elapsedMs, skipped: m.skipped });
       this.trainCurve.push([m.step, m.loss]);
       if (bar) bar.update(m.step, Object.assign(shown, { loss: fmt(m.loss), lr: m.lr.toExponential(2), tps: Math.round(m.tokensPerSec) }));
-      else if (o.progress && (m.step % logEvery === 0 || m.step === o.steps)) {
-        log(`step ${m.step}/${o.steps} | loss ${fmt(m.loss)} | lr ${m.lr.toExponential(2)} | grad norm ${fmt(m.gradNorm, 2)} | ${Math.round(m.tokensPerSec)} tok/s | ${fmt(m.elapsedMs / 1000, 0)} s`);
+      else if (m.step % logEvery === 0 || m.step === o.steps) { // no bar (--no-progress, or not a terminal): step lines
+        say0(`step ${m.step}/${o.steps} | loss ${fmt(m.loss)} | lr ${m.lr.toExponential(2)} | grad norm ${fmt(m.gradNorm, 2)} | ${Math.round(m.tokensPerSec)} tok/s | ${fmt(m.elapsedMs / 1000, 0)} s`);
       }
     });
     // the sample is generated before training goes on (the Trainer awaits eval handlers)
@@ -185,14 +226,17 @@ export class RunReport {
       this.valCurve.push([r.step, r.loss]);
       this.writePlot();
       const txt = await this.sample();
+      this.evalSamples.set(r.step, txt);
       appendFileSync(join(dir, 'samples.txt'), `--- step ${r.step} (validation loss ${fmt(r.loss)}) ---\n${txt}\n\n`);
       say(`eval @ step ${r.step}: validation loss ${fmt(r.loss)} | perplexity ${fmt(r.perplexity, 1)}` +
-        (r.bitsPerByte === null ? '' : ` | bits/byte ${fmt(r.bitsPerByte)}`) + `\n  sample: ${JSON.stringify(txt)}`);
+        (r.bitsPerByte === null ? '' : ` | bits/byte ${fmt(r.bitsPerByte)}`) + '\n' +
+        showSample(`  sample${this.run.sampling ? ` (${this.run.sampling})` : ''}:`, txt, '      '));
     });
   }
 
   stopProgress(): void {
     this.bar?.stop();
+    progressLineOpen = false;
   }
 }
 

@@ -25,12 +25,21 @@ import { type ChatMessage, defaultEndOfTurn, trainByteLevelBPE } from '../tokeni
 import { type HFTokenizer, loadTokenizerFile, saveTokenizer } from '../tokenizer/node.js';
 import { type EvalResult, type TrainableModel, Trainer, type TrainingState, evaluate } from '../train/index.js';
 import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseAndCheck, parseCommandLine } from './options.js';
-import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
+import {
+  CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, note, rowsHash, showSample, stamp, trainWithCheckpoints, watchForCollapse,
+} from './run.js';
 import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, writeRunConfig } from './rundir.js';
 import { backendOptions, batchesOf, checkDataFile, modelDirOf, runOptions, selectBackend, toBatch, tokenByteLengths, warnVocabShortfall } from './shared.js';
 
 /** The small conversation file the package ships (arithmetic Q&A), used when --data is empty. */
 export const EXAMPLE_CHAT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'data', 'chat.jsonl');
+
+/** The ceiling of --vocab-size=0: the BPE merges until no pair repeats or it has this many tokens, without a warning. */
+const AUTO_VOCAB = 1024;
+
+/** What sft's --data takes, for errors: its default, the shape of a line. */
+const SFT_DATA_ADVICE = 'sft reads conversations: a JSONL file with one {"messages": [{"role": "user", "content": "…"}, ' +
+  '{"role": "assistant", "content": "…"}]} (or {"prompt": "…", "completion": "…"}) per line; leave --data out for the example data/chat.jsonl';
 
 export const sftSchema = {
   data: { type: 'string', default: '', help: "conversations: a JSONL file with a 'messages' list (or 'prompt' and 'completion') per line; empty: the package's example (data/chat.jsonl)" },
@@ -41,7 +50,7 @@ export const sftSchema = {
   loraDropout: { type: 'number', default: 0, min: 0, max: 1, maxExclusive: true, help: 'dropout on the adapters\' input while training' },
   targetModules: { type: 'string', default: 'q_proj,k_proj,v_proj,o_proj', help: "comma-separated Linear names to adapt, or 'all-linear'" },
   validationFraction: { type: 'number', default: 0.1, min: 0, minExclusive: true, max: 1, maxExclusive: true, help: 'share of the conversations held out for validation (the last ones)' },
-  vocabSize: { type: 'int', default: 1024, min: 259, max: 2 ** 21, help: 'vocabulary of the BPE trained for a new model' },
+  vocabSize: { type: 'int', default: 0, min: 0, max: 2 ** 21, help: `vocabulary of the BPE trained for a new model (at least 259); 0: as many tokens as the conversations give, up to ${AUTO_VOCAB}` },
   dim: { type: 'int', default: 128, min: 2, help: 'hidden size C of a new model' },
   layers: { type: 'int', default: 4, min: 1, help: 'decoder layers L of a new model' },
   heads: { type: 'int', default: 4, min: 1, help: 'attention heads NH of a new model' },
@@ -116,7 +125,8 @@ async function resolveOptions(argv: string[]): Promise<{ o: SftOptions; saved: R
   }
   checkSftOptions(o);
   // the files the options name, before any work (a run directory given as --from stands for its model/)
-  checkDataFile(o.data);
+  if (o.data === 'brown') throw new UsageError(`--data brown: the Brown corpus is plain text, for train; ${SFT_DATA_ADVICE}`);
+  checkDataFile(o.data, '--data', SFT_DATA_ADVICE);
   if (o.from) {
     o.from = await modelDirOf(o.from, '--from');
     if (!o.resume) { // the conversations are rendered with --from's own chat template: it must have one
@@ -132,6 +142,9 @@ async function resolveOptions(argv: string[]): Promise<{ o: SftOptions; saved: R
 
 /** Checks that relate options to each other (each option's type and range are the schema's, checked while parsing). */
 function checkSftOptions(o: SftOptions): void {
+  if (o.vocabSize !== 0 && o.vocabSize < 259) {
+    throw new UsageError(`--vocab-size: must be 0 (as many as the conversations give, up to ${AUTO_VOCAB}) or at least 259 (the 256 bytes and ChatML's 3 special tokens), got ${o.vocabSize}`);
+  }
   if (o.targetModules.split(',').every((t) => t.trim() === '')) {
     throw new UsageError(`--target-modules: give at least one Linear name (e.g. q_proj,v_proj) or 'all-linear', got ${JSON.stringify(o.targetModules)}`);
   }
@@ -142,13 +155,13 @@ function checkSftOptions(o: SftOptions): void {
 
 export async function runSft(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
   const { o, saved } = await resolveOptions(argv);
-  return RunDirectory.run({ command: 'sft', out: o.out, resume: o.resume, defaultName: `sft-${stamp()}` }, log,
+  return RunDirectory.run({ command: 'sft', out: o.out, resume: o.resume, defaultName: `sft-${stamp()}` }, note, // the Ctrl-C message: a diagnostic
     (rd, stop) => sftIn(o, rd.dir, rd.resuming, saved, stop, log));
 }
 
 async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Record<string, unknown> | null, stop: AbortController, log: Log): Promise<{ final: EvalResult; dir: string }> {
   if (resuming) checkHasCheckpoint(dir, 'sft');
-  const backend = await selectBackend(o.backend, o.threads, log);
+  const backend = await selectBackend(o.backend, o.threads, note, o.verbose);
   const useLora = o.from !== '' && o.lora;
 
   // ---- data and tokenizer
@@ -164,8 +177,8 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
       }
     } else {
       const texts = trainSet.flatMap((c) => c.messages.map((m) => (typeof m.content === 'string' ? m.content : '')));
-      const bpe = trainByteLevelBPE(texts, { vocabSize: o.vocabSize, chat: true });
-      warnVocabShortfall(bpe.vocabSize, o.vocabSize, log);
+      const bpe = trainByteLevelBPE(texts, { vocabSize: o.vocabSize || AUTO_VOCAB, chat: true });
+      if (o.vocabSize > 0) warnVocabShortfall(bpe.vocabSize, o.vocabSize, note); // 0 asked for no more than the text gives
       saveTokenizer(bpe, dir);
     }
   }
@@ -182,13 +195,13 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
   log(`data: ${dataPath}: ${r.conversations} training conversations → ${train.rows.length} rows × ${o.seqLen} tokens ` +
     `(${r.kept} kept, ${r.truncated} cut to --seq-len, ${r.droppedNoTarget} dropped with no assistant token left; ${r.targets} of ` +
     `${r.tokens} tokens counted by the loss); ${val.report.kept} validation conversations`);
-  if (r.droppedNoTarget > 0) log(`  note: ${r.droppedNoTarget} conversations had no assistant reply within ${o.seqLen} tokens; raise --seq-len to keep them`);
+  if (r.droppedNoTarget > 0) note(`  note: ${r.droppedNoTarget} conversations had no assistant reply within ${o.seqLen} tokens; raise --seq-len to keep them`);
   if (train.rows.length < o.batchSize) throw new UsageError(`${train.rows.length} training rows: fewer than one batch of ${o.batchSize}; lower --batch-size`);
   log(`what the loss sees (⟦counted⟧, the rest is context), first training conversation:\n${showCounted(tok, encodeChat(tok, trainSet[0]!))}`);
 
   // ---- model
   let model: LlamaForCausalLM, peft: PeftModel | null = null, state: TrainingState | null = null;
-  const onWarning = (m: string) => log(`llamatrain: ${m}`);
+  const onWarning = (m: string) => note(`llamatrain: ${m}`);
   if (resuming && useLora) {
     const ck = await loadAdapterCheckpoint(join(dir, 'checkpoints'), await loadPretrained(o.from, { weights: 'as-stored' }), { onWarning });
     model = ck.peft.model; peft = ck.peft; state = ck.state;
@@ -244,7 +257,7 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
     forced = { ...changes.changed, ...(dataChanged ? { rows: [recorded, dataHash] as [unknown, unknown] } : {}) };
     const loaderMoved = dataChanged || Object.keys(changes.changed).some((k) => k !== 'gradAccum');
     if (Object.keys(forced).length > 0) {
-      log(`llamatrain: --force: resuming with ${[...changes.forceable, ...(dataChanged ? ['other training rows'] : [])].join(', ')}` +
+      note(`llamatrain: --force: resuming with ${[...changes.forceable, ...(dataChanged ? ['other training rows'] : [])].join(', ')}` +
         (loaderMoved ? '; the data loader starts a new pass over the data' : ''));
     }
     if (loaderMoved) state.data = loader.state(); // the saved position is one in the old data
@@ -271,7 +284,8 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
     const reply = Array.from(await out.data()).slice(ids.length);
     return `${promptOf(probe).map((m) => `${m.role}: ${typeof m.content === 'string' ? m.content : ''}`).join(' | ')} → assistant: ${tok.decode(reply, { skipSpecialTokens: true })}`;
   };
-  const report = new RunReport({ dir, log, steps: o.steps, progress: o.progress }, sample, `sft — ${dataPath.split('/').pop()}`);
+  const sampling = o.temperature === 0 ? 'greedy' : `temperature ${o.temperature}, top-k 40`;
+  const report = new RunReport({ dir, log, steps: o.steps, progress: o.progress, sampling }, sample, `sft — ${dataPath.split('/').pop()}`);
   if (state) {
     report.keepHistoryUpTo(state.step);
     report.metric({ type: 'resume', step: state.step, segment: clock.segment, ...(Object.keys(forced).length > 0 ? { forced } : {}) });
@@ -315,7 +329,7 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
     lora: peft ? { r: o.loraR, alpha: o.loraAlpha, targetModules: peft.config.target_modules } : null,
     trainableParameters: counts.trainable, seconds: Math.round(clock.seconds()), segments: clock.segment };
   writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
-  log(`final sample: ${finalSample}`);
+  log(showSample(`final sample (${sampling}):`, finalSample));
   log(`final validation (${final.tokens} assistant tokens): loss ${fmt(final.loss)} | perplexity ${fmt(final.perplexity, 2)}`);
   log(`done in ${summary.seconds} s — ${peft ? `adapter (PEFT): ${join(dir, 'adapter')} | ` : ''}model: ${join(dir, 'model')} | ` +
     `metrics: ${join(dir, 'metrics.jsonl')} | loss curve: ${join(dir, 'loss.svg')} | chat: llamatrain chat --model=${join(dir, 'model')}`);
@@ -346,7 +360,7 @@ export async function runChat(argv: string[], write: (s: string) => void = (s) =
   if (o.adapter && !existsSync(join(o.adapter, 'adapter_config.json'))) {
     throw new UsageError(`--adapter ${o.adapter}: no adapter_config.json there (give a LoRA adapter directory in PEFT's format, e.g. an sft run's adapter/)`);
   }
-  await selectBackend(o.backend, o.threads, (s) => write(s + '\n'));
+  await selectBackend(o.backend, o.threads, note, o.verbose); // stdout carries only the conversation
   const tok = loadTokenizerFile(o.model);
   if (!tok.chatTemplate) throw new UsageError(`${o.model}: the tokenizer has no chat template; chat needs one (tokenizer_config.json 'chat_template')`);
   const base = await loadPretrained(o.model, { weights: 'as-stored' }); // chat: a BF16/F16 checkpoint stays half
@@ -357,8 +371,20 @@ export async function runChat(argv: string[], write: (s: string) => void = (s) =
   const tty = (input as { isTTY?: boolean }).isTTY === true;
   const rl = createInterface({ input, terminal: false });
   if (tty) write('> ');
-  for await (const line of rl) {
-    if (line.trim() === '') break;
+  try {
+    for await (const line of rl) {
+      if (line.trim() === '') break;
+      await answer(line);
+      if (tty) write('> ');
+    }
+  } finally {
+    // Leaving the loop does not close the interface, and an open terminal stdin keeps the process alive: an empty
+    // line would end the chat but not the command. Closing it pauses the input, which lets the process exit.
+    rl.close();
+    (input as { pause?: () => void }).pause?.();
+  }
+
+  async function answer(line: string): Promise<void> {
     messages.push({ role: 'user', content: line });
     const ids = tok.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true }).inputIds;
     const reply: number[] = [];
@@ -377,6 +403,5 @@ export async function runChat(argv: string[], write: (s: string) => void = (s) =
     const text = tok.decode(reply, { skipSpecialTokens: true });
     write(`${text.slice(shown.length)}\n`);
     messages.push({ role: 'assistant', content: text });
-    if (tty) write('> ');
   }
 }

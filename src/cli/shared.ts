@@ -22,6 +22,7 @@ export const backendOptions = {
     "LLAMATRAIN_BLAS=/path/lib overrides), 'auto' (webgpu on a hardware GPU adapter, else native when a BLAS loads and passes its " +
     "self-check, else wasm), 'wasm' (WebAssembly SIMD + threads) or 'ref' (plain TypeScript, the oracle)" },
   threads: { type: 'int', default: 0, min: 0, max: 1024, help: 'worker threads of the wasm/native backend (0 = all cores)' },
+  verbose: { type: 'boolean', default: false, help: 'say in full which backend was chosen and why (library, threads, why not the others) and its notes' },
 } as const;
 
 /**
@@ -74,9 +75,10 @@ function downloadProgress(log: (s: string) => void): (p: HubProgress) => void {
 }
 
 /** Refuses a data file that does not exist, before any work ('brown' and '' mean the built-in data). */
-export function checkDataFile(path: string, option = '--data'): void {
+export function checkDataFile(path: string, option = '--data',
+  advice = "use 'brown' for the built-in corpus, or a .txt/.jsonl/.json/.parquet file"): void {
   if (path === '' || path === 'brown') return;
-  if (!existsSync(path)) throw new UsageError(`${option}: no such file '${path}' (use 'brown' for the built-in corpus, or a .txt/.jsonl/.json/.parquet file)`);
+  if (!existsSync(path)) throw new UsageError(`${option}: no such file '${path}' (${advice})`);
   if (statSync(path).isDirectory()) throw new UsageError(`${option} ${path}: is a directory; give a .txt, .jsonl, .json or .parquet file`);
 }
 
@@ -98,7 +100,7 @@ export const runOptions = {
   resume: { type: 'string', default: '', help: 'continue the run in this directory from its latest checkpoint (in that directory: no --out)' },
   force: { type: 'boolean', default: false, help: 'with --resume: go on although --data, --seq-len, --batch-size, --grad-accum or --seed changed (the data loader starts a new pass)' },
   seed: { type: 'int', default: 0, min: 0, max: 2 ** 32 - 1, help: 'seed of init, shuffling and sampling' },
-  progress: { type: 'boolean', default: true, help: 'show a progress bar (on a terminal; otherwise log lines)' },
+  progress: { type: 'boolean', default: true, help: 'a progress bar on a terminal; --no-progress (or no terminal): a step line every 1/12 of the steps, on stderr' },
 } as const;
 
 /**
@@ -113,8 +115,11 @@ function gpuDeviceNodesMissing(): string {
   return 'no GPU device on this machine (no /dev/dri/renderD*, /dev/nvidia*, /dev/dxg, /dev/kfd)';
 }
 
-/** Makes the chosen backend the default for new tensors; returns the name actually used. */
-export async function selectBackend(name: string, threads: number, log: (s: string) => void): Promise<string> {
+/**
+ * Makes the chosen backend the default for new tensors; returns the name actually used. `log` gets one short line
+ * (the backend and its library); with `verbose`, the full line (why this one and not the others) and the notes.
+ */
+export async function selectBackend(name: string, threads: number, log: (s: string) => void, verbose = false): Promise<string> {
   if (name === 'webgpu') {
     try {
       await registerWebGPUBackend();
@@ -123,7 +128,7 @@ export async function selectBackend(name: string, threads: number, log: (s: stri
       throw e;
     }
     const info = webgpuInfo()!;
-    log(`llamatrain: backend webgpu: ${describeWebGPU(info)}${info.isSoftware ? ' — a software adapter: correct but slow' : ''}`);
+    log(`llamatrain: backend webgpu${verbose ? `: ${describeWebGPU(info)}` : ''}${info.isSoftware ? ' — a software adapter: correct but slow' : ''}`);
     setBackend('webgpu');
     return 'webgpu';
   }
@@ -134,7 +139,7 @@ export async function selectBackend(name: string, threads: number, log: (s: stri
     const probe = noGpu ? { reason: noGpu } : await probeWebGPU();
     if ('info' in probe && !probe.info.isSoftware) {
       await registerWebGPUBackend();
-      log(`llamatrain: backend webgpu (auto: hardware adapter ${describeWebGPU(webgpuInfo()!)})`);
+      log(verbose ? `llamatrain: backend webgpu (auto: hardware adapter ${describeWebGPU(webgpuInfo()!)})` : 'llamatrain: backend webgpu (--verbose: details)');
       setBackend('webgpu');
       return 'webgpu';
     }
@@ -144,14 +149,19 @@ export async function selectBackend(name: string, threads: number, log: (s: stri
     try {
       await registerNativeBackend(threads > 0 ? { threads } : {});
       const info = nativeInfo()!;
-      log(`llamatrain: backend native: GEMMs on ${describeNative(info)}${name === 'auto' ? ` (auto: a BLAS loaded and passed its self-check; not webgpu: ${why})` : ''}`);
-      for (const n of info.notes) log(`llamatrain: note: ${n}`);
+      if (verbose) {
+        log(`llamatrain: backend native: GEMMs on ${describeNative(info)}${name === 'auto' ? ` (auto: a BLAS loaded and passed its self-check; not webgpu: ${why})` : ''}`);
+        for (const n of info.notes) log(`llamatrain: note: ${n}`);
+      } else {
+        const notes = info.notes.length > 0 ? `, ${info.notes.length} note${info.notes.length > 1 ? 's' : ''}` : '';
+        log(`llamatrain: backend native (${info.kind}${info.blasThreads ? `, ${info.blasThreads} BLAS threads` : ''}${notes}; --verbose: details)`);
+      }
       setBackend('native');
       return 'native';
     } catch (e) {
       if (!(e instanceof NativeUnavailableError)) throw e;
       if (name === 'native') throw new UsageError(`--backend native: ${e.message.replace(/^native backend: /, '')} (--backend auto falls back to wasm)`);
-      log(`llamatrain: backend wasm (auto: ${e.message}; not webgpu: ${why})`);
+      log(verbose ? `llamatrain: backend wasm (auto: ${e.message}; not webgpu: ${why})` : 'llamatrain: backend wasm (no BLAS for native; --verbose: details)');
       name = 'wasm';
     }
   }

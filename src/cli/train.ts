@@ -14,7 +14,9 @@ import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, Trainer, type TrainingState, evaluate } from '../train/index.js';
 import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseCommandLine } from './options.js';
-import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
+import {
+  CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, note, rowsHash, showSample, stamp, trainWithCheckpoints, watchForCollapse,
+} from './run.js';
 import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, writeRunConfig } from './rundir.js';
 import {
   TOKENIZER_SIDE_FILES, backendOptions, batchesOf, checkDataFile, loadTextData, loadTokenizerFrom, modelDirOf, packTexts, runOptions, selectBackend, toBatch,
@@ -81,7 +83,21 @@ export type TrainOptions = Values<typeof trainSchema>;
 /** train's options: `train my.jsonl` is `train --data=my.jsonl`; checkOptions relates options to each other. */
 export const trainCommand: CommandOptions<typeof trainSchema> = { name: 'train', schema: trainSchema, positional: 'data', check: checkOptions };
 
-export const trainHelp = helpText('train', 'Train a LLaMA model. With no options: a 2M-parameter model on the built-in Brown corpus (~3 min on 2 cores).', trainSchema,
+/**
+ * Parameters of a new model of these options with a vocabulary of V tokens (tied or untied head, SwiGLU, RMSNorm):
+ * what --help quotes for the defaults, so that the number follows the defaults.
+ */
+export function newModelParameters(o: Pick<TrainOptions, 'dim' | 'layers' | 'heads' | 'kvHeads' | 'ffn' | 'tie'>, V: number): number {
+  const C = o.dim, HD = C / o.heads, F = o.ffn || 32 * Math.ceil((8 * C) / 3 / 32);
+  const layer = 2 * C * C + 2 * C * o.kvHeads * HD + 3 * C * F + 2 * C; // q, o; k, v; gate, up, down; two norms
+  return V * C * (o.tie ? 1 : 2) + o.layers * layer + C;
+}
+
+const defaults = Object.fromEntries(Object.entries(trainSchema).map(([k, s]) => [k, s.default])) as unknown as TrainOptions;
+export const trainHelp = helpText('train', `Train a LLaMA model. With no options: a ${newModelParameters(defaults, defaults.vocabSize).toLocaleString('en')}-parameter ` +
+  `model (C=${defaults.dim}, L=${defaults.layers}, V=${defaults.vocabSize}, the size of the BPE trained on the text) on the built-in Brown corpus, ` +
+  `${defaults.steps} steps of ${defaults.batchSize} × ${defaults.seqLen} tokens. Samples (at each evaluation, and the final one: the last ` +
+  "evaluation's when it was at the last step) continue --sample-prompt with --temperature and top-k 40.", trainSchema,
   'llamatrain train [<data file>] [--config file.json] [--key=value ...]');
 
 
@@ -120,17 +136,17 @@ const FORCEABLE_ON_RESUME = ['data', 'textField', 'validationFraction', 'seqLen'
 
 export async function runTrain(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
   const { o, saved } = await resolveOptions(argv);
-  return RunDirectory.run({ command: 'train', out: o.out, resume: o.resume, defaultName: stamp() }, log,
+  return RunDirectory.run({ command: 'train', out: o.out, resume: o.resume, defaultName: stamp() }, note, // the Ctrl-C message: a diagnostic
     (rd, stop) => trainIn({ o, dir: rd.dir, resuming: rd.resuming, log }, saved, stop));
 }
 
 async function trainIn(run: RunContext, saved: Record<string, unknown> | null, stop: AbortController): Promise<{ final: EvalResult; dir: string }> {
   const { o, log } = run;
-  const backend = await selectBackend(o.backend, o.threads, log);
+  const backend = await selectBackend(o.backend, o.threads, note, o.verbose);
   // On resume: the checkpoint first (the newest intact one), so that a --steps below the steps done is refused
   // before any work, and nothing (train_config.json included) is written before every check has passed.
   if (run.resuming) checkHasCheckpoint(run.dir, 'train');
-  const resumed = run.resuming ? await loadCheckpoint(join(run.dir, 'checkpoints'), {}, { onWarning: (m) => log(`llamatrain: ${m}`) }) : null;
+  const resumed = run.resuming ? await loadCheckpoint(join(run.dir, 'checkpoints'), {}, { onWarning: (m) => note(`llamatrain: ${m}`) }) : null;
   if (resumed) checkResumeSteps(run.dir, 'train', o.steps, resumed.state.step);
   const data = await prepareData(run);
   let forced: Record<string, [unknown, unknown]> = {};
@@ -148,7 +164,8 @@ async function trainIn(run: RunContext, saved: Record<string, unknown> | null, s
   const sampleRng = new RNG(o.seed + 1);
   if (Array.isArray(state?.extra?.sampleRng)) sampleRng.setState(state.extra.sampleRng as number[]);
   const clock = new RunClock(Number(state?.extra?.seconds ?? 0), Number(state?.extra?.segments ?? 0) + 1);
-  const report = new RunReport({ dir: run.dir, log, steps: o.steps, progress: o.progress }, () => sampleText(o, model, data.tok, sampleRng), data.source);
+  const report = new RunReport({ dir: run.dir, log, steps: o.steps, progress: o.progress, sampling: `temperature ${o.temperature}, top-k 40` },
+    () => sampleText(o, model, data.tok, sampleRng), data.source);
   if (state) {
     report.keepHistoryUpTo(state.step);
     report.metric({ type: 'resume', step: state.step, segment: clock.segment, ...(Object.keys(forced).length > 0 ? { forced } : {}) });
@@ -211,7 +228,7 @@ function checkResumedData({ o, dir, log }: RunContext, saved: Record<string, unk
   const forced = { ...changes.changed, ...(dataChanged ? { rows: [recorded, data.hash] as [unknown, unknown] } : {}) };
   const loaderMoved = dataChanged || Object.keys(changes.changed).some((k) => k !== 'gradAccum');
   if (Object.keys(forced).length > 0) {
-    log(`llamatrain: --force: resuming with ${[...changes.forceable, ...(dataChanged ? ['other training rows'] : [])].join(', ')}` +
+    note(`llamatrain: --force: resuming with ${[...changes.forceable, ...(dataChanged ? ['other training rows'] : [])].join(', ')}` +
       (loaderMoved ? '; the data loader starts a new pass over the data' : ''));
   }
   if (loaderMoved) state.data = data.loader.state(); // the saved position is one in the old data
@@ -226,7 +243,7 @@ async function prepareData({ o, dir, resuming, log }: RunContext): Promise<RunDa
     tok = loadTokenizerFrom(resuming ? dir : o.tokenizer);
   } else {
     const bpe = trainByteLevelBPE(text.train, { vocabSize: o.vocabSize });
-    warnVocabShortfall(bpe.vocabSize, o.vocabSize, log);
+    warnVocabShortfall(bpe.vocabSize, o.vocabSize, note);
     saveTokenizer(bpe, dir);
     tok = bpe;
   }
@@ -323,14 +340,15 @@ async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, s
     ? [...(b.brotli !== null ? [{ name: `brotli -q 11 (${fmt(b.brotli)} bits/byte)`, value: b.brotli * natsPerBit }] : []),
       { name: `gzip -9 (${fmt(b.gzip)} bits/byte)`, value: b.gzip * natsPerBit }]
     : []);
-  const finalSample = await report.sample();
+  // the last evaluation's sample when it was of these weights (one sample of a model, not two that differ by luck)
+  const finalSample = report.sampleAt(step) ?? await report.sample();
   appendFileSync(join(dir, 'samples.txt'), `--- final (step ${step}) ---\n${finalSample}\n\n`);
   // the whole run: every segment's seconds (a resume adds to the checkpoint's), not just this one's
   const summary = { status: 'finished', steps: step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte,
     validationTokens: final.tokens, seconds: Math.round(clock.seconds()), segments: clock.segment, parameters: model.numParameters(),
     compressorBitsPerByte: data.baseline?.result() ?? null };
   writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
-  log(`final sample: ${JSON.stringify(finalSample)}`);
+  log(showSample(`final sample (step ${step}; temperature ${o.temperature}, top-k 40):`, finalSample));
   log(`final validation (${final.tokens} tokens): loss ${fmt(final.loss)} | perplexity ${fmt(final.perplexity, 1)} | bits per byte ${fmt(final.bitsPerByte ?? NaN)}`);
   if (data.baseline) log(describeBaseline(data.baseline.result()));
   log(`done in ${summary.seconds} s — model: ${join(dir, 'model')} | metrics: ${report.metricsPath} | loss curve: ${join(dir, 'loss.svg')} | samples: ${join(dir, 'samples.txt')}`);

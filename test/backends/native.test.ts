@@ -184,12 +184,26 @@ test('CLI: --backend auto without a BLAS trains on wasm and says why in one line
   const small = ['--vocab-size=280', '--dim=16', '--layers=1', '--heads=2', '--kv-heads=1', '--seq-len=16', '--batch-size=2',
     '--warmup=1', '--eval-every=0', '--sample-tokens=0', '--progress=false', '--steps=1', '--threads=1'];
   const lines: string[] = [];
-  const code = await withBlasEnv('/nonexistent', () => main(['train', `--data=${data}`, `--out=${join(dir, 'o')}`, '--backend=auto', ...small], (s) => lines.push(s)));
+  const orig = process.stderr.write.bind(process.stderr); // the backend line is a diagnostic: on stderr
+  process.stderr.write = ((s: string) => { lines.push(...String(s).split('\n').filter(Boolean)); return true; }) as typeof process.stderr.write;
+  let code: number;
+  try {
+    code = await withBlasEnv('/nonexistent', () => main(['train', `--data=${data}`, `--out=${join(dir, 'o')}`, '--backend=auto', '--verbose', ...small], (s) => lines.push(s)));
+  } finally {
+    process.stderr.write = orig;
+  }
   assert.equal(code, 0, lines.join('\n'));
   const why = lines.filter((l) => /BLAS|auto:|native backend/.test(l));
   assert.equal(why.length, 1, lines.join('\n'));
   assert.match(why[0]!, /^llamatrain: backend wasm \(auto: native backend: (LLAMATRAIN_BLAS=\/nonexistent: no such file|the optional package 'koffi')/);
   const errs: string[] = [];
-  const bad = await withBlasEnv('/nonexistent', () => main(['train', `--data=${data}`, `--out=${join(dir, 'p')}`, '--backend=native', ...small], (s) => errs.push(s)));
+  process.stderr.write = ((s: string) => { errs.push(String(s)); return true; }) as typeof process.stderr.write; // an error provoked on purpose
+  let bad: number;
+  try {
+    bad = await withBlasEnv('/nonexistent', () => main(['train', `--data=${data}`, `--out=${join(dir, 'p')}`, '--backend=native', ...small], (s) => errs.push(s)));
+  } finally {
+    process.stderr.write = orig;
+  }
   assert.equal(bad, 2);
+  assert.match(errs.join(''), /--backend native: LLAMATRAIN_BLAS=\/nonexistent: no such file/);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../src/cli/main.js';
+import { runCli } from './helpers.js';
 import { helpText, parseCommandLine, parseOptions, UsageError, wantsHelp } from '../../src/cli/options.js';
 import { trainHelp, trainSchema } from '../../src/cli/train.js';
 import { generateSchema } from '../../src/cli/commands.js';
@@ -12,11 +12,8 @@ import { RNG, countBytes, trainByteLevelBPE } from '../../src/index.js';
 import { loadCheckpoint, loadPretrained } from '../../src/node.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'llamatrain-cli-'));
-async function run(argv: string[]): Promise<{ code: number; out: string }> {
-  const lines: string[] = [];
-  const code = await main(argv, (s) => lines.push(s));
-  return { code, out: lines.join('\n') };
-}
+/** The CLI in this process: stdout's lines (`out`), and stderr (`err`: the diagnostics) kept out of the test's output. */
+const run = runCli;
 
 /** A small JSONL corpus of simple English sentences. */
 function corpus(dir: string): string {
@@ -191,21 +188,14 @@ test('bad input: a missing data file, an empty file, a typo, help everywhere', a
   assert.equal(r.code, 2);
   const empty = join(dir, 'empty.txt');
   writeFileSync(empty, '');
-  const stderr: string[] = [];
-  const orig = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((s: string) => { stderr.push(String(s)); return true; }) as typeof process.stderr.write;
-  try {
-    assert.notEqual((await run(['train', `--data=${empty}`, ...small])).code, 0);
-    assert.equal((await run(['frobnicate'])).code, 2);
-    assert.equal((await run(['train', '--stesp=3'])).code, 2);
-    assert.equal((await run(['train', 'data.txt'])).code, 2);
-  } finally {
-    process.stderr.write = orig;
-  }
-  assert.match(stderr.join(''), /empty\.txt/);
-  assert.match(stderr.join(''), /unknown command 'frobnicate'/);
-  assert.match(stderr.join(''), /llamatrain train: --stesp: unknown option \(did you mean --steps\?\); see --help/);
-  assert.match(stderr.join(''), /llamatrain train: --data: no such file 'data\.txt'/); // a positional argument is the data file
+  const bad = await run(['train', `--data=${empty}`, ...small]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.err, /empty\.txt/);
+  const frob = await run(['frobnicate']), stesp = await run(['train', '--stesp=3']), pos = await run(['train', 'data.txt']);
+  assert.deepEqual([frob.code, stesp.code, pos.code], [2, 2, 2]);
+  assert.match(frob.err, /unknown command 'frobnicate'/);
+  assert.match(stesp.err, /llamatrain train: --stesp: unknown option \(did you mean --steps\?\); see --help/);
+  assert.match(pos.err, /llamatrain train: --data: no such file 'data\.txt'/); // a positional argument is the data file
   for (const c of [['train'], ['eval'], ['generate'], ['tokenizer', 'train'], ['tokenizer', 'encode']]) for (const flag of ['--help', '-h']) {
     const h = await run([...c, flag]);
     assert.equal(h.code, 0);

@@ -8,17 +8,14 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { main } from '../../src/cli/main.js';
+import { runCli } from './helpers.js';
 import { runChat } from '../../src/cli/sft.js';
 import { LlamaForCausalLM, type LlamaConfigInput, refBackend, parseSafetensors } from '../../src/index.js';
 import { savePretrained } from '../../src/node.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'llamatrain-families-'));
-async function run(argv: string[]): Promise<{ code: number; out: string }> {
-  const lines: string[] = [];
-  const code = await main(argv, (s) => lines.push(s));
-  return { code, out: lines.join('\n') };
-}
+/** The CLI in this process: stdout's lines (`out`), and stderr (`err`: the diagnostics) kept out of the test's output. */
+const run = runCli;
 
 /**
  * A small random checkpoint of a family with a real tokenizer. Its untied head makes the padding rows (ids the

@@ -101,15 +101,15 @@ test('issue 15: --vocab-size larger than the data supports warns with the size r
   assert.equal(r.code, 0, r.err);
   const vocab = JSON.parse(readFileSync(join(out, 'model', 'config.json'), 'utf8')).vocab_size as number;
   assert.ok(vocab < 1000000);
-  const m = /warning: --vocab-size=1000000 asked for 1,000,000 tokens, but the training text gives only ([\d,]+)/.exec(r.out);
-  assert.ok(m, r.out);
+  const m = /warning: --vocab-size=1000000 asked for 1,000,000 tokens, but the training text gives only ([\d,]+)/.exec(r.err); // a warning: on stderr
+  assert.ok(m, r.err);
   assert.equal(Number(m[1]!.replace(/,/g, '')), vocab);
   const tok = await run(['tokenizer', 'train', data, '--vocab-size=100000', `--out=${join(dir, 'tok')}`]);
   assert.equal(tok.code, 0, tok.err);
-  assert.match(tok.out, /warning: --vocab-size=100000 asked for 100,000 tokens, but the training text gives only/);
+  assert.match(tok.err, /warning: --vocab-size=100000 asked for 100,000 tokens, but the training text gives only/);
   // asking for what the data gives says nothing
   const quiet = await run(['tokenizer', 'train', data, `--vocab-size=${vocab}`, `--out=${join(dir, 'tok2')}`]);
-  assert.doesNotMatch(quiet.out, /warning/);
+  assert.doesNotMatch(quiet.out + quiet.err, /warning/);
 });
 
 test('issue 15: eval --model=<run> scores the run\'s own data and split; --from and --model take a run directory', async () => {
@@ -211,7 +211,7 @@ test('issue 15: the progress bar keeps its numbers after an evaluation line (no 
     if (tty) Object.defineProperty(process.stderr, 'isTTY', tty); else delete (process.stderr as { isTTY?: boolean }).isTTY;
   }
   assert.equal(r.code, 0, r.err);
-  assert.match(r.out, /eval @ step 2/);
+  assert.match(r.err, /eval @ step 2/); // a diagnostic: on stderr, between the bar's lines
   assert.match(r.err, /step \d+\/4 \|.*\| loss \d+\.\d+ \| lr \d\.\d+e[-+]\d+ \|/); // the bar was drawn with numbers
   assert.doesNotMatch(r.err, /\{loss\}|\{lr\}|\{tps\}/);
 });

@@ -171,7 +171,7 @@ test('Ctrl-C at a random step: a checkpoint, loss.svg, summary.json, how to resu
   c.p.kill('SIGINT');
   const { code } = await c.exit;
   assert.equal(code, 130, c.err());
-  assert.match(c.out(), /SIGINT: stopping after the current step to save a checkpoint \(press Ctrl-C again to quit at once\)/);
+  assert.match(c.err(), /SIGINT: stopping after the current step to save a checkpoint \(press Ctrl-C again to quit at once\)/);
   assert.match(c.err(), /stopped by SIGINT at step (\d+) of 60; saved a checkpoint at step \1 .*loss\.svg and .*summary\.json\. Resume with: npx llamatrain train --resume=/);
   const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
   assert.equal(summary.status, 'interrupted');
@@ -253,7 +253,7 @@ test('resume after a crash: truncated metrics line dropped with a warning; damag
   writeFileSync(join(t, 'metrics.jsonl'), readFileSync(join(t, 'metrics.jsonl'), 'utf8') + '{"type":"train","step":7,"lo');
   const rt = await run(['train', `--resume=${t}`, '--steps=8']);
   assert.equal(rt.code, 0, rt.err);
-  assert.match(rt.out, /warning: .*metrics\.jsonl: dropped line \d+, not valid JSON/);
+  assert.match(rt.err, /warning: .*metrics\.jsonl: dropped line \d+, not valid JSON/);
   assert.deepEqual(metrics(t).filter((m) => m.type === 'train').map((m) => m.step), [1, 2, 3, 4, 5, 6, 7, 8]);
 
   const d = copy('damaged'); // one flipped byte in the newest checkpoint's weights
@@ -261,14 +261,14 @@ test('resume after a crash: truncated metrics line dropped with a warning; damag
   const bytes = readFileSync(f); bytes[bytes.length - 3] ^= 1; writeFileSync(f, bytes);
   const rd = await run(['train', `--resume=${d}`, '--steps=8']);
   assert.equal(rd.code, 0, rd.err);
-  assert.match(rd.out, /warning: .*step-00000006\/model\.safetensors: SHA-256 checksum mismatch .*using the previous intact checkpoint, .*step-00000004/);
+  assert.match(rd.err, /warning: .*step-00000006\/model\.safetensors: SHA-256 checksum mismatch .*using the previous intact checkpoint, .*step-00000004/);
   assert.match(rd.out, /resuming at step 4/);
 
   const m = copy('missing');
   writeFileSync(join(m, 'checkpoints', 'latest'), 'step-00000042\n');
   const rm_ = await run(['train', `--resume=${m}`, '--steps=8']);
   assert.equal(rm_.code, 0, rm_.err);
-  assert.match(rm_.out, /step-00000042: missing — using the previous intact checkpoint, .*step-00000006/);
+  assert.match(rm_.err, /step-00000042: missing — using the previous intact checkpoint, .*step-00000006/);
 
   const c = copy('config');
   writeFileSync(join(c, 'train_config.json'), '{"steps": 6, "dim"');
@@ -310,7 +310,7 @@ test('--resume refuses changed data, geometry and shapes (listing them); --force
 
   const forced = await run(['train', `--resume=${out}`, '--steps=6', '--seq-len=16', '--force']);
   assert.equal(forced.code, 0, forced.err);
-  assert.match(forced.out, /--force: resuming with --seq-len 16 \(was 32\), other training rows; the data loader starts a new pass/);
+  assert.match(forced.err, /--force: resuming with --seq-len 16 \(was 32\), other training rows; the data loader starts a new pass/);
   assert.equal(JSON.parse(config()).seqLen, 16, 'train_config.json says what the run now uses');
   const resume = metrics(out).find((m) => m.type === 'resume');
   assert.deepEqual(resume.forced.seqLen, [32, 16]);

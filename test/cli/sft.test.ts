@@ -7,15 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { main } from '../../src/cli/main.js';
+import { runCli } from './helpers.js';
 import { EXAMPLE_CHAT, runChat } from '../../src/cli/sft.js';
 import { parseSafetensors } from '../../src/index.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'llamatrain-sft-'));
-async function run(argv: string[]): Promise<{ code: number; out: string }> {
-  const lines: string[] = [];
-  const code = await main(argv, (s) => lines.push(s));
-  return { code, out: lines.join('\n') };
-}
+/** The CLI in this process: stdout's lines (`out`), and stderr (`err`: the diagnostics) kept out of the test's output. */
+const run = runCli;
 const metrics = (dir: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const small = ['--lr=0.01', '--dim=32', '--layers=1', '--heads=2', '--kv-heads=1', '--vocab-size=400', '--seq-len=128', '--batch-size=4', '--warmup=2',
   '--eval-every=6', '--eval-batches=1', '--sample-tokens=6', '--checkpoint-every=6', '--progress=false', '--backend=ref'];

@@ -52,6 +52,8 @@ test('playground in Chromium: bad input, training on the Brown corpus, loss anat
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1700 }, acceptDownloads: true });
     page.on('pageerror', (e) => errors.push(e.message));
+    const consoleErrors: string[] = [];
+    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
     await page.goto(`${pg.url}?threads=2`);
     await page.waitForFunction(() => /^backend: /.test(document.querySelector('[data-testid=backend]')!.textContent ?? ''));
     const backend = await page.getByTestId('backend').textContent();
@@ -78,6 +80,11 @@ test('playground in Chromium: bad input, training on the Brown corpus, loss anat
     await expectMessage(page, /not a Hugging Face model folder: it has no config\.json/);
     assert.ok(await page.locator('input[name=data][value=brown]').isChecked(), 'the data choice falls back to the built-in corpus');
 
+    // ---- Generate before there is a model: a message, and no stack in the console (nothing went wrong in the code)
+    await page.click('#generate');
+    await expectMessage(page, /there is no model yet: start training \(or import a model\) first/);
+    assert.deepEqual(consoleErrors, [], 'no console.error for a refusal the page explains');
+
     // ---- train the tiny preset on the Brown corpus
     assert.equal(await page.getByTestId('preset').inputValue(), 'tiny');
     await page.getByTestId('start').click();
@@ -94,6 +101,12 @@ test('playground in Chromium: bad input, training on the Brown corpus, loss anat
     assert.ok(v30.loss < v0.loss - 0.3, `validation loss fell: ${v0.loss} at step 0 → ${v30.loss} at step 30`);
     const sample = await page.getByTestId('sample').textContent();
     assert.match(sample!, /step 30\s*The/, 'a sample of the evaluation at step 30, continuing the prompt "The"');
+    // bytes that make no complete character (an untrained model's step-0 sample) show as ⟨XX⟩, never as �
+    assert.ok(s.evals.every((e) => !e.sample.includes('\uFFFD')), `no U+FFFD in the samples: ${JSON.stringify(s.evals.map((e) => e.sample))}`);
+    assert.ok(!(await page.getByTestId('anatomy').textContent())!.includes('\uFFFD'), 'nor in the anatomy\'s tokens');
+    // the anatomy says how often it is redrawn, and its colour scale has numbers
+    assert.match(await page.locator('#anatomy-summary').textContent() ?? '', /Redrawn every 2\.5 s of training/);
+    assert.match(await page.getByTestId('anatomy-legend').textContent() ?? '', /0 .*6\.24 = ln 512 and above/s);
     // the anatomy: the mean of the per-token losses (reduction 'none') over the batch's counted targets is the step's loss
     const a = s.anatomy!;
     const stepLoss = s.steps.find((p) => p.step === a.step)!.loss;

@@ -11,6 +11,7 @@ import { startPlaygroundServer } from '../../src/cli/playground.js';
 import { PRESETS, type Settings, checkSettings, dimsOf, ffnWidth, parameterCount } from '../../playground/src/presets.js';
 import { MAX_TEXT_BYTES, binaryReason, checkPastedText, checkTextFile, planFolder } from '../../playground/src/inputs.js';
 import { countedMean } from '../../playground/src/anatomy.js';
+import { readableText, readableUtf8 } from '../../playground/src/text.js';
 
 test('playground: the live parameter count is what LlamaForCausalLM has (presets, untied, GQA, head_dim, biases)', () => {
   const cases: Parameters<typeof parameterCount>[0][] = [
@@ -106,4 +107,17 @@ test('playground server: cross-origin isolation headers, index, 404, no path esc
   const lines: string[] = [];
   assert.equal(await main(['playground', '--help'], (s) => lines.push(s)), 0);
   assert.match(lines.join('\n'), /--port[\s\S]*--open/);
+});
+
+test('playground: token bytes that make no complete UTF-8 character read as ⟨XX⟩, not U+FFFD; split characters come out whole', () => {
+  const euro = [0xe2, 0x82, 0xac]; // €
+  assert.equal(readableUtf8(Uint8Array.from([0x68, 0x69, ...euro])), 'hi€');
+  assert.equal(readableUtf8(Uint8Array.from([0x68, 0xe2, 0x82])), 'h⟨E2⟩⟨82⟩', 'a character cut short');
+  assert.equal(readableUtf8(Uint8Array.from([0x82, 0x41, 0xc0, 0xaf, 0xed, 0xa0, 0x80, 0xff])), '⟨82⟩A⟨C0⟩⟨AF⟩⟨ED⟩⟨A0⟩⟨80⟩⟨FF⟩', 'stray, overlong, surrogate, invalid');
+  assert.equal(readableUtf8(Uint8Array.from([0xf0, 0x9f, 0x98, 0x80])), '😀');
+  // a tokenizer whose tokens are single bytes: the € spread over three tokens is one character of the sequence
+  const tok = { decode: (ids: number[]) => new TextDecoder().decode(Uint8Array.from(ids)), tokenBytes: (id: number) => Uint8Array.of(id) };
+  assert.equal(readableText(tok, [0x61, ...euro]), 'a€');
+  assert.equal(readableText(tok, [euro[0]!]), '⟨E2⟩');
+  for (let b = 0; b < 256; b++) assert.ok(!readableText(tok, [b]).includes('\uFFFD'), `byte ${b}`);
 });
