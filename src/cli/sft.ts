@@ -246,6 +246,8 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
   }
   writeRunConfig(dir, 'sft_config.json', o);
   if (state) trainer.loadState(state);
+  // the dropout masks' RNG goes on where the checkpoint left it (a resumed run draws the masks an unbroken one would)
+  if (peft && Array.isArray(state?.extra?.dropoutRng)) peft.setDropoutRngState(state.extra.dropoutRng as number[]);
   const counts = peft ? peft.numParameters() : { trainable: model.numParameters(), total: model.numParameters() };
   log(`llamatrain sft: ${o.from ? `${o.from}` : 'a new model'} (C=${model.config.hiddenSize}, L=${model.config.numHiddenLayers}, V=${model.config.vocabSize}), ` +
     `${peft ? `LoRA r=${o.loraR} α=${o.loraAlpha} on ${peft.config.target_modules.join(', ')}` : 'every weight'}: ` +
@@ -274,7 +276,7 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
   let savedStep = state?.step ?? 0;
   const save = async () => {
     const st = await trainer.state();
-    const full = { ...st, extra: { ...st.extra, sampleRng: rng.getState(), dataHash, seconds: clock.seconds(), segments: clock.segment } };
+    const full = { ...st, extra: { ...st.extra, sampleRng: rng.getState(), ...(peft ? { dropoutRng: peft.dropoutRngState() } : {}), dataHash, seconds: clock.seconds(), segments: clock.segment } };
     const ck = peft ? await saveAdapterCheckpoint(join(dir, 'checkpoints'), peft, full, {}) : await saveCheckpoint(join(dir, 'checkpoints'), model, full, {});
     savedStep = trainer.step;
     return ck;
