@@ -35,6 +35,7 @@ const camel = (k: string): string => k.replace(/[-_]([a-z])/g, (_, c: string) =>
 export const flag = (key: string): string => `--${kebab(key)}`;
 
 const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const BOOLEAN_WORDS = new Map([['true', true], ['1', true], ['yes', true], ['false', false], ['0', false], ['no', false]]);
 
 function typeName(t: OptType): string {
@@ -84,6 +85,10 @@ export function coerce(t: OptType, raw: unknown, where: string): unknown {
     case 'number': {
       const v = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
       if (v === Infinity || v === -Infinity) throw new UsageError(`${where}: ${JSON.stringify(raw)} is beyond the range of numbers (expected ${typeName(t)})`);
+      // Number() also reads 0x10, 0b11, 0o7 and '  5 ': a typo'd or pasted value would run as something else
+      if (typeof raw === 'string' && !DECIMAL.test(raw)) {
+        throw new UsageError(`${where}: expected ${typeName(t)} written in decimal (like 16, 0.5 or 3e-4), got ${JSON.stringify(raw)}`);
+      }
       if (!Number.isFinite(v) || (t === 'int' && !Number.isInteger(v))) fail();
       return v === 0 ? 0 : v; // -0 is 0
     }

@@ -24,7 +24,7 @@ import { type ChatMessage, defaultEndOfTurn, trainByteLevelBPE } from '../tokeni
 import { type HFTokenizer, loadTokenizerFile, saveTokenizer } from '../tokenizer/node.js';
 import { type EvalResult, type TrainableModel, Trainer, type TrainingState, evaluate } from '../train/index.js';
 import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseAndCheck, parseCommandLine } from './options.js';
-import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
+import { CollapsedRun, divergedFinal, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
 import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, writeRunConfig } from './rundir.js';
 import { backendOptions, batchesOf, checkDataFile, modelDirOf, runOptions, selectBackend, toBatch, tokenByteLengths, warnVocabShortfall } from './shared.js';
 
@@ -295,6 +295,13 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
   // ---- results: validation loss on the assistant tokens, the adapter (PEFT) and the merged model (HF)
   const final = await evaluate(trainable, batchesOf(val.rows, o.batchSize, bytesOf));
   report.metric({ type: 'final', step: trainer.step, valLoss: final.loss, perplexity: final.perplexity, tokens: final.tokens });
+  const diverged = divergedFinal(final.loss, model.config.vocabSize, `--lr=${lr}`);
+  if (diverged) {
+    report.writePlot();
+    writeFileSync(join(dir, 'summary.json'), JSON.stringify({ status: 'diverged', steps: trainer.step, valLoss: final.loss,
+      seconds: Math.round(clock.seconds()), segments: clock.segment }, null, 2) + '\n');
+    throw diverged;
+  }
   report.writePlot();
   const finalSample = await report.sample();
   if (peft) await saveAdapter(peft, join(dir, 'adapter'));

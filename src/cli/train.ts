@@ -14,7 +14,7 @@ import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, Trainer, type TrainingState, evaluate } from '../train/index.js';
 import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseCommandLine } from './options.js';
-import { CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
+import { CollapsedRun, divergedFinal, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
 import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, writeRunConfig } from './rundir.js';
 import {
   TOKENIZER_SIDE_FILES, backendOptions, batchesOf, checkDataFile, loadTextData, loadTokenizerFrom, modelDirOf, packTexts, runOptions, selectBackend, toBatch,
@@ -312,6 +312,13 @@ async function sampleText(o: TrainOptions, model: LlamaForCausalLM, tok: TextTok
 async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, step: number, data: RunData, report: RunReport, clock: RunClock): Promise<EvalResult> {
   const final = await evaluate(model, batchesOf(data.valRows, o.batchSize, data.bytesOf));
   report.metric({ type: 'final', step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte, tokens: final.tokens });
+  const diverged = divergedFinal(final.loss, model.config.vocabSize, o.optimizer === 'muon' ? `--lr=${o.lr}, --muon-lr=${o.muonLr}` : `--lr=${o.lr}`);
+  if (diverged) {
+    report.writePlot();
+    writeFileSync(join(dir, 'summary.json'), JSON.stringify({ status: 'diverged', steps: step, valLoss: final.loss, seconds: Math.round(clock.seconds()),
+      segments: clock.segment }, null, 2) + '\n');
+    throw diverged;
+  }
   await savePretrained(model, join(dir, 'model'));
   writeFileSync(join(dir, 'model', 'tokenizer.json'), readFileSync(join(dir, 'tokenizer.json')));
   for (const f of TOKENIZER_SIDE_FILES) if (existsSync(join(dir, f))) writeFileSync(join(dir, 'model', f), readFileSync(join(dir, f)));
