@@ -7,6 +7,7 @@ import { loadTokenizerFile } from '../tokenizer/node.js';
 import { packDocuments, type PackedRow } from '../data/index.js';
 import { loadBrownCorpus, readDocuments, parseTextSplit, detectFormat, AUTO_DOCUMENT_CHARS } from '../data/node.js';
 import { UsageError } from './options.js';
+import { specialFileKind } from '../data/node-fs-errors.js';
 import { setBackend } from '../core/index.js';
 import { registerWasmBackend, wasmAvailable } from '../backends/wasm/index.js';
 import { NativeUnavailableError, describeNative, nativeInfo, registerNativeBackend } from '../backends/native/index.js';
@@ -38,7 +39,13 @@ export function modelDirOf(path: string, option: string): string {
 export function checkDataFile(path: string, option = '--data'): void {
   if (path === '' || path === 'brown') return;
   if (!existsSync(path)) throw new UsageError(`${option}: no such file '${path}' (use 'brown' for the built-in corpus, or a .txt/.jsonl/.json/.parquet file)`);
-  if (statSync(path).isDirectory()) throw new UsageError(`${option} ${path}: is a directory; give a .txt, .jsonl, .json or .parquet file`);
+  const s = statSync(path);
+  if (s.isDirectory()) throw new UsageError(`${option} ${path}: is a directory; give a .txt, .jsonl, .json or .parquet file`);
+  const kind = specialFileKind(s);
+  if (kind !== null) {
+    throw new UsageError(`${option} ${path}: is ${kind}, not a regular file; give a .txt, .jsonl, .json or .parquet file saved on disk ` +
+      '(a pipe or a device has no end that can be read up to)');
+  }
 }
 
 /**
