@@ -291,3 +291,15 @@ export function helpText(command: string, summary: string, schema: Schema, usage
   const config = '  --config=<file.json>\n      a JSON object of option values (e.g. {"steps": 100, "seq-len": 64}); flags given on the command line override it';
   return `${summary}\n\nUsage: ${usage ?? `llamatrain ${command} [--config file.json] [--key=value ...]`}\n\nOptions:\n${rows.join('\n')}\n${config}\n`;
 }
+
+/**
+ * Refuses options that shape a new model when the model comes from --from (its config.json decides them): a value
+ * other than the default would be silently ignored otherwise.
+ */
+export function refuseShapeWithFrom(schema: Schema, o: Record<string, unknown>, keys: readonly string[]): void {
+  if (!o.from) return;
+  const given = keys.filter((k) => o[k] !== schema[k]!.default);
+  if (given.length === 0) return;
+  throw new UsageError(`${given.map((k) => `${flag(k)}=${String(o[k])}`).join(', ')} with --from: the model's shape comes from --from's config.json, ` +
+    `so ${given.length > 1 ? 'these options shape' : 'this option shapes'} only a new model; drop ${given.length > 1 ? 'them' : 'it'} (or drop --from to train a new model)`);
+}

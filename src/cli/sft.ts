@@ -23,7 +23,7 @@ import { PeftModel, getPeftModel } from '../peft/index.js';
 import { type ChatMessage, defaultEndOfTurn, trainByteLevelBPE } from '../tokenizer/index.js';
 import { type HFTokenizer, loadTokenizerFile, saveTokenizer } from '../tokenizer/node.js';
 import { type EvalResult, type TrainableModel, Trainer, type TrainingState, evaluate } from '../train/index.js';
-import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseAndCheck, parseCommandLine } from './options.js';
+import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseAndCheck, parseCommandLine, refuseShapeWithFrom } from './options.js';
 import { CollapsedRun, divergedFinal, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
 import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, writeRunConfig } from './rundir.js';
 import { backendOptions, batchesOf, checkDataFile, modelDirOf, runOptions, selectBackend, toBatch, tokenByteLengths, warnVocabShortfall } from './shared.js';
@@ -130,6 +130,7 @@ function resolveOptions(argv: string[]): { o: SftOptions; saved: Record<string, 
 
 /** Checks that relate options to each other (each option's type and range are the schema's, checked while parsing). */
 function checkSftOptions(o: SftOptions): void {
+  refuseShapeWithFrom(sftSchema, o, ['dim', 'layers', 'heads', 'kvHeads', 'vocabSize']);
   if (o.targetModules.split(',').every((t) => t.trim() === '')) {
     throw new UsageError(`--target-modules: give at least one Linear name (e.g. q_proj,v_proj) or 'all-linear', got ${JSON.stringify(o.targetModules)}`);
   }
@@ -180,7 +181,16 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
   log(`data: ${dataPath}: ${r.conversations} training conversations → ${train.rows.length} rows × ${o.seqLen} tokens ` +
     `(${r.kept} kept, ${r.truncated} cut to --seq-len, ${r.droppedNoTarget} dropped with no assistant token left; ${r.targets} of ` +
     `${r.tokens} tokens counted by the loss); ${val.report.kept} validation conversations`);
-  if (r.droppedNoTarget > 0) log(`  note: ${r.droppedNoTarget} conversations had no assistant reply within ${o.seqLen} tokens; raise --seq-len to keep them`);
+  // the loss counts only the assistant's replies: a conversation without one has nothing to learn, whatever --seq-len
+  const noReply = trainSet.filter((ex) => !ex.messages.some((m) => m.role === 'assistant')).length;
+  if (noReply === trainSet.length) {
+    throw new UsageError(`${dataPath}: no training conversation has an assistant message (role "assistant"); sft learns the assistant's replies, ` +
+      'so each conversation needs at least one, e.g. {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}');
+  }
+  if (noReply > 0) log(`  note: ${noReply} conversations have no assistant message and teach nothing; they are dropped`);
+  if (r.droppedNoTarget > noReply) {
+    log(`  note: ${r.droppedNoTarget - noReply} conversations had no assistant reply within ${o.seqLen} tokens; raise --seq-len to keep them`);
+  }
   if (train.rows.length < o.batchSize) throw new UsageError(`${train.rows.length} training rows: fewer than one batch of ${o.batchSize}; lower --batch-size`);
   log(`what the loss sees (⟦counted⟧, the rest is context), first training conversation:\n${showCounted(tok, encodeChat(tok, trainSet[0]!))}`);
 

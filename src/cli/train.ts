@@ -13,7 +13,7 @@ import { type CompressorBaseline, startCompressorBaseline } from './compressor.j
 import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, Trainer, type TrainingState, evaluate } from '../train/index.js';
-import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseCommandLine } from './options.js';
+import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseCommandLine, refuseShapeWithFrom } from './options.js';
 import { CollapsedRun, divergedFinal, type Log, RunClock, RunReport, endStoppedRun, fmt, rowsHash, stamp, trainWithCheckpoints, watchForCollapse } from './run.js';
 import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, writeRunConfig } from './rundir.js';
 import {
@@ -352,6 +352,7 @@ function describeBaseline(b: CompressorBaseline | null): string {
 
 /** Checks that relate options to each other (each option's type and range are the schema's, checked while parsing). */
 function checkOptions(o: TrainOptions): void {
+  refuseShapeWithFrom(trainSchema, o, ['dim', 'layers', 'heads', 'kvHeads', 'ffn', 'tie', 'vocabSize']);
   if (o.heads % o.kvHeads !== 0) throw new UsageError(`--kv-heads (${o.kvHeads}) must divide --heads (${o.heads})`);
   if (o.dim % o.heads !== 0) throw new UsageError(`--dim (${o.dim}) must be a multiple of --heads (${o.heads})`);
   if ((o.dim / o.heads) % 2 !== 0) throw new UsageError(`--dim / --heads (${o.dim / o.heads}) must be even for RoPE`);
