@@ -56,7 +56,7 @@ export interface ConversationReport {
 }
 
 function describe(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`;
+  return v === null ? 'null' : v === undefined ? 'nothing (the key is missing)' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
 function checkMessages(list: unknown, where: string): ChatMessage[] {

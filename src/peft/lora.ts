@@ -345,7 +345,7 @@ function isEmpty(v: unknown): boolean {
 function checkAdapterConfig(config: unknown, file: string): PeftAdapterConfig {
   const c = config as Record<string, unknown> | null;
   const bad = (msg: string): never => { throw new InputError(`${file}: ${msg}`, { source: file }); };
-  const shown = (v: unknown) => JSON.stringify(v) ?? String(v);
+  const shown = (v: unknown) => (v === undefined ? 'nothing (the key is missing)' : JSON.stringify(v) ?? String(v));
   if (!c || typeof c !== 'object' || Array.isArray(c) || c.peft_type !== 'LORA') {
     bad(`expected a PEFT LoRA config (peft_type "LORA"), found ${shown(c && typeof c === 'object' ? (c as Record<string, unknown>).peft_type : c)}`);
   }

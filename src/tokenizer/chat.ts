@@ -71,7 +71,7 @@ export interface ChatTemplateOptions {
   endOfTurn?: string | string[];
   /**
    * Bounds on one rendering (a template is untrusted input): evaluation steps, characters of text produced, time.
-   * Past one, rendering stops with an InputError. Defaults: 5,000,000 steps, 50,000,000 characters, 10 s.
+   * Past one, rendering stops with an InputError. Defaults: 2,000,000 steps, 50,000,000 characters, 10 s.
    */
   renderLimits?: ChatRenderLimits;
   /** Every other key is passed to the template as a variable (like transformers' **kwargs), e.g. `enable_thinking`. */
@@ -399,9 +399,18 @@ export function applyChatTemplate(tok: ChatTokenizerLike, messages: readonly Cha
 export function applyChatTemplate(tok: ChatTokenizerLike, messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string | ChatEncoding {
   checkMessages(messages);
   const template = resolveChatTemplate(tok.chatTemplate, opts.chatTemplate, opts.tools);
-  const agp = opts.addGenerationPrompt ?? false;
   // errors name the file the template came from (a template given as an option is the caller's)
   const source = opts.chatTemplate !== undefined && typeof tok.chatTemplate !== 'object' ? 'chatTemplate option' : tok.chatTemplateSource;
+  try {
+    return renderAndMask(tok, messages, opts, template, source);
+  } catch (e) {
+    if (source === undefined || !(e instanceof InputError) || e.message.startsWith(source)) throw e;
+    throw new InputError(`${source}: ${e.message}`, { cause: e, source });
+  }
+}
+
+function renderAndMask(tok: ChatTokenizerLike, messages: readonly ChatMessage[], opts: ChatTemplateOptions, template: string, source: string | undefined): string | ChatEncoding {
+  const agp = opts.addGenerationPrompt ?? false;
   const { text, generation } = renderTracked(template, templateVariables(tok, messages, opts, agp), opts.renderLimits, source);
   if (!opts.tokenize) {
     if (opts.returnAssistantTokensMask) throw new InputError('applyChatTemplate: returnAssistantTokensMask needs tokenize: true');

@@ -52,7 +52,7 @@ patchStripMethods();
 // while one of *our* renders runs, its interpreter's `evaluate` counts steps and the characters of every string
 // value it produces (an upper bound on the output and on the work done with strings) and watches the clock, and
 // `range` refuses long lists. Other users of the library in the process are not affected (no budget is active).
-export const DEFAULT_RENDER_LIMITS: Required<ChatRenderLimits> = { maxSteps: 5_000_000, maxChars: 50_000_000, maxMs: 10_000 };
+export const DEFAULT_RENDER_LIMITS: Required<ChatRenderLimits> = { maxSteps: 2_000_000, maxChars: 50_000_000, maxMs: 10_000 };
 const MAX_RANGE = 100_000;
 interface Budget { limits: Required<ChatRenderLimits>; steps: number; chars: number; start: number }
 let budget: Budget | null = null;
