@@ -369,12 +369,31 @@ export async function runChat(argv: string[], write: (s: string) => void = (s) =
   for await (const line of rl) {
     if (line.trim() === '') break;
     messages.push({ role: 'user', content: line });
-    const ids = tok.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true }).inputIds;
+    // the prompt and the reply must fit the model's context: older turns go first (the system message stays);
+    // a message that does not fit on its own is refused, and the chat goes on
+    const ctx = model.config.maxPositionEmbeddings;
+    const room = Math.min(o.maxNewTokens, Math.max(1, Math.floor(ctx / 4))); // what a reply needs at least
+    let ids = tok.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true }).inputIds;
+    let dropped = 0;
+    const first = o.system ? 1 : 0;
+    while (ids.length + room > ctx && messages.length - first > 1) {
+      messages.splice(first, messages[first + 1]?.role === 'assistant' ? 2 : 1);
+      dropped++;
+      ids = tok.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true }).inputIds;
+    }
+    if (ids.length + room > ctx) {
+      messages.pop();
+      process.stderr.write(`llamatrain chat: this message is ${ids.length.toLocaleString('en-US')} tokens with the chat template; the model's context is ` +
+        `${ctx.toLocaleString('en-US')} tokens and the reply needs ${room} of them: shorten the message (it was not sent)\n`);
+      if (tty) write('> ');
+      continue;
+    }
+    if (dropped > 0) process.stderr.write(`llamatrain chat: the conversation outgrew the model's context (${ctx} tokens): the ${dropped} oldest turn(s) were left out\n`);
     const reply: number[] = [];
     let shown = '';
     write('assistant: ');
     await model.generate(tensor(Int32Array.from(ids), [1, ids.length], 'int32', model.backend), {
-      maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, seed: rng.nextU32(), eosTokenId: endIds,
+      maxNewTokens: Math.min(o.maxNewTokens, ctx - ids.length), temperature: o.temperature, topK: o.topK, seed: rng.nextU32(), eosTokenId: endIds,
       vocabLimit: Math.min(tok.vocabSize, model.config.vocabSize),
       onToken: (next) => {
         if (endIds.includes(next[0]!)) return;
