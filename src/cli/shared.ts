@@ -1,6 +1,7 @@
 // Pieces the CLI commands share: loading text data, tokenizers, turning documents into batches.
 
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import type { TextTokenizer } from '../tokenizer/index.js';
 import { loadTokenizerFile } from '../tokenizer/node.js';
@@ -81,8 +82,19 @@ function gpuDeviceNodesMissing(): string {
   return 'no GPU device on this machine (no /dev/dri/renderD*, /dev/nvidia*, /dev/dxg, /dev/kfd)';
 }
 
+/**
+ * --threads above the core count only makes threads take turns on the same cores, each with its own scratch
+ * memory (--threads=1024 held 8 GB for a tiny model): it is capped at the cores, saying so.
+ */
+export function capThreads(threads: number, cores: number, backend: string, log: (s: string) => void): number {
+  if (threads <= cores || backend === 'ref' || backend === 'webgpu') return threads;
+  log(`llamatrain: note: --threads=${threads} is more than the ${cores} cores here; using ${cores} (more threads than cores only take turns on them, each with its own scratch memory)`);
+  return cores;
+}
+
 /** Makes the chosen backend the default for new tensors; returns the name actually used. */
 export async function selectBackend(name: string, threads: number, log: (s: string) => void): Promise<string> {
+  threads = capThreads(threads, availableParallelism(), name, log);
   if (name === 'webgpu') {
     try {
       await registerWebGPUBackend();
