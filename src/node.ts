@@ -7,6 +7,7 @@ export * from './io/files.js';
 export * from './io/pretrained.js';
 export * from './io/checkpoint.js';
 export * from './io/adapters.js';
+export * from './io/hub.js';
 export * from './data/node.js';
 export * from './tokenizer/node.js';
 // The native backend (a system BLAS through the optional koffi package) is Node-only.

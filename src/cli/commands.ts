@@ -17,7 +17,7 @@ import {
 type Log = (s: string) => void;
 
 export const evalSchema = {
-  model: { type: 'string', default: '', help: 'run directory or checkpoint directory (with tokenizer.json)' },
+  model: { type: 'string', default: '', help: 'run directory, checkpoint directory (with tokenizer.json) or Hub id org/name[@revision] (downloaded into the Hugging Face cache)' },
   data: { type: 'string', default: 'brown', help: "'brown' or a .txt/.jsonl/.json/.parquet file; given a run directory, the data it trained on (its train_config.json) unless set" },
   textField: { type: 'string', default: 'text', help: 'JSONL field / Parquet column (a run directory: the run\'s)' },
   txtSplit: txtSplitOption,
@@ -53,7 +53,7 @@ export function runDataLayer(path: string): ValueLayer | null {
 
 export async function runEval(argv: string[], log: Log): Promise<void> {
   const given = parseAndCheck(evalCommand, argv).values;
-  const dir = modelDirOf(given.model, '--model');
+  const dir = await modelDirOf(given.model, '--model');
   const run = runDataLayer(given.model);
   const o = run ? parseAndCheck(evalCommand, argv, run).values : given;
   const runData = run !== null && o.data === run.values.data;
@@ -73,7 +73,7 @@ export async function runEval(argv: string[], log: Log): Promise<void> {
 }
 
 export const generateSchema = {
-  model: { type: 'string', default: '', help: 'run directory or checkpoint directory (with tokenizer.json)' },
+  model: { type: 'string', default: '', help: 'run directory, checkpoint directory (with tokenizer.json) or Hub id org/name[@revision] (downloaded into the Hugging Face cache)' },
   prompt: { type: 'string', default: 'The', help: 'text to continue (or give it as the positional argument)' },
   maxNewTokens: { type: 'int', default: 60, min: 1, help: 'tokens to generate' },
   temperature: { type: 'number', default: 0.8, min: 0, help: '0 = greedy' },
@@ -89,7 +89,7 @@ export const generateCommand: CommandOptions<typeof generateSchema> = { name: 'g
 
 export async function runGenerate(argv: string[], log: Log): Promise<void> {
   const { values: o, positional } = parseAndCheck(generateCommand, argv);
-  const dir = modelDirOf(o.model, '--model');
+  const dir = await modelDirOf(o.model, '--model');
   await selectBackend(o.backend, o.threads, (s) => process.stderr.write(`${s}\n`)); // stdout carries only the text
   const model = await loadPretrained(dir);
   const tok = loadTokenizerFrom(dir, '--model');

@@ -33,7 +33,7 @@ export const EXAMPLE_CHAT = resolve(dirname(fileURLToPath(import.meta.url)), '..
 
 export const sftSchema = {
   data: { type: 'string', default: '', help: "conversations: a JSONL file with a 'messages' list (or 'prompt' and 'completion') per line; empty: the package's example (data/chat.jsonl)" },
-  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face model directory or run directory (its model/; config.json, model.safetensors, tokenizer.json with a chat template); empty: a new small model and a ChatML BPE trained on the conversations' },
+  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face model directory, run directory (its model/) or Hub id org/name[@revision] (downloaded into the Hugging Face cache); it needs config.json, safetensors weights, tokenizer.json with a chat template; empty: a new small model and a ChatML BPE trained on the conversations' },
   lora: { type: 'boolean', default: true, help: 'with --from: train LoRA adapters on the frozen model (--no-lora: every weight); a new model always trains every weight' },
   loraR: { type: 'int', default: 16, min: 1, help: 'LoRA rank r' },
   loraAlpha: { type: 'number', default: 32, min: 0, minExclusive: true, help: 'LoRA α (scaling α/r)' },
@@ -48,6 +48,7 @@ export const sftSchema = {
   seqLen: { type: 'int', default: 256, min: 2, help: 'tokens per row T (whole conversations are packed into rows; longer ones are cut)' },
   batchSize: { type: 'int', default: 8, min: 1, help: 'rows per micro-batch B' },
   gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step' },
+  gradientCheckpointing: { type: 'boolean', default: false, help: 'recompute each decoder layer\'s activations in backward instead of keeping them: less memory for long rows, about one more forward pass per step, the same numbers' },
   steps: { type: 'int', default: 150, min: 1, help: 'optimizer steps' },
   lr: { type: 'number', default: 0, min: 0, help: 'peak learning rate; 0 = 3e-3 for a new model, 1e-3 for LoRA, 1e-4 for a full fine-tune' },
   warmup: { type: 'int', default: 10, min: 0, help: 'linear warmup steps' },
@@ -97,7 +98,7 @@ const FIXED_ON_RESUME = ['from', 'lora', 'loraR', 'loraAlpha', 'targetModules', 
 /** Options that change the data or the batch geometry: a resume refuses them unless --force. */
 const FORCEABLE_ON_RESUME = ['data', 'validationFraction', 'seqLen', 'batchSize', 'gradAccum', 'seed'] as const;
 
-function resolveOptions(argv: string[]): { o: SftOptions; saved: Record<string, unknown> | null } {
+async function resolveOptions(argv: string[]): Promise<{ o: SftOptions; saved: Record<string, unknown> | null }> {
   const parse = { positionalKey: sftCommand.positional };
   let { values: o } = parseCommandLine(sftSchema, argv, parse);
   let saved: Record<string, unknown> | null = null;
@@ -116,7 +117,7 @@ function resolveOptions(argv: string[]): { o: SftOptions; saved: Record<string, 
   // the files the options name, before any work (a run directory given as --from stands for its model/)
   checkDataFile(o.data);
   if (o.from) {
-    o.from = modelDirOf(o.from, '--from');
+    o.from = await modelDirOf(o.from, '--from');
     if (!o.resume) { // the conversations are rendered with --from's own chat template: it must have one
       if (!existsSync(join(o.from, 'tokenizer.json'))) throw new UsageError(`--from ${o.from}: no tokenizer.json there; sft needs the model's tokenizer with a chat template`);
       if (!loadTokenizerFile(o.from).chatTemplate) {
@@ -140,7 +141,7 @@ function checkSftOptions(o: SftOptions): void {
 }
 
 export async function runSft(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
-  const { o, saved } = resolveOptions(argv);
+  const { o, saved } = await resolveOptions(argv);
   return RunDirectory.run({ command: 'sft', out: o.out, resume: o.resume, defaultName: `sft-${stamp()}` }, log,
     (rd, stop) => sftIn(o, rd.dir, rd.resuming, saved, stop, log));
 }
@@ -230,6 +231,7 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
     seed: o.seed, dropLast: true, collate: packedCollate });
   const common = {
     optimizer, scheduler, gradAccumSteps: o.gradAccum, maxSteps: o.steps, clipGradNorm: o.clip > 0 ? o.clip : null, seed: o.seed,
+    gradientCheckpointing: o.gradientCheckpointing,
     evalEvery: o.evalEvery, evalData: () => batchesOf(val.rows, o.batchSize, bytesOf, o.evalBatches),
     train: { next: () => toBatch(loader.nextBatch(), bytesOf), state: () => loader.state(), loadState: (s: unknown) => loader.loadState(s as ReturnType<typeof loader.state>) },
   };
@@ -334,7 +336,7 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
 // ---- chat --------------------------------------------------------------------------------------------------
 
 export const chatSchema = {
-  model: { type: 'string', default: '', help: 'a Hugging Face model directory with a tokenizer and chat template, or an sft run directory (its model/)' },
+  model: { type: 'string', default: '', help: 'a Hugging Face model directory with a tokenizer and chat template, an sft run directory (its model/), or a Hub id org/name[@revision] (downloaded into the Hugging Face cache)' },
   adapter: { type: 'string', default: '', help: 'a LoRA adapter directory (PEFT format) to apply to --model' },
   system: { type: 'string', default: '', help: 'a system message to start the conversation with' },
   maxNewTokens: { type: 'int', default: 128, min: 1, help: 'tokens per reply at most' },
@@ -351,7 +353,7 @@ export async function runChat(argv: string[], write: (s: string) => void = (s) =
                               input: NodeJS.ReadableStream = process.stdin): Promise<void> {
   const { values: o } = parseAndCheck(chatCommand, argv);
   if (!o.model) throw new UsageError('chat needs --model=<dir> (a model directory with tokenizer files, or an sft run directory)');
-  o.model = modelDirOf(o.model, '--model');
+  o.model = await modelDirOf(o.model, '--model');
   if (o.adapter && !existsSync(join(o.adapter, 'adapter_config.json'))) {
     throw new UsageError(`--adapter ${o.adapter}: no adapter_config.json there (give a LoRA adapter directory in PEFT's format, e.g. an sft run's adapter/)`);
   }

@@ -7,8 +7,11 @@ import type { TextTokenizer } from '../tokenizer/index.js';
 import { loadTokenizerFile } from '../tokenizer/node.js';
 import { packDocuments, type PackedRow } from '../data/index.js';
 import { loadBrownCorpus, readDocuments, parseTextSplit, detectFormat, AUTO_DOCUMENT_CHARS } from '../data/node.js';
+import cliProgress from 'cli-progress';
 import { UsageError } from './options.js';
 import { specialFileKind } from '../data/node-fs-errors.js';
+import { InputError } from '../core/errors.js';
+import { HubError, parseHubId, resolveModelDir, type HubId, type HubProgress } from '../io/hub.js';
 import { setBackend } from '../core/index.js';
 import { registerWasmBackend, wasmAvailable } from '../backends/wasm/index.js';
 import { NativeUnavailableError, describeNative, nativeInfo, registerNativeBackend } from '../backends/native/index.js';
@@ -24,16 +27,52 @@ export const backendOptions = {
 } as const;
 
 /**
- * The model directory a path designates: a run directory's `model/` subfolder, or a Hugging Face checkpoint
- * directory (config.json inside). `option` names the flag in errors (`--model`, `--from`).
+ * The model directory a path designates: a run directory's `model/` subfolder, a Hugging Face checkpoint directory
+ * (config.json inside), or — when no such path exists — a Hugging Face Hub id `org/name[@revision]`: its snapshot in
+ * the Hub cache, downloaded there first when missing (src/io/hub.ts). `option` names the flag in errors (`--model`,
+ * `--from`). A local path always wins over a Hub id.
  */
-export function modelDirOf(path: string, option: string): string {
-  if (!path) throw new UsageError(`${option} is required: a run directory (runs/…) or a checkpoint directory with config.json`);
-  const inner = join(path, 'model');
-  if (existsSync(join(inner, 'config.json'))) return inner;
-  if (existsSync(join(path, 'config.json'))) return path;
-  if (!existsSync(path)) throw new UsageError(`${option} ${path}: no such directory (give a run directory or a checkpoint directory with config.json)`);
-  throw new UsageError(`${option} ${path}: no config.json there or in ${inner} (give a run directory or a checkpoint directory with config.json)`);
+export async function modelDirOf(path: string, option: string, log: (s: string) => void = (s) => process.stderr.write(`${s}\n`)): Promise<string> {
+  if (!path) throw new UsageError(`${option} is required: a run directory (runs/…), a checkpoint directory with config.json, or a Hugging Face Hub id (org/name)`);
+  if (existsSync(path)) {
+    const inner = join(path, 'model');
+    if (existsSync(join(inner, 'config.json'))) return inner;
+    if (existsSync(join(path, 'config.json'))) return path;
+    throw new UsageError(`${option} ${path}: no config.json there or in ${inner} (give a run directory or a checkpoint directory with config.json)`);
+  }
+  let id: HubId | null;
+  try { id = parseHubId(path); } catch (e) { throw new UsageError(`${option} ${path}: no such directory, and ${(e as Error).message.replace(/^'[^']*'(: | is )/, '')}`); }
+  if (!id) throw new UsageError(`${option} ${path}: no such directory (give a run directory, a checkpoint directory with config.json, or a Hugging Face Hub id org/name)`);
+  try {
+    return await resolveModelDir(path, { onProgress: downloadProgress(log) });
+  } catch (e) {
+    // the user's to fix (the id, a token, the offline setting); a network failure is not (exit status 1)
+    if (e instanceof HubError && e.kind !== 'network') throw new UsageError(`${option} ${e.message}`, { cause: e });
+    if (e instanceof InputError) throw new UsageError(`${option} ${path}: ${e.message}`, { cause: e });
+    throw e;
+  }
+}
+
+/** Reports Hub downloads: a line per file, and a bar on a terminal for files of 16 MiB and more. */
+function downloadProgress(log: (s: string) => void): (p: HubProgress) => void {
+  let bar: InstanceType<typeof cliProgress.SingleBar> | null = null;
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return (p) => {
+    if (p.phase === 'start') {
+      log(`llamatrain: downloading ${p.repo} ${p.file} (${p.total >= 2 ** 20 ? mib(p.total) : `${p.total} bytes`}) [${p.index}/${p.count}]`);
+      if (process.stderr.isTTY && p.total >= 16 * 2 ** 20) {
+        bar = new cliProgress.SingleBar({ format: '  |{bar}| {percentage}% {done} of {size} | ETA {eta_formatted}', stream: process.stderr, hideCursor: true },
+          cliProgress.Presets.shades_classic);
+        bar.start(p.total, 0, { done: mib(0), size: mib(p.total) });
+      }
+    } else if (p.phase === 'progress') {
+      bar?.update(p.bytes, { done: mib(p.bytes) });
+    } else {
+      bar?.update(p.bytes, { done: mib(p.bytes) });
+      bar?.stop();
+      bar = null;
+    }
+  };
 }
 
 /** Refuses a data file that does not exist, before any work ('brown' and '' mean the built-in data). */

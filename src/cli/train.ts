@@ -36,7 +36,7 @@ export const trainSchema = {
   validationFraction: { type: 'number', default: 0.05, min: 0, minExclusive: true, max: 1, maxExclusive: true, help: 'share of a file\'s documents held out for validation (Brown has a fixed split)' },
   tokenizer: { type: 'string', default: '', help: 'a tokenizer.json (or its directory); empty: train a byte-level BPE on the training text' },
   vocabSize: { type: 'int', default: 8192, min: 260, max: 2 ** 21, help: 'vocabulary of the BPE trained when --tokenizer is empty' },
-  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face checkpoint directory (or a run directory: its model/) instead of a new model; its tokenizer.json is used unless --tokenizer is given' },
+  from: { type: 'string', default: '', help: 'fine-tune this Hugging Face checkpoint directory (or a run directory: its model/, or a Hub id org/name[@revision], downloaded into the Hugging Face cache) instead of a new model; its tokenizer.json is used unless --tokenizer is given' },
   dim: { type: 'int', default: 192, min: 2, help: 'hidden size C of a new model' },
   layers: { type: 'int', default: 4, min: 1, help: 'decoder layers L' },
   heads: { type: 'int', default: 6, min: 1, help: 'attention heads NH' },
@@ -46,6 +46,7 @@ export const trainSchema = {
   seqLen: { type: 'int', default: 128, min: 2, help: 'tokens per row T (documents are packed into rows)' },
   batchSize: { type: 'int', default: 32, min: 1, help: 'rows per micro-batch B (Muon likes larger batches: its orthogonalisation costs the same per step)' },
   gradAccum: { type: 'int', default: 1, min: 1, help: 'micro-batches per optimizer step (gradient accumulation)' },
+  gradientCheckpointing: { type: 'boolean', default: false, help: 'recompute each decoder layer\'s activations in backward instead of keeping them: less memory for long rows, about one more forward pass per step, the same numbers' },
   steps: { type: 'int', default: 150, min: 1, help: 'optimizer steps' },
   optimizer: { type: ['adamw', 'muon'], default: 'muon', help: "'muon': Muon for the hidden matrices, AdamW (--lr) for embeddings, head and norms; 'adamw': AdamW for all" },
   lr: { type: 'number', default: 1e-2, min: 0, minExclusive: true, help: 'peak learning rate of AdamW (small models like it high)' },
@@ -118,7 +119,7 @@ const BEFORE_MUON = { optimizer: 'adamw', schedule: 'cosine' } as const;
 const FORCEABLE_ON_RESUME = ['data', 'textField', 'validationFraction', 'seqLen', 'batchSize', 'gradAccum', 'seed'] as const;
 
 export async function runTrain(argv: string[], log: Log = (s) => process.stdout.write(s + '\n')): Promise<{ final: EvalResult; dir: string }> {
-  const { o, saved } = resolveOptions(argv);
+  const { o, saved } = await resolveOptions(argv);
   return RunDirectory.run({ command: 'train', out: o.out, resume: o.resume, defaultName: stamp() }, log,
     (rd, stop) => trainIn({ o, dir: rd.dir, resuming: rd.resuming, log }, saved, stop));
 }
@@ -175,7 +176,7 @@ async function trainIn(run: RunContext, saved: Record<string, unknown> | null, s
 }
 
 /** The run's options: the command line, or on --resume the run's saved options with the command line on top. */
-function resolveOptions(argv: string[]): { o: TrainOptions; saved: Record<string, unknown> | null } {
+async function resolveOptions(argv: string[]): Promise<{ o: TrainOptions; saved: Record<string, unknown> | null }> {
   const parse = { positionalKey: trainCommand.positional };
   let { values: o } = parseCommandLine(trainSchema, argv, parse);
   const resumeDir = o.resume;
@@ -194,7 +195,7 @@ function resolveOptions(argv: string[]): { o: TrainOptions; saved: Record<string
     throw new UsageError('--force goes with --resume (it lets a resumed run change its data or batch geometry)');
   }
   checkOptions(o);
-  checkInputs(o);
+  await checkInputs(o);
   return { o, saved };
 }
 
@@ -277,6 +278,7 @@ function makeTrainer(o: TrainOptions, model: LlamaForCausalLM, data: RunData, st
   const trainer = new Trainer({
     model, optimizer, scheduler, train: loaderSource(data.loader, data.bytesOf), gradAccumSteps: o.gradAccum, maxSteps: o.steps,
     clipGradNorm: o.clip > 0 ? o.clip : null, labelSmoothing: o.labelSmoothing, zLoss: o.zLoss, seed: o.seed,
+    gradientCheckpointing: o.gradientCheckpointing,
     evalEvery: o.evalEvery, evalData: () => batchesOf(data.valRows, o.batchSize, data.bytesOf, o.evalBatches), checkpointWriter: saveCheckpoint,
   });
   if (state) trainer.loadState(state);
@@ -366,11 +368,11 @@ function checkOptions(o: TrainOptions): void {
  * stands for its model/). A checkpoint's tokenizer comes with it: --from without --tokenizer uses the tokenizer.json
  * of --from, since a BPE trained anew would give its ids other meanings.
  */
-function checkInputs(o: TrainOptions): void {
+async function checkInputs(o: TrainOptions): Promise<void> {
   checkDataFile(o.data);
   if (o.tokenizer) tokenizerJsonPath(o.tokenizer);
   if (o.from && !o.resume) { // a resumed run's model is its checkpoint
-    o.from = modelDirOf(o.from, '--from');
+    o.from = await modelDirOf(o.from, '--from');
     if (!o.tokenizer) {
       if (!existsSync(join(o.from, 'tokenizer.json'))) {
         throw new UsageError(`--from ${o.from}: no tokenizer.json there; give the tokenizer the checkpoint was trained with (--tokenizer=<file or directory>)`);

@@ -47,6 +47,37 @@ export function isGradEnabled(): boolean {
   return noGradDepth === 0;
 }
 
+/**
+ * Runs a sync `fn` with grad mode on, even inside noGrad or a backward pass (torch.enable_grad): checkpoint()'s
+ * backward records the recomputed forward this way.
+ */
+export function enableGrad<T>(fn: () => T): T {
+  const depth = noGradDepth;
+  noGradDepth = 0;
+  try {
+    return fn();
+  } finally {
+    noGradDepth = depth;
+  }
+}
+
+/** While set, told of every input requiring grad that an op reads (checkpoint()'s forward finds its parameters). */
+let gradInputWatcher: ((t: Tensor) => void) | null = null;
+
+/**
+ * Runs a sync `fn` and calls `watch` with each tensor requiring grad that an op in it takes as an input, recorded
+ * or not (under noGrad too): the leaves among them are the parameters fn uses. Watchers nest (each is told).
+ */
+export function watchGradInputs<T>(watch: (t: Tensor) => void, fn: () => T): T {
+  const outer = gradInputWatcher;
+  gradInputWatcher = outer ? (t) => { watch(t); outer(t); } : watch;
+  try {
+    return fn();
+  } finally {
+    gradInputWatcher = outer;
+  }
+}
+
 export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
@@ -201,15 +232,28 @@ export function releaseGrad(p: Tensor): void {
 /** Creates the output of an op and, when needed, records its tape node. */
 export function makeResult(storage: Storage, shape: Shape, dtype: DType, backend: Backend,
                            node?: Omit<GradNode, 'inputs'> & { inputs: readonly Tensor[] }): Tensor {
+  if (gradInputWatcher && node) for (const x of node.inputs) if (x.requiresGrad) gradInputWatcher(x);
   const needsGrad = noGradDepth === 0 && node !== undefined && node.inputs.some((t) => t.requiresGrad);
   const t = new Tensor(storage, shape, dtype, backend, needsGrad);
   if (needsGrad) t.node = node!;
   return t;
 }
 
-function runBackward(root: Tensor, seed: Tensor): void {
+/**
+ * Backpropagates `seed` from `root` as backward() does — parameters reached accumulate into their `.grad` — except
+ * that the gradients of the leaves `wrt` are returned instead (null where none arrived): fresh buffers the caller
+ * owns, never a `.grad`. The graph behind root is freed. checkpoint() backpropagates a recomputed layer with it.
+ */
+export function backwardTo(root: Tensor, seed: Tensor, wrt: readonly Tensor[]): (Tensor | null)[] {
+  const capture = new Map<Tensor, Tensor | null>(wrt.map((t) => [t, null]));
+  runBackward(root, seed, capture);
+  return wrt.map((t) => capture.get(t) ?? null);
+}
+
+function runBackward(root: Tensor, seed: Tensor, capture?: Map<Tensor, Tensor | null>): void {
   if (root.isLeaf) {
-    accumulate(root, seed);
+    if (capture?.has(root)) capture.set(root, copyOf(seed));
+    else accumulate(root, seed);
     return;
   }
   // Iterative post-order DFS: reverse of it is a topological order from the root.
@@ -240,6 +284,11 @@ function runBackward(root: Tensor, seed: Tensor): void {
       grads.delete(t);
       if (!g) continue;
       // g is consumed here; until spend(g) below its storage counts this use, so nothing adds into it in place
+      if (t.isLeaf && capture?.has(t)) {
+        // a gradient the caller takes: the buffer itself when nothing else holds it, else a copy
+        if (made.sole(g)) { made.handOver(g); capture.set(t, g); } else { capture.set(t, copyOf(g)); made.spend(g); }
+        continue;
+      }
       if (t.isLeaf) {
         if (!t.grad && made.sole(g)) {
           made.handOver(g);
@@ -338,6 +387,13 @@ class EngineGrads {
 function addSameShape(a: Tensor, b: Tensor): Tensor {
   const out = kernel(a.backend, 'binary')('add', a.storage, a.shape, b.storage, b.shape, a.shape, a.dtype);
   return new Tensor(out, a.shape, a.dtype, a.backend);
+}
+
+/** A new buffer with g's values. */
+function copyOf(g: Tensor): Tensor {
+  const s = kernel(g.backend, 'fill')(g.dtype, g.size, 0);
+  kernel(g.backend, 'addInPlace')(s, g.storage, g.dtype);
+  return new Tensor(s, g.shape, g.dtype, g.backend);
 }
 
 /** leaf.grad += g (a private copy the first time, so in-place updates never alias; `owned` g is taken as is). */

@@ -7,17 +7,24 @@ import { InputError, getBackend } from '../core/index.js';
 import { configFromHF, configToHF } from '../nn/config.js';
 import { LlamaForCausalLM, type ModelOptions } from '../nn/llama.js';
 import { checkModelMemory } from '../nn/memory.js';
-import { readJsonFile, readSafetensorsFile, writeJsonFile, writeSafetensorsFile } from './files.js';
-import type { RawTensor } from './safetensors.js';
+import { readJsonFile, readSafetensorsFile, writeJsonFile } from './files.js';
+import { writeSafetensorsShards, type SaveDType, type TensorPiece, type TensorSource } from './save.js';
+import type { RawTensor, StoredTensor } from './safetensors.js';
 
 async function exists(p: string): Promise<boolean> {
   try { await stat(p); return true; } catch { return false; }
 }
 
-/** All tensors of a checkpoint directory, single file or sharded. */
-export async function readCheckpointTensors(dir: string): Promise<Map<string, RawTensor>> {
+/**
+ * All tensors of a checkpoint directory, single file or sharded (read one shard after the other, each tensor
+ * straight into its own array: the memory used is the tensors returned). `keepHalf`: BF16/F16 tensors stay raw.
+ */
+export async function readCheckpointTensors(dir: string, opts?: { keepHalf?: false }): Promise<Map<string, RawTensor>>;
+export async function readCheckpointTensors(dir: string, opts: { keepHalf?: boolean }): Promise<Map<string, StoredTensor>>;
+export async function readCheckpointTensors(dir: string, opts: { keepHalf?: boolean } = {}): Promise<Map<string, StoredTensor>> {
+  const read = { keepHalf: opts.keepHalf === true };
   const single = join(dir, 'model.safetensors');
-  if (await exists(single)) return (await readSafetensorsFile(single)).tensors;
+  if (await exists(single)) return (await readSafetensorsFile(single, read)).tensors;
   const indexPath = join(dir, 'model.safetensors.index.json');
   if (!(await exists(indexPath))) {
     throw new InputError(`${dir}: no model.safetensors or model.safetensors.index.json found; ` +
@@ -35,10 +42,10 @@ export async function readCheckpointTensors(dir: string): Promise<Map<string, Ra
     }
     files.add(file);
   }
-  const out = new Map<string, RawTensor>();
+  const out = new Map<string, StoredTensor>();
   const from = new Map<string, string>();
   for (const file of files) {
-    for (const [n, t] of (await readSafetensorsFile(join(dir, file))).tensors) {
+    for (const [n, t] of (await readSafetensorsFile(join(dir, file), read)).tensors) {
       if (out.has(n)) {
         throw new InputError(`${dir}: tensor "${n}" is in two shards, ${from.get(n)} and ${file}; each tensor must be stored once — re-download the checkpoint`, { source: dir });
       }
@@ -99,16 +106,36 @@ export async function loadPretrained(dir: string, opts: ModelOptions & { allowNo
   return model;
 }
 
-export async function savePretrained(model: LlamaForCausalLM, dir: string, opts: { dtype?: 'F32' | 'BF16' } = {}): Promise<void> {
+export interface SavePretrainedOptions {
+  /** Storage type of the weights (default F32; the CLI passes the base checkpoint's). BF16/F16 round to nearest even. */
+  dtype?: SaveDType;
+  /**
+   * Largest shard, in bytes or as a size string ("5GB", "500MiB"). Default 5GB (5·10⁹ bytes), transformers 4.x's
+   * default: a larger model is written as model-0000i-of-0000N.safetensors + model.safetensors.index.json.
+   */
+  maxShardSize?: number | string;
+}
+
+/**
+ * Saves a model as a Hugging Face checkpoint directory (config.json + weights), as transformers' save_pretrained
+ * does: one file or shards + index, streamed one tensor at a time, all weight files appearing only once complete
+ * (src/io/save.ts). Stale weight files of an earlier save in `dir` are removed.
+ */
+export async function savePretrained(model: LlamaForCausalLM, dir: string, opts: SavePretrainedOptions = {}): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const entries: [string, RawTensor][] = [];
+  const sources: TensorSource[] = [];
   for (const [name, p] of model.namedParameters()) {
-    const data = await p.data();
-    // transformers stores float32 checkpoints; float64 models are written as F32 too.
-    entries.push([name, { dtype: 'float32', shape: [...p.shape], data: Float32Array.from(data as ArrayLike<number>) }]);
+    // float64 models are written in the requested storage type too (F32 by default, as transformers stores them);
+    // a half weight (kept as stored) hands over its bit patterns.
+    const dtype = p.dtype as string;
+    const half = dtype === 'bfloat16' || dtype === 'float16' ? dtype : undefined;
+    sources.push({ name, shape: [...p.shape], half, read: async function* () { yield (await p.data()) as TensorPiece; } });
   }
-  await writeSafetensorsFile(join(dir, 'model.safetensors'), entries, { dtype: opts.dtype ?? 'F32', metadata: { format: 'pt' } });
+  const dtype = opts.dtype ?? 'F32';
+  await writeSafetensorsShards(dir, sources, { dtype, maxShardSize: opts.maxShardSize, metadata: { format: 'pt' } });
   const hf = configToHF(model.config);
-  if (opts.dtype === 'BF16') { hf.torch_dtype = 'bfloat16'; hf.dtype = 'bfloat16'; }
+  const torchDtype = dtype === 'BF16' ? 'bfloat16' : dtype === 'F16' ? 'float16' : 'float32';
+  hf.torch_dtype = torchDtype; // transformers 4 name
+  hf.dtype = torchDtype; // transformers 5 name
   await writeJsonFile(join(dir, 'config.json'), hf);
 }

@@ -15,12 +15,27 @@ import { InputError } from '../core/errors.js';
 
 export type DType = 'float32' | 'float64' | 'int32';
 export type TypedArrayOf = Float32Array | Float64Array | Int32Array;
+/** The 2-byte float storage types a reader can keep as they are (`keepHalf`): raw bit patterns in a Uint16Array. */
+export type HalfDType = 'bfloat16' | 'float16';
+/** Every dtype a tensor read from a file can have: the decoded ones, plus the half types kept raw. */
+export type RawDType = DType | HalfDType;
 
+/** A tensor decoded into one of the types the library computes with. */
 export interface RawTensor {
   dtype: DType;
   shape: number[];
   data: TypedArrayOf;
 }
+
+/** A BF16/F16 tensor kept as stored (read with `keepHalf: true`): `data` holds the raw bit patterns. */
+export interface HalfRawTensor {
+  dtype: HalfDType;
+  shape: number[];
+  data: Uint16Array;
+}
+
+/** What a reader returns with `keepHalf: true`: half tensors raw, every other tensor decoded. */
+export type StoredTensor = RawTensor | HalfRawTensor;
 
 /** What serializeSafetensors accepts per tensor (a RawTensor, or anything shaped like one). */
 export interface TensorLike {
@@ -31,14 +46,37 @@ export interface TensorLike {
 
 export interface SerializeOptions {
   /** Storage type for floating-point tensors. Default: float32 → F32, float64 → F64. int32 is always I32. */
-  dtype?: 'F32' | 'BF16';
+  dtype?: 'F32' | 'BF16' | 'F16';
   /** Free-form string → string metadata, stored under "__metadata__". */
   metadata?: Record<string, string>;
 }
 
-export interface ParsedSafetensors {
-  tensors: Map<string, RawTensor>;
+export interface ParsedSafetensors<T extends StoredTensor = RawTensor> {
+  tensors: Map<string, T>;
   metadata: Record<string, string>;
+}
+
+export interface ParseOptions {
+  /** Keep BF16 and F16 tensors as stored (dtype 'bfloat16'/'float16', a Uint16Array of bit patterns) instead of
+   *  converting them to float32. */
+  keepHalf?: boolean;
+}
+
+/** One tensor's entry in a validated header; `begin`/`end` are relative to the data section (see dataStart). */
+export interface SafetensorsEntry {
+  name: string;
+  /** The dtype as the file names it (F32, BF16, I64, ...). */
+  fileDtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** A validated header: the tensors in header order, the metadata, and where the data section starts in the file. */
+export interface SafetensorsHeader {
+  entries: SafetensorsEntry[];
+  metadata: Record<string, string>;
+  dataStart: number;
 }
 
 // Size in bytes of one element of each on-disk dtype we can read, and what it decodes to.
@@ -104,6 +142,39 @@ export function f32ToBf16(value: number): number {
   return rounded >>> 16;
 }
 
+/**
+ * number → IEEE binary16 bit pattern as PyTorch's `.to(torch.float16)` gives it: the input is first rounded to
+ * float32, then rounded to nearest with ties to even; magnitudes from 65520 up become ±Inf, tiny ones become
+ * subnormals or ±0 (sign kept); NaN becomes the quiet NaN 0x7e00 with the input's sign.
+ */
+export function f32ToF16(value: number): number {
+  scratchF32[0] = value;
+  const x = scratchU32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | (mant !== 0 ? 0x7e00 : 0x7c00);
+  const e = exp - 127; // unbiased exponent of the float32 value
+  if (e > 15) return sign | 0x7c00; // >= 2^16: past the largest half (65504) by more than half an ulp
+  if (e >= -14) {
+    // Normal half: keep the top 10 of the 23 mantissa bits, round on the 13 dropped. A carry out of the mantissa
+    // moves to the next exponent, and from exponent 30 to 0x7c00 (Inf): both are what rounding must give.
+    let h = ((e + 15) << 10) | (mant >>> 13);
+    const rest = mant & 0x1fff;
+    if (rest > 0x1000 || (rest === 0x1000 && (h & 1) === 1)) h++;
+    return sign | h;
+  }
+  if (e < -25) return sign; // below 2^-25, half of the smallest subnormal 2^-24: rounds to zero
+  // Subnormal half: the value in units of 2^-24 is the 24-bit significand shifted right by -(e + 1) (14..24 bits).
+  const full = mant | 0x800000;
+  const shift = -(e + 1);
+  let m = full >>> shift;
+  const rest = full & ((1 << shift) - 1);
+  const halfway = 1 << (shift - 1);
+  if (rest > halfway || (rest === halfway && (m & 1) === 1)) m++; // may reach 0x400, the smallest normal: correct
+  return sign | m;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Parsing
 // ---------------------------------------------------------------------------------------------------------------
@@ -161,33 +232,86 @@ function product(shape: readonly number[]): number {
   return n;
 }
 
+const TRUNCATED_HINT = 'the file is truncated or not a safetensors file; re-download or re-export it';
+
 /**
- * Parse the bytes of a .safetensors file. `source` names the file in error messages.
- * Returned tensors own fresh buffers (copies), so they never alias `bytes` and are always aligned.
+ * The header length of a safetensors file of `fileSize` bytes whose first bytes are `prefix` (at least 8 of them
+ * when the file has 8), checked against the file size and the 100 MB limit. The header is bytes [8, 8 + length).
  */
-export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): ParsedSafetensors {
-  const hint = 'the file is truncated or not a safetensors file; re-download or re-export it';
-  if (bytes.byteLength < 8) {
-    fail(source, `expected at least 8 bytes (the header length), found ${bytes.byteLength}; ${hint}`);
+export function safetensorsHeaderLength(prefix: Uint8Array, fileSize: number, source = '<buffer>'): number {
+  if (fileSize < 8 || prefix.byteLength < 8) {
+    fail(source, `expected at least 8 bytes (the header length), found ${fileSize}; ${TRUNCATED_HINT}`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const lo = view.getUint32(0, true);
   const hi = view.getUint32(4, true);
   const headerLen = hi * 2 ** 32 + lo; // exact up to 2^53; anything that large is rejected just below anyway
-  if (headerLen > bytes.byteLength - 8) {
-    fail(source, `header length field says ${headerLen} bytes but only ${bytes.byteLength - 8} follow it; ${hint}`);
+  if (headerLen > fileSize - 8) {
+    fail(source, `header length field says ${headerLen} bytes but only ${fileSize - 8} follow it; ${TRUNCATED_HINT}`);
   }
   if (headerLen > MAX_HEADER_BYTES) {
-    fail(source, `header is ${headerLen} bytes, more than the ${MAX_HEADER_BYTES}-byte limit; ${hint}`);
+    fail(source, `header is ${headerLen} bytes, more than the ${MAX_HEADER_BYTES}-byte limit; ${TRUNCATED_HINT}`);
   }
+  return headerLen;
+}
 
-  if (headerLen === 0 || bytes[8] !== 0x7b /* { */) {
-    fail(source, `expected the header to start with '{' (a JSON object), found ${headerLen === 0 ? 'an empty header' : `byte 0x${bytes[8]!.toString(16).padStart(2, '0')}`}; ${hint}`);
+/**
+ * Parse the bytes of a .safetensors file. `source` names the file in error messages.
+ * Returned tensors own fresh buffers (copies), so they never alias `bytes` and are always aligned.
+ * With `keepHalf`, BF16/F16 tensors stay raw (HalfRawTensor) instead of becoming float32.
+ */
+export function parseSafetensors(bytes: Uint8Array, source?: string, opts?: ParseOptions & { keepHalf?: false }): ParsedSafetensors;
+export function parseSafetensors(bytes: Uint8Array, source: string | undefined, opts: ParseOptions): ParsedSafetensors<StoredTensor>;
+export function parseSafetensors(bytes: Uint8Array, source = '<buffer>', opts: ParseOptions = {}): ParsedSafetensors<StoredTensor> {
+  const headerLen = safetensorsHeaderLength(bytes, bytes.byteLength, source);
+  const { entries, metadata, dataStart } = parseSafetensorsHeader(bytes.subarray(8, 8 + headerLen), bytes.byteLength, source);
+  const tensors = new Map<string, StoredTensor>();
+  for (const e of entries) {
+    const raw = bytes.subarray(dataStart + e.begin, dataStart + e.end);
+    const data = decodeInto(allocateFor(e, opts), raw, e.fileDtype, 0, `${source}: tensor "${e.name}"`, opts);
+    tensors.set(e.name, { dtype: storedDtype(e.fileDtype, opts), shape: e.shape, data } as StoredTensor);
+  }
+  return { tensors, metadata };
+}
+
+/** The dtype a tensor stored as `fileDtype` is returned in. */
+export function storedDtype(fileDtype: string, opts: ParseOptions = {}): RawDType {
+  if (opts.keepHalf && fileDtype === 'BF16') return 'bfloat16';
+  if (opts.keepHalf && fileDtype === 'F16') return 'float16';
+  return FILE_DTYPES[fileDtype]!.to;
+}
+
+/** Bytes per element of an on-disk dtype the reader supports. */
+export function fileDtypeSize(fileDtype: string): number {
+  return FILE_DTYPES[fileDtype]!.size;
+}
+
+/** A zeroed array for one entry's elements, of the type it is returned in. */
+export function allocateFor(e: SafetensorsEntry, opts: ParseOptions = {}): TypedArrayOf | Uint16Array {
+  const n = product(e.shape);
+  switch (storedDtype(e.fileDtype, opts)) {
+    case 'float32': return new Float32Array(n);
+    case 'float64': return new Float64Array(n);
+    case 'int32': return new Int32Array(n);
+    default: return new Uint16Array(n);
+  }
+}
+
+/**
+ * Validate a safetensors header (the `headerLen` bytes after the 8-byte length) of a file of `fileSize` bytes:
+ * everything listed at the top of this file. Nothing of the data section is needed, so a reader can check a
+ * file of any size from its first bytes.
+ */
+export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number, source = '<buffer>'): SafetensorsHeader {
+  const hint = TRUNCATED_HINT;
+  const headerLen = headerBytes.byteLength;
+  if (headerLen === 0 || headerBytes[0] !== 0x7b /* { */) {
+    fail(source, `expected the header to start with '{' (a JSON object), found ${headerLen === 0 ? 'an empty header' : `byte 0x${headerBytes[0]!.toString(16).padStart(2, '0')}`}; ${hint}`);
   }
   let header: unknown;
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
     header = JSON.parse(text);
   } catch (e) {
     fail(source, `header is not valid UTF-8 JSON (${(e as Error).message}); ${hint}`);
@@ -203,9 +327,9 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): Parsed
   }
 
   const dataStart = 8 + headerLen;
-  const dataSize = bytes.byteLength - dataStart;
+  const dataSize = fileSize - dataStart;
   const metadata: Record<string, string> = {};
-  const entries: { name: string; begin: number; end: number; fileDtype: string; shape: number[] }[] = [];
+  const entries: SafetensorsEntry[] = [];
 
   for (const [name, info] of Object.entries(header)) {
     if (name === '__metadata__') {
@@ -282,99 +406,99 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): Parsed
       `(a truncated header, or bytes appended to the file); re-export it`);
   }
 
-  const tensors = new Map<string, RawTensor>();
-  for (const e of entries) {
-    const raw = bytes.subarray(dataStart + e.begin, dataStart + e.end);
-    tensors.set(e.name, {
-      dtype: FILE_DTYPES[e.fileDtype]!.to,
-      shape: e.shape,
-      data: decode(raw, e.fileDtype, `${source}: tensor "${e.name}"`),
-    });
-  }
-  return { tensors, metadata };
+  return { entries, metadata, dataStart };
 }
 
-/** Decode little-endian elements of one on-disk dtype into a fresh typed array. */
-function decode(raw: Uint8Array, fileDtype: string, where: string): TypedArrayOf {
-  // Copy into a new, 0-aligned ArrayBuffer: handles unaligned offsets and never aliases the file's bytes.
-  // (Not raw.slice(): on a Node Buffer, slice() returns a view, not a copy.)
-  const copy = (): ArrayBuffer => {
-    const c = new Uint8Array(raw.byteLength);
-    c.set(raw);
-    return c.buffer;
-  };
+/**
+ * Decode little-endian elements of one on-disk dtype from `raw` into `out` starting at element `at` (so a large
+ * tensor can be decoded a chunk at a time); returns `out`. `out` must be of the type allocateFor gives.
+ */
+export function decodeInto<T extends TypedArrayOf | Uint16Array>(
+  out: T, raw: Uint8Array, fileDtype: string, at: number, where: string, opts: ParseOptions = {},
+): T {
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const o = out as unknown as { [i: number]: number };
   switch (fileDtype) {
-    case 'F32': {
-      if (HOST_LE) return new Float32Array(copy());
-      const out = new Float32Array(raw.byteLength / 4);
-      for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(4 * i, true);
-      return out;
-    }
-    case 'F64': {
-      if (HOST_LE) return new Float64Array(copy());
-      const out = new Float64Array(raw.byteLength / 8);
-      for (let i = 0; i < out.length; i++) out[i] = dv.getFloat64(8 * i, true);
-      return out;
-    }
+    case 'F32':
+    case 'F64':
     case 'I32': {
-      if (HOST_LE) return new Int32Array(copy());
-      const out = new Int32Array(raw.byteLength / 4);
-      for (let i = 0; i < out.length; i++) out[i] = dv.getInt32(4 * i, true);
+      const size = fileDtype === 'F64' ? 8 : 4;
+      const n = raw.byteLength / size;
+      // Little-endian host: a byte copy into the output's own buffer (handles unaligned input, never aliases it).
+      if (HOST_LE) {
+        new Uint8Array(out.buffer, out.byteOffset + at * size, raw.byteLength).set(raw);
+        return out;
+      }
+      for (let i = 0; i < n; i++) {
+        o[at + i] = fileDtype === 'F32' ? dv.getFloat32(4 * i, true) : fileDtype === 'F64' ? dv.getFloat64(8 * i, true) : dv.getInt32(4 * i, true);
+      }
       return out;
     }
-    case 'BF16': {
-      const out = new Float32Array(raw.byteLength / 2);
-      const bits = new Uint32Array(out.buffer); // write float32 bit patterns directly: bf16 << 16 is exact
-      for (let i = 0; i < out.length; i++) bits[i] = dv.getUint16(2 * i, true) << 16;
-      return out;
-    }
+    case 'BF16':
     case 'F16': {
-      const out = new Float32Array(raw.byteLength / 2);
-      for (let i = 0; i < out.length; i++) out[i] = f16ToF32(dv.getUint16(2 * i, true));
+      const n = raw.byteLength / 2;
+      if (opts.keepHalf) {
+        if (HOST_LE) new Uint8Array(out.buffer, out.byteOffset + at * 2, raw.byteLength).set(raw);
+        else for (let i = 0; i < n; i++) o[at + i] = dv.getUint16(2 * i, true);
+        return out;
+      }
+      if (fileDtype === 'BF16') {
+        // write float32 bit patterns directly: bf16 << 16 is exact
+        const bits = new Uint32Array(out.buffer, out.byteOffset + at * 4, n);
+        if (HOST_LE && raw.byteOffset % 2 === 0) {
+          const src = new Uint16Array(raw.buffer, raw.byteOffset, n); // several times faster than DataView reads
+          for (let i = 0; i < n; i++) bits[i] = src[i]! << 16;
+        } else {
+          for (let i = 0; i < n; i++) bits[i] = dv.getUint16(2 * i, true) << 16;
+        }
+      } else {
+        for (let i = 0; i < n; i++) o[at + i] = f16ToF32(dv.getUint16(2 * i, true));
+      }
       return out;
     }
     case 'I64':
     case 'U64': {
-      const out = new Int32Array(raw.byteLength / 8);
+      const n = raw.byteLength / 8;
       const signed = fileDtype === 'I64';
-      for (let i = 0; i < out.length; i++) {
+      for (let i = 0; i < n; i++) {
         const lo = dv.getInt32(8 * i, true);
         const hi = dv.getInt32(8 * i + 4, true);
         // The value fits in int32 iff the high word is the sign extension of the low word (and, unsigned, >= 0).
         if (hi !== lo >> 31 || (!signed && lo < 0)) {
           const v = signed ? dv.getBigInt64(8 * i, true) : dv.getBigUint64(8 * i, true);
           throw new InputError(
-            `${where}: element ${i} of this ${fileDtype} tensor is ${v}, outside the int32 range ` +
+            `${where}: element ${at + i} of this ${fileDtype} tensor is ${v}, outside the int32 range ` +
               `[-2147483648, 2147483647] that token ids and labels are stored in; this library cannot load it`,
           );
         }
-        out[i] = lo;
+        o[at + i] = lo;
       }
       return out;
     }
     case 'U32': {
-      const out = new Int32Array(raw.byteLength / 4);
-      for (let i = 0; i < out.length; i++) {
+      const n = raw.byteLength / 4;
+      for (let i = 0; i < n; i++) {
         const v = dv.getUint32(4 * i, true);
         if (v > 0x7fffffff) {
-          throw new InputError(`${where}: element ${i} of this U32 tensor is ${v}, above the int32 maximum 2147483647; this library cannot load it`);
+          throw new InputError(`${where}: element ${at + i} of this U32 tensor is ${v}, above the int32 maximum 2147483647; this library cannot load it`);
         }
-        out[i] = v;
+        o[at + i] = v;
       }
       return out;
     }
     case 'I16':
     case 'U16': {
-      const out = new Int32Array(raw.byteLength / 2);
-      for (let i = 0; i < out.length; i++) out[i] = fileDtype === 'I16' ? dv.getInt16(2 * i, true) : dv.getUint16(2 * i, true);
+      const n = raw.byteLength / 2;
+      for (let i = 0; i < n; i++) o[at + i] = fileDtype === 'I16' ? dv.getInt16(2 * i, true) : dv.getUint16(2 * i, true);
       return out;
     }
     case 'I8':
-      return Int32Array.from(new Int8Array(raw.buffer, raw.byteOffset, raw.byteLength));
+      for (let i = 0; i < raw.byteLength; i++) o[at + i] = dv.getInt8(i);
+      return out;
     case 'U8':
     case 'BOOL':
-      return Int32Array.from(raw);
+      for (let i = 0; i < raw.byteLength; i++) o[at + i] = raw[i]!;
+      return out;
     default:
       throw new InputError(`${where}: unsupported dtype "${fileDtype}"; supported: ${SUPPORTED}`);
   }
@@ -399,8 +523,8 @@ export function serializeSafetensors(
     Symbol.iterator in tensors
       ? Array.from(tensors as Iterable<readonly [string, TensorLike]>, ([n, t]) => [n, t])
       : Object.entries(tensors as Record<string, TensorLike>);
-  if (opts.dtype !== undefined && opts.dtype !== 'F32' && opts.dtype !== 'BF16') {
-    throw new InputError(`serializeSafetensors: opts.dtype must be 'F32' or 'BF16', found ${describe(opts.dtype)}`);
+  if (opts.dtype !== undefined && opts.dtype !== 'F32' && opts.dtype !== 'BF16' && opts.dtype !== 'F16') {
+    throw new InputError(`serializeSafetensors: opts.dtype must be 'F32', 'BF16' or 'F16', found ${describe(opts.dtype)}`);
   }
 
   const seen = new Set<string>();
@@ -423,7 +547,7 @@ export function serializeSafetensors(
   }
   list.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
-  const fileDtypeOf = (t: TensorLike): 'F64' | 'F32' | 'BF16' | 'I32' =>
+  const fileDtypeOf = (t: TensorLike): 'F64' | 'F32' | 'BF16' | 'F16' | 'I32' =>
     t.dtype === 'int32' ? 'I32' : opts.dtype ?? (t.dtype === 'float64' ? 'F64' : 'F32');
 
   // Header JSON is assembled by hand so key order is exactly metadata-then-sorted-names (a JS object would move
@@ -464,8 +588,8 @@ export function serializeSafetensors(
     const p = base + begin;
     const src = t.data;
     // Fast path: an aligned typed-array view, whose set() converts element types (float64 → float32 rounds to
-    // nearest even, like a cast). BF16 and unaligned positions (after an odd-length BF16 tensor) go element-wise.
-    if (HOST_LE && fileDtype !== 'BF16') {
+    // nearest even, like a cast). BF16/F16 and unaligned positions (after an odd-length half tensor) go element-wise.
+    if (HOST_LE && fileDtype !== 'BF16' && fileDtype !== 'F16') {
       const size = FILE_DTYPES[fileDtype]!.size;
       if (p % size === 0) {
         const Ctor = fileDtype === 'F32' ? Float32Array : fileDtype === 'F64' ? Float64Array : Int32Array;
@@ -485,6 +609,9 @@ export function serializeSafetensors(
         break;
       case 'BF16':
         for (let i = 0; i < src.length; i++) dv.setUint16(p + 2 * i, f32ToBf16(src[i]!), true);
+        break;
+      case 'F16':
+        for (let i = 0; i < src.length; i++) dv.setUint16(p + 2 * i, f32ToF16(src[i]!), true);
         break;
     }
   }

@@ -5,7 +5,7 @@
 // sliding window.
 
 import {
-  type Backend, type DType, RNG, type Tensor, add, attention, concat, getBackend, hostInts, matmul, reshape, rope,
+  type Backend, type DType, RNG, type Tensor, add, attention, checkpoint, concat, getBackend, hostInts, matmul, reshape, rope,
   shapeStr, slice, swiglu, tensor, type RopeFreqs,
 } from '../core/index.js';
 import { causalLMLoss, hostTargets, linearCrossEntropy, shiftLabels } from '../loss/index.js';
@@ -120,6 +120,8 @@ export class LlamaModel extends Module {
   readonly embedTokens: Embedding;
   readonly layers: LlamaDecoderLayer[];
   readonly norm: RMSNorm;
+  /** Recompute each layer's activations in backward instead of keeping them (core/checkpoint.ts). */
+  gradientCheckpointing = false;
 
   constructor(readonly cfg: LlamaConfig, init: InitOptions) {
     super();
@@ -134,9 +136,11 @@ export class LlamaModel extends Module {
   }
 
   /** ids [B, T] (or embeddings [B, T, C] given as inputsEmbeds) → final hidden states [B, T, C]. */
-  forward(ids: Tensor, ctx: LayerContext, inputsEmbeds?: Tensor): Tensor {
+  forward(ids: Tensor, ctx: LayerContext, inputsEmbeds?: Tensor, checkpointing = this.gradientCheckpointing): Tensor {
     let h = inputsEmbeds ?? this.embedTokens.forward(ids);
-    for (const layer of this.layers) h = layer.forward(h, ctx);
+    for (const layer of this.layers) {
+      h = checkpointing && !ctx.cache ? checkpoint((x) => layer.forward(x, ctx), [h]) : layer.forward(h, ctx);
+    }
     return this.norm.forward(h);
   }
 }
@@ -147,6 +151,8 @@ export interface ModelOptions {
   backend?: Backend;
   /** Seed of the N(0, initializerRange²) weight init. Default 0. */
   seed?: number;
+  /** Recompute each decoder layer's activations in backward instead of keeping them (less memory, one more forward). */
+  gradientCheckpointing?: boolean;
 }
 
 export interface ForwardOptions {
@@ -173,6 +179,8 @@ export interface ForwardOptions {
    * materialised, and `logits` is returned as null. Needs labels. Same loss and gradients as the unfused path.
    */
   fusedLoss?: boolean;
+  /** Overrides the model's gradientCheckpointing (ModelOptions) for this call. */
+  gradientCheckpointing?: boolean;
 }
 
 export interface CausalLMOutput {
@@ -218,6 +226,7 @@ export class LlamaForCausalLM extends Module {
     checkModelMemory(this.config, { dtype: this.dtype, backend: this.backend }); // before allocating anything
     const init: InitOptions = { dtype: this.dtype, backend: this.backend, rng: new RNG(opts.seed ?? 0), std: this.config.initializerRange };
     this.model = this.registerModule('model', new LlamaModel(this.config, init));
+    this.model.gradientCheckpointing = opts.gradientCheckpointing ?? false;
     this.lmHead = this.config.tieWordEmbeddings ? null
       : this.registerModule('lm_head', new Linear(this.config.hiddenSize, this.config.vocabSize, false, init));
   }
@@ -250,7 +259,8 @@ export class LlamaForCausalLM extends Module {
     }
     if (opts.fusedLoss && !labels) throw new Error('forward: fusedLoss needs labels (without them there is no loss to fuse; drop fusedLoss to get logits)');
     if (opts.softcap && !opts.fusedLoss) throw new Error('forward: softcap is supported with fusedLoss: true');
-    const hidden = this.model.forward(inputIds, { positions, keyMask: mask, documentIds, cache: null }, opts.inputsEmbeds ?? undefined);
+    const hidden = this.model.forward(inputIds, { positions, keyMask: mask, documentIds, cache: null }, opts.inputsEmbeds ?? undefined,
+      opts.gradientCheckpointing);
     const lossOpts = { ignoreIndex: opts.ignoreIndex, numItemsInBatch: opts.numItemsInBatch, labelSmoothing: opts.labelSmoothing, zLoss: opts.zLoss };
     if (opts.fusedLoss) {
       // Same semantics as causalLMLoss: the labels are shifted, the logits are never formed.

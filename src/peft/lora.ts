@@ -4,7 +4,7 @@
 // Saved as adapter_config.json + adapter_model.safetensors with PEFT's keys
 // (`base_model.model.<module path>.lora_A.weight`), loadable by PEFT's PeftModel.from_pretrained.
 
-import { RNG, type Tensor, arrayFor, keep, kernel, matmul, mul, noGrad, shapeStr, tensor } from '../core/index.js';
+import { RNG, type Tensor, arrayFor, keep, kernel, matmul, mul, noGrad, recordRandomState, shapeStr, tensor } from '../core/index.js';
 import { Linear, type LlamaForCausalLM, type CausalLMOutput, type ForwardOptions, type GenerateOptions } from '../nn/index.js';
 import { parseSafetensors, serializeSafetensors, type TensorLike } from '../io/safetensors.js';
 import { InputError } from '../core/errors.js';
@@ -75,6 +75,7 @@ class Adapter implements LinearAdapterLike {
     if (this.rate === 0 || !this.isTraining()) return x;
     // inverted dropout with a host-drawn mask (seeded: a run is reproducible); uploading it is no device read
     const keepScale = 1 / (1 - this.rate);
+    recordRandomState(this.rng); // a checkpointed layer's recomputation draws the same mask
     const mask = arrayFor(x.dtype, x.size);
     for (let i = 0; i < mask.length; i++) mask[i] = this.rng.uniform() < this.rate ? 0 : keepScale;
     return mul(x, tensor(mask, [...x.shape], x.dtype, x.backend));

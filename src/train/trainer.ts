@@ -61,6 +61,11 @@ export interface TrainerOptions<M extends TrainableModel = LlamaForCausalLM> {
   zLoss?: number;
   /** Fused LM head + cross-entropy, never holding [B, T, V] logits (default true; same numbers as unfused). */
   fusedLoss?: boolean;
+  /**
+   * Recompute each decoder layer's activations in backward instead of keeping them: less memory for long rows, one
+   * more forward pass per step, the same loss and gradients. Default: the model's own setting (off).
+   */
+  gradientCheckpointing?: boolean;
   /** Seed of the trainer's RNG (saved in checkpoints). */
   seed?: number;
   /** How saveCheckpoint() writes (Node: `saveCheckpoint` from 'llamatrain/node'). */
@@ -203,6 +208,7 @@ export class Trainer<M extends TrainableModel = LlamaForCausalLM> {
           const out = this.model.forward(t.inputIds, {
             attentionMask: t.attentionMask, labels: t.labels, positionIds: t.positionIds, documentIds: t.documentIds,
             numItemsInBatch, labelSmoothing: this.opts.labelSmoothing, zLoss: this.opts.zLoss, fusedLoss: this.opts.fusedLoss ?? true,
+            gradientCheckpointing: this.opts.gradientCheckpointing,
           });
           out.loss!.backward();
           losses.push(out.loss!.detach());

@@ -134,10 +134,10 @@ test('issue 15: eval --model=<run> scores the run\'s own data and split; --from 
   assert.equal(ft.code, 0, ft.err);
   assert.deepEqual(readFileSync(join(tuned, 'tokenizer.json')), readFileSync(join(out, 'tokenizer.json')));
   assert.equal(JSON.parse(readFileSync(join(tuned, 'model', 'config.json'), 'utf8')).hidden_size, 16);
-  assert.equal(modelDirOf(out, '--from'), join(out, 'model'));
-  assert.equal(modelDirOf(join(out, 'model'), '--from'), join(out, 'model'));
-  assert.throws(() => modelDirOf(join(dir, 'nope'), '--from'), /--from .*nope: no such directory/);
-  assert.throws(() => modelDirOf(dir, '--model'), /--model .*: no config\.json there or in/);
+  assert.equal(await modelDirOf(out, '--from'), join(out, 'model'));
+  assert.equal(await modelDirOf(join(out, 'model'), '--from'), join(out, 'model'));
+  await assert.rejects(modelDirOf(join(dir, 'nope'), '--from'), /--from .*nope: no such directory/);
+  await assert.rejects(modelDirOf(dir, '--model'), /--model .*: no config\.json there or in/);
   const bad = await run(['sft', `--from=${join(dir, 'nope')}`, `--out=${join(dir, 'sft')}`]);
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--from .*nope: no such directory/);

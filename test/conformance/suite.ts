@@ -8,6 +8,8 @@
 //   trainer    a Trainer step equals ref's; a full run (2 micro-batches, clipping, AdamW, schedule, evaluation,
 //              checkpoint, resume) with the number of device reads per step counted where the backend counts them;
 //              non-finite gradients stop or skip without touching the weights
+//   checkpointing  gradient checkpointing gives the loss and every gradient of the plain graph, bit for bit (each family, fused
+//              loss and not, accumulation, LoRA with dropout, a Trainer run)
 //
 // Everything here reads the device asynchronously (await t.data()): the strict backend has no synchronous read.
 import { describe, test } from 'node:test';
@@ -16,7 +18,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  AdamW, Adam, Muon, muonParamGroups, type Backend, PeftModel, type Batch, LRScheduler, LlamaForCausalLM, NonFiniteError, RNG, SGD, type Tensor, Trainer, add, attention,
+  AdamW, Adam, Muon, muonParamGroups, type Backend, PeftModel, type TrainableModel, type LlamaConfigInput, countTargets, getPeftModel, kernel, toTensors, openScope, type Batch, LRScheduler, LlamaForCausalLM, NonFiniteError, RNG, SGD, type Tensor, Trainer, add, attention,
   clamp, clipGradNorm, clipGradValue, countCausalTargets, crossEntropy, crossEntropyRows, decayGroups, div, embedding, evaluate, globalNorm,
   keep, linearCrossEntropy, loraAdd, logSoftmax, logsumexp, matmul, mul, parseSafetensors, type RawTensor, refBackend, reshape, rmsNorm, rope,
   silu, softmax, square, sub, sum, swiglu, tensor, warmupCosine, withScope,
@@ -35,7 +37,7 @@ export interface ConformanceSpec {
   /** The oracle itself (ref): ops are checked by float64 finite differences instead of against ref. */
   oracle?: boolean;
   /** Sections to leave out (say why where you do). */
-  skip?: readonly ('ops' | 'kernels' | 'hf' | 'trajectory' | 'trainer' | 'lora')[];
+  skip?: readonly ('ops' | 'kernels' | 'hf' | 'trajectory' | 'trainer' | 'lora' | 'checkpointing')[];
   /** A message skips the whole suite (node:test's skip), e.g. a backend that needs a library this machine lacks. */
   skipAll?: string | false;
 }
@@ -565,6 +567,154 @@ async function loraParity(be: Backend): Promise<void> {
   }
 }
 
+// ---- gradient checkpointing ----------------------------------------------------------------------------------
+
+/** The first index where two arrays differ (NaN equals NaN, -0 equals 0), or -1: "the same numbers". */
+function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return i;
+  return -1;
+}
+
+/** How many tape nodes named `name` lie behind t (the checkpointed layers, before backward frees the tape). */
+function nodesNamed(t: Tensor, name: string): number {
+  const seen = new Set<Tensor>(), stack = [t];
+  let n = 0;
+  while (stack.length > 0) {
+    const x = stack.pop()!;
+    if (seen.has(x) || !x.node) continue;
+    seen.add(x);
+    if (x.node.name === name) n++;
+    stack.push(...x.node.inputs);
+  }
+  return n;
+}
+
+/**
+ * Losses and every gradient of one accumulated step over `batches` (forward + backward each, in a step scope as
+ * the Trainer runs them), and how many layers were checkpointed.
+ */
+async function stepGrads(model: TrainableModel, batches: Batch[], be: Backend, o: { fusedLoss: boolean; gradientCheckpointing: boolean }) {
+  model.zeroGrad();
+  const numItemsInBatch = batches.reduce((n, b) => n + countTargets(b), 0);
+  const scope = openScope(be);
+  try {
+    const losses: Tensor[] = [];
+    let checkpointed = 0;
+    for (const b of batches) {
+      const t = toTensors(b, be);
+      const { loss } = model.forward(t.inputIds, {
+        attentionMask: t.attentionMask, labels: t.labels, positionIds: t.positionIds, documentIds: t.documentIds, numItemsInBatch, ...o,
+      });
+      checkpointed += nodesNamed(loss!, 'checkpoint');
+      loss!.backward();
+      losses.push(loss!);
+    }
+    const grads = new Map<string, number[] | null>();
+    for (const [name, p] of model.namedParameters()) grads.set(name, p.grad ? Array.from(await p.grad.data()) : null);
+    return { losses: await Promise.all(losses.map((l) => l.item())), grads, checkpointed };
+  } finally {
+    scope.close();
+  }
+}
+
+function assertSameStep(a: Awaited<ReturnType<typeof stepGrads>>, b: Awaited<ReturnType<typeof stepGrads>>, what: string): void {
+  assert.equal(firstDifference(a.losses, b.losses), -1, `${what}: losses ${a.losses} with checkpointing, ${b.losses} without`);
+  assert.equal(a.grads.size, b.grads.size);
+  for (const [name, g] of a.grads) {
+    const h = b.grads.get(name)!;
+    assert.equal(g === null, h === null, `${what}: ${name} has a gradient in one run only`);
+    if (!g || !h) continue;
+    const i = firstDifference(g, h);
+    assert.equal(i, -1, `${what}: gradient of ${name} differs at ${i}: ${g[i]} with checkpointing, ${h[i]} without (rel L2 ${relL2(g, h)})`);
+  }
+}
+
+/** Packed rows (documents restarting positions) and padded rows: both masks reach the recomputed attention. */
+function checkpointBatches(): Batch[] {
+  const padded = randomBatches(2, 2, 12, 48, 31);
+  const packed = randomBatches(1, 2, 12, 48, 32)[0]!;
+  const documentIds = new Int32Array(24), positionIds = new Int32Array(24), labels = packed.inputIds.slice();
+  for (let i = 0; i < 24; i++) {
+    const t = i % 12;
+    documentIds[i] = t < 5 ? 0 : 1;
+    positionIds[i] = t < 5 ? t : t - 5;
+    if (t === 0 || t === 5) labels[i] = -100; // a document's first token has no target inside its document
+  }
+  return [...padded, { shape: [2, 12], inputIds: packed.inputIds, labels, documentIds, positionIds }];
+}
+
+async function gradientCheckpointing(be: Backend): Promise<void> {
+  const c3 = { ...cfg, numHiddenLayers: 3 };
+  const batches = checkpointBatches();
+  // every family's layer: biases, per-head norms and a sliding window (5 < T) are recomputed too
+  const families: [string, LlamaConfigInput][] = [
+    ['llama', c3], ['qwen2 (q/k/v biases)', { ...c3, modelType: 'qwen2' }], ['qwen3 (q/k norms, head_dim 8)', { ...c3, modelType: 'qwen3', headDim: 8 }],
+    ['mistral (sliding window 5)', { ...c3, modelType: 'mistral', slidingWindow: 5 }],
+  ];
+  for (const [family, c] of families) {
+    const model = new LlamaForCausalLM(c, { seed: 5, backend: be });
+    for (const fusedLoss of [false, true]) {
+      const plain = await stepGrads(model, batches, be, { fusedLoss, gradientCheckpointing: false });
+      const ckpt = await stepGrads(model, batches, be, { fusedLoss, gradientCheckpointing: true });
+      assert.equal(plain.checkpointed, 0);
+      assert.equal(ckpt.checkpointed, 3 * batches.length, 'every layer of every micro-batch is checkpointed');
+      assertSameStep(ckpt, plain, `${family}, ${fusedLoss ? 'fused' : 'unfused'} loss`);
+    }
+    model.zeroGrad();
+  }
+
+  // LoRA with dropout: frozen base (no gradient), adapters on every Linear, B made non-zero so A gets a gradient.
+  // Two identical PeftModels draw the same dropout masks; the checkpointed one must replay them in its recomputation.
+  const lora = async () => {
+    const peft = getPeftModel(new LlamaForCausalLM(c3, { seed: 6, backend: be }), { r: 4, loraAlpha: 8, loraDropout: 0.3, targetModules: 'all-linear', seed: 7 });
+    const rng = new RNG(8);
+    for (const [name, p] of peft.namedParameters()) {
+      if (!name.includes('lora_B')) continue;
+      const r = tensor(Float32Array.from({ length: p.size }, () => rng.normal() * 0.1), [...p.shape], 'float32', be);
+      kernel(be, 'addInPlace')(p.storage, r.storage, 'float32');
+    }
+    return peft;
+  };
+  for (const fusedLoss of [false, true]) {
+    const a = await lora(), b = await lora();
+    const ckpt = await stepGrads(a, batches, be, { fusedLoss, gradientCheckpointing: true });
+    const plain = await stepGrads(b, batches, be, { fusedLoss, gradientCheckpointing: false });
+    assert.equal(ckpt.checkpointed, 3 * batches.length);
+    assertSameStep(ckpt, plain, `LoRA with dropout, ${fusedLoss ? 'fused' : 'unfused'} loss`);
+    for (const p of a.model.parameters()) assert.equal(p.grad, null, 'the frozen base gets no gradient');
+    // the recomputation put the dropout RNG back where the forward left it: the next masks are the same too
+    const next = await stepGrads(a, batches, be, { fusedLoss, gradientCheckpointing: false });
+    assertSameStep(next, await stepGrads(b, batches, be, { fusedLoss, gradientCheckpointing: false }), 'the step after');
+    // and dropout is on: in eval mode (no masks) the loss differs
+    a.eval();
+    const evalLoss = await stepGrads(a, batches, be, { fusedLoss, gradientCheckpointing: true });
+    assert.notEqual(evalLoss.losses[0], next.losses[0], 'dropout changes the loss (so its masks matter here)');
+  }
+
+  // the Trainer option: two steps of 2 micro-batches (clipping, AdamW, schedule) end on the same weights
+  const run = async (gradientCheckpointing: boolean) => {
+    const model = new LlamaForCausalLM(c3, { seed: 9, backend: be });
+    const t = makeTrainer(model, new ListSource(batches), { maxSteps: 2, gradientCheckpointing });
+    let checkpointed = 0; // the layers the Trainer's forwards checkpointed
+    const forward = model.forward.bind(model) as (ids: Tensor, o: object) => { loss: Tensor | null };
+    (model as { forward: unknown }).forward = (ids: Tensor, o: object) => {
+      const r = forward(ids, o);
+      checkpointed += nodesNamed(r.loss!, 'checkpoint');
+      return r;
+    };
+    const ms: number[] = [];
+    t.on('step', (m) => ms.push(m.loss, m.gradNorm));
+    await t.train();
+    return { ms, weights: await values(t.model.parameters()), checkpointed };
+  };
+  const x = await run(true), y = await run(false);
+  assert.equal(x.checkpointed, 2 * 2 * 3, 'the Trainer checkpointed 3 layers in each of 2 × 2 micro-batches');
+  assert.equal(y.checkpointed, 0);
+  assert.equal(firstDifference(x.ms, y.ms), -1, `Trainer [loss, norm] per step: ${x.ms} with checkpointing, ${y.ms} without`);
+  assert.equal(firstDifference(x.weights, y.weights), -1, 'Trainer: weights after 2 steps');
+}
+
 // ---- the suite -------------------------------------------------------------------------------------------
 
 export function conformance(spec: ConformanceSpec): void {
@@ -614,6 +764,10 @@ export function conformance(spec: ConformanceSpec): void {
       t('a Trainer run with Muon: finite, equals ref, one read per step, resumes bit-identically from a checkpoint', () => muonTrainer(be));
     }
     if (!skip.has('lora')) t('LoRA (PEFT format) parity with PyTorch: loss and adapter gradients, frozen base', () => loraParity(be));
+    if (!skip.has('checkpointing')) {
+      t('gradient checkpointing: the same losses and gradients, bit for bit (each family, fused and not, accumulation, LoRA dropout, Trainer)',
+        () => gradientCheckpointing(be));
+    }
     if (spec.teardown) test('teardown', async () => { await ready; await spec.teardown!(); });
   });
 }

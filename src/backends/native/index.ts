@@ -109,7 +109,8 @@ function blasGemms(rt: WasmRuntime, blas: Blas, blasThreads: number, parMinFlop:
   const host: HostGemm = (transA, transB, M, N, K, a, lda, b, ldb, c, ldc, acc) => {
     setBlasThreads(blas, 1);
     const p = baseAddress();
-    blas.sgemm(transA !== 0, transB !== 0, M, N, K, 1, p + a, lda, p + b, ldb, acc ? 1 : 0, p + c, ldc);
+    // a, b, c arrive as wasm i32s: offsets past 2 GiB read as negative numbers (>>> 0 makes them unsigned again)
+    blas.sgemm(transA !== 0, transB !== 0, M, N, K, 1, p + (a >>> 0), lda, p + (b >>> 0), ldb, acc ? 1 : 0, p + (c >>> 0), ldc);
   };
   return { hook, host };
 }
