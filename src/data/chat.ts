@@ -87,7 +87,8 @@ function normalizeContent(m: ChatMessage, where: string): ChatMessage {
       const part = p as unknown as Record<string, unknown> | null;
       if (part === null || typeof part !== 'object' || Array.isArray(part)) throw new InputError(`${where}.content[${j}] is ${describe(part)}, expected a { "type": "text", "text": … } part`);
       if (part.type !== 'text') {
-        throw new InputError(`${where}.content[${j}] is a ${JSON.stringify(part.type)} part; only text parts ({ "type": "text", "text": … }) can be trained on — remove the others`);
+        const kind = typeof part.type === 'string' ? `a ${JSON.stringify(part.type)} part` : 'a part without a string "type"';
+        throw new InputError(`${where}.content[${j}] is ${kind}; only text parts ({ "type": "text", "text": … }) can be trained on — remove the others`);
       }
       if (typeof part.text !== 'string') throw new InputError(`${where}.content[${j}] is a text part without a string "text" (got ${describe(part.text)})`);
       return part.text;
