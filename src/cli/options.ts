@@ -86,7 +86,7 @@ export function coerce(t: OptType, raw: unknown, where: string): unknown {
       const v = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
       if (v === Infinity || v === -Infinity) throw new UsageError(`${where}: ${JSON.stringify(raw)} is beyond the range of numbers (expected ${typeName(t)})`);
       // Number() also reads 0x10, 0b11, 0o7 and '  5 ': a typo'd or pasted value would run as something else
-      if (typeof raw === 'string' && !DECIMAL.test(raw)) {
+      if (typeof raw === 'string' && Number.isFinite(v) && !DECIMAL.test(raw)) {
         throw new UsageError(`${where}: expected ${typeName(t)} written in decimal (like 16, 0.5 or 3e-4), got ${JSON.stringify(raw)}`);
       }
       if (!Number.isFinite(v) || (t === 'int' && !Number.isInteger(v))) fail();
@@ -293,13 +293,21 @@ export function helpText(command: string, summary: string, schema: Schema, usage
 }
 
 /**
- * Refuses options that shape a new model when the model comes from --from (its config.json decides them): a value
- * other than the default would be silently ignored otherwise.
+ * Refuses options that shape a new model when the model comes from --from and they disagree with its config.json
+ * (which decides the shape): such a value would be silently ignored otherwise. A value left at its default, or
+ * equal to the model's, is fine. `modelDir` is --from's resolved directory.
  */
-export function refuseShapeWithFrom(schema: Schema, o: Record<string, unknown>, keys: readonly string[]): void {
-  if (!o.from) return;
-  const given = keys.filter((k) => o[k] !== schema[k]!.default);
+export function refuseShapeWithFrom(schema: Schema, o: Record<string, unknown>, keys: readonly string[], modelDir: string): void {
+  let cfg: Record<string, unknown>;
+  try { cfg = JSON.parse(readFileSync(`${modelDir}/config.json`, 'utf8')) as Record<string, unknown>; } catch { return; } // loading reports it
+  if (cfg === null || typeof cfg !== 'object') return;
+  const model: Record<string, unknown> = {
+    dim: cfg.hidden_size, layers: cfg.num_hidden_layers, heads: cfg.num_attention_heads,
+    kvHeads: cfg.num_key_value_heads ?? cfg.num_attention_heads, ffn: cfg.intermediate_size, tie: cfg.tie_word_embeddings ?? false,
+  };
+  const given = keys.filter((k) => o[k] !== schema[k]!.default && o[k] !== model[k]);
   if (given.length === 0) return;
-  throw new UsageError(`${given.map((k) => `${flag(k)}=${String(o[k])}`).join(', ')} with --from: the model's shape comes from --from's config.json, ` +
-    `so ${given.length > 1 ? 'these options shape' : 'this option shapes'} only a new model; drop ${given.length > 1 ? 'them' : 'it'} (or drop --from to train a new model)`);
+  throw new UsageError(`${given.map((k) => `${flag(k)}=${String(o[k])}`).join(', ')} with --from: the model's shape comes from --from's config.json ` +
+    `(${given.map((k) => `${kebab(k)} ${String(model[k])}`).join(', ')}), so ${given.length > 1 ? 'these options shape' : 'this option shapes'} only a new model; ` +
+    `drop ${given.length > 1 ? 'them' : 'it'} (or drop --from to train a new model)`);
 }

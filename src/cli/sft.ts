@@ -118,6 +118,7 @@ async function resolveOptions(argv: string[]): Promise<{ o: SftOptions; saved: R
   checkDataFile(o.data);
   if (o.from) {
     o.from = await modelDirOf(o.from, '--from');
+    if (!o.resume) refuseShapeWithFrom(sftSchema, o, ['dim', 'layers', 'heads', 'kvHeads'], o.from);
     if (!o.resume) { // the conversations are rendered with --from's own chat template: it must have one
       if (!existsSync(join(o.from, 'tokenizer.json'))) throw new UsageError(`--from ${o.from}: no tokenizer.json there; sft needs the model's tokenizer with a chat template`);
       if (!loadTokenizerFile(o.from).chatTemplate) {
@@ -131,7 +132,6 @@ async function resolveOptions(argv: string[]): Promise<{ o: SftOptions; saved: R
 
 /** Checks that relate options to each other (each option's type and range are the schema's, checked while parsing). */
 function checkSftOptions(o: SftOptions): void {
-  refuseShapeWithFrom(sftSchema, o, ['dim', 'layers', 'heads', 'kvHeads', 'vocabSize']);
   if (o.targetModules.split(',').every((t) => t.trim() === '')) {
     throw new UsageError(`--target-modules: give at least one Linear name (e.g. q_proj,v_proj) or 'all-linear', got ${JSON.stringify(o.targetModules)}`);
   }

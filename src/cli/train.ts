@@ -354,7 +354,6 @@ function describeBaseline(b: CompressorBaseline | null): string {
 
 /** Checks that relate options to each other (each option's type and range are the schema's, checked while parsing). */
 function checkOptions(o: TrainOptions): void {
-  refuseShapeWithFrom(trainSchema, o, ['dim', 'layers', 'heads', 'kvHeads', 'ffn', 'tie', 'vocabSize']);
   if (o.heads % o.kvHeads !== 0) throw new UsageError(`--kv-heads (${o.kvHeads}) must divide --heads (${o.heads})`);
   if (o.dim % o.heads !== 0) throw new UsageError(`--dim (${o.dim}) must be a multiple of --heads (${o.heads})`);
   if ((o.dim / o.heads) % 2 !== 0) throw new UsageError(`--dim / --heads (${o.dim / o.heads}) must be even for RoPE`);
@@ -373,6 +372,7 @@ async function checkInputs(o: TrainOptions): Promise<void> {
   if (o.tokenizer) tokenizerJsonPath(o.tokenizer);
   if (o.from && !o.resume) { // a resumed run's model is its checkpoint
     o.from = await modelDirOf(o.from, '--from');
+    refuseShapeWithFrom(trainSchema, o, ['dim', 'layers', 'heads', 'kvHeads', 'ffn', 'tie'], o.from);
     if (!o.tokenizer) {
       if (!existsSync(join(o.from, 'tokenizer.json'))) {
         throw new UsageError(`--from ${o.from}: no tokenizer.json there; give the tokenizer the checkpoint was trained with (--tokenizer=<file or directory>)`);

@@ -3,14 +3,14 @@
 // right behaviour.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseChatJsonl, encodeChat } from '../../src/data/index.js';
 import { InputError } from '../../src/core/errors.js';
 import { trainByteLevelBPE } from '../../src/tokenizer/index.js';
 import '../../src/tokenizer/node.js'; // the Jinja renderer
-import { runCli } from './helpers.js';
+import { runCli, tinyCorpus } from './helpers.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'llamatrain-sftdata-'));
 const jsonl = (dir: string, records: unknown[]) => {
@@ -56,15 +56,20 @@ test('sft: no conversation with an assistant turn says so (before: "raise --seq-
   assert.doesNotMatch(r.err + r.out, /raise --seq-len|lower --batch-size/);
 });
 
-test('shape options with --from are refused, not ignored (sft --dim, train --dim --layers)', async () => {
+test('shape options with --from that disagree with its config.json are refused, not ignored (sft --dim, train --dim --layers)', async () => {
   const dir = tmp();
-  const sft = await runCli(['sft', '--from=nowhere', '--dim=64']);
+  const model = join(dir, 'model');
+  mkdirSync(model);
+  writeFileSync(join(model, 'config.json'), JSON.stringify({ model_type: 'llama', hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4,
+    num_key_value_heads: 2, intermediate_size: 192, vocab_size: 300 }));
+  const sft = await runCli(['sft', `--from=${model}`, '--dim=32']);
   assert.equal(sft.code, 2);
-  assert.match(sft.err, /--dim=64 with --from: the model's shape comes from --from's config\.json, so this option shapes only a new model; drop it/);
-  const train = await runCli(['train', `--data=${join(dir, 'x.txt')}`, '--from=nowhere', '--dim=48', '--layers=3']);
+  assert.match(sft.err, /--dim=32 with --from: the model's shape comes from --from's config\.json \(dim 64\), so this option shapes only a new model; drop it/);
+  const train = await runCli(['train', `--data=${tinyCorpus(dir)}`, `--from=${model}`, '--dim=48', '--layers=3']);
   assert.equal(train.code, 2);
-  assert.match(train.err, /--dim=48, --layers=3 with --from: .*these options shape only a new model; drop them/);
-  // the defaults spelled out are harmless
-  const same = await runCli(['sft', '--from=nowhere', '--dim=128']);
+  assert.match(train.err, /--dim=48, --layers=3 with --from: .*\(dim 64, layers 2\), so these options shape only a new model; drop them/);
+  // the model's own values spelled out are harmless (the run then stops later, at the missing tokenizer)
+  const same = await runCli(['sft', `--from=${model}`, '--dim=64', '--layers=2']);
   assert.doesNotMatch(same.err, /with --from/);
+  assert.match(same.err, /no tokenizer\.json/);
 });
