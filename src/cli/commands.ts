@@ -1,6 +1,6 @@
 // `llamatrain eval | generate | tokenizer`: the smaller commands.
 
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tensor } from '../core/index.js';
 import { loadPretrained } from '../io/pretrained.js';
@@ -9,6 +9,7 @@ import { saveTokenizer } from '../tokenizer/node.js';
 import { evaluate } from '../train/index.js';
 import { note } from './run.js';
 import { type CommandOptions, type Schema, type ValueLayer, UsageError, helpText, parseAndCheck, wantsHelp } from './options.js';
+import { makeDirectory } from './rundir.js';
 import {
   backendOptions, batchesOf, checkDataFile, loadTextData, loadTokenizerFrom, modelDirOf, packTexts, selectBackend, tokenByteLengths,
   txtSplitOption, warnVocabShortfall,
@@ -147,11 +148,11 @@ export async function runTokenizer(argv: string[], log: Log): Promise<void> {
     }
     const { values: o } = parseAndCheck(tokenizerTrainCommand, rest);
     checkDataFile(o.data);
+    makeDirectory(o.out, '--out'); // before the work: /proc/nope or a file in the way fails now, with a message
     const text = await loadTextData(o.data, o.textField, 0, { txtSplit: o.txtSplit }); // a tokenizer needs no validation split
     const t0 = Date.now();
     const bpe = trainByteLevelBPE(text.train, { vocabSize: o.vocabSize });
     warnVocabShortfall(bpe.vocabSize, o.vocabSize, note);
-    mkdirSync(o.out, { recursive: true });
     const path = saveTokenizer(bpe, o.out);
     log(`trained a ${bpe.vocabSize}-token byte-level BPE on ${text.source} in ${((Date.now() - t0) / 1000).toFixed(1)} s → ${path}`);
   } else if (sub === 'encode' || sub === 'decode') {

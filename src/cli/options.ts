@@ -35,6 +35,7 @@ const camel = (k: string): string => k.replace(/[-_]([a-z])/g, (_, c: string) =>
 export const flag = (key: string): string => `--${kebab(key)}`;
 
 const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const BOOLEAN_WORDS = new Map([['true', true], ['1', true], ['yes', true], ['false', false], ['0', false], ['no', false]]);
 
 function typeName(t: OptType): string {
@@ -84,6 +85,10 @@ export function coerce(t: OptType, raw: unknown, where: string): unknown {
     case 'number': {
       const v = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
       if (v === Infinity || v === -Infinity) throw new UsageError(`${where}: ${JSON.stringify(raw)} is beyond the range of numbers (expected ${typeName(t)})`);
+      // Number() also reads 0x10, 0b11, 0o7 and '  5 ': a typo'd or pasted value would run as something else
+      if (typeof raw === 'string' && Number.isFinite(v) && !DECIMAL.test(raw)) {
+        throw new UsageError(`${where}: expected ${typeName(t)} written in decimal (like 16, 0.5 or 3e-4), got ${JSON.stringify(raw)}`);
+      }
       if (!Number.isFinite(v) || (t === 'int' && !Number.isInteger(v))) fail();
       return v === 0 ? 0 : v; // -0 is 0
     }
@@ -285,4 +290,24 @@ export function helpText(command: string, summary: string, schema: Schema, usage
   });
   const config = '  --config=<file.json>\n      a JSON object of option values (e.g. {"steps": 100, "seq-len": 64}); flags given on the command line override it';
   return `${summary}\n\nUsage: ${usage ?? `llamatrain ${command} [--config file.json] [--key=value ...]`}\n\nOptions:\n${rows.join('\n')}\n${config}\n`;
+}
+
+/**
+ * Refuses options that shape a new model when the model comes from --from and they disagree with its config.json
+ * (which decides the shape): such a value would be silently ignored otherwise. A value left at its default, or
+ * equal to the model's, is fine. `modelDir` is --from's resolved directory.
+ */
+export function refuseShapeWithFrom(schema: Schema, o: Record<string, unknown>, keys: readonly string[], modelDir: string): void {
+  let cfg: Record<string, unknown>;
+  try { cfg = JSON.parse(readFileSync(`${modelDir}/config.json`, 'utf8')) as Record<string, unknown>; } catch { return; } // loading reports it
+  if (cfg === null || typeof cfg !== 'object') return;
+  const model: Record<string, unknown> = {
+    dim: cfg.hidden_size, layers: cfg.num_hidden_layers, heads: cfg.num_attention_heads,
+    kvHeads: cfg.num_key_value_heads ?? cfg.num_attention_heads, ffn: cfg.intermediate_size, tie: cfg.tie_word_embeddings ?? false,
+  };
+  const given = keys.filter((k) => o[k] !== schema[k]!.default && o[k] !== model[k]);
+  if (given.length === 0) return;
+  throw new UsageError(`${given.map((k) => `${flag(k)}=${String(o[k])}`).join(', ')} with --from: the model's shape comes from --from's config.json ` +
+    `(${given.map((k) => `${kebab(k)} ${String(model[k])}`).join(', ')}), so ${given.length > 1 ? 'these options shape' : 'this option shapes'} only a new model; ` +
+    `drop ${given.length > 1 ? 'them' : 'it'} (or drop --from to train a new model)`);
 }

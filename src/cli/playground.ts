@@ -4,15 +4,16 @@
 // Node only. The page itself is in playground/ (its own bundle); nothing here knows about it beyond its folder.
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import { type Server, createServer } from 'node:http';
+import { isIP } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Schema, UsageError, helpText, parseCommandLine } from './options.js';
 
 export const playgroundSchema = {
-  port: { type: 'int', default: 8080, help: 'port to listen on; the default moves on to the next free port when 8080 is taken (0 = any free port)' },
+  port: { type: 'int', default: 8080, min: 0, max: 65535, help: 'port to listen on; the default moves on to the next free port when 8080 is taken (0 = any free port)' },
   host: { type: 'string', default: '127.0.0.1', help: 'address to listen on (browsers isolate only localhost or https pages: threads need one of them)' },
   open: { type: 'boolean', default: false, help: 'open the page in the default browser' },
   dir: { type: 'string', default: '', help: "a built playground folder to serve instead of the package's own" },
@@ -48,11 +49,19 @@ export async function startPlaygroundServer(opts: {
   isolation?: boolean;
 } = {}): Promise<PlaygroundServer> {
   const dir = resolve(opts.dir || defaultPlaygroundDir());
+  if (opts.dir && existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw new UsageError(`--dir ${opts.dir}: is a file, not a folder; give the folder that holds the built page (index.html), e.g. playground/dist`);
+  }
   if (!existsSync(join(dir, 'index.html'))) {
     throw new UsageError(`the playground is not built: ${join(dir, 'index.html')} is missing. Run \`npm run build:playground\` ` +
       '(after `npm run build`) in a clone of llamatrain, or reinstall the package');
   }
   const host = opts.host ?? '127.0.0.1';
+  // a dotted quad that is no IPv4 address (999.1.1.1) would go to DNS as a host name: refuse it without a lookup
+  if (/^[\d.]+$/.test(host) && isIP(host) === 0) {
+    throw new UsageError(`--host ${host}: not an IP address (each of the four numbers is 0–255); use 127.0.0.1, 0.0.0.0, localhost or an address of this machine`);
+  }
+  const realDir = realpathSync(dir); // links inside the folder are followed only to files inside it
   const server = createServer(async (req, res) => {
     const headers = { ...(opts.isolation === false ? {} : ISOLATION_HEADERS), 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' };
     if (req.method !== 'GET' && req.method !== 'HEAD') { res.writeHead(405, { ...headers, Allow: 'GET, HEAD' }).end(); return; }
@@ -66,9 +75,11 @@ export async function startPlaygroundServer(opts: {
     const file = normalize(join(dir, path.endsWith('/') ? `${path}index.html` : path));
     if (file !== dir && !file.startsWith(dir + sep)) { res.writeHead(403, headers).end('forbidden'); return; }
     try {
-      const st = await stat(file);
+      const real = await realpath(file);
+      if (real !== realDir && !real.startsWith(realDir + sep)) { res.writeHead(403, headers).end('forbidden'); return; }
+      const st = await stat(real);
       if (!st.isFile()) throw new Error('not a file');
-      const body = await readFile(file);
+      const body = await readFile(real);
       res.writeHead(200, { ...headers, 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
       res.end(req.method === 'HEAD' ? undefined : body);
     } catch {
@@ -85,7 +96,17 @@ export async function startPlaygroundServer(opts: {
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' && tries > 0) continue;
-      if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UsageError(`port ${port} is in use; pick another with --port N (or --port 0 for any free one)`);
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE') throw new UsageError(`port ${port} is in use; pick another with --port N (or --port 0 for any free one)`);
+      if (code === 'EADDRNOTAVAIL') {
+        throw new UsageError(`--host ${host}: this machine has no such address to listen on; use 127.0.0.1 (this machine only) or 0.0.0.0 (every network interface)`);
+      }
+      if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL' || code === 'EAI_NONAME') {
+        throw new UsageError(`--host ${host}: not an IP address, and no such host name resolves; use 127.0.0.1, 0.0.0.0, localhost or an address of this machine`);
+      }
+      if (code === 'EACCES' || code === 'EPERM') {
+        throw new UsageError(`--port ${port}: permission denied to listen there (ports below 1024 need privileges); use a port ≥ 1024, e.g. --port 8080`);
+      }
       throw e;
     }
   }

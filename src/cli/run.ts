@@ -123,6 +123,19 @@ export function watchForCollapse<M extends TrainableModel>(trainer: Trainer<M>, 
   });
 }
 
+/**
+ * The last word on divergence: the final evaluation. A short run can blow up in fewer than DIVERGED_STEPS steps (or
+ * between the steps the watch sees); a validation loss above DIVERGED_FACTOR × ln V, or not finite, is a diverged run
+ * whatever the training losses said. Returns the CollapsedRun to throw, or null when the loss is sane.
+ */
+export function divergedFinal(loss: number, vocabSize: number, lrHint: string): CollapsedRun | null {
+  const lnV = Math.log(vocabSize);
+  if (Number.isFinite(loss) && loss <= DIVERGED_FACTOR * lnV) return null;
+  return new CollapsedRun(`training diverged: the final validation loss is ${Number.isFinite(loss) ? loss.toPrecision(4) : String(loss)}, ` +
+    `above ${DIVERGED_FACTOR} × ln V = ${fmt(DIVERGED_FACTOR * lnV)} (ln V: what guessing among V=${vocabSize} tokens scores), so the weights ` +
+    `have blown up and the model is not exported. The likely cause is a learning rate far too high (${lrHint}); lower it and start a new run`, 'diverged');
+}
+
 /** Seconds a run has trained over all its segments (a resume adds to what the checkpoint recorded). */
 export class RunClock {
   private readonly t0 = Date.now();

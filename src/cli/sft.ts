@@ -24,9 +24,10 @@ import { PeftModel, getPeftModel } from '../peft/index.js';
 import { type ChatMessage, defaultEndOfTurn, trainByteLevelBPE } from '../tokenizer/index.js';
 import { type HFTokenizer, loadTokenizerFile, saveTokenizer } from '../tokenizer/node.js';
 import { type EvalResult, type TrainableModel, Trainer, type TrainingState, evaluate } from '../train/index.js';
-import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseAndCheck, parseCommandLine } from './options.js';
+import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseAndCheck, parseCommandLine, refuseShapeWithFrom } from './options.js';
 import {
-  CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, note, rowsHash, showSample, stamp, trainWithCheckpoints, watchForCollapse,
+  CollapsedRun, divergedFinal, type Log, RunClock, RunReport, endStoppedRun, fmt, note, rowsHash, showSample, stamp, trainWithCheckpoints,
+  watchForCollapse,
 } from './run.js';
 import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, writeRunConfig } from './rundir.js';
 import { backendOptions, batchesOf, checkDataFile, modelDirOf, runOptions, selectBackend, toBatch, tokenByteLengths, warnVocabShortfall } from './shared.js';
@@ -129,6 +130,7 @@ async function resolveOptions(argv: string[]): Promise<{ o: SftOptions; saved: R
   checkDataFile(o.data, '--data', SFT_DATA_ADVICE);
   if (o.from) {
     o.from = await modelDirOf(o.from, '--from');
+    if (!o.resume) refuseShapeWithFrom(sftSchema, o, ['dim', 'layers', 'heads', 'kvHeads'], o.from);
     if (!o.resume) { // the conversations are rendered with --from's own chat template: it must have one
       if (!existsSync(join(o.from, 'tokenizer.json'))) throw new UsageError(`--from ${o.from}: no tokenizer.json there; sft needs the model's tokenizer with a chat template`);
       if (!loadTokenizerFile(o.from).chatTemplate) {
@@ -195,7 +197,16 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
   log(`data: ${dataPath}: ${r.conversations} training conversations → ${train.rows.length} rows × ${o.seqLen} tokens ` +
     `(${r.kept} kept, ${r.truncated} cut to --seq-len, ${r.droppedNoTarget} dropped with no assistant token left; ${r.targets} of ` +
     `${r.tokens} tokens counted by the loss); ${val.report.kept} validation conversations`);
-  if (r.droppedNoTarget > 0) note(`  note: ${r.droppedNoTarget} conversations had no assistant reply within ${o.seqLen} tokens; raise --seq-len to keep them`);
+  // the loss counts only the assistant's replies: a conversation without one has nothing to learn, whatever --seq-len
+  const noReply = trainSet.filter((ex) => !ex.messages.some((m) => m.role === 'assistant')).length;
+  if (noReply === trainSet.length) {
+    throw new UsageError(`${dataPath}: no training conversation has an assistant message (role "assistant"); sft learns the assistant's replies, ` +
+      'so each conversation needs at least one, e.g. {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}');
+  }
+  if (noReply > 0) note(`  note: ${noReply} conversations have no assistant message and teach nothing; they are dropped`);
+  if (r.droppedNoTarget > noReply) {
+    note(`  note: ${r.droppedNoTarget - noReply} conversations had no assistant reply within ${o.seqLen} tokens; raise --seq-len to keep them`);
+  }
   if (train.rows.length < o.batchSize) throw new UsageError(`${train.rows.length} training rows: fewer than one batch of ${o.batchSize}; lower --batch-size`);
   log(`what the loss sees (⟦counted⟧, the rest is context), first training conversation:\n${showCounted(tok, encodeChat(tok, trainSet[0]!))}`);
 
@@ -264,6 +275,8 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
   }
   writeRunConfig(dir, 'sft_config.json', o);
   if (state) trainer.loadState(state);
+  // the dropout masks' RNG goes on where the checkpoint left it (a resumed run draws the masks an unbroken one would)
+  if (peft && Array.isArray(state?.extra?.dropoutRng)) peft.setDropoutRngState(state.extra.dropoutRng as number[]);
   const counts = peft ? peft.numParameters() : { trainable: model.numParameters(), total: model.numParameters() };
   log(`llamatrain sft: ${o.from ? `${o.from}` : 'a new model'} (C=${model.config.hiddenSize}, L=${model.config.numHiddenLayers}, V=${model.config.vocabSize}), ` +
     `${peft ? `LoRA r=${o.loraR} α=${o.loraAlpha} on ${peft.config.target_modules.join(', ')}` : 'every weight'}: ` +
@@ -293,7 +306,7 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
   let savedStep = state?.step ?? 0;
   const save = async () => {
     const st = await trainer.state();
-    const full = { ...st, extra: { ...st.extra, sampleRng: rng.getState(), dataHash, seconds: clock.seconds(), segments: clock.segment } };
+    const full = { ...st, extra: { ...st.extra, sampleRng: rng.getState(), ...(peft ? { dropoutRng: peft.dropoutRngState() } : {}), dataHash, seconds: clock.seconds(), segments: clock.segment } };
     const ck = peft ? await saveAdapterCheckpoint(join(dir, 'checkpoints'), peft, full, {}) : await saveCheckpoint(join(dir, 'checkpoints'), model, full, {});
     savedStep = trainer.step;
     return ck;
@@ -312,6 +325,13 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
   // ---- results: validation loss on the assistant tokens, the adapter (PEFT) and the merged model (HF)
   const final = await evaluate(trainable, batchesOf(val.rows, o.batchSize, bytesOf));
   report.metric({ type: 'final', step: trainer.step, valLoss: final.loss, perplexity: final.perplexity, tokens: final.tokens });
+  const diverged = divergedFinal(final.loss, model.config.vocabSize, `--lr=${lr}`);
+  if (diverged) {
+    report.writePlot();
+    writeFileSync(join(dir, 'summary.json'), JSON.stringify({ status: 'diverged', steps: trainer.step, valLoss: final.loss,
+      seconds: Math.round(clock.seconds()), segments: clock.segment }, null, 2) + '\n');
+    throw diverged;
+  }
   report.writePlot();
   const finalSample = await report.sample();
   if (peft) await saveAdapter(peft, join(dir, 'adapter'));
@@ -386,12 +406,30 @@ export async function runChat(argv: string[], write: (s: string) => void = (s) =
 
   async function answer(line: string): Promise<void> {
     messages.push({ role: 'user', content: line });
-    const ids = tok.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true }).inputIds;
+    // the prompt and the reply must fit the model's context: older turns go first (the system message stays);
+    // a message that does not fit on its own is refused, and the chat goes on
+    const ctx = model.config.maxPositionEmbeddings;
+    const room = Math.min(o.maxNewTokens, Math.max(1, Math.floor(ctx / 4))); // what a reply needs at least
+    let ids = tok.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true }).inputIds;
+    let dropped = 0;
+    const first = o.system ? 1 : 0;
+    while (ids.length + room > ctx && messages.length - first > 1) {
+      messages.splice(first, messages[first + 1]?.role === 'assistant' ? 2 : 1);
+      dropped++;
+      ids = tok.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true }).inputIds;
+    }
+    if (ids.length + room > ctx) {
+      messages.pop();
+      note(`llamatrain chat: this message is ${ids.length.toLocaleString('en-US')} tokens with the chat template; the model's context is ` +
+        `${ctx.toLocaleString('en-US')} tokens and the reply needs ${room} of them: shorten the message (it was not sent)`);
+      return;
+    }
+    if (dropped > 0) note(`llamatrain chat: the conversation outgrew the model's context (${ctx} tokens): the ${dropped} oldest turn(s) were left out`);
     const reply: number[] = [];
     let shown = '';
     write('assistant: ');
     await model.generate(tensor(Int32Array.from(ids), [1, ids.length], 'int32', model.backend), {
-      maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, seed: rng.nextU32(), eosTokenId: endIds,
+      maxNewTokens: Math.min(o.maxNewTokens, ctx - ids.length), temperature: o.temperature, topK: o.topK, seed: rng.nextU32(), eosTokenId: endIds,
       vocabLimit: Math.min(tok.vocabSize, model.config.vocabSize),
       onToken: (next) => {
         if (endIds.includes(next[0]!)) return;

@@ -1,6 +1,7 @@
 // Pieces the CLI commands share: loading text data, tokenizers, turning documents into batches.
 
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import type { TextTokenizer } from '../tokenizer/index.js';
 import { loadTokenizerFile } from '../tokenizer/node.js';
@@ -8,6 +9,7 @@ import { packDocuments, type PackedRow } from '../data/index.js';
 import { loadBrownCorpus, readDocuments, parseTextSplit, detectFormat, AUTO_DOCUMENT_CHARS } from '../data/node.js';
 import cliProgress from 'cli-progress';
 import { UsageError } from './options.js';
+import { specialFileKind } from '../data/node-fs-errors.js';
 import { InputError } from '../core/errors.js';
 import { HubError, parseHubId, resolveModelDir, type HubId, type HubProgress } from '../io/hub.js';
 import { setBackend } from '../core/index.js';
@@ -79,7 +81,13 @@ export function checkDataFile(path: string, option = '--data',
   advice = "use 'brown' for the built-in corpus, or a .txt/.jsonl/.json/.parquet file"): void {
   if (path === '' || path === 'brown') return;
   if (!existsSync(path)) throw new UsageError(`${option}: no such file '${path}' (${advice})`);
-  if (statSync(path).isDirectory()) throw new UsageError(`${option} ${path}: is a directory; give a .txt, .jsonl, .json or .parquet file`);
+  const s = statSync(path);
+  if (s.isDirectory()) throw new UsageError(`${option} ${path}: is a directory; give a .txt, .jsonl, .json or .parquet file`);
+  const kind = specialFileKind(s);
+  if (kind !== null) {
+    throw new UsageError(`${option} ${path}: is ${kind}, not a regular file; give a .txt, .jsonl, .json or .parquet file saved on disk ` +
+      '(a pipe or a device has no end that can be read up to)');
+  }
 }
 
 /**
@@ -116,10 +124,21 @@ function gpuDeviceNodesMissing(): string {
 }
 
 /**
+ * --threads above the core count only makes threads take turns on the same cores, each with its own scratch
+ * memory (--threads=1024 held 8 GB for a tiny model): it is capped at the cores, saying so.
+ */
+export function capThreads(threads: number, cores: number, backend: string, log: (s: string) => void): number {
+  if (threads <= cores || backend === 'ref' || backend === 'webgpu') return threads;
+  log(`llamatrain: note: --threads=${threads} is more than the ${cores} cores here; using ${cores} (more threads than cores only take turns on them, each with its own scratch memory)`);
+  return cores;
+}
+
+/**
  * Makes the chosen backend the default for new tensors; returns the name actually used. `log` gets one short line
  * (the backend and its library); with `verbose`, the full line (why this one and not the others) and the notes.
  */
 export async function selectBackend(name: string, threads: number, log: (s: string) => void, verbose = false): Promise<string> {
+  threads = capThreads(threads, availableParallelism(), name, log);
   if (name === 'webgpu') {
     try {
       await registerWebGPUBackend();

@@ -13,9 +13,10 @@ import { type CompressorBaseline, startCompressorBaseline } from './compressor.j
 import { type TextTokenizer, trainByteLevelBPE } from '../tokenizer/index.js';
 import { saveTokenizer } from '../tokenizer/node.js';
 import { type BatchSource, type EvalResult, Trainer, type TrainingState, evaluate } from '../train/index.js';
-import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseCommandLine } from './options.js';
+import { type CommandOptions, type Schema, type Values, UsageError, helpText, parseCommandLine, refuseShapeWithFrom } from './options.js';
 import {
-  CollapsedRun, type Log, RunClock, RunReport, endStoppedRun, fmt, note, rowsHash, showSample, stamp, trainWithCheckpoints, watchForCollapse,
+  CollapsedRun, divergedFinal, type Log, RunClock, RunReport, endStoppedRun, fmt, note, rowsHash, showSample, stamp, trainWithCheckpoints,
+  watchForCollapse,
 } from './run.js';
 import { RunDirectory, checkHasCheckpoint, checkResumeChanges, checkResumeSteps, compareForResume, readRunConfig, writeRunConfig } from './rundir.js';
 import {
@@ -331,6 +332,13 @@ async function sampleText(o: TrainOptions, model: LlamaForCausalLM, tok: TextTok
 async function finishRun({ o, dir, log }: RunContext, model: LlamaForCausalLM, step: number, data: RunData, report: RunReport, clock: RunClock): Promise<EvalResult> {
   const final = await evaluate(model, batchesOf(data.valRows, o.batchSize, data.bytesOf));
   report.metric({ type: 'final', step, valLoss: final.loss, perplexity: final.perplexity, bitsPerByte: final.bitsPerByte, tokens: final.tokens });
+  const diverged = divergedFinal(final.loss, model.config.vocabSize, o.optimizer === 'muon' ? `--lr=${o.lr}, --muon-lr=${o.muonLr}` : `--lr=${o.lr}`);
+  if (diverged) {
+    report.writePlot();
+    writeFileSync(join(dir, 'summary.json'), JSON.stringify({ status: 'diverged', steps: step, valLoss: final.loss, seconds: Math.round(clock.seconds()),
+      segments: clock.segment }, null, 2) + '\n');
+    throw diverged;
+  }
   await savePretrained(model, join(dir, 'model'));
   writeFileSync(join(dir, 'model', 'tokenizer.json'), readFileSync(join(dir, 'tokenizer.json')));
   for (const f of TOKENIZER_SIDE_FILES) if (existsSync(join(dir, f))) writeFileSync(join(dir, 'model', f), readFileSync(join(dir, f)));
@@ -383,6 +391,7 @@ async function checkInputs(o: TrainOptions): Promise<void> {
   if (o.tokenizer) tokenizerJsonPath(o.tokenizer);
   if (o.from && !o.resume) { // a resumed run's model is its checkpoint
     o.from = await modelDirOf(o.from, '--from');
+    refuseShapeWithFrom(trainSchema, o, ['dim', 'layers', 'heads', 'kvHeads', 'ffn', 'tie'], o.from);
     if (!o.tokenizer) {
       if (!existsSync(join(o.from, 'tokenizer.json'))) {
         throw new UsageError(`--from ${o.from}: no tokenizer.json there; give the tokenizer the checkpoint was trained with (--tokenizer=<file or directory>)`);

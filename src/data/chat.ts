@@ -26,6 +26,8 @@ export interface ChatExample {
   messages: ChatMessage[];
   /** Tool schemas for this conversation (passed to the template as `tools`). */
   tools?: unknown[];
+  /** Where it was read ('file.jsonl:12'), named in errors of rendering it. */
+  source?: string;
 }
 
 /** Anything with `applyChatTemplate` (HFTokenizer, ByteLevelBPE). */
@@ -54,7 +56,7 @@ export interface ConversationReport {
 }
 
 function describe(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`;
+  return v === null ? 'null' : v === undefined ? 'nothing (the key is missing)' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
 function checkMessages(list: unknown, where: string): ChatMessage[] {
@@ -64,7 +66,36 @@ function checkMessages(list: unknown, where: string): ChatMessage[] {
     const r = (m as Record<string, unknown>).role;
     if (typeof r !== 'string') throw new InputError(`${where}[${i}] has no string "role" (got ${describe(r)})`);
   });
-  return list as ChatMessage[];
+  return (list as ChatMessage[]).map((m, i) => normalizeContent(m, `${where}[${i}]`));
+}
+
+/**
+ * A message's content as templates expect it: a string. A list of parts (the OpenAI / HF multimodal form) is joined
+ * from its text parts; other parts (images, audio) are refused, never rendered as JSON text. No content (null or
+ * missing) is accepted only beside `tool_calls` (an assistant turn that only calls tools).
+ */
+function normalizeContent(m: ChatMessage, where: string): ChatMessage {
+  const c = m.content;
+  if (typeof c === 'string') return m;
+  if (c === null || c === undefined) {
+    if (Array.isArray(m.tool_calls) && m.tool_calls.length > 0) return m;
+    throw new InputError(`${where} (${m.role}) has ${c === null ? '"content": null' : 'no "content"'}; give its text as a string ` +
+      '(only an assistant message with "tool_calls" may have none)');
+  }
+  if (Array.isArray(c)) {
+    const texts = c.map((p, j) => {
+      const part = p as unknown as Record<string, unknown> | null;
+      if (part === null || typeof part !== 'object' || Array.isArray(part)) throw new InputError(`${where}.content[${j}] is ${describe(part)}, expected a { "type": "text", "text": … } part`);
+      if (part.type !== 'text') {
+        const kind = typeof part.type === 'string' ? `a ${JSON.stringify(part.type)} part` : 'a part without a string "type"';
+        throw new InputError(`${where}.content[${j}] is ${kind}; only text parts ({ "type": "text", "text": … }) can be trained on — remove the others`);
+      }
+      if (typeof part.text !== 'string') throw new InputError(`${where}.content[${j}] is a text part without a string "text" (got ${describe(part.text)})`);
+      return part.text;
+    });
+    return { ...m, content: texts.join('') };
+  }
+  throw new InputError(`${where} (${m.role}) has "content" ${describe(c)}; expected a string (or a list of text parts)`);
 }
 
 /** One JSONL line → a conversation, or null for a blank line. Errors name `source:line`. */
@@ -81,12 +112,12 @@ export function parseChatJsonlLine(line: string, lineNo: number, source: string)
   if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) throw new InputError(`${at}: the line is ${describe(obj)}, expected a JSON object with "messages" or "prompt"/"completion"`);
   const o = obj as Record<string, unknown>;
   const tools = o.tools === undefined || o.tools === null ? undefined : Array.isArray(o.tools) ? o.tools : (() => { throw new InputError(`${at}: "tools" is ${describe(o.tools)}, expected an array of tool schemas`); })();
-  if ('messages' in o) return { messages: checkMessages(o.messages, `${at}: "messages"`), ...(tools ? { tools } : {}) };
+  if ('messages' in o) return { messages: checkMessages(o.messages, `${at}: "messages"`), ...(tools ? { tools } : {}), source: at };
   if ('prompt' in o && 'completion' in o) {
     const p = o.prompt, c = o.completion;
-    if (typeof p === 'string' && typeof c === 'string') return { messages: [{ role: 'user', content: p }, { role: 'assistant', content: c }], ...(tools ? { tools } : {}) };
+    if (typeof p === 'string' && typeof c === 'string') return { messages: [{ role: 'user', content: p }, { role: 'assistant', content: c }], ...(tools ? { tools } : {}), source: at };
     if (Array.isArray(p) && Array.isArray(c)) {
-      return { messages: [...checkMessages(p, `${at}: "prompt"`), ...checkMessages(c, `${at}: "completion"`)], ...(tools ? { tools } : {}) };
+      return { messages: [...checkMessages(p, `${at}: "prompt"`), ...checkMessages(c, `${at}: "completion"`)], ...(tools ? { tools } : {}), source: at };
     }
     throw new InputError(`${at}: "prompt" and "completion" must both be strings or both be message arrays, got ${describe(p)} and ${describe(c)}`);
   }
@@ -112,12 +143,19 @@ export function parseChatJsonl(text: string, source: string): ChatExample[] {
  */
 export function encodeChat(tok: ChatEncoder, example: ChatExample, options: { ignoreIndex?: number; templateOptions?: ChatTemplateOptions } = {}): EncodedChat {
   const ignoreIndex = options.ignoreIndex ?? -100;
-  const enc = tok.applyChatTemplate(example.messages, {
-    ...(options.templateOptions ?? {}),
-    ...(example.tools ? { tools: example.tools } : {}),
-    tokenize: true,
-    returnAssistantTokensMask: true,
-  });
+  let enc: ChatEncoding;
+  try {
+    enc = tok.applyChatTemplate(example.messages, {
+      ...(options.templateOptions ?? {}),
+      ...(example.tools ? { tools: example.tools } : {}),
+      tokenize: true,
+      returnAssistantTokensMask: true,
+    });
+  } catch (e) {
+    // name the conversation that did not render (the message names the template)
+    if (example.source === undefined) throw e;
+    throw new InputError(`${example.source}: this conversation could not be rendered: ${(e as Error).message}`, { cause: e, source: example.source });
+  }
   const n = enc.inputIds.length;
   const inputIds = Int32Array.from(enc.inputIds);
   const labels = new Int32Array(n);

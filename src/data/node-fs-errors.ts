@@ -33,3 +33,19 @@ export function describeFsError(path: string, e: unknown, action: string): FileA
       return new FileAccessError(`${path}: ${err.message} (while ${action})`, { cause: e, code });
   }
 }
+
+/** What a non-regular file is, in words ('a FIFO (named pipe)', 'a character device', …); null for a regular file. */
+export function specialFileKind(s: { isFile(): boolean; isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string | null {
+  if (s.isFile()) return null;
+  return s.isDirectory() ? 'a directory' : s.isFIFO() ? 'a FIFO (named pipe)' : s.isCharacterDevice() ? 'a character device'
+    : s.isBlockDevice() ? 'a block device' : s.isSocket() ? 'a socket' : 'not a regular file';
+}
+
+/**
+ * Refuses anything but a regular file before it is opened: reading a FIFO without a writer blocks forever, and
+ * /dev/zero or /dev/urandom never end.
+ */
+export function notRegularFileError(path: string, kind: string, action: string): FileAccessError {
+  return new FileAccessError(`${path}: is ${kind}, not a regular file (while ${action}); give a data file saved on disk ` +
+    '(a pipe or a device has no end that can be read up to)', { code: kind === 'a directory' ? 'EISDIR' : 'EINVAL' });
+}

@@ -26,23 +26,36 @@ import {
 import { decodeText, parseJsonDocuments, parseJsonlLine, splitTextDocuments, type TextSplit } from './sources.js';
 import { InputError } from '../core/errors.js';
 import { iterateParquetText } from './parquet.js';
-import { describeFsError } from './node-fs-errors.js';
+import { describeFsError, notRegularFileError, specialFileKind } from './node-fs-errors.js';
 import { countBytes } from '../tokenizer/bytes.js';
 
 async function fileSize(path: string, action: string): Promise<number> {
+  let s: Awaited<ReturnType<typeof stat>>;
   try {
-    const s = await stat(path);
-    if (s.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-    return s.size;
+    s = await stat(path);
   } catch (e) {
     throw describeFsError(path, e, action);
   }
+  if (s.isDirectory()) throw describeFsError(path, Object.assign(new Error('is a directory'), { code: 'EISDIR' }), action);
+  const kind = specialFileKind(s);
+  if (kind !== null) throw notRegularFileError(path, kind, action);
+  return s.size;
 }
+
+/**
+ * Whole-file reads (text, .json) hold the file and its text in memory: past this size, a streamed format is the
+ * way (JSONL is read line by line; Parquet by row group).
+ */
+export const MAX_WHOLE_FILE_BYTES = 512 * 1024 * 1024;
 
 // ---- text, JSONL, Parquet --------------------------------------------------------------------------------------
 
 async function readFileText(path: string, action: string): Promise<string> {
-  await fileSize(path, action);
+  const size = await fileSize(path, action);
+  if (size > MAX_WHOLE_FILE_BYTES) {
+    throw new InputError(`${path}: ${size.toLocaleString('en-US')} bytes; ${action} reads the whole file, at most ${MAX_WHOLE_FILE_BYTES.toLocaleString('en-US')} ` +
+      'bytes: convert it to JSONL (one {"text": …} record per line; read as a stream) or split it', { source: path });
+  }
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);

@@ -219,7 +219,7 @@ export async function loadCheckpoint(path: string, modelOpts: ModelOptions = {},
 /** Resumes a LoRA run: the adapters of the checkpoint at `path` on `base` (frozen in place), and the training state. */
 export async function loadAdapterCheckpoint(path: string, base: LlamaForCausalLM, opts: LoadCheckpointOptions = {}): Promise<{ dir: string; peft: PeftModel; state: TrainingState }> {
   const dir = await resolveCheckpoint(path, opts);
-  return { dir, peft: await loadAdapter(base, dir), state: await readTrainingState(dir) };
+  return { dir, peft: await loadAdapter(base, dir, { isTrainable: true }), state: await readTrainingState(dir) };
 }
 
 interface TrainerStateJson {

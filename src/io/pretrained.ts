@@ -11,6 +11,7 @@ import { readJsonFile, readSafetensorsFile, writeJsonFile } from './files.js';
 import { writeSafetensorsShards, type SaveDType, type TensorPiece, type TensorSource } from './save.js';
 import type { RawTensor, StoredTensor } from './safetensors.js';
 import { asStoredEntries, storedHalfDtype } from './half-weights.js';
+import { makeDirs } from './make-dirs.js';
 
 async function exists(p: string): Promise<boolean> {
   try { await stat(p); return true; } catch { return false; }
@@ -153,7 +154,7 @@ export interface SavePretrainedOptions {
  * (src/io/save.ts). Stale weight files of an earlier save in `dir` are removed.
  */
 export async function savePretrained(model: LlamaForCausalLM, dir: string, opts: SavePretrainedOptions = {}): Promise<void> {
-  await mkdir(dir, { recursive: true });
+  await makeDirs(dir, 'saving the model'); // level by level: a recursive mkdir spins forever under /proc
   const sources: TensorSource[] = [];
   for (const [name, p] of model.namedParameters()) {
     // float64 models are written in the requested storage type too (F32 by default, as transformers stores them);

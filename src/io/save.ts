@@ -14,7 +14,8 @@
 // of the checkpoints on the Hub that this library loads (transformers 5 raised it to 50GB); a BF16 model of up to
 // ~2.5 B parameters stays one file, as the Hub's own copies of such models usually are.
 
-import { mkdir, open, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { open, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { makeDirs } from './make-dirs.js';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { InputError } from '../core/errors.js';
@@ -257,7 +258,7 @@ export async function writeSafetensorsShards(dir: string, tensors: TensorSource[
     : { metadata: { total_parameters: totalParameters, total_size: totalSize }, weight_map: {} };
 
   try {
-    await mkdir(dir, { recursive: true });
+    await makeDirs(dir, 'writing the weights'); // level by level: a recursive mkdir spins forever under /proc
   } catch (e) {
     throw describeFsError(dir, e, 'writing');
   }

@@ -10,6 +10,7 @@ import {
 } from '../core/index.js';
 import { Linear, type LlamaForCausalLM, type CausalLMOutput, type ForwardOptions, type GenerateOptions } from '../nn/index.js';
 import { parseSafetensors, serializeSafetensors, type TensorLike } from '../io/safetensors.js';
+import { InputError } from '../core/errors.js';
 
 export interface LoraOptions {
   /** Rank r of A [r, in] and B [out, r]. Default 8 (PEFT's). */
@@ -59,7 +60,7 @@ export function useAdapterFiles(f: AdapterFiles): void {
 
 function needFiles(what: string): AdapterFiles {
   if (!files) {
-    throw new Error(`PeftModel.${what}: no file system: import 'llamatrain/node' (Node) first, or use ` +
+    throw new InputError(`PeftModel.${what}: no file system: import 'llamatrain/node' (Node) first, or use ` +
       'peft.adapterFiles() / PeftModel.fromAdapterFiles() to move the bytes yourself (browsers)');
   }
   return files;
@@ -93,9 +94,14 @@ function linearsOf(model: LlamaForCausalLM): Map<string, Linear> {
 
 function checkOptions(o: LoraOptions): Required<Omit<LoraOptions, 'targetModules'>> & { targetModules: readonly string[] | 'all-linear' } {
   const r = o.r ?? 8, loraAlpha = o.loraAlpha ?? 8, loraDropout = o.loraDropout ?? 0;
-  if (!Number.isInteger(r) || r < 1) throw new RangeError(`getPeftModel: r must be an integer ≥ 1, got ${r}`);
-  if (!(loraAlpha > 0)) throw new RangeError(`getPeftModel: loraAlpha must be > 0, got ${loraAlpha}`);
-  if (!(loraDropout >= 0 && loraDropout < 1)) throw new RangeError(`getPeftModel: loraDropout must be in [0, 1), got ${loraDropout}`);
+  const shown = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+  if (!Number.isInteger(r) || r < 1) throw new InputError(`getPeftModel: r must be an integer ≥ 1, got ${shown(r)}`);
+  if (typeof loraAlpha !== 'number' || !(loraAlpha > 0) || !Number.isFinite(loraAlpha)) throw new InputError(`getPeftModel: loraAlpha must be a number > 0, got ${shown(loraAlpha)}`);
+  if (typeof loraDropout !== 'number' || !(loraDropout >= 0 && loraDropout < 1)) throw new InputError(`getPeftModel: loraDropout must be a number in [0, 1), got ${shown(loraDropout)}`);
+  const t = o.targetModules;
+  if (t !== undefined && t !== 'all-linear' && (!Array.isArray(t) || t.length === 0 || t.some((x) => typeof x !== 'string'))) {
+    throw new InputError(`getPeftModel: targetModules must be a non-empty list of module names (e.g. ['q_proj', 'v_proj']) or 'all-linear', got ${JSON.stringify(t)}`);
+  }
   return { r, loraAlpha, loraDropout, useRslora: o.useRslora ?? false, seed: o.seed ?? 0, targetModules: o.targetModules ?? ['q_proj', 'v_proj'] };
 }
 
@@ -106,6 +112,7 @@ function checkOptions(o: LoraOptions): Required<Omit<LoraOptions, 'targetModules
 export class PeftModel {
   private readonly adapters = new Map<string, Adapter>(); // by module path
   private readonly rng: RNG;
+  private merged = false;
 
   private constructor(readonly model: LlamaForCausalLM, readonly config: PeftAdapterConfig, seed: number) {
     this.rng = new RNG(seed);
@@ -113,13 +120,20 @@ export class PeftModel {
 
   /** Wraps `model` (its weights are frozen in place) with fresh adapters: A Kaiming-uniform, B zero (PEFT's init). */
   static create(model: LlamaForCausalLM, opts: LoraOptions = {}): PeftModel {
+    if ((model as unknown) instanceof PeftModel) {
+      throw new InputError('getPeftModel: the model already has LoRA adapters (it is a PeftModel); pass the base model (peft.model), ' +
+        'or merge the adapters first (peft.mergeAndUnload())');
+    }
+    if (model === null || typeof model !== 'object' || typeof (model as { namedModules?: unknown }).namedModules !== 'function') {
+      throw new InputError(`getPeftModel: expected a LlamaForCausalLM, got ${model === null ? 'null' : typeof model}`);
+    }
     const o = checkOptions(opts);
     const linears = linearsOf(model);
     const names = [...new Set([...linears.keys()].map((p) => p.split('.').pop()!))].sort();
     const targets = o.targetModules === 'all-linear' ? names : [...o.targetModules];
     const unknown = targets.filter((t) => !names.includes(t));
     if (unknown.length > 0) {
-      throw new Error(`getPeftModel: targetModules ${JSON.stringify(unknown)} match no Linear of the model; its Linear modules are ` +
+      throw new InputError(`getPeftModel: targetModules ${JSON.stringify(unknown)} match no Linear of the model; its Linear modules are ` +
         `${names.join(', ')} (or pass 'all-linear')`);
     }
     const config: PeftAdapterConfig = {
@@ -159,6 +173,15 @@ export class PeftModel {
     for (const p of this.model.parameters()) { p.requireGrad(false); p.grad = null; }
   }
 
+  /** The state of the dropout masks' RNG (a checkpoint keeps it, so a resumed run draws the same masks). */
+  dropoutRngState(): number[] {
+    return this.rng.getState();
+  }
+
+  setDropoutRngState(state: readonly number[]): void {
+    this.rng.setState(state);
+  }
+
   /** The adapters' tensors by PEFT name ('base_model.model.<path>.lora_A.weight' [r, in], '….lora_B.weight' [out, r]). */
   *namedParameters(): Generator<[string, Tensor]> {
     for (const [path, ad] of this.adapters) {
@@ -193,6 +216,10 @@ export class PeftModel {
 
   /** adapter_config.json and adapter_model.safetensors as bytes (float32), in PEFT's format. */
   async adapterFiles(): Promise<{ config: string; weights: Uint8Array }> {
+    if (this.merged) {
+      throw new InputError('PeftModel: the adapters were merged into the base model by mergeAndUnload(), so there is no adapter to save; ' +
+        'save the merged model (savePretrained(model, dir) from llamatrain/node), or save the adapter before merging');
+    }
     const tensors: [string, TensorLike][] = [];
     for (const [name, t] of this.namedParameters()) {
       const data = Float32Array.from(await t.data());
@@ -210,57 +237,69 @@ export class PeftModel {
     await f.writeFile(join(dir, 'adapter_config.json'), config);
   }
 
-  /** Loads a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) onto `model` (frozen in place). */
-  static async fromPretrained(model: LlamaForCausalLM, dir: string): Promise<PeftModel> {
+  /**
+   * Loads a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) onto `model` (frozen in
+   * place). As PEFT, for inference unless `isTrainable`: the model is put in eval mode (no dropout) and the
+   * adapters get no gradient.
+   */
+  static async fromPretrained(model: LlamaForCausalLM, dir: string, opts: AdapterLoadOptions = {}): Promise<PeftModel> {
     const f = needFiles('fromPretrained');
     const cfgPath = join(dir, 'adapter_config.json'), wPath = join(dir, 'adapter_model.safetensors');
     let config: unknown;
     const text = new TextDecoder().decode(await f.readFile(cfgPath));
-    try { config = JSON.parse(text); } catch (e) { throw new Error(`${cfgPath}: not valid JSON (${(e as Error).message})`); }
-    return PeftModel.fromAdapterFiles(model, config, await f.readFile(wPath), dir);
+    try { config = JSON.parse(text); } catch (e) { throw new InputError(`${cfgPath}: not valid JSON (${(e as Error).message})`, { source: cfgPath }); }
+    return PeftModel.fromAdapterFiles(model, config, await f.readFile(wPath), dir, opts);
   }
 
   /** As fromPretrained, from the parsed adapter_config.json and the bytes of adapter_model.safetensors. */
-  static fromAdapterFiles(model: LlamaForCausalLM, config: unknown, weights: Uint8Array, source = 'adapter'): PeftModel {
-    const c = config as Partial<PeftAdapterConfig> | null;
-    if (!c || typeof c !== 'object' || c.peft_type !== 'LORA') {
-      throw new Error(`${source}/adapter_config.json: expected a PEFT LoRA config (peft_type "LORA"), found ${JSON.stringify(c?.peft_type ?? c)}`);
-    }
-    if (c.fan_in_fan_out) throw new Error(`${source}/adapter_config.json: fan_in_fan_out adapters (GPT-2 Conv1D) do not apply to LLaMA`);
-    if ((c as { use_dora?: boolean }).use_dora) throw new Error(`${source}/adapter_config.json: DoRA adapters are not supported (use_dora: true)`);
-    if (c.bias && c.bias !== 'none') throw new Error(`${source}/adapter_config.json: bias "${c.bias}" is not supported (only "none")`);
-    const r = c.r, alpha = c.lora_alpha;
-    if (!Number.isInteger(r) || r! < 1 || !(typeof alpha === 'number' && alpha > 0)) {
-      throw new Error(`${source}/adapter_config.json: r must be an integer ≥ 1 and lora_alpha > 0, found r=${r}, lora_alpha=${alpha}`);
-    }
-    const tensors = parseSafetensors(weights, `${source}/adapter_model.safetensors`).tensors;
-    const full: PeftAdapterConfig = {
-      ...(c as PeftAdapterConfig), lora_dropout: c.lora_dropout ?? 0, use_rslora: c.use_rslora ?? false,
-      target_modules: Array.isArray(c.target_modules) ? c.target_modules : [],
-    };
-    const peft = new PeftModel(model, full, 0);
+  static fromAdapterFiles(model: LlamaForCausalLM, config: unknown, weights: Uint8Array, source = 'adapter', opts: AdapterLoadOptions = {}): PeftModel {
+    const cfgFile = `${source}/adapter_config.json`, wFile = `${source}/adapter_model.safetensors`;
+    const c = checkAdapterConfig(config, cfgFile);
+    const tensors = parseSafetensors(weights, wFile).tensors;
+    const peft = new PeftModel(model, c, 0);
     const linears = linearsOf(model);
+    const wanted = targetedPaths(linears, c, cfgFile);
     const seen = new Set<string>();
+    const missing: string[] = [], unnamed: string[] = [];
+    const r = c.r;
     for (const [path, lin] of linears) {
       const ka = `${PREFIX}${path}.lora_A.weight`, kb = `${PREFIX}${path}.lora_B.weight`;
       const a = tensors.get(ka), b = tensors.get(kb);
-      if (!a && !b) continue;
-      if (!a || !b) throw new Error(`${source}/adapter_model.safetensors: ${a ? kb : ka} is missing (each adapted module needs lora_A and lora_B)`);
-      const wantA = [r!, lin.inFeatures], wantB = [lin.outFeatures, r!];
-      if (a.shape.join() !== wantA.join() || b.shape.join() !== wantB.join()) {
-        throw new Error(`${source}/adapter_model.safetensors: ${path} has lora_A ${shapeStr(a.shape)} and lora_B ${shapeStr(b.shape)}, ` +
-          `the model and r=${r} need ${shapeStr(wantA)} and ${shapeStr(wantB)} (is the adapter for this base model?)`);
+      if (!a && !b) {
+        if (wanted.has(path)) missing.push(path);
+        continue;
       }
+      if (!a || !b) throw new InputError(`${wFile}: ${a ? kb : ka} is missing (each adapted module needs lora_A and lora_B)`, { source: wFile });
+      if (!wanted.has(path)) unnamed.push(path);
+      const wantA = [r, lin.inFeatures], wantB = [lin.outFeatures, r];
+      if (a.shape.join() !== wantA.join() || b.shape.join() !== wantB.join()) {
+        throw new InputError(`${wFile}: ${path} has lora_A ${shapeStr(a.shape)} and lora_B ${shapeStr(b.shape)}, ` +
+          `the model and r=${r} need ${shapeStr(wantA)} and ${shapeStr(wantB)} (is the adapter for this base model?)`, { source: wFile });
+      }
+      for (const [key, t] of [[ka, a], [kb, b]] as const) checkFinite(key, t.data, wFile);
       peft.attach(path, lin, a.data as Float32Array, b.data as Float32Array);
       seen.add(ka); seen.add(kb);
     }
     const unused = [...tensors.keys()].filter((k) => !seen.has(k));
     if (unused.length > 0) {
-      throw new Error(`${source}/adapter_model.safetensors: ${unused.length} tensors match no Linear of the model ` +
-        `(first: ${unused[0]}); expected keys like ${PREFIX}model.layers.0.self_attn.q_proj.lora_A.weight`);
+      throw new InputError(`${wFile}: ${unused.length} tensors match no Linear of the model ` +
+        `(first: ${unused[0]}); expected keys like ${PREFIX}model.layers.0.self_attn.q_proj.lora_A.weight`, { source: wFile });
     }
-    if (seen.size === 0) throw new Error(`${source}/adapter_model.safetensors: no LoRA tensors found`);
+    if (seen.size === 0) throw new InputError(`${wFile}: no LoRA tensors found`, { source: wFile });
+    const targets = JSON.stringify(c.target_modules);
+    if (unnamed.length > 0) {
+      throw new InputError(`${source}: adapter_model.safetensors holds adapters for ${unnamed.length} module(s) that target_modules ${targets} ` +
+        `does not name (first: ${unnamed[0]}); the config and the weights disagree: fix target_modules in adapter_config.json`, { source: cfgFile });
+    }
+    if (missing.length > 0) {
+      throw new InputError(`${source}: target_modules ${targets} names ${missing.length} module(s) that adapter_model.safetensors has no ` +
+        `lora_A/lora_B for (first: ${missing[0]}); the file is incomplete or belongs to another config`, { source: wFile });
+    }
     peft.freezeBase();
+    if (!opts.isTrainable) { // PEFT's default: loaded for inference
+      peft.eval();
+      for (const p of peft.parameters()) p.requireGrad(false);
+    }
     return peft;
   }
 
@@ -291,6 +330,7 @@ export class PeftModel {
   }
 
   mergeAndUnload(): LlamaForCausalLM {
+    this.merged = true;
     const linears = linearsOf(this.model);
     noGrad(() => {
       for (const [path, ad] of this.adapters) {
@@ -306,6 +346,105 @@ export class PeftModel {
     // weights still in half storage (not adapted: e.g. the embeddings) stay frozen
     for (const p of this.model.parameters()) if (!isHalf(p.dtype)) p.requireGrad(true);
     return this.model;
+  }
+}
+
+export interface AdapterLoadOptions {
+  /** Load the adapters for training (they get gradients; the model's mode is left alone). Default false: inference. */
+  isTrainable?: boolean;
+}
+
+// adapter_config.json keys that change what an adapter computes and that we do not implement: refused by name, never
+// ignored (empty values, PEFT's defaults, are fine)
+const UNSUPPORTED_KEYS: Record<string, string> = {
+  rank_pattern: 'per-module ranks',
+  alpha_pattern: 'per-module alphas',
+  modules_to_save: 'fully trained extra modules',
+  layer_replication: 'replicated layers',
+  exclude_modules: 'excluded modules',
+  target_parameters: 'adapters on parameters',
+  layers_pattern: 'a custom layers pattern',
+};
+
+function isEmpty(v: unknown): boolean {
+  return v === undefined || v === null || v === false || (Array.isArray(v) && v.length === 0) ||
+    (typeof v === 'object' && v !== null && Object.keys(v).length === 0) || v === '';
+}
+
+/** Checks adapter_config.json's values (types and ranges) and refuses what this implementation does not apply. */
+function checkAdapterConfig(config: unknown, file: string): PeftAdapterConfig {
+  const c = config as Record<string, unknown> | null;
+  const bad = (msg: string): never => { throw new InputError(`${file}: ${msg}`, { source: file }); };
+  const shown = (v: unknown) => (v === undefined ? 'nothing (the key is missing)' : JSON.stringify(v) ?? String(v));
+  if (!c || typeof c !== 'object' || Array.isArray(c) || c.peft_type !== 'LORA') {
+    bad(`expected a PEFT LoRA config (peft_type "LORA"), found ${shown(c && typeof c === 'object' ? (c as Record<string, unknown>).peft_type : c)}`);
+  }
+  const cfg = c!;
+  if (cfg.fan_in_fan_out) bad('fan_in_fan_out adapters (GPT-2 Conv1D) do not apply to LLaMA');
+  if (cfg.use_dora) bad('DoRA adapters are not supported (use_dora: true)');
+  if (cfg.lora_bias) bad('adapters with a bias on lora_B are not supported (lora_bias: true)');
+  if (cfg.bias !== undefined && cfg.bias !== null && cfg.bias !== 'none') bad(`bias ${shown(cfg.bias)} is not supported (only "none")`);
+  for (const [key, what] of Object.entries(UNSUPPORTED_KEYS)) {
+    if (!isEmpty(cfg[key])) bad(`${key} (${what}) is not supported: found ${shown(cfg[key]).slice(0, 80)}; llamatrain applies one r and one lora_alpha to every targeted module`);
+  }
+  if (typeof cfg.r !== 'number' || !Number.isInteger(cfg.r) || cfg.r < 1) bad(`r must be an integer ≥ 1 (a JSON number), found ${shown(cfg.r)}`);
+  if (typeof cfg.lora_alpha !== 'number' || !(cfg.lora_alpha > 0) || !Number.isFinite(cfg.lora_alpha)) {
+    bad(`lora_alpha must be a number > 0, found ${shown(cfg.lora_alpha)}`);
+  }
+  const dropout = cfg.lora_dropout ?? 0;
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) bad(`lora_dropout must be a number in [0, 1), found ${shown(cfg.lora_dropout)}`);
+  const rs = cfg.use_rslora ?? false;
+  if (typeof rs !== 'boolean') bad(`use_rslora must be true or false, found ${shown(cfg.use_rslora)}`);
+  const t = cfg.target_modules;
+  if (!(t === undefined || t === null || typeof t === 'string' || (Array.isArray(t) && t.length > 0 && t.every((x) => typeof x === 'string')))) {
+    bad(`target_modules must be a non-empty list of module names, a regular expression string or "all-linear", found ${shown(t)}`);
+  }
+  const layers = cfg.layers_to_transform;
+  if (!(layers === undefined || layers === null || Number.isInteger(layers) || (Array.isArray(layers) && layers.every((x) => Number.isInteger(x))))) {
+    bad(`layers_to_transform must be a layer index or a list of them, found ${shown(layers)}`);
+  }
+  return { ...(cfg as PeftAdapterConfig), lora_dropout: dropout as number, use_rslora: rs as boolean,
+    target_modules: (t ?? ['q_proj', 'v_proj']) as string[] };
+}
+
+/**
+ * The module paths an adapter config targets, as PEFT decides: a list names modules by their last component(s)
+ * (`q_proj`, `self_attn.q_proj`), a string is a regular expression the whole path must match, "all-linear" is
+ * every Linear but the LM head, null is PEFT's LLaMA default (q_proj, v_proj); `layers_to_transform` keeps only
+ * those layers.
+ */
+function targetedPaths(linears: Map<string, Linear>, c: PeftAdapterConfig, file: string): Set<string> {
+  const t = c.target_modules as unknown as string[] | string;
+  let match: (path: string) => boolean;
+  if (t === 'all-linear') match = () => true;
+  else if (typeof t === 'string') {
+    let re: RegExp;
+    try { re = new RegExp(`^(?:${t})$`); } catch (e) {
+      throw new InputError(`${file}: target_modules ${JSON.stringify(t)} is not a regular expression this can read (${(e as Error).message})`, { source: file });
+    }
+    match = (p) => re.test(p);
+  } else match = (p) => t.some((name) => p === name || p.endsWith(`.${name}`));
+  const layers = c.layers_to_transform as number | number[] | null | undefined;
+  const keep = layers === undefined || layers === null ? null : new Set(Array.isArray(layers) ? layers : [layers]);
+  const out = new Set<string>();
+  for (const path of linears.keys()) {
+    if (!match(path)) continue;
+    const layer = /(?:^|\.)layers\.(\d+)\./.exec(path);
+    if (keep !== null && (layer === null || !keep.has(Number(layer[1])))) continue;
+    out.add(path);
+  }
+  return out;
+}
+
+function checkFinite(name: string, d: ArrayLike<number>, file: string): void {
+  let bad = 0, first = -1;
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i]!;
+    if (v - v !== 0) { bad++; if (first < 0) first = i; }
+  }
+  if (bad > 0) {
+    throw new InputError(`${file}: tensor "${name}" holds ${bad} NaN or infinite value(s) of ${d.length} (first at element ${first}); ` +
+      'an adapter with such weights makes the model compute NaN — the file is damaged or was saved after training diverged: use an earlier one', { source: file });
   }
 }
 

@@ -35,6 +35,8 @@
 //        `{% generation %}` blocks).
 //   Character spans become token spans with the same rule as for generation blocks.
 
+import { InputError } from '../core/errors.js';
+
 /** One message. `content` is usually a string; extra fields (`tool_calls`, `reasoning_content`, …) go to the template. */
 export interface ChatMessage {
   role: string;
@@ -67,8 +69,20 @@ export interface ChatTemplateOptions {
    * Default: the EOS token and the well-known end-of-turn tokens that are in the vocabulary.
    */
   endOfTurn?: string | string[];
+  /**
+   * Bounds on one rendering (a template is untrusted input): evaluation steps, characters of text produced, time.
+   * Past one, rendering stops with an InputError. Defaults: 2,000,000 steps, 50,000,000 characters, 10 s.
+   */
+  renderLimits?: ChatRenderLimits;
   /** Every other key is passed to the template as a variable (like transformers' **kwargs), e.g. `enable_thinking`. */
   [variable: string]: unknown;
+}
+
+/** Bounds on rendering one chat template (see ChatTemplateOptions.renderLimits). */
+export interface ChatRenderLimits {
+  maxSteps?: number;
+  maxChars?: number;
+  maxMs?: number;
 }
 
 export interface ChatEncoding {
@@ -84,13 +98,15 @@ export interface ChatTokenizerLike {
   tokenToId(token: string): number | undefined;
   /** The tokenizer's chat template(s): one string, or named templates. */
   readonly chatTemplate?: string | Readonly<Record<string, string>> | undefined;
+  /** The file the chat template came from (named in rendering errors), e.g. '…/tokenizer_config.json'. */
+  readonly chatTemplateSource?: string;
   /** Special tokens as template variables (`bos_token`, `eos_token`, …, `additional_special_tokens`). */
   specialTokensMap(): Record<string, string | string[]>;
   /** UTF-8 bytes token `id` stands for in decoded text, when the tokenizer knows (byte-level BPE); else undefined. */
   tokenBytes?(id: number): Uint8Array | undefined;
 }
 
-const OPTION_KEYS = new Set(['addGenerationPrompt', 'tokenize', 'returnAssistantTokensMask', 'chatTemplate', 'tools', 'documents', 'endOfTurn']);
+const OPTION_KEYS = new Set(['addGenerationPrompt', 'tokenize', 'returnAssistantTokensMask', 'chatTemplate', 'tools', 'documents', 'endOfTurn', 'renderLimits']);
 
 /** End-of-turn tokens of well-known templates (used when present in the vocabulary). */
 export const END_OF_TURN_TOKENS = ['<|im_end|>', '<|eot_id|>', '<|eom_id|>', '<|end|>', '<end_of_turn>', '<|eot|>', '<|end_of_turn|>', '<|END_OF_TURN_TOKEN|>', '</s>', '<|endoftext|>', '<|end_of_text|>'];
@@ -121,11 +137,11 @@ export function resolveChatTemplate(own: ChatTokenizerLike['chatTemplate'], over
     if (override !== undefined) return own[override] ?? override;
     if (tools !== undefined && tools !== null && own.tool_use !== undefined) return own.tool_use;
     if (own.default !== undefined) return own.default;
-    throw new Error(`applyChatTemplate: the tokenizer has several chat templates and none is named "default"; pass chatTemplate: one of ${Object.keys(own).sort().join(', ')}`);
+    throw new InputError(`applyChatTemplate: the tokenizer has several chat templates and none is named "default"; pass chatTemplate: one of ${Object.keys(own).sort().join(', ')}`);
   }
   if (override !== undefined) return override;
   if (own !== undefined) return own;
-  throw new Error('applyChatTemplate: this tokenizer has no chat template (tokenizer_config.json has no "chat_template" and no chat_template.jinja was found); pass chatTemplate: a Jinja template string');
+  throw new InputError('applyChatTemplate: this tokenizer has no chat template (tokenizer_config.json has no "chat_template" and no chat_template.jinja was found); pass chatTemplate: a Jinja template string');
 }
 
 /** Normalises tokenizer_config.json's `chat_template`: a string, or a list of `{ name, template }`. */
@@ -136,17 +152,17 @@ export function parseChatTemplateField(value: unknown, source = 'tokenizer_confi
     const out: Record<string, string> = {};
     value.forEach((t, i) => {
       if (!t || typeof t !== 'object' || typeof (t as any).name !== 'string' || typeof (t as any).template !== 'string') {
-        throw new Error(`${source}: chat_template[${i}] must be an object { "name": string, "template": string }`);
+        throw new InputError(`${source}: chat_template[${i}] must be an object { "name": string, "template": string }`);
       }
       out[(t as any).name] = (t as any).template;
     });
     return out;
   }
   if (typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) if (typeof v !== 'string') throw new Error(`${source}: chat_template.${k} must be a string`);
+    for (const [k, v] of Object.entries(value)) if (typeof v !== 'string') throw new InputError(`${source}: chat_template.${k} must be a string`);
     return value as Record<string, string>;
   }
-  throw new Error(`${source}: chat_template must be a string or a list of { name, template }, got ${typeof value}`);
+  throw new InputError(`${source}: chat_template must be a string or a list of { name, template }, got ${typeof value}`);
 }
 
 // Sentinels that stand for {% generation %} / {% endgeneration %} in the output (Unicode noncharacters: never in
@@ -156,7 +172,7 @@ export const GEN_CLOSE = '\uFDD1';
 const GENERATION_TAG = /\{%-?\s*generation\s*-?%\}/;
 
 /** Renders a template; returns the text and the character spans of its `{% generation %}` blocks. */
-export type ChatRenderer = (template: string, variables: Record<string, unknown>) => { text: string; generation: [number, number][] };
+export type ChatRenderer = (template: string, variables: Record<string, unknown>, limits?: ChatRenderLimits) => { text: string; generation: [number, number][] };
 
 let renderer: ChatRenderer | null = null;
 
@@ -169,11 +185,18 @@ export function useChatRenderer(r: ChatRenderer): void {
 }
 
 /** Renders with the installed renderer (see useChatRenderer). */
-export function renderTracked(template: string, variables: Record<string, unknown>): { text: string; generation: [number, number][] } {
+export function renderTracked(template: string, variables: Record<string, unknown>, limits?: ChatRenderLimits, source?: string):
+    { text: string; generation: [number, number][] } {
   if (!renderer) {
-    throw new Error("applyChatTemplate: no chat-template renderer is loaded; import 'llamatrain/chat' once (Node: 'llamatrain/node' does it)");
+    throw new InputError("applyChatTemplate: no chat-template renderer is loaded; import 'llamatrain/chat' once (Node: 'llamatrain/node' does it)");
   }
-  return renderer(template, variables);
+  try {
+    return renderer(template, variables, limits);
+  } catch (e) {
+    if (source === undefined) throw e;
+    const msg = (e as Error).message;
+    throw new InputError(`${source}: ${msg}`, { cause: e, source });
+  }
 }
 
 function templateVariables(tok: ChatTokenizerLike, messages: readonly ChatMessage[], opts: ChatTemplateOptions, addGenerationPrompt: boolean): Record<string, unknown> {
@@ -190,12 +213,12 @@ function templateVariables(tok: ChatTokenizerLike, messages: readonly ChatMessag
 }
 
 function checkMessages(messages: readonly ChatMessage[]): void {
-  if (!Array.isArray(messages)) throw new Error('applyChatTemplate: messages must be an array of { role, content } objects');
+  if (!Array.isArray(messages)) throw new InputError('applyChatTemplate: messages must be an array of { role, content } objects');
   messages.forEach((m, i) => {
-    if (m === null || typeof m !== 'object' || typeof m.role !== 'string') throw new Error(`applyChatTemplate: messages[${i}] must be an object with a string "role"`);
+    if (m === null || typeof m !== 'object' || typeof m.role !== 'string') throw new InputError(`applyChatTemplate: messages[${i}] must be an object with a string "role"`);
   });
   const s = JSON.stringify(messages);
-  if (s.includes(GEN_OPEN) || s.includes(GEN_CLOSE)) throw new Error('applyChatTemplate: messages contain U+FDD0/U+FDD1 (Unicode noncharacters), which chat rendering reserves');
+  if (s.includes(GEN_OPEN) || s.includes(GEN_CLOSE)) throw new InputError('applyChatTemplate: messages contain U+FDD0/U+FDD1 (Unicode noncharacters), which chat rendering reserves');
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -237,7 +260,7 @@ export function assistantSpans(
   render: (prefix: readonly ChatMessage[], addGenerationPrompt: boolean) => string,
   endOfTurn: readonly string[],
 ): [number, number][] {
-  if (endOfTurn.length === 0) throw new Error('applyChatTemplate: no end-of-turn marker is known for this tokenizer; pass endOfTurn (e.g. "<|im_end|>")');
+  if (endOfTurn.length === 0) throw new InputError('applyChatTemplate: no end-of-turn marker is known for this tokenizer; pass endOfTurn (e.g. "<|im_end|>")');
   const spans: [number, number][] = [];
   let cursor = 0;
   let lastSpan: [number, number] | null = null;
@@ -251,14 +274,14 @@ export function assistantSpans(
       // prompt as the text repeats.
       const core = header.trim();
       const h = core.length > 0 ? text.indexOf(core, cursor) : -1;
-      if (h < 0) throw new Error(`applyChatTemplate: cannot find the assistant header ${JSON.stringify(header)} of messages[${i}] in the rendered text; use a template with {% generation %} blocks for the assistant mask`);
+      if (h < 0) throw new InputError(`applyChatTemplate: cannot find the assistant header ${JSON.stringify(header)} of messages[${i}] in the rendered text; use a template with {% generation %} blocks for the assistant mask`);
       let start = h + core.length;
       for (let j = header.indexOf(core) + core.length; j < header.length && text[start] === header[j]; j++) start++;
       const content = contentText(m.content);
       let contentEnd = start;
       if (content.trim().length > 0) {
         const c = findContent(text, m, start);
-        if (c === null) throw new Error(`applyChatTemplate: the content of messages[${i}] (assistant) does not appear in the rendered text after its header; the template transforms it, so the reply's span cannot be found. Use a template with {% generation %} blocks for the assistant mask`);
+        if (c === null) throw new InputError(`applyChatTemplate: the content of messages[${i}] (assistant) does not appear in the rendered text after its header; the template transforms it, so the reply's span cannot be found. Use a template with {% generation %} blocks for the assistant mask`);
         contentEnd = c[1];
       }
       let end = -1;
@@ -266,7 +289,7 @@ export function assistantSpans(
         const at = text.indexOf(marker, contentEnd);
         if (at >= 0 && (end < 0 || at + marker.length < end)) end = at + marker.length;
       }
-      if (end < 0) throw new Error(`applyChatTemplate: no end-of-turn marker (${endOfTurn.join(', ')}) follows the reply of messages[${i}]; pass endOfTurn`);
+      if (end < 0) throw new InputError(`applyChatTemplate: no end-of-turn marker (${endOfTurn.join(', ')}) follows the reply of messages[${i}]; pass endOfTurn`);
       spans.push([start, end]);
       cursor = end;
       lastSpan = [start, end];
@@ -274,7 +297,7 @@ export function assistantSpans(
       const c = contentText(m.content).trim().length > 0 ? findContent(text, m, cursor) : null;
       if (c !== null) cursor = c[1];
       else if (lastSpan !== null && contentText(m.content).trim().length > 0 && findContent(text, m, lastSpan[0]) !== null) {
-        throw new Error(`applyChatTemplate: messages[${i}] starts before the end-of-turn marker that closes the assistant reply before it; pass endOfTurn, or use a template with {% generation %} blocks`);
+        throw new InputError(`applyChatTemplate: messages[${i}] starts before the end-of-turn marker that closes the assistant reply before it; pass endOfTurn, or use a template with {% generation %} blocks`);
       }
       lastSpan = null;
     }
@@ -287,7 +310,7 @@ function assistantHeader(render: (prefix: readonly ChatMessage[], agp: boolean) 
   const without = render(prefix, false);
   const withPrompt = render(prefix, true);
   if (!withPrompt.startsWith(without) || withPrompt.length === without.length) {
-    throw new Error(`applyChatTemplate: the template's generation prompt is not an addition at the end of the conversation (rendering messages[0:${i}] with and without add_generation_prompt); use a template with {% generation %} blocks for the assistant mask`);
+    throw new InputError(`applyChatTemplate: the template's generation prompt is not an addition at the end of the conversation (rendering messages[0:${i}] with and without add_generation_prompt); use a template with {% generation %} blocks for the assistant mask`);
   }
   return withPrompt.slice(without.length);
 }
@@ -376,10 +399,21 @@ export function applyChatTemplate(tok: ChatTokenizerLike, messages: readonly Cha
 export function applyChatTemplate(tok: ChatTokenizerLike, messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string | ChatEncoding {
   checkMessages(messages);
   const template = resolveChatTemplate(tok.chatTemplate, opts.chatTemplate, opts.tools);
+  // errors name the file the template came from (a template given as an option is the caller's)
+  const source = opts.chatTemplate !== undefined && typeof tok.chatTemplate !== 'object' ? 'chatTemplate option' : tok.chatTemplateSource;
+  try {
+    return renderAndMask(tok, messages, opts, template, source);
+  } catch (e) {
+    if (source === undefined || !(e instanceof InputError) || e.message.startsWith(source)) throw e;
+    throw new InputError(`${source}: ${e.message}`, { cause: e, source });
+  }
+}
+
+function renderAndMask(tok: ChatTokenizerLike, messages: readonly ChatMessage[], opts: ChatTemplateOptions, template: string, source: string | undefined): string | ChatEncoding {
   const agp = opts.addGenerationPrompt ?? false;
-  const { text, generation } = renderTracked(template, templateVariables(tok, messages, opts, agp));
+  const { text, generation } = renderTracked(template, templateVariables(tok, messages, opts, agp), opts.renderLimits, source);
   if (!opts.tokenize) {
-    if (opts.returnAssistantTokensMask) throw new Error('applyChatTemplate: returnAssistantTokensMask needs tokenize: true');
+    if (opts.returnAssistantTokensMask) throw new InputError('applyChatTemplate: returnAssistantTokensMask needs tokenize: true');
     return text;
   }
   const inputIds = tok.encode(text, { addSpecialTokens: false });
@@ -387,7 +421,7 @@ export function applyChatTemplate(tok: ChatTokenizerLike, messages: readonly Cha
   let spans: [number, number][];
   if (GENERATION_TAG.test(template)) spans = generation;
   else {
-    const render = (prefix: readonly ChatMessage[], g: boolean): string => renderTracked(template, templateVariables(tok, prefix, opts, g)).text;
+    const render = (prefix: readonly ChatMessage[], g: boolean): string => renderTracked(template, templateVariables(tok, prefix, opts, g), opts.renderLimits, source).text;
     const eot = opts.endOfTurn === undefined ? defaultEndOfTurn(tok) : typeof opts.endOfTurn === 'string' ? [opts.endOfTurn] : opts.endOfTurn;
     spans = assistantSpans(text, messages, render, eot);
   }

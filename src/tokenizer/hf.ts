@@ -61,6 +61,8 @@ export class HFTokenizer implements TextTokenizer, ChatTokenizerLike {
   readonly config: Record<string, any>;
   /** tokenizer_config.json's `chat_template`: one template, or named templates (`{ default, tool_use, … }`). */
   readonly chatTemplate: string | Readonly<Record<string, string>> | undefined;
+  /** The file the chat template came from, named in rendering errors (loadTokenizerFile sets the path). */
+  chatTemplateSource = 'tokenizer_config.json';
   private readonly specialIds: Set<number>;
   private readonly addedContent = new Map<number, string>();
   private readonly byteLevel: boolean;

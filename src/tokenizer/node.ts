@@ -39,10 +39,14 @@ export function loadTokenizerFile(path: string): HFTokenizer {
     }
   }
   const jinjaPath = join(dirname(file), 'chat_template.jinja');
+  let templateSource = cfgPath;
   if ((config.chat_template === undefined || config.chat_template === null) && existsSync(jinjaPath)) {
     config = { ...config, chat_template: readFileSync(jinjaPath, 'utf8') };
+    templateSource = jinjaPath;
   }
-  return new HFTokenizer(text, config, file);
+  const tok = new HFTokenizer(text, config, file);
+  tok.chatTemplateSource = templateSource;
+  return tok;
 }
 
 /**

@@ -257,3 +257,22 @@ test('issue 15: parseAndCheck applies each command\'s own checks (chat takes no 
   assert.ok(Object.is(parseAndCheck(trainCommand, ['--seed=-0']).values.seed, 0)); // -0 is 0
   assert.equal(trainSchema.temperature.min, 0);
 });
+
+test('--threads above the core count is capped at the cores, saying so (before: --threads=1024 held 8.4 GB for 85 s)', async () => {
+  const { capThreads, selectBackend } = await import('../../src/cli/shared.js');
+  const { shutdownWasmBackend } = await import('../../src/backends/wasm/index.js');
+  const { availableParallelism } = await import('node:os');
+  const notes: string[] = [];
+  assert.equal(capThreads(1024, 2, 'wasm', (s) => notes.push(s)), 2);
+  assert.equal(capThreads(2, 2, 'native', (s) => notes.push(s)), 2);
+  assert.equal(capThreads(0, 2, 'auto', (s) => notes.push(s)), 0, '0 = all cores, as before');
+  assert.equal(notes.length, 1);
+  assert.match(notes[0]!, /--threads=1024 is more than the 2 cores here; using 2/);
+  const log: string[] = [];
+  await selectBackend('wasm', 1024, (s) => log.push(s));
+  try {
+    assert.match(log.join('\n'), new RegExp(`--threads=1024 is more than the ${availableParallelism()} cores here; using ${availableParallelism()}`));
+  } finally {
+    await shutdownWasmBackend();
+  }
+});

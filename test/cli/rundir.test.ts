@@ -368,3 +368,17 @@ test('sft: the same run directory rules (reuse refused, --force with --resume on
   assert.match(none.err, /the run has no checkpoint to resume from/);
   assert.deepEqual(readdirSync(out), ['sft_config.json'], 'nothing written, the lock released');
 });
+
+test('--lr=0x10 is refused (decimal numbers only); a short run that blows up ends as diverged by its final evaluation, exit 1', async () => {
+  const dir = tmp(), data = corpus(dir), out = join(dir, 'run');
+  const hex = await run(['train', `--data=${data}`, `--out=${out}`, '--lr=0x10', ...small]);
+  assert.equal(hex.code, 2);
+  assert.match(hex.err, /--lr: expected a number written in decimal \(like 16, 0\.5 or 3e-4\), got "0x10"/);
+  assert.ok(!existsSync(out));
+  // two steps: fewer than the three the training-loss watch needs (before: exit 0 with a validation loss in the hundreds)
+  const r = await run(['train', `--data=${data}`, `--out=${out}`, '--steps=2', '--lr=16', '--muon-lr=16', ...small.filter((x) => !x.startsWith('--warmup')), '--warmup=0']);
+  assert.equal(r.code, 1, r.out + r.err);
+  assert.match(r.err, /training diverged: the final validation loss is [\d.e+]+|Infinity|NaN, above 3 × ln V = 17\.111 .*model is not exported.*--lr=16, --muon-lr=16/);
+  assert.equal(JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')).status, 'diverged');
+  assert.ok(!existsSync(join(out, 'model')), 'no exported model');
+});

@@ -13,9 +13,11 @@ import { type CommandOptions, type OptSpec, type Schema, type ValueLayer, UsageE
 import { trainCommand } from '../../src/cli/train.js';
 import { chatCommand, sftCommand } from '../../src/cli/sft.js';
 import { evalCommand, generateCommand, tokenizerDecodeCommand, tokenizerEncodeCommand, tokenizerTrainCommand } from '../../src/cli/commands.js';
+import { playgroundSchema } from '../../src/cli/playground.js';
 
+const playgroundCommand: CommandOptions<typeof playgroundSchema> = { name: 'playground', schema: playgroundSchema };
 const COMMANDS = [trainCommand, sftCommand, evalCommand, generateCommand, chatCommand, tokenizerTrainCommand, tokenizerEncodeCommand,
-  tokenizerDecodeCommand] as unknown as CommandOptions<Schema>[];
+  tokenizerDecodeCommand, playgroundCommand] as unknown as CommandOptions<Schema>[];
 
 /** Each case's time limit: parsing a command line is microseconds; anything near this is a hang in the making. */
 const CASE_MS = 250;

@@ -3,7 +3,7 @@
 // GEMMs in the fused loss); save → load → merge round trips; PEFT's file format and clear errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -14,6 +14,7 @@ import { loadPretrained } from '../../src/node.js';
 import { refKernels } from '../../src/backends/ref/kernels.js';
 import { registerWasmBackend, shutdownWasmBackend } from '../../src/backends/wasm/index.js';
 import { fixturePath, relErr, relL2 } from '../helpers.js';
+import { InputError } from '../../src/core/errors.js';
 
 const BASE = fixturePath('llama-tied-gqa4'), LORA = fixturePath('lora-tied-gqa4');
 const ref = parseSafetensors(readFileSync(join(LORA, 'reference.safetensors'))).tensors;
@@ -27,7 +28,7 @@ function inputs(be: Backend) {
 
 async function parity(be: Backend, dtype: 'float32' | 'float64', lossTol: number, gradTol: number): Promise<void> {
   const model = await loadPretrained(BASE, { backend: be, dtype });
-  const peft = await PeftModel.fromPretrained(model, LORA); // the adapter folder in PEFT's format
+  const peft = await PeftModel.fromPretrained(model, LORA, { isTrainable: true }); // the adapter folder in PEFT's format
   const { ids, attentionMask, labels } = inputs(be);
   for (const fusedLoss of [false, true]) {
     peft.zeroGrad();
@@ -206,4 +207,68 @@ test('the Trainer trains a PeftModel: adapters only (clipping and AdamW over the
   after.forEach((w, i) => assert.deepEqual(w, base[i]));
   const ev = await evaluate(peft, batches);
   assert.ok(Number.isFinite(ev.loss) && ev.tokens > 0);
+});
+
+test('hostile adapter folders: NaN weights, unsupported PEFT keys, configs that disagree with the tensors, bad values — each an InputError', async () => {
+  const cfg = JSON.parse(readFileSync(join(LORA, 'adapter_config.json'), 'utf8'));
+  const weights = new Uint8Array(readFileSync(join(LORA, 'adapter_model.safetensors')));
+  const tensors = [...parseSafetensors(weights).tensors];
+  const m = await loadPretrained(BASE);
+  const refused = (config: unknown, w: Uint8Array, re: RegExp) =>
+    assert.throws(() => PeftModel.fromAdapterFiles(m, config, w, 'dir'), (e: unknown) => e instanceof InputError && re.test((e as Error).message));
+  // NaN in lora_B of one module (before: accepted; chat printed an empty reply)
+  const nan = tensors.map(([k, t]) => [k, k.endsWith('layers.1.mlp.down_proj.lora_B.weight') ? { ...t, data: Float32Array.from(t.data, (v, i) => (i === 3 ? NaN : v)) } : t] as [string, typeof t]);
+  refused(cfg, serializeSafetensors(nan), /dir\/adapter_model\.safetensors: tensor "base_model\.model\.model\.layers\.1\.mlp\.down_proj\.lora_B\.weight" holds 1 NaN or infinite value\(s\) .*first at element 3/);
+  // keys that change what the adapter computes: refused by name (empty values are PEFT's defaults and fine)
+  refused({ ...cfg, alpha_pattern: { q_proj: 16 } }, weights, /dir\/adapter_config\.json: alpha_pattern \(per-module alphas\) is not supported/);
+  refused({ ...cfg, rank_pattern: { 'layers.0.self_attn.q_proj': 2 } }, weights, /adapter_config\.json: rank_pattern \(per-module ranks\) is not supported/);
+  refused({ ...cfg, modules_to_save: ['lm_head'] }, weights, /modules_to_save .* is not supported/);
+  // target_modules that disagree with the tensors: a module the file adapts but the config does not name, and one it names that the file lacks
+  refused({ ...cfg, target_modules: ['q_proj', 'v_proj'] }, weights, /holds adapters for 3 module\(s\) that target_modules \["q_proj","v_proj"\] does not name \(first: model\.layers\.0\.mlp\.down_proj\)/);
+  refused({ ...cfg, target_modules: ['q_proj', 'v_proj', 'down_proj', 'k_proj'] }, weights, /names 3 module\(s\) that adapter_model\.safetensors has no lora_A\/lora_B for \(first: model\.layers\.0\.self_attn\.k_proj\)/);
+  const noLayer2 = serializeSafetensors(tensors.filter(([k]) => !k.includes('layers.2.self_attn.q_proj')));
+  refused(cfg, noLayer2, /first: model\.layers\.2\.self_attn\.q_proj/);
+  // PEFT's other target forms: a regular expression over the whole path, layers_to_transform
+  assert.ok(PeftModel.fromAdapterFiles(m, { ...cfg, target_modules: '.*\\.(q_proj|v_proj|down_proj)' }, weights, 'dir'));
+  refused({ ...cfg, target_modules: '.*\\.(q_proj|v_proj)' }, weights, /does not name/);
+  refused({ ...cfg, layers_to_transform: [0, 1] }, weights, /does not name .*first: model\.layers\.2\./);
+  // values of the wrong type or range
+  refused({ ...cfg, lora_dropout: -1 }, weights, /lora_dropout must be a number in \[0, 1\), found -1/);
+  refused({ ...cfg, r: '4' }, weights, /r must be an integer ≥ 1 \(a JSON number\), found "4"/);
+  refused({ ...cfg, lora_alpha: '8' }, weights, /lora_alpha must be a number > 0, found "8"/);
+  refused({ ...cfg, use_rslora: 'yes' }, weights, /use_rslora must be true or false/);
+  refused({ ...cfg, target_modules: [] }, weights, /target_modules must be a non-empty list/);
+  refused(null, weights, /expected a PEFT LoRA config/);
+});
+
+test('misuse: getPeftModel on a PeftModel or with no targets, saving after mergeAndUnload, fromPretrained is for inference unless isTrainable', async () => {
+  const tiny = () => new LlamaForCausalLM({ vocabSize: 16, hiddenSize: 8, intermediateSize: 16, numHiddenLayers: 1, numAttentionHeads: 2 });
+  const isInput = (re: RegExp) => (e: unknown) => e instanceof InputError && re.test((e as Error).message);
+  const peft = getPeftModel(tiny(), { r: 2 });
+  // before: TypeError: model.namedModules is not a function
+  assert.throws(() => getPeftModel(peft as unknown as LlamaForCausalLM), isInput(/already has LoRA adapters \(it is a PeftModel\); pass the base model \(peft\.model\)/));
+  // before: accepted with 0 adapters
+  assert.throws(() => getPeftModel(tiny(), { targetModules: [] }), isInput(/targetModules must be a non-empty list/));
+  assert.throws(() => getPeftModel(tiny(), { loraDropout: -1 }), isInput(/loraDropout must be a number in \[0, 1\), got -1/));
+  assert.throws(() => getPeftModel(tiny(), { r: '4' as unknown as number }), isInput(/r must be an integer ≥ 1, got "4"/));
+  // before: savePretrained after mergeAndUnload wrote an adapter with 0 tensors
+  const dir = tmp();
+  peft.mergeAndUnload();
+  await assert.rejects(peft.savePretrained(join(dir, 'a')), isInput(/merged into the base model by mergeAndUnload\(\)/));
+  assert.ok(!existsSync(join(dir, 'a')), 'nothing written');
+  // fromPretrained: eval mode and no gradients (before: dropout active, adapters trainable); isTrainable keeps training possible
+  const cfg = JSON.parse(readFileSync(join(LORA, 'adapter_config.json'), 'utf8'));
+  const withDropout = tmp();
+  cpSync(LORA, withDropout, { recursive: true });
+  writeFileSync(join(withDropout, 'adapter_config.json'), JSON.stringify({ ...cfg, lora_dropout: 0.5 }));
+  const base = await loadPretrained(BASE);
+  base.train();
+  const inference = await PeftModel.fromPretrained(base, withDropout);
+  assert.equal(inference.training, false);
+  assert.ok(inference.parameters().every((p) => !p.requiresGrad));
+  const { ids, attentionMask } = inputs(refBackend);
+  const a = await inference.forward(ids, { attentionMask }).logits!.data(), b = await inference.forward(ids, { attentionMask }).logits!.data();
+  assert.deepEqual(a, b, 'no dropout: the same logits twice');
+  const trainable = await PeftModel.fromPretrained(await loadPretrained(BASE), withDropout, { isTrainable: true });
+  assert.ok(trainable.parameters().every((p) => p.requiresGrad));
 });

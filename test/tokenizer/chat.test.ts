@@ -19,6 +19,7 @@ import {
 import type { HFTokenizer } from '../../src/tokenizer/hf.js';
 import { loadTokenizerFile, saveTokenizer } from '../../src/tokenizer/node.js';
 import { fixturePath } from '../helpers.js';
+import { InputError } from '../../src/core/errors.js';
 
 interface Case {
   name: string;
@@ -264,4 +265,40 @@ test('errors: raise_exception surfaces its message; mask without tokenize; a tem
     () => qwen.applyChatTemplate([{ role: 'user', content: 'x' }, { role: 'assistant', content: 'secret' }], { chatTemplate: dropping, tokenize: true, returnAssistantTokensMask: true }),
     /does not appear in the rendered text.*generation/,
   );
+});
+
+describe('hostile templates: rendering is bounded in steps, text and list sizes, and errors name the template file', () => {
+  const msgs: ChatMessage[] = [{ role: 'user', content: 'hi' }];
+  const dir = mkdtempSync(join(tmpdir(), 'llamatrain-hostile-tpl-'));
+  saveTokenizer(bpe, dir);
+  const withTemplate = (template: string): HFTokenizer => {
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: template }));
+    return loadTokenizerFile(dir);
+  };
+  const isInputError = (re: RegExp) => (e: unknown) => e instanceof InputError && re.test((e as Error).message);
+
+  test('range(100000000) is refused at once (before: V8 heap out of memory after 80 s), naming tokenizer_config.json', () => {
+    const tok = withTemplate('{% for i in range(100000000) %}x{% endfor %}');
+    const t0 = Date.now();
+    assert.throws(() => tok.applyChatTemplate(msgs), isInputError(/tokenizer_config\.json: chat template: the template asked for range\(\) of 100,000,000 items/));
+    assert.ok(Date.now() - t0 < 2000);
+  });
+  test('nested loops stop at the step limit; doubling a string stops at the text limit', () => {
+    const tok = withTemplate('{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}{% endfor %}{% endfor %}{% endfor %}');
+    assert.throws(() => tok.applyChatTemplate(msgs, { renderLimits: { maxSteps: 200_000 } }), isInputError(/more than 200,000 evaluation steps/));
+    const doubling = withTemplate("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}");
+    assert.throws(() => doubling.applyChatTemplate(msgs, { renderLimits: { maxChars: 1_000_000 } }), isInputError(/more than 1,000,000 characters/));
+    assert.throws(() => doubling.applyChatTemplate(msgs), isInputError(/tokenizer_config\.json: .*characters/)); // the default limit
+    const slow = withTemplate('{% for i in range(10000) %}{% for j in range(10000) %}{{ i }}{% endfor %}{% endfor %}');
+    assert.throws(() => slow.applyChatTemplate(msgs, { renderLimits: { maxMs: 100 } }), isInputError(/longer than 100 ms/));
+  });
+  test('chat_template.jinja is named when the template came from it; a normal template still renders after a refusal', () => {
+    writeFileSync(join(dir, 'tokenizer_config.json'), '{}');
+    writeFileSync(join(dir, 'chat_template.jinja'), '{{ raise_exception("nope") }}');
+    const tok = loadTokenizerFile(dir);
+    assert.throws(() => tok.applyChatTemplate(msgs), isInputError(/chat_template\.jinja: chat template: nope/));
+    rmSync(join(dir, 'chat_template.jinja'));
+    const ok = withTemplate("{% for m in messages %}{{ m.role }}:{{ m.content }}{% endfor %}{% for i in range(3) %}{{ i }}{% endfor %}");
+    assert.equal(ok.applyChatTemplate(msgs), 'user:hi012');
+  });
 });
