@@ -62,7 +62,7 @@ export const sftSchema = {
   gradientCheckpointing: { type: 'boolean', default: false, help: 'recompute each decoder layer\'s activations in backward instead of keeping them: less memory for long rows, about one more forward pass per step, the same numbers' },
   steps: { type: 'int', default: 150, min: 1, help: 'optimizer steps' },
   lr: { type: 'number', default: 0, min: 0, help: 'peak learning rate; 0 = 3e-3 for a new model, 1e-3 for LoRA, 1e-4 for a full fine-tune' },
-  warmup: { type: 'int', default: 10, min: 0, help: 'linear warmup steps' },
+  warmup: { type: 'int', default: -1, min: -1, help: 'linear warmup steps (-1: 10, or a tenth of --steps when that is fewer, so a short run needs no flag)' },
   minLrRatio: { type: 'number', default: 0.1, min: 0, max: 1, help: 'cosine decay floor, as a fraction of lr' },
   weightDecay: { type: 'number', default: 0.01, min: 0, help: 'AdamW decoupled weight decay (matrices and adapters)' },
   clip: { type: 'number', default: 1.0, min: 0, help: 'global gradient-norm clip (0 = off)' },
@@ -241,7 +241,8 @@ async function sftIn(o: SftOptions, dir: string, resuming: boolean, saved: Recor
   const trainable: TrainableModel = peft ?? model;
   const optimizer = new AdamW(peft ? [{ params: peft.parameters(), weightDecay: o.weightDecay }] : decayGroups(model.namedParameters(), o.weightDecay),
     { lr, betas: [0.9, 0.95], eps: 1e-8 });
-  const scheduler = new LRScheduler(optimizer, warmupCosine({ warmupSteps: o.warmup, totalSteps: o.steps, minLrRatio: o.minLrRatio }));
+  const warmupSteps = o.warmup >= 0 ? o.warmup : Math.min(10, Math.floor(o.steps / 10));
+  const scheduler = new LRScheduler(optimizer, warmupCosine({ warmupSteps, totalSteps: o.steps, minLrRatio: o.minLrRatio }));
   const bytesOf = tokenByteLengths(tok);
   const dataHash = rowsHash(train.rows);
   const loader = new DataLoader<PackedRow, PackedBatch>({ dataset: new ArrayDataset(train.rows), batchSize: o.batchSize, shuffle: true,

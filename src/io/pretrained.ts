@@ -1,7 +1,7 @@
 // Hugging Face checkpoint directories: config.json + model.safetensors (or sharded, with
 // model.safetensors.index.json). Node only (file system); the codecs it uses are browser-safe.
 
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { isAbsolute, join, normalize } from 'node:path';
 import { InputError, getBackend } from '../core/index.js';
 import { configFromHF, configToHF } from '../nn/config.js';

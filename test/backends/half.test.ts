@@ -9,8 +9,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  type Backend, RNG, embedding, float32ToHalf, halfTensor, halfToFloat32, matmul, refBackend, sum, tensor,
+  type Backend, RNG, type Tensor, embedding, float32ToHalf, halfTensor, halfToFloat32, linearCrossEntropy, matmul, refBackend, sum, tensor,
 } from '../../src/index.js';
+import { setHostHalfBlock } from '../../src/backends/wasm/kernels/context.js';
 import { loadPretrained } from '../../src/node.js';
 import { registerWasmBackend, setParallelThreshold, shutdownWasmBackend, wasmHeapOwns, wasmHeapStats } from '../../src/backends/wasm/index.js';
 import { findBlas, registerNativeBackend } from '../../src/backends/native/index.js';
@@ -117,6 +118,51 @@ describe('half kernels (wasm, native)', () => {
         // 1 · (−0) may come out +0 (BLAS adds to a zero accumulator): zeros compared without their sign
         sameValues(rowMajor, want, `${be.name} ${dtype} matmul B [1, N]`, false);
         sameValues(linear, want, `${be.name} ${dtype} matmul Bᵀ [N, 1]`, false);
+      }
+    }
+  });
+
+  test('a half weight outside the wasm memory is copied in by blocks of rows: the GEMM (both layouts) and the fused head agree', async () => {
+    for (const be of [wasm, native]) {
+      if (!be) continue;
+      for (const dtype of DTYPES) {
+        const [M, K, N] = [37, 300, 257];
+        const bits = float32ToHalf(rand(K * N), dtype);
+        for (const transB of [true, false]) {
+          const shape = transB ? [N, K] : [K, N];
+          const wh = halfTensor(bits, shape, dtype, be);
+          assert.ok(!wasmHeapOwns(wh.storage), 'half weights stay outside the wasm memory');
+          const wf = tensor(halfToFloat32(bits, dtype), shape, 'float32', be);
+          const x = tensor(rand(M * K), [M, K], 'float32', be);
+          const whole = await matmul(x, wh, { transB }).data();
+          setHostHalfBlock(7 * 300 + 5); // 7 rows of 300 (or 8 of 257) per block: a ragged last block
+          const blocked = await matmul(x, wh, { transB }).data();
+          setHostHalfBlock(null);
+          const f32 = await matmul(x, wf, { transB }).data();
+          const what: string = `${be.name} ${dtype} transB=${transB}`;
+          // on wasm, split columns (transB) compute each output as before; split depths add partial sums, and the
+          // BLAS blocks its own way (float32 rounding)
+          if (transB && be === wasm) assert.deepEqual([...blocked], [...whole], `${what}: blocks of columns are bit-identical`);
+          assert.ok(relL2(blocked, f32) <= 1e-6, `${what}: blocked vs float32 rel ${relL2(blocked, f32)}`);
+        }
+        // the fused LM head over a half [V, C] weight, in blocks of its rows, forward and dH
+        const [R, C, V] = [9, 64, 301];
+        const head = float32ToHalf(rand(V * C), dtype);
+        const hh = tensor(rand(R * C), [R, C], 'float32', be).requireGrad();
+        const targets = tensor(Int32Array.from({ length: R }, (_, i) => (i * 37) % V), [R], 'int32', be);
+        const run = async (w: Tensor) => {
+          hh.grad = null;
+          const l = linearCrossEntropy(hh, w, targets);
+          const v = await l.item();
+          l.backward();
+          return { v, dh: await hh.grad!.data() };
+        };
+        setHostHalfBlock(10 * C + 3);
+        const blocked = await run(halfTensor(head, [V, C], dtype, be));
+        setHostHalfBlock(null);
+        const f32 = await run(tensor(halfToFloat32(head, dtype), [V, C], 'float32', be));
+        assert.ok(Math.abs(blocked.v - f32.v) <= 1e-5 * Math.abs(f32.v), `${be.name} ${dtype} fused loss ${blocked.v} vs ${f32.v}`);
+        assert.ok(relL2(blocked.dh, f32.dh) <= 1e-5, `${be.name} ${dtype} fused dH rel ${relL2(blocked.dh, f32.dh)}`);
       }
     }
   });

@@ -51,8 +51,13 @@ export interface KernelContext {
    * `ptr` back.
    */
   writeBack(s: object, ptr: number, n: number): void;
-  /** A C = op(A)·op(B) GEMM, timed for the bench's profile. */
-  gemm(nth: number, args: ArgsOf<'gemm'>, flop: number): void;
+  /**
+   * A C = op(A)·op(B) GEMM, timed for the bench's profile. `hostB`: B is a frozen half weight outside the wasm
+   * memory (args.b is then an element offset into it): blocks of its stored rows are copied in one at a time.
+   */
+  gemm(nth: number, args: ArgsOf<'gemm'>, flop: number, hostB?: Uint16Array | null): void;
+  /** A half weight kept outside the wasm memory (see `gemm`'s hostB), or null for an operand `at()` places. */
+  hostHalf(s: object): Uint16Array | null;
 }
 
 export function kernelContext(rt: WasmRuntime, gemmHook?: GemmHook): KernelContext {
@@ -81,12 +86,50 @@ export function kernelContext(rt: WasmRuntime, gemmHook?: GemmHook): KernelConte
       rt.copiedBytes += n * 4;
       rt.copyMs += performance.now() - t0;
     },
-    gemm(nth, args, flop) {
+    gemm(nth, args, flop, hostB) {
       const t0 = performance.now();
-      if (gemmHook) gemmHook(args, nth);
-      else rt.run('gemm', nth, args);
+      const run = (g: ArgsOf<'gemm'>) => { if (gemmHook) gemmHook(g, nth); else rt.run('gemm', nth, g); };
+      if (hostB) gemmHostB(rt, args, hostB, run);
+      else run(args);
       copyStats.gemmMs += performance.now() - t0;
       copyStats.gemmFlop += flop;
     },
+    hostHalf: (s) => (s instanceof Uint16Array && !rt.blocks.isResident(s) ? s : null),
   };
+}
+
+/** Elements of a host half B copied into the wasm memory at a time (8 MiB). */
+const HOST_B_BLOCK = 1 << 22;
+let hostBBlock = HOST_B_BLOCK;
+
+/** Tests: a small block makes every host-half GEMM run in several blocks (null restores 2^22 elements). */
+export function setHostHalfBlock(elements: number | null): void {
+  hostBBlock = elements ?? HOST_B_BLOCK;
+}
+
+/**
+ * C = op(A)·op(B) with B a half weight outside the wasm memory (`args.b` an element offset into `hostB`, `ldb` its
+ * row length): blocks of B's stored rows are copied into one temporary block and multiplied there (the GEMM converts
+ * them to float32 as it packs them), so the wasm memory never holds the whole weight — a 128256 × 2048 head takes
+ * 8 MiB at a time, not 525 MB. Bᵀ stored [N, K]: a block of rows is a block of C's columns; B stored [K, N]: a block
+ * of depths, added into C.
+ */
+function gemmHostB(rt: WasmRuntime, g: ArgsOf<'gemm'>, hostB: Uint16Array, run: (g: ArgsOf<'gemm'>) => void): void {
+  const rowsAll = g.transB ? g.N : g.K;
+  if (rowsAll === 0 || g.M === 0 || (g.transB ? g.K : g.N) === 0) { run({ ...g, b: 0 }); return; } // degenerate: no B read
+  const nb = Math.max(1, Math.min(rowsAll, Math.floor(hostBBlock / g.ldb)));
+  const tmp = rt.blocks.alloc(nb * g.ldb * 2); // [nb, ldb] half bits
+  try {
+    for (let r0 = 0; r0 < rowsAll; r0 += nb) {
+      const rows = Math.min(nb, rowsAll - r0);
+      const from = g.b + r0 * g.ldb;
+      new Uint16Array(rt.memory.buffer, tmp, rows * g.ldb).set(hostB.subarray(from, from + rows * g.ldb));
+      const sub = g.transB
+        ? { N: rows, c: g.c + r0 * 4, acc: g.acc }
+        : { K: rows, a: g.a + (g.transA ? r0 * g.lda : r0) * 4, acc: r0 > 0 ? 1 : g.acc };
+      run({ ...g, ...sub, b: tmp });
+    }
+  } finally {
+    rt.blocks.free(tmp);
+  }
 }

@@ -26,19 +26,21 @@ export function linearKernels(ctx: KernelContext, attentionHostShare = 0): Kerne
     const sb = broadcastStrides(bShape.slice(0, -2), batchShape);
     const lda = transA ? M : K, ldb = transB ? K : N;
     return call(() => {
-      const pa = at(a), pb = at(b);
+      const hostB = ctx.hostHalf(b); // a frozen half weight outside the wasm memory: copied in by blocks (ctx.gemm)
+      const pa = at(a), pb = hostB ? 0 : at(b);
+      const bStep = hostB ? 1 : bBytes; // B offsets: elements of hostB, or bytes of the wasm memory
       const pc = out(nBatch * M * N); // [..., M, N]
       // (K = 0: the gemm kernel writes zeros)
       if (!transA && nBatch > 1 && sb.every((st) => st === 0) && sizeOf(aShape.slice(0, -2)) === nBatch) {
         // A [..., M, K] (not broadcast) times one shared B: a single GEMM with M' = batch·M (B packed once)
         const Mb = nBatch * M, flop = 2 * Mb * N * K;
         ctx.gemm(threadsFor(flop), { transA: 0, transB: transB ? 1 : 0, M: Mb, N, K, a: pa, lda, b: pb, ldb, c: pc, ldc: N,
-          scratch: rt.gemmScratch, acc: 0, bHalf }, flop);
+          scratch: rt.gemmScratch, acc: 0, bHalf }, flop, hostB);
       } else {
         const flop = 2 * M * N * K, nth = threadsFor(flop);
         forEachBatch(batchShape, sa, sb, (o, ia, ib) => {
           ctx.gemm(nth, { transA: transA ? 1 : 0, transB: transB ? 1 : 0, M, N, K, a: pa + ia * M * K * 4, lda,
-            b: pb + ib * K * N * bBytes, ldb, c: pc + o * M * N * 4, ldc: N, scratch: rt.gemmScratch, acc: 0, bHalf }, flop);
+            b: pb + ib * K * N * bStep, ldb, c: pc + o * M * N * 4, ldc: N, scratch: rt.gemmScratch, acc: 0, bHalf }, flop, hostB);
         });
       }
       return take(pc);

@@ -43,7 +43,8 @@ export function lossKernels(ctx: KernelContext): Kernels {
     // run far below peak (s15M: 32-row chunks 2.9 s, 128 → 1.9 s, 512 → 1.6 s per step). Memory stays O(rows·V).
     const R = Math.max(1, Math.min(Math.max(args.chunkSize, LCE_MIN_ROWS), N));
     return call(() => {
-      const ph = at(hidden), pw = at(weight), pt = at(targets), rowScale = grad && 'rows' in grad ? at(grad.rows) : 0;
+      const hostW = ctx.hostHalf(weight); // a frozen half head outside the wasm memory: copied in by blocks (ctx.gemm)
+      const ph = at(hidden), pw = hostW ? 0 : at(weight), pt = at(targets), rowScale = grad && 'rows' in grad ? at(grad.rows) : 0;
       const ploss = out(N); // [N]
       const pdh = grad ? out(N * C) : 0; // dHidden [N, C]
       const wantW = grad !== null && args.weightGrad;
@@ -55,12 +56,12 @@ export function lossKernels(ctx: KernelContext): Kernels {
         const hc = ph + n0 * C * 4; // H[n0 : n0+rows]  [rows, C]
         const flop = 2 * rows * V * C, nth = threadsFor(flop), gemmScratch = rt.gemmScratch;
         ctx.gemm(nth, { transA: 0, transB: 1, M: rows, N: V, K: C, a: hc, lda: C, b: pw, ldb: C, c: pz, ldc: V,
-          scratch: gemmScratch, acc: 0, bHalf }, flop); // z = Hc · Wᵀ
+          scratch: gemmScratch, acc: 0, bHalf }, flop, hostW); // z = Hc · Wᵀ
         rt.run('crossEntropyChunk', threadsFor(8 * rows * V), { z: pz, targets: pt, loss: ploss, rowScale, scale, n0, rows, V,
           ignoreIndex: args.ignoreIndex, eps: args.labelSmoothing, zLoss: args.zLoss, wantGrad: grad ? 1 : 0 });
         if (!grad) continue;
         ctx.gemm(nth, { transA: 0, transB: 0, M: rows, N: C, K: V, a: pz, lda: V, b: pw, ldb: C, c: pdh + n0 * C * 4, ldc: C,
-          scratch: gemmScratch, acc: 0, bHalf }, flop); // dHc = dz · W
+          scratch: gemmScratch, acc: 0, bHalf }, flop, hostW); // dHc = dz · W
         if (wantW) {
           ctx.gemm(nth, { transA: 1, transB: 0, M: V, N: C, K: rows, a: pz, lda: V, b: hc, ldb: C, c: pdw, ldc: C,
             scratch: gemmScratch, acc: n0 > 0 ? 1 : 0, bHalf: 0 }, flop); // dW += dzᵀ · Hc
