@@ -1,9 +1,12 @@
 // Row kernels: RMSNorm (forward, backward), RoPE, and embedding rows (gather, scatter-add). Token ids are read
-// only by the wasm kernels, never here: an id outside [0, V) gives a NaN row forward and is skipped backward.
+// only by the wasm kernels, never here (but for a half table outside the wasm memory, gathered on the host): an id
+// outside [0, V) gives a NaN row forward and is skipped backward.
 
 import type { KernelTable } from '../../../core/backend.js';
 import { refKernels } from '../../ref/kernels.js';
 import { ELEMENTWISE_FLOP, type KernelContext, type Kernels, halfKind } from './context.js';
+import { type HalfDType } from '../../../core/dtype.js';
+import { halfToFloat32 } from '../../../core/half.js';
 
 export function rowKernels(ctx: KernelContext): Kernels {
   const { rt, threadsFor, call, at, out, take } = ctx;
@@ -75,7 +78,24 @@ export function rowKernels(ctx: KernelContext): Kernels {
   const embedding: KernelTable['embedding'] = (w, V, C, ids, N, dtype) => {
     const kind = halfKind(dtype);
     if (kind) {
-      // a half table (frozen): rows converted to f32 as they are gathered
+      const host = ctx.hostHalf(w);
+      if (host) {
+        // a half table outside the wasm memory (frozen weights live there): only the N rows asked for are converted,
+        // straight into the output, instead of copying a 525 MB table in to read 256 rows of it. The ids are in
+        // host memory already (the wasm memory); an id outside [0, V) gives a NaN row, as the wasm kernel does.
+        return call(() => {
+          const pi = at(ids), po = out(N * C); // [N, C] f32
+          const idv = new Int32Array(rt.memory.buffer, pi, N);
+          const o = new Float32Array(rt.memory.buffer, po, N * C);
+          for (let n = 0; n < N; n++) {
+            const id = idv[n]!;
+            if (id < 0 || id >= V) o.fill(NaN, n * C, n * C + C);
+            else halfToFloat32(host.subarray(id * C, id * C + C), dtype as HalfDType, o.subarray(n * C, n * C + C));
+          }
+          return take(po);
+        });
+      }
+      // a half table (frozen) in the wasm memory: rows converted to f32 as they are gathered
       return call(() => {
         const pw = at(w), pi = at(ids), po = out(N * C); // [N, C] f32
         rt.run('gatherRowsHalf', threadsFor(ELEMENTWISE_FLOP * N * C), { w: pw, ids: pi, out: po, N, V, C, kind });
