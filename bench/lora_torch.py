@@ -40,7 +40,7 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 
 
 class LoraModel(llama_ref.LlamaRef):
-    def __init__(self, cfg, params, r, alpha, lora):
+    def __init__(self, cfg, params, r, alpha, lora, targets=TARGETS):
         super().__init__(cfg, params, dtype=torch.float32, precision="f64")
         self.scaling = alpha / r
         self.adapters = {}
@@ -50,7 +50,7 @@ class LoraModel(llama_ref.LlamaRef):
             shapes = llama_ref.param_shapes(cfg)
             for n in llama_ref.param_names(cfg):
                 mod = n[: -len(".weight")]
-                if n.endswith(".weight") and mod.split(".")[-1] in TARGETS:
+                if n.endswith(".weight") and mod.split(".")[-1] in targets:
                     out_f, in_f = shapes[n]
                     a = ((torch.rand(r, in_f) * 2 - 1) / in_f ** 0.5).requires_grad_(True)
                     b = torch.zeros(out_f, r).requires_grad_(True)
@@ -87,6 +87,7 @@ def main():
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--r", type=int, default=16)
     ap.add_argument("--shape", choices=sorted(SHAPES), default="smollm2-135m")
+    ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated module names (default: every Linear but the head)")
     o = ap.parse_args()
     torch.set_num_threads(o.threads)
     torch.manual_seed(0)
@@ -97,7 +98,7 @@ def main():
     for n in params:
         if n.endswith("norm.weight"):
             params[n] = torch.ones(params[n].shape)
-    model = LoraModel(cfg, params, o.r, 2 * o.r, o.mode == "lora")
+    model = LoraModel(cfg, params, o.r, 2 * o.r, o.mode == "lora", tuple(o.targets.split(",")))
     del params
     train = model.trainable()
     opt = torch.optim.AdamW(train, lr=1e-4)
@@ -129,7 +130,7 @@ def main():
     total = sum(t.numel() for t in model.params.values()) + (trainable if o.mode == "lora" else 0)
     print(json.dumps({"system": "pytorch " + torch.__version__, "shape": o.shape, "buildSeconds": round(t_load, 1), "mode": o.mode, "threads": o.threads, "batch": o.batch, "seq": o.seq,
                       "r": o.r if o.mode == "lora" else None, "trainableParams": trainable, "totalParams": total,
-                      "tokPerSec": round(o.batch * o.seq / (ms / 1000), 1), "stepMs": [round(t * 1000) for t in times],
+                      "targets": o.targets, "tokPerSec": round(o.batch * o.seq / (ms / 1000), 1), "stepMs": [round(t * 1000) for t in times],
                       "peakRssMB": peak_rss_mb(), "loss": last}))
 
 
