@@ -559,7 +559,7 @@ async function loraParity(be: Backend): Promise<void> {
   const want = parseSafetensors(readFileSync(join(dir, 'reference.safetensors'))).tensors;
   const batch = parseSafetensors(readFileSync(join(base, 'reference.safetensors'))).tensors;
   const t = (k: string) => { const r = batch.get(k)!; return tensor(r.data, r.shape, 'int32', be); };
-  const peft = await PeftModel.fromPretrained(await loadPretrained(base, { backend: be }), dir);
+  const peft = await PeftModel.fromPretrained(await loadPretrained(base, { backend: be }), dir, { isTrainable: true }); // gradients: PEFT's is_trainable
   for (const fusedLoss of [false, true]) {
     peft.zeroGrad();
     const { loss } = peft.forward(t('input_ids'), { attentionMask: t('attention_mask'), labels: t('labels'), fusedLoss });
