@@ -13,6 +13,7 @@ import { type Backend, type KernelTable, registerBackend } from '../../core/back
 import { refKernels } from '../ref/kernels.js';
 import { getRuntime, makeBackend } from '../wasm/index.js';
 import { type GemmHook, wasmKernels } from '../wasm/kernels.js';
+import { bRowBlock } from '../wasm/kernels/context.js';
 import { defaultThreads, type HostGemm, wasmAvailable, type WasmRuntime } from '../wasm/runtime.js';
 import { type Blas, type FindBlasOptions, findBlas } from './blas.js';
 
@@ -123,10 +124,7 @@ function blasGemms(rt: WasmRuntime, blas: Blas, blasThreads: number, parMinFlop:
         const rows = Math.min(nb, rowsAll - r0);
         rt.run('halfToF32', 1,
           { src: g.b + r0 * g.ldb * 2, srcStride: g.ldb, dst: scratch, rows, cols: rowLen, kind: g.bHalf });
-        const sub = g.transB
-          ? { N: rows, c: g.c + r0 * 4, acc: g.acc }
-          : { K: rows, a: g.a + (g.transA ? r0 * g.lda : r0) * 4, acc: r0 > 0 ? 1 : g.acc };
-        hook({ ...g, ...sub, b: scratch, ldb: rowLen, bHalf: 0 }, nth);
+        hook({ ...g, ...bRowBlock(g, r0, rows), b: scratch, ldb: rowLen, bHalf: 0 }, nth);
       }
     } finally {
       rt.blocks.free(scratch);

@@ -98,6 +98,16 @@ export function kernelContext(rt: WasmRuntime, gemmHook?: GemmHook): KernelConte
   };
 }
 
+/**
+ * The GEMM over stored rows [r0, r0 + rows) of B alone: Bᵀ stored [N, K] gives a block of C's columns; B stored
+ * [K, N] a block of depths, added into C after the first. (Set `b`/`ldb` to where the block is.)
+ */
+export function bRowBlock(g: ArgsOf<'gemm'>, r0: number, rows: number): Partial<ArgsOf<'gemm'>> {
+  return g.transB
+    ? { N: rows, c: g.c + r0 * 4, acc: g.acc }
+    : { K: rows, a: g.a + (g.transA ? r0 * g.lda : r0) * 4, acc: r0 > 0 ? 1 : g.acc };
+}
+
 /** Elements of a host half B copied into the wasm memory at a time (8 MiB). */
 const HOST_B_BLOCK = 1 << 22;
 let hostBBlock = HOST_B_BLOCK;
@@ -124,10 +134,7 @@ function gemmHostB(rt: WasmRuntime, g: ArgsOf<'gemm'>, hostB: Uint16Array, run: 
       const rows = Math.min(nb, rowsAll - r0);
       const from = g.b + r0 * g.ldb;
       new Uint16Array(rt.memory.buffer, tmp, rows * g.ldb).set(hostB.subarray(from, from + rows * g.ldb));
-      const sub = g.transB
-        ? { N: rows, c: g.c + r0 * 4, acc: g.acc }
-        : { K: rows, a: g.a + (g.transA ? r0 * g.lda : r0) * 4, acc: r0 > 0 ? 1 : g.acc };
-      run({ ...g, ...sub, b: tmp });
+      run({ ...g, ...bRowBlock(g, r0, rows), b: tmp });
     }
   } finally {
     rt.blocks.free(tmp);
